@@ -1,0 +1,1 @@
+//! Attribute macros of tokengate (placeholder until the attributes land).

@@ -1,0 +1,249 @@
+//! Classification: which kind of token a string is, in Clerk's order, without verifying it.
+//!
+//! 1. `mt_…`, or a JWT whose `sub` starts with `mch_` → [`TokenType::M2mToken`];
+//! 2. `oat_…`, or a JWT whose header `typ` is `at+jwt` / `application/at+jwt` →
+//!    [`TokenType::OAuthToken`];
+//! 3. `ak_…` → [`TokenType::ApiKey`];
+//! 4. any other JWT → [`TokenType::SessionToken`].
+//!
+//! Anything else cannot be a session token (those are always JWTs): it is an opaque OAuth
+//! token when an introspection verifier is configured, and malformed otherwise.
+//!
+//! ```
+//! use tokengate_runtime::classify::{Classifier, TokenFormat};
+//! use tokengate_runtime::TokenType;
+//!
+//! let classifier = Classifier::default();
+//! let c = classifier.classify("ak_0123456789abcdef").unwrap();
+//! assert_eq!((c.token_type(), c.format()), (TokenType::ApiKey, TokenFormat::Opaque));
+//! assert!(classifier.classify("not-a-token").is_err());
+//! ```
+
+use std::borrow::Cow;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::rejection::{InvalidReason, Rejection};
+use crate::token::TokenType;
+
+/// How a token is encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenFormat {
+    /// A compact JWS (`header.payload.signature`).
+    Jwt,
+    /// An opaque string (API keys, `mt_`/`oat_` tokens, introspected OAuth tokens).
+    Opaque,
+}
+
+/// The result of classifying a token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Classified {
+    token_type: TokenType,
+    format: TokenFormat,
+}
+
+impl Classified {
+    /// The token's type.
+    pub fn token_type(self) -> TokenType {
+        self.token_type
+    }
+
+    /// The token's format.
+    pub fn format(self) -> TokenFormat {
+        self.format
+    }
+}
+
+/// The prefixes that mark opaque tokens. Clerk's are the default.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prefixes {
+    /// API keys (default `ak_`).
+    pub api_key: Cow<'static, str>,
+    /// Opaque M2M tokens (default `mt_`).
+    pub m2m_token: Cow<'static, str>,
+    /// Opaque OAuth access tokens (default `oat_`).
+    pub oauth_token: Cow<'static, str>,
+}
+
+impl Default for Prefixes {
+    fn default() -> Self {
+        Prefixes {
+            api_key: Cow::Borrowed("ak_"),
+            m2m_token: Cow::Borrowed("mt_"),
+            oauth_token: Cow::Borrowed("oat_"),
+        }
+    }
+}
+
+/// Decides a token's type from its shape alone.
+#[derive(Clone, Debug, Default)]
+pub struct Classifier {
+    prefixes: Prefixes,
+    opaque_oauth: bool,
+}
+
+/// The subject prefix of Clerk machines: a JWT whose `sub` starts with it is an M2M token.
+pub const MACHINE_SUBJECT_PREFIX: &str = "mch_";
+
+impl Classifier {
+    /// A classifier with the given prefixes.
+    pub fn new(prefixes: Prefixes) -> Self {
+        Classifier {
+            prefixes,
+            opaque_oauth: false,
+        }
+    }
+
+    /// Whether unprefixed opaque tokens are OAuth access tokens (set when an introspection
+    /// verifier is configured).
+    #[must_use]
+    pub fn with_opaque_oauth(mut self, enabled: bool) -> Self {
+        self.opaque_oauth = enabled;
+        self
+    }
+
+    /// The configured prefixes.
+    pub fn prefixes(&self) -> &Prefixes {
+        &self.prefixes
+    }
+
+    /// Classifies `token`. Fails with `invalid_token` (`malformed-token`) for a JWT-shaped
+    /// string whose header or payload does not decode, or an unprefixed opaque string when
+    /// opaque OAuth tokens are not enabled.
+    pub fn classify(&self, token: &str) -> Result<Classified, Rejection> {
+        let opaque = |token_type| {
+            Ok(Classified {
+                token_type,
+                format: TokenFormat::Opaque,
+            })
+        };
+        let p = &self.prefixes;
+        if token.starts_with(&*p.m2m_token) {
+            return opaque(TokenType::M2mToken);
+        }
+        if token.starts_with(&*p.oauth_token) {
+            return opaque(TokenType::OAuthToken);
+        }
+        if token.starts_with(&*p.api_key) {
+            return opaque(TokenType::ApiKey);
+        }
+        let mut parts = token.split('.');
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(header), Some(payload), Some(_signature), None) => {
+                let token_type = classify_jwt(header, payload)?;
+                Ok(Classified {
+                    token_type,
+                    format: TokenFormat::Jwt,
+                })
+            }
+            _ if self.opaque_oauth && !token.contains('.') => opaque(TokenType::OAuthToken),
+            _ => Err(Rejection::InvalidToken(InvalidReason::Malformed)),
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct PeekHeader<'a> {
+    #[serde(borrow, default)]
+    typ: Option<Cow<'a, str>>,
+}
+
+#[derive(serde::Deserialize)]
+struct PeekClaims {
+    #[serde(default)]
+    sub: Option<serde_json::Value>,
+}
+
+/// Decodes just enough of a JWT to classify it: the header's `typ` and the payload's `sub`.
+fn classify_jwt(header: &str, payload: &str) -> Result<TokenType, Rejection> {
+    let malformed = || Rejection::InvalidToken(InvalidReason::Malformed);
+    // serde accepts a JSON array for a struct; a JOSE header and a claims set are objects.
+    let is_object = |json: &[u8]| json.trim_ascii_start().first() == Some(&b'{');
+    let header = URL_SAFE_NO_PAD.decode(header).map_err(|_| malformed())?;
+    let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| malformed())?;
+    if !is_object(&header) || !is_object(&payload) {
+        return Err(malformed());
+    }
+    let header: PeekHeader<'_> = serde_json::from_slice(&header).map_err(|_| malformed())?;
+    let claims: PeekClaims = serde_json::from_slice(&payload).map_err(|_| malformed())?;
+    let machine = matches!(&claims.sub, Some(serde_json::Value::String(s)) if s.starts_with(MACHINE_SUBJECT_PREFIX));
+    if machine {
+        return Ok(TokenType::M2mToken);
+    }
+    match header.typ.as_deref() {
+        Some(typ) if is_access_token_typ(typ) => Ok(TokenType::OAuthToken),
+        _ => Ok(TokenType::SessionToken),
+    }
+}
+
+/// Whether a JWT `typ` marks an RFC 9068 access token (`at+jwt`, `application/at+jwt`).
+pub fn is_access_token_typ(typ: &str) -> bool {
+    typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwt(header: &str, payload: &str) -> String {
+        format!(
+            "{}.{}.c2ln",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(payload)
+        )
+    }
+
+    fn class(token: &str) -> Result<TokenType, Rejection> {
+        Classifier::default().classify(token).map(Classified::token_type)
+    }
+
+    #[test]
+    fn prefixes_in_clerks_order() {
+        assert_eq!(class("mt_abc").unwrap(), TokenType::M2mToken);
+        assert_eq!(class("oat_abc").unwrap(), TokenType::OAuthToken);
+        assert_eq!(class("ak_abc").unwrap(), TokenType::ApiKey);
+    }
+
+    #[test]
+    fn jwts_by_subject_then_typ() {
+        let session = jwt(r#"{"alg":"RS256","typ":"JWT"}"#, r#"{"sub":"user_1"}"#);
+        assert_eq!(class(&session).unwrap(), TokenType::SessionToken);
+        let oauth = jwt(r#"{"alg":"RS256","typ":"at+jwt"}"#, r#"{"sub":"user_1"}"#);
+        assert_eq!(class(&oauth).unwrap(), TokenType::OAuthToken);
+        let oauth = jwt(r#"{"alg":"RS256","typ":"application/at+jwt"}"#, r#"{}"#);
+        assert_eq!(class(&oauth).unwrap(), TokenType::OAuthToken);
+        // A machine subject wins over the access-token typ, as in Clerk's SDK.
+        let m2m = jwt(r#"{"alg":"RS256","typ":"at+jwt"}"#, r#"{"sub":"mch_1"}"#);
+        assert_eq!(class(&m2m).unwrap(), TokenType::M2mToken);
+        let numeric_sub = jwt(r#"{"alg":"RS256"}"#, r#"{"sub":5}"#);
+        assert_eq!(class(&numeric_sub).unwrap(), TokenType::SessionToken);
+    }
+
+    #[test]
+    fn malformed_jwts_and_opaque_strings() {
+        let bad = Rejection::InvalidToken(InvalidReason::Malformed);
+        assert_eq!(class("abc.def.ghi").unwrap_err(), bad);
+        assert_eq!(class(&jwt("not json", "{}")).unwrap_err(), bad);
+        assert_eq!(class(&jwt("{}", "[1]")).unwrap_err(), bad);
+        assert_eq!(class(&jwt("{}", r#"{"sub":"a","sub":"mch_b"}"#)).unwrap_err(), bad);
+        assert_eq!(class("a.b.c.d").unwrap_err(), bad);
+        assert_eq!(class("opaque-token").unwrap_err(), bad);
+        let introspecting = Classifier::default().with_opaque_oauth(true);
+        assert_eq!(
+            introspecting.classify("opaque-token").unwrap().token_type(),
+            TokenType::OAuthToken
+        );
+        assert_eq!(introspecting.classify("a.b.c.d").unwrap_err(), bad);
+    }
+
+    #[test]
+    fn prefixes_are_configurable() {
+        let c = Classifier::new(Prefixes {
+            api_key: "key_".into(),
+            ..Prefixes::default()
+        });
+        assert_eq!(c.classify("key_1").unwrap().token_type(), TokenType::ApiKey);
+        assert!(c.classify("ak_1").is_err());
+    }
+}

@@ -1,0 +1,267 @@
+//! Extraction: finding the bearer token in a request, and rejecting malformed ones early.
+//!
+//! The `Authorization: Bearer <token>` header wins; the `__session` cookie is read only when
+//! the route accepts session tokens. A header over [`MAX_HEADER_BYTES`], a token outside
+//! RFC 6750's `b64token` alphabet, two `Authorization` headers or a scheme without a
+//! credential are rejected here, before any other step looks at the token.
+//!
+//! ```
+//! use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
+//! use tokengate_runtime::extract::{extract, TokenSource};
+//!
+//! let mut headers = HeaderMap::new();
+//! headers.insert(AUTHORIZATION, HeaderValue::from_static("bearer ak_abc"));
+//! let found = extract(&headers, true).unwrap().unwrap();
+//! assert_eq!(found.token(), "ak_abc");
+//! assert_eq!(found.source(), TokenSource::Header);
+//! ```
+
+use std::fmt;
+
+use http::{HeaderMap, header};
+
+use crate::rejection::{InvalidRequest, Rejection};
+
+/// The largest `Authorization` header (or `__session` cookie value) looked at, in bytes.
+pub const MAX_HEADER_BYTES: usize = 8 * 1024;
+
+/// The cookie Clerk keeps session tokens in.
+pub const SESSION_COOKIE: &str = "__session";
+
+/// Where a token was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenSource {
+    /// `Authorization: Bearer …`.
+    Header,
+    /// The `__session` cookie.
+    Cookie,
+}
+
+/// A token found in a request. Its `Debug` output never shows the token.
+#[derive(Clone, Copy)]
+pub struct Presented<'a> {
+    token: &'a str,
+    source: TokenSource,
+}
+
+impl<'a> Presented<'a> {
+    /// The token itself. Never log it.
+    pub fn token(&self) -> &'a str {
+        self.token
+    }
+
+    /// Where it was found.
+    pub fn source(&self) -> TokenSource {
+        self.source
+    }
+}
+
+impl fmt::Debug for Presented<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Presented")
+            .field("token", &format_args!("<redacted, {} bytes>", self.token.len()))
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+/// Finds the bearer token of a request.
+///
+/// `Ok(None)` means no credentials at all (a `401` without an error code). A request that
+/// sends a non-Bearer `Authorization` scheme has no bearer credentials either; the cookie is
+/// then still consulted when `session_cookie` is true.
+pub fn extract(headers: &HeaderMap, session_cookie: bool) -> Result<Option<Presented<'_>>, Rejection> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    if let Some(value) = values.next() {
+        if values.next().is_some() {
+            return Err(Rejection::InvalidRequest(InvalidRequest::MultipleAuthorizationHeaders));
+        }
+        if let Some(token) = bearer(value.as_bytes())? {
+            return Ok(Some(Presented {
+                token,
+                source: TokenSource::Header,
+            }));
+        }
+    }
+    if session_cookie {
+        return session_from_cookies(headers);
+    }
+    Ok(None)
+}
+
+/// Parses one `Authorization` value: `Ok(None)` for another scheme.
+fn bearer(value: &[u8]) -> Result<Option<&str>, Rejection> {
+    if value.len() > MAX_HEADER_BYTES {
+        return Err(Rejection::InvalidRequest(InvalidRequest::HeaderTooLarge));
+    }
+    let Ok(value) = std::str::from_utf8(value) else {
+        return Err(Rejection::InvalidRequest(InvalidRequest::MalformedAuthorization));
+    };
+    if !value.is_ascii() {
+        return Err(Rejection::InvalidRequest(InvalidRequest::MalformedAuthorization));
+    }
+    let (scheme, rest) = match value.split_once(' ') {
+        Some((scheme, rest)) => (scheme, Some(rest)),
+        None => (value, None),
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        // Another scheme (Basic, Digest, …) carries no bearer credentials: RFC 6750 §3.1.
+        return Ok(None);
+    }
+    match rest {
+        None | Some("") => Err(Rejection::InvalidRequest(InvalidRequest::MissingBearerToken)),
+        Some(token) if is_b64token(token) => Ok(Some(token)),
+        Some(_) => Err(Rejection::InvalidRequest(InvalidRequest::MalformedAuthorization)),
+    }
+}
+
+fn session_from_cookies(headers: &HeaderMap) -> Result<Option<Presented<'_>>, Rejection> {
+    for value in headers.get_all(header::COOKIE) {
+        let bytes = value.as_bytes();
+        for pair in bytes.split(|b| *b == b';') {
+            let pair = pair.trim_ascii();
+            let Some(rest) = pair.strip_prefix(SESSION_COOKIE.as_bytes()) else {
+                continue;
+            };
+            let Some(raw) = rest.strip_prefix(b"=") else {
+                continue;
+            };
+            if raw.len() > MAX_HEADER_BYTES {
+                return Err(Rejection::InvalidRequest(InvalidRequest::HeaderTooLarge));
+            }
+            let raw = raw
+                .strip_prefix(b"\"")
+                .and_then(|r| r.strip_suffix(b"\""))
+                .unwrap_or(raw);
+            if raw.is_empty() {
+                continue;
+            }
+            return match std::str::from_utf8(raw) {
+                Ok(token) if is_b64token(token) => Ok(Some(Presented {
+                    token,
+                    source: TokenSource::Cookie,
+                })),
+                _ => Err(Rejection::InvalidRequest(InvalidRequest::MalformedCookie)),
+            };
+        }
+    }
+    Ok(None)
+}
+
+/// RFC 6750 §2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+pub fn is_b64token(token: &str) -> bool {
+    let bytes = token.as_bytes();
+    let body_len = bytes.len() - bytes.iter().rev().take_while(|b| **b == b'=').count();
+    body_len > 0
+        && bytes[..body_len]
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    fn with_auth(values: &[&[u8]]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append(header::AUTHORIZATION, HeaderValue::from_bytes(v).unwrap());
+        }
+        headers
+    }
+
+    fn reason(headers: &HeaderMap) -> InvalidRequest {
+        match extract(headers, true) {
+            Err(Rejection::InvalidRequest(r)) => r,
+            other => panic!("expected invalid_request, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+            let h = with_auth(&[format!("{scheme} ak_1").as_bytes()]);
+            assert_eq!(extract(&h, false).unwrap().unwrap().token(), "ak_1");
+        }
+    }
+
+    #[test]
+    fn malformed_headers_are_invalid_requests() {
+        assert_eq!(reason(&with_auth(&[b"Bearer"])), InvalidRequest::MissingBearerToken);
+        assert_eq!(reason(&with_auth(&[b"Bearer "])), InvalidRequest::MissingBearerToken);
+        assert_eq!(
+            reason(&with_auth(&[b"Bearer  ak_1"])),
+            InvalidRequest::MalformedAuthorization
+        );
+        assert_eq!(
+            reason(&with_auth(&[b"Bearer a b"])),
+            InvalidRequest::MalformedAuthorization
+        );
+        assert_eq!(
+            reason(&with_auth(&[b"Bearer ak_\"1"])),
+            InvalidRequest::MalformedAuthorization
+        );
+        assert_eq!(
+            reason(&with_auth(&[b"Bearer \xc3\xa9t\xc3\xa9"])),
+            InvalidRequest::MalformedAuthorization
+        );
+        assert_eq!(
+            reason(&with_auth(&[b"Bearer =abc"])),
+            InvalidRequest::MalformedAuthorization
+        );
+        assert_eq!(
+            reason(&with_auth(&[b"Bearer a", b"Bearer b"])),
+            InvalidRequest::MultipleAuthorizationHeaders
+        );
+        let big = format!("Bearer {}", "a".repeat(9 * 1024));
+        assert_eq!(reason(&with_auth(&[big.as_bytes()])), InvalidRequest::HeaderTooLarge);
+    }
+
+    #[test]
+    fn padding_and_b64_alphabet_accepted() {
+        let h = with_auth(&[b"Bearer ab+/c-._~d=="]);
+        assert_eq!(extract(&h, false).unwrap().unwrap().token(), "ab+/c-._~d==");
+    }
+
+    #[test]
+    fn other_schemes_carry_no_bearer_credentials() {
+        let h = with_auth(&[b"Basic dXNlcjpwYXNz"]);
+        assert!(extract(&h, false).unwrap().is_none());
+    }
+
+    #[test]
+    fn header_wins_over_cookie_and_cookie_only_when_asked() {
+        let mut h = with_auth(&[b"Bearer from_header"]);
+        h.insert(header::COOKIE, HeaderValue::from_static("a=b; __session=from_cookie"));
+        let p = extract(&h, true).unwrap().unwrap();
+        assert_eq!((p.token(), p.source()), ("from_header", TokenSource::Header));
+
+        h.remove(header::AUTHORIZATION);
+        let p = extract(&h, true).unwrap().unwrap();
+        assert_eq!((p.token(), p.source()), ("from_cookie", TokenSource::Cookie));
+        assert!(extract(&h, false).unwrap().is_none());
+    }
+
+    #[test]
+    fn cookie_name_must_match_exactly() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("__session_other=x; __sessionx=y"),
+        );
+        assert!(extract(&h, true).unwrap().is_none());
+        h.insert(header::COOKIE, HeaderValue::from_static("__session=bad value"));
+        assert_eq!(reason(&h), InvalidRequest::MalformedCookie);
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let h = with_auth(&[b"Bearer ak_supersecret"]);
+        let p = extract(&h, false).unwrap().unwrap();
+        let dbg = format!("{p:?}");
+        assert!(!dbg.contains("supersecret"), "{dbg}");
+    }
+}

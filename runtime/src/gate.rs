@@ -1,0 +1,286 @@
+//! The [`TokenGate`]: verifiers per token type, configured once, and the evaluation of a
+//! policy for a request: extract → classify → check the type → verify → check requirements.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use tokengate_runtime::{TokenGate, TokenType, verifier::StaticVerifier};
+//!
+//! let gate = TokenGate::builder()
+//!     .verifier(TokenType::ApiKey, Arc::new(StaticVerifier::new()))
+//!     .realm("example")
+//!     .build()
+//!     .unwrap();
+//! assert!(gate.has_verifier(TokenType::ApiKey));
+//! assert!(!gate.has_verifier(TokenType::SessionToken));
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+
+use axum::response::Response;
+use http::{Extensions, HeaderMap};
+
+use crate::auth::Auth;
+use crate::classify::{Classifier, Prefixes};
+use crate::extract::{TokenSource, extract};
+use crate::policy::Policy;
+use crate::rejection::{DEFAULT_REALM, InvalidReason, Rejection, is_valid_realm};
+use crate::token::{TokenType, TokenTypes};
+use crate::verifier::{Credential, Verifier};
+
+type Responder = dyn Fn(&Rejection) -> Option<Response> + Send + Sync;
+
+struct Inner {
+    classifier: Classifier,
+    verifiers: [Option<Arc<dyn Verifier>>; 4],
+    realm: String,
+    responder: Option<Arc<Responder>>,
+}
+
+/// Verifiers per token type and the rules to run them. Cheap to clone; put it in your
+/// router state (it must be reachable with `FromRef`) or in a [`PolicyLayer`](crate::PolicyLayer).
+#[derive(Clone)]
+pub struct TokenGate(Arc<Inner>);
+
+impl fmt::Debug for TokenGate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verifiers: Vec<(TokenType, &'static str)> = TokenType::ALL
+            .into_iter()
+            .filter_map(|t| self.0.verifiers[t.index()].as_ref().map(|v| (t, v.name())))
+            .collect();
+        f.debug_struct("TokenGate")
+            .field("verifiers", &verifiers)
+            .field("realm", &self.0.realm)
+            .field("prefixes", self.0.classifier.prefixes())
+            .finish()
+    }
+}
+
+/// A configuration the [`TokenGateBuilder`] refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The realm cannot be sent in a header.
+    #[error(
+        "realm {0:?} contains characters not allowed in WWW-Authenticate (`\"`, `\\` or control characters); use printable ASCII"
+    )]
+    InvalidRealm(String),
+    /// Two token types share a prefix, or a prefix is empty.
+    #[error(
+        "token prefixes must be non-empty and distinct (got api_key={api_key:?}, m2m_token={m2m_token:?}, oauth_token={oauth_token:?})"
+    )]
+    InvalidPrefixes {
+        /// API key prefix.
+        api_key: String,
+        /// M2M prefix.
+        m2m_token: String,
+        /// OAuth prefix.
+        oauth_token: String,
+    },
+    /// Routes accept token types that have no verifier.
+    #[error("{0}")]
+    MissingVerifiers(String),
+}
+
+/// Builds a [`TokenGate`].
+#[must_use]
+pub struct TokenGateBuilder {
+    prefixes: Prefixes,
+    opaque_oauth: bool,
+    verifiers: [Option<Arc<dyn Verifier>>; 4],
+    realm: String,
+    responder: Option<Arc<Responder>>,
+}
+
+impl TokenGate {
+    /// Starts a configuration with Clerk's prefixes and no verifier.
+    pub fn builder() -> TokenGateBuilder {
+        TokenGateBuilder {
+            prefixes: Prefixes::default(),
+            opaque_oauth: false,
+            verifiers: [None, None, None, None],
+            realm: DEFAULT_REALM.to_owned(),
+            responder: None,
+        }
+    }
+
+    /// Whether a verifier is configured for `token_type`.
+    pub fn has_verifier(&self, token_type: TokenType) -> bool {
+        self.0.verifiers[token_type.index()].is_some()
+    }
+
+    /// The types that have a verifier.
+    pub fn verified_types(&self) -> TokenTypes {
+        TokenType::ALL.into_iter().filter(|t| self.has_verifier(*t)).collect()
+    }
+
+    /// The realm sent in `WWW-Authenticate`.
+    pub fn realm(&self) -> &str {
+        &self.0.realm
+    }
+
+    /// Checks that every type `policy` names has a verifier. `any` is satisfied by the
+    /// types that have one.
+    pub fn check_policy(&self, policy: &Policy) -> Result<(), TokenTypes> {
+        if policy.accepts().is_any() {
+            return Ok(());
+        }
+        let missing: TokenTypes = policy.accepts().iter().filter(|t| !self.has_verifier(*t)).collect();
+        if missing.is_empty() { Ok(()) } else { Err(missing) }
+    }
+
+    /// Runs `policy` for a request: the verified caller, or why it is refused.
+    ///
+    /// When an outer [`PolicyLayer`](crate::PolicyLayer) already verified the token, the
+    /// [`Auth`] it left in `extensions` is checked against `policy` without verifying again.
+    pub async fn authorize(
+        &self,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+        policy: &Policy,
+    ) -> Result<Auth, Rejection> {
+        let result = self.authorize_inner(headers, extensions, policy).await;
+        if let Err(rejection) = &result {
+            tracing::debug!(target: "tokengate", reason = rejection.reason(), status = rejection.status().as_u16(), "request rejected");
+        }
+        result
+    }
+
+    async fn authorize_inner(
+        &self,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+        policy: &Policy,
+    ) -> Result<Auth, Rejection> {
+        if let Some(auth) = extensions.get::<Auth>() {
+            policy.check(auth)?;
+            return Ok(auth.clone());
+        }
+        let accepts = policy.accepts();
+        let presented =
+            extract(headers, accepts.contains(TokenType::SessionToken))?.ok_or(Rejection::MissingCredentials)?;
+        let classified = self.0.classifier.classify(presented.token())?;
+        let token_type = classified.token_type();
+        if presented.source() == TokenSource::Cookie && token_type != TokenType::SessionToken {
+            return Err(Rejection::InvalidToken(InvalidReason::MachineTokenInCookie));
+        }
+        let not_accepted = Rejection::TokenTypeNotAccepted {
+            presented: token_type,
+            accepted: accepts,
+        };
+        if !accepts.contains(token_type) {
+            return Err(not_accepted);
+        }
+        let Some(verifier) = &self.0.verifiers[token_type.index()] else {
+            if accepts.is_any() {
+                return Err(not_accepted);
+            }
+            tracing::error!(
+                target: "tokengate",
+                %token_type,
+                "a route accepts {token_type} but the TokenGate has no verifier for it; \
+                 configure one with TokenGateBuilder::verifier"
+            );
+            return Err(Rejection::Misconfigured("no verifier for an accepted token type"));
+        };
+        let credential = Credential::new(presented.token(), token_type, classified.format(), presented.source());
+        let auth = verifier
+            .verify(credential)
+            .await
+            .map_err(|e| e.into_rejection(token_type))?;
+        if auth.token_type != token_type {
+            tracing::error!(
+                target: "tokengate",
+                expected = %token_type,
+                returned = %auth.token_type,
+                verifier = verifier.name(),
+                "a verifier returned an identity of another token type; refusing it"
+            );
+            return Err(Rejection::Misconfigured("verifier returned the wrong token type"));
+        }
+        policy.check(&auth)?;
+        Ok(auth)
+    }
+
+    /// Renders a rejection: the configured responder's response, or the RFC 6750 default.
+    pub fn render(&self, rejection: Rejection) -> Response {
+        if let Some(responder) = &self.0.responder
+            && let Some(response) = responder(&rejection)
+        {
+            return response;
+        }
+        rejection.into_response_with_realm(&self.0.realm)
+    }
+}
+
+impl TokenGateBuilder {
+    /// Sets the verifier for `token_type`, replacing any earlier one.
+    pub fn verifier(mut self, token_type: TokenType, verifier: Arc<dyn Verifier>) -> Self {
+        self.verifiers[token_type.index()] = Some(verifier);
+        self
+    }
+
+    /// Sets one verifier for several token types (e.g. one JWT verifier for sessions and
+    /// M2M JWTs).
+    pub fn verifier_for(mut self, types: TokenTypes, verifier: Arc<dyn Verifier>) -> Self {
+        for t in types.iter() {
+            self.verifiers[t.index()] = Some(Arc::clone(&verifier));
+        }
+        self
+    }
+
+    /// Treats unprefixed opaque tokens as OAuth access tokens (for an introspection
+    /// verifier; authorization servers other than Clerk issue them without `oat_`).
+    pub fn opaque_oauth_tokens(mut self, enabled: bool) -> Self {
+        self.opaque_oauth = enabled;
+        self
+    }
+
+    /// Replaces Clerk's token prefixes.
+    pub fn prefixes(mut self, prefixes: Prefixes) -> Self {
+        self.prefixes = prefixes;
+        self
+    }
+
+    /// The realm in `WWW-Authenticate` (default `api`).
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = realm.into();
+        self
+    }
+
+    /// Replaces the response for some rejections: return `Some` to replace, `None` to
+    /// keep the default.
+    pub fn on_rejection<F>(mut self, responder: F) -> Self
+    where
+        F: Fn(&Rejection) -> Option<Response> + Send + Sync + 'static,
+    {
+        self.responder = Some(Arc::new(responder));
+        self
+    }
+
+    /// Checks the configuration and builds the gate.
+    pub fn build(self) -> Result<TokenGate, ConfigError> {
+        if !is_valid_realm(&self.realm) {
+            return Err(ConfigError::InvalidRealm(self.realm));
+        }
+        let p = &self.prefixes;
+        let all = [&*p.api_key, &*p.m2m_token, &*p.oauth_token];
+        let overlapping = all
+            .iter()
+            .enumerate()
+            .any(|(i, a)| all.iter().skip(i + 1).any(|b| a.starts_with(b) || b.starts_with(a)));
+        if all.iter().any(|s| s.is_empty()) || overlapping {
+            return Err(ConfigError::InvalidPrefixes {
+                api_key: p.api_key.to_string(),
+                m2m_token: p.m2m_token.to_string(),
+                oauth_token: p.oauth_token.to_string(),
+            });
+        }
+        Ok(TokenGate(Arc::new(Inner {
+            classifier: Classifier::new(self.prefixes).with_opaque_oauth(self.opaque_oauth),
+            verifiers: self.verifiers,
+            realm: self.realm,
+            responder: self.responder,
+        })))
+    }
+}

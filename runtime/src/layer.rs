@@ -1,0 +1,145 @@
+//! Route-group policies: a tower layer that applies a policy to every route below it, the
+//! analogue of `clerkMiddleware` route protection.
+//!
+//! It composes with handler attributes: the layer verifies the token once and leaves the
+//! [`Auth`](crate::Auth) in the request; a handler's own policy is then checked against it
+//! without verifying again. Both must pass.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use axum::{Router, routing::get};
+//! use tokengate_runtime::{Policy, PolicyLayer, TokenGate, TokenType, TokenTypes, verifier::StaticVerifier};
+//!
+//! let gate = TokenGate::builder()
+//!     .verifier(TokenType::ApiKey, Arc::new(StaticVerifier::new()))
+//!     .build()
+//!     .unwrap();
+//! let admin: Router = Router::new()
+//!     .route("/stats", get(|| async { "ok" }))
+//!     .layer(PolicyLayer::new(gate, Policy::accepting(TokenTypes::EMPTY.with(TokenType::ApiKey))));
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::response::Response;
+use http::Request;
+use tower::{Layer, Service};
+
+use crate::gate::TokenGate;
+use crate::policy::Policy;
+
+/// Applies a policy to every request that reaches the wrapped service.
+#[derive(Clone, Debug)]
+pub struct PolicyLayer {
+    gate: TokenGate,
+    policy: Arc<Policy>,
+}
+
+impl PolicyLayer {
+    /// A layer enforcing `policy` with `gate`'s verifiers.
+    pub fn new(gate: TokenGate, policy: Policy) -> PolicyLayer {
+        PolicyLayer {
+            gate,
+            policy: Arc::new(policy),
+        }
+    }
+
+    /// The enforced policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+}
+
+impl<S> Layer<S> for PolicyLayer {
+    type Service = PolicyService<S>;
+
+    fn layer(&self, inner: S) -> PolicyService<S> {
+        PolicyService {
+            inner,
+            gate: self.gate.clone(),
+            policy: Arc::clone(&self.policy),
+        }
+    }
+}
+
+/// The service [`PolicyLayer`] produces.
+#[derive(Clone, Debug)]
+pub struct PolicyService<S> {
+    inner: S,
+    gate: TokenGate,
+    policy: Arc<Policy>,
+}
+
+impl<S> PolicyService<S> {
+    /// A reference to the inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// A mutable reference to the inner service.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// The response future of [`PolicyService`].
+pub struct ResponseFuture<E> {
+    inner: Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>,
+}
+
+impl<E> Future for ResponseFuture<E> {
+    type Output = Result<Response, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+impl<E> std::fmt::Debug for ResponseFuture<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResponseFuture")
+    }
+}
+
+impl<S, B> Service<Request<B>> for PolicyService<S>
+where
+    S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        // Take the service that was driven to readiness; leave a fresh clone in its place.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let gate = self.gate.clone();
+        let policy = Arc::clone(&self.policy);
+        ResponseFuture {
+            inner: Box::pin(async move {
+                let (mut parts, body) = request.into_parts();
+                match gate.authorize(&parts.headers, &parts.extensions, &policy).await {
+                    Ok(auth) => {
+                        parts.extensions.insert(auth);
+                        inner.call(Request::from_parts(parts, body)).await
+                    }
+                    Err(rejection) => Ok(gate.render(rejection)),
+                }
+            }),
+        }
+    }
+}

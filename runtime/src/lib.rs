@@ -1,0 +1,49 @@
+//! The runtime of tokengate: declarative bearer-token policies for axum.
+//!
+//! A request goes through five steps, each cheaper than the next:
+//!
+//! 1. [`extract`]: find the token (`Authorization: Bearer`, or the `__session` cookie);
+//! 2. [`classify`]: decide its type from its shape (Clerk's order);
+//! 3. refuse a type the route does not accept — before any verifier runs;
+//! 4. [`verifier`]: verify it with the verifier configured for its type;
+//! 5. [`policy`]: check scopes, roles and permissions.
+//!
+//! The [`TokenGate`] holds the configuration; [`Guard`] (what the attributes generate) and
+//! [`PolicyLayer`] run it; [`Auth`] hands the result to the handler; [`Rejection`]s become
+//! RFC 6750 responses.
+//!
+//! Most users depend on the `tokengate` facade crate and write `#[accepts_token(...)]`.
+
+pub mod auth;
+pub mod classify;
+pub mod extract;
+pub mod gate;
+pub mod guard;
+pub mod layer;
+pub mod policy;
+pub mod registry;
+pub mod rejection;
+pub mod token;
+pub mod verifier;
+
+pub use auth::{Auth, AuthInfo};
+pub use gate::{ConfigError, TokenGate, TokenGateBuilder};
+pub use guard::{Guard, PolicySource};
+pub use layer::{PolicyLayer, PolicyService};
+pub use policy::{Match, Policy, Requirement, RequirementKind};
+pub use rejection::Rejection;
+pub use token::{TokenType, TokenTypes};
+pub use verifier::{Credential, StaticVerifier, Verifier, VerifyError};
+
+/// What the attributes' generated code refers to. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use std::borrow::Cow;
+
+    pub use inventory;
+
+    pub use crate::guard::{Guard, PolicySource};
+    pub use crate::policy::{Match, Policy, Requirement, RequirementKind};
+    pub use crate::registry::{HandlerRecord, HandlerStatus, type_id_of};
+    pub use crate::token::{TokenType, TokenTypes};
+}

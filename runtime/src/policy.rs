@@ -1,0 +1,397 @@
+//! Policies: which token types a route accepts, and what the verified token must carry.
+//!
+//! A policy is built once — the attributes build it as a `static` — and evaluated per
+//! request after verification. Requirements combine with AND; each one is all-of or any-of
+//! over its values, and may be limited to some token types (the seed's POST route: API keys
+//! need `write:users`, session tokens pass).
+//!
+//! ```
+//! use std::borrow::Cow;
+//! use tokengate_runtime::policy::{Match, Policy, Requirement, RequirementKind};
+//! use tokengate_runtime::{TokenType, TokenTypes};
+//!
+//! const ACCEPTS: TokenTypes = TokenTypes::from_slice(&[TokenType::SessionToken, TokenType::ApiKey]);
+//! static SCOPES: [Cow<'static, str>; 1] = [Cow::Borrowed("write:users")];
+//! static REQUIREMENTS: [Requirement; 1] = [Requirement::from_parts(
+//!     RequirementKind::Scope,
+//!     Match::All,
+//!     &SCOPES,
+//!     TokenTypes::EMPTY.with(TokenType::ApiKey),
+//! )];
+//! static POLICY: Policy = Policy::from_parts(ACCEPTS, &REQUIREMENTS);
+//! assert!(POLICY.accepts().contains(TokenType::SessionToken));
+//! ```
+
+use std::borrow::Cow;
+use std::fmt;
+
+use crate::auth::AuthInfo;
+use crate::rejection::{Forbidden, Rejection};
+use crate::token::{TokenType, TokenTypes};
+
+/// What a requirement looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequirementKind {
+    /// OAuth-style scopes carried by machine tokens (`write:users`).
+    Scope,
+    /// The organization role of a session (`org:admin`).
+    Role,
+    /// An organization permission of a session (`org:invoices:create`).
+    Permission,
+}
+
+impl RequirementKind {
+    /// `scope`, `role` or `permission`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RequirementKind::Scope => "scope",
+            RequirementKind::Role => "role",
+            RequirementKind::Permission => "permission",
+        }
+    }
+}
+
+/// How the values of a requirement combine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Match {
+    /// Every value is needed.
+    All,
+    /// One value is enough.
+    Any,
+}
+
+/// One requirement of a policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Requirement {
+    kind: RequirementKind,
+    matching: Match,
+    values: Cow<'static, [Cow<'static, str>]>,
+    applies_to: TokenTypes,
+}
+
+impl Requirement {
+    /// A requirement from its parts, in `const` context (used by the attributes).
+    /// An empty `applies_to` means every token type the policy accepts.
+    pub const fn from_parts(
+        kind: RequirementKind,
+        matching: Match,
+        values: &'static [Cow<'static, str>],
+        applies_to: TokenTypes,
+    ) -> Requirement {
+        Requirement {
+            kind,
+            matching,
+            values: Cow::Borrowed(values),
+            applies_to,
+        }
+    }
+
+    /// A requirement built at run time. Values are checked like the attributes check them.
+    pub fn new<I, V>(kind: RequirementKind, matching: Match, values: I) -> Result<Requirement, PolicyError>
+    where
+        I: IntoIterator<Item = V>,
+        V: Into<String>,
+    {
+        let values: Vec<Cow<'static, str>> = values.into_iter().map(|v| Cow::Owned(v.into())).collect();
+        if values.is_empty() {
+            return Err(PolicyError(format!(
+                "a {} requirement needs at least one value",
+                kind.as_str()
+            )));
+        }
+        for v in &values {
+            validate_value(kind, v).map_err(PolicyError)?;
+        }
+        Ok(Requirement {
+            kind,
+            matching,
+            values: Cow::Owned(values),
+            applies_to: TokenTypes::EMPTY,
+        })
+    }
+
+    /// Limits the requirement to some token types; others pass it.
+    #[must_use]
+    pub fn only_for(mut self, types: TokenTypes) -> Requirement {
+        self.applies_to = types;
+        self
+    }
+
+    /// What the requirement looks at.
+    pub fn kind(&self) -> RequirementKind {
+        self.kind
+    }
+
+    /// All-of or any-of.
+    pub fn matching(&self) -> Match {
+        self.matching
+    }
+
+    /// The required values.
+    pub fn values(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.values.iter().map(|v| &**v)
+    }
+
+    /// The token types it is limited to; empty means all the policy accepts.
+    pub fn applies_to(&self) -> TokenTypes {
+        self.applies_to
+    }
+
+    /// Whether the requirement applies to a token of `token_type`.
+    pub fn applies(&self, token_type: TokenType) -> bool {
+        self.applies_to.is_empty() || self.applies_to.contains(token_type)
+    }
+
+    fn check(&self, auth: &AuthInfo) -> Result<(), Rejection> {
+        if !self.applies(auth.token_type) {
+            return Ok(());
+        }
+        let held: &[String] = match self.kind {
+            RequirementKind::Scope => &auth.scopes,
+            RequirementKind::Role | RequirementKind::Permission if auth.org_id.is_none() => {
+                return Err(self.forbidden(Vec::new(), "no-active-organization"));
+            }
+            RequirementKind::Role => std::slice::from_ref(auth.org_role.as_ref().unwrap_or(&EMPTY)),
+            RequirementKind::Permission => &auth.org_permissions,
+        };
+        let has = |v: &str| held.iter().any(|h| h == v);
+        let missing: Vec<Cow<'static, str>> = match self.matching {
+            Match::All => self.values.iter().filter(|v| !has(v)).cloned().collect(),
+            Match::Any if self.values.iter().any(|v| has(v)) => Vec::new(),
+            Match::Any => self.values.to_vec(),
+        };
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            let reason = match self.kind {
+                RequirementKind::Scope => "insufficient-scope",
+                RequirementKind::Role => "missing-role",
+                RequirementKind::Permission => "missing-permission",
+            };
+            Err(self.forbidden(missing, reason))
+        }
+    }
+
+    fn forbidden(&self, missing: Vec<Cow<'static, str>>, reason: &'static str) -> Rejection {
+        Rejection::Forbidden(Forbidden {
+            kind: self.kind,
+            matching: self.matching,
+            required: self.values.to_vec(),
+            missing,
+            reason,
+        })
+    }
+}
+
+static EMPTY: String = String::new();
+
+impl fmt::Display for Requirement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let joiner = match self.matching {
+            Match::All => " and ",
+            Match::Any => " or ",
+        };
+        write!(f, "{} ", self.kind.as_str())?;
+        for (i, v) in self.values.iter().enumerate() {
+            if i > 0 {
+                f.write_str(joiner)?;
+            }
+            write!(f, "`{v}`")?;
+        }
+        if !self.applies_to.is_empty() {
+            write!(f, " (for {})", self.applies_to)?;
+        }
+        Ok(())
+    }
+}
+
+/// A route's policy: the token types it accepts and the requirements the token must meet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    accepts: TokenTypes,
+    requirements: Cow<'static, [Requirement]>,
+}
+
+impl Policy {
+    /// A policy from its parts, in `const` context (used by the attributes).
+    pub const fn from_parts(accepts: TokenTypes, requirements: &'static [Requirement]) -> Policy {
+        Policy {
+            accepts,
+            requirements: Cow::Borrowed(requirements),
+        }
+    }
+
+    /// A policy accepting `accepts`, with no requirement yet.
+    pub const fn accepting(accepts: TokenTypes) -> Policy {
+        Policy::from_parts(accepts, &[])
+    }
+
+    /// Adds a requirement (run-time construction, e.g. for a group layer).
+    #[must_use]
+    pub fn require(mut self, requirement: Requirement) -> Policy {
+        self.requirements.to_mut().push(requirement);
+        self
+    }
+
+    /// The accepted token types.
+    pub fn accepts(&self) -> TokenTypes {
+        self.accepts
+    }
+
+    /// The requirements, all of which must hold.
+    pub fn requirements(&self) -> &[Requirement] {
+        &self.requirements
+    }
+
+    /// Checks a verified token against the requirements (the type was checked before).
+    pub fn check(&self, auth: &AuthInfo) -> Result<(), Rejection> {
+        if !self.accepts.contains(auth.token_type) {
+            return Err(Rejection::TokenTypeNotAccepted {
+                presented: auth.token_type,
+                accepted: self.accepts,
+            });
+        }
+        self.requirements.iter().try_for_each(|r| r.check(auth))
+    }
+}
+
+/// A policy built at run time was not valid.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid tokengate policy: {0}")]
+pub struct PolicyError(pub(crate) String);
+
+/// Checks one requirement value; the error says what is wrong and how to fix it.
+/// The attributes apply the same rules at compile time.
+pub fn validate_value(kind: RequirementKind, value: &str) -> Result<(), String> {
+    match kind {
+        RequirementKind::Scope => validate_scope(value),
+        RequirementKind::Role => {
+            let rest = value.strip_prefix("org:").filter(|r| is_key_part(r));
+            match rest {
+                Some(_) => Ok(()),
+                None => Err(format!(
+                    "role `{value}` is not of the form `org:<role>` (e.g. `org:admin`)"
+                )),
+            }
+        }
+        RequirementKind::Permission => {
+            let parts: Vec<&str> = value.split(':').collect();
+            match parts.as_slice() {
+                ["org", feature, action] if is_key_part(feature) && is_key_part(action) => Ok(()),
+                _ => Err(format!(
+                    "permission `{value}` is not of the form `org:<feature>:<action>` (e.g. `org:invoices:create`)"
+                )),
+            }
+        }
+    }
+}
+
+fn is_key_part(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+}
+
+/// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
+pub fn validate_scope(scope: &str) -> Result<(), String> {
+    if scope.is_empty() {
+        return Err("a scope cannot be empty".to_owned());
+    }
+    match scope.chars().find(|c| !is_scope_char(*c)) {
+        None => Ok(()),
+        Some(c) => Err(format!(
+            "scope `{}` contains {}, which RFC 6749 does not allow in a scope; use printable ASCII without spaces, `\"` or `\\`",
+            scope.escape_debug(),
+            match c {
+                ' ' => "a space".to_owned(),
+                '"' => "`\"`".to_owned(),
+                '\\' => "`\\`".to_owned(),
+                c if c.is_control() => "a control character".to_owned(),
+                c => format!("`{c}`"),
+            }
+        )),
+    }
+}
+
+fn is_scope_char(c: char) -> bool {
+    matches!(c, '\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth(token_type: TokenType, scopes: &[&str]) -> AuthInfo {
+        let mut a = AuthInfo::new(token_type);
+        a.scopes = scopes.iter().map(|s| s.to_string()).collect();
+        a
+    }
+
+    fn scopes(matching: Match, values: &[&str]) -> Requirement {
+        Requirement::new(RequirementKind::Scope, matching, values.iter().copied()).unwrap()
+    }
+
+    #[test]
+    fn all_of_names_every_missing_scope() {
+        let p = Policy::accepting(TokenTypes::ANY).require(scopes(Match::All, &["a", "b", "c"]));
+        assert!(p.check(&auth(TokenType::ApiKey, &["a", "b", "c"])).is_ok());
+        match p.check(&auth(TokenType::ApiKey, &["b"])) {
+            Err(Rejection::Forbidden(f)) => assert_eq!(f.missing, vec!["a", "c"]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn any_of_needs_one() {
+        let p = Policy::accepting(TokenTypes::ANY).require(scopes(Match::Any, &["read", "admin"]));
+        assert!(p.check(&auth(TokenType::ApiKey, &["admin"])).is_ok());
+        assert!(p.check(&auth(TokenType::ApiKey, &["write"])).is_err());
+    }
+
+    #[test]
+    fn limited_requirement_lets_other_types_pass() {
+        let p = Policy::accepting(TokenTypes::ANY)
+            .require(scopes(Match::All, &["write:users"]).only_for(TokenTypes::EMPTY.with(TokenType::ApiKey)));
+        assert!(p.check(&auth(TokenType::SessionToken, &[])).is_ok());
+        assert!(p.check(&auth(TokenType::ApiKey, &[])).is_err());
+        assert!(p.check(&auth(TokenType::ApiKey, &["write:users"])).is_ok());
+    }
+
+    #[test]
+    fn type_not_accepted_is_rejected_even_after_verification() {
+        let p = Policy::accepting(TokenTypes::EMPTY.with(TokenType::ApiKey));
+        assert!(matches!(
+            p.check(&auth(TokenType::M2mToken, &[])),
+            Err(Rejection::TokenTypeNotAccepted { .. })
+        ));
+    }
+
+    #[test]
+    fn roles_and_permissions_need_an_organization() {
+        let p = Policy::accepting(TokenTypes::DEFAULT)
+            .require(Requirement::new(RequirementKind::Role, Match::Any, ["org:admin"]).unwrap());
+        let mut a = auth(TokenType::SessionToken, &[]);
+        match p.check(&a) {
+            Err(Rejection::Forbidden(f)) => assert_eq!(f.reason, "no-active-organization"),
+            other => panic!("{other:?}"),
+        }
+        a.org_id = Some("org_1".into());
+        a.org_role = Some("org:member".into());
+        assert!(p.check(&a).is_err());
+        a.org_role = Some("org:admin".into());
+        assert!(p.check(&a).is_ok());
+    }
+
+    #[test]
+    fn value_validation() {
+        assert!(validate_scope("write:users").is_ok());
+        for bad in ["", "a b", "a\"b", "a\\b", "a\nb", "é"] {
+            assert!(validate_scope(bad).is_err(), "{bad:?}");
+        }
+        assert!(validate_value(RequirementKind::Role, "org:admin").is_ok());
+        assert!(validate_value(RequirementKind::Role, "admin").is_err());
+        assert!(validate_value(RequirementKind::Permission, "org:invoices:create").is_ok());
+        assert!(validate_value(RequirementKind::Permission, "org:invoices").is_err());
+        assert!(Requirement::new(RequirementKind::Scope, Match::All, Vec::<String>::new()).is_err());
+    }
+}

@@ -1,0 +1,421 @@
+//! Rejections: every way a request can fail the guard, rendered as RFC 6750 responses.
+//!
+//! | rejection | status | `WWW-Authenticate` |
+//! |---|---|---|
+//! | no credentials | 401 | `Bearer realm="…"` (no error code, RFC 6750 §3.1) |
+//! | bad, expired, revoked, unverifiable or not-accepted token | 401 | `error="invalid_token"` |
+//! | missing scope, role or permission | 403 | `error="insufficient_scope"`, `scope="…"` |
+//! | malformed request | 400 | `error="invalid_request"` |
+//! | verifier backend unreachable | 503 + `Retry-After` | — |
+//! | server misconfiguration | 500 | — |
+//!
+//! Bodies are JSON: `{"error": "Unauthorized", "reason": "<stable-reason>", "message": "…"}`.
+//! The token never appears in a body, a header or a log line: every text here is fixed or
+//! comes from the route's own policy.
+//!
+//! ```
+//! use axum::response::IntoResponse;
+//! use tokengate_runtime::{Rejection, rejection::InvalidReason};
+//!
+//! let response = Rejection::InvalidToken(InvalidReason::Expired).into_response();
+//! assert_eq!(response.status(), 401);
+//! ```
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::Duration;
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+
+use crate::policy::{Match, RequirementKind};
+use crate::token::{TokenType, TokenTypes};
+
+/// Why a request was malformed (`400 invalid_request`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidRequest {
+    /// More than one `Authorization` header.
+    MultipleAuthorizationHeaders,
+    /// `Bearer` without a token.
+    MissingBearerToken,
+    /// Not `Bearer <b64token>`: extra spaces, bytes outside RFC 6750's token alphabet…
+    MalformedAuthorization,
+    /// The `__session` cookie holds bytes outside RFC 6750's token alphabet.
+    MalformedCookie,
+    /// The `Authorization` header or the cookie is over 8 KiB.
+    HeaderTooLarge,
+}
+
+impl InvalidRequest {
+    /// The stable machine-readable reason.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            InvalidRequest::MultipleAuthorizationHeaders => "multiple-authorization-headers",
+            InvalidRequest::MissingBearerToken => "missing-bearer-token",
+            InvalidRequest::MalformedAuthorization => "malformed-authorization-header",
+            InvalidRequest::MalformedCookie => "malformed-session-cookie",
+            InvalidRequest::HeaderTooLarge => "authorization-too-large",
+        }
+    }
+
+    const fn message(self) -> &'static str {
+        match self {
+            InvalidRequest::MultipleAuthorizationHeaders => "send exactly one Authorization header",
+            InvalidRequest::MissingBearerToken => "the Authorization header says Bearer but carries no token",
+            InvalidRequest::MalformedAuthorization => {
+                "the Authorization header must be `Bearer <token>`, one space, token characters only"
+            }
+            InvalidRequest::MalformedCookie => "the __session cookie does not hold a token",
+            InvalidRequest::HeaderTooLarge => "the credentials are larger than 8 KiB",
+        }
+    }
+}
+
+/// Why a token was refused (`401 invalid_token`). Stable, never echoes the token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum InvalidReason {
+    /// Not a well-formed token of any kind.
+    Malformed,
+    /// `exp` passed.
+    Expired,
+    /// `nbf` in the future.
+    NotYetValid,
+    /// `iat` in the future.
+    IssuedInFuture,
+    /// The signature does not verify.
+    BadSignature,
+    /// No key with the token's `kid`.
+    UnknownKey,
+    /// The algorithm is not allowed for this verifier or key.
+    DisallowedAlgorithm,
+    /// Wrong `typ`, or a token of one kind presented as another.
+    WrongType,
+    /// `iss` missing or not the configured issuer.
+    WrongIssuer,
+    /// `aud` missing or not the configured audience.
+    WrongAudience,
+    /// `azp` missing or not an authorized party.
+    WrongAuthorizedParty,
+    /// A required claim is missing or of the wrong type.
+    InvalidClaims,
+    /// A critical header extension (`crit`) that is not understood.
+    UnsupportedCritical,
+    /// The token is revoked.
+    Revoked,
+    /// The token is not known to the issuer.
+    UnknownToken,
+    /// The checksum of an API key or M2M token does not match: a typo or a forgery.
+    BadChecksum,
+    /// Introspection answered `active: false`.
+    Inactive,
+    /// A machine token was sent in the `__session` cookie.
+    MachineTokenInCookie,
+}
+
+impl InvalidReason {
+    /// The stable machine-readable reason.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            InvalidReason::Malformed => "malformed-token",
+            InvalidReason::Expired => "token-expired",
+            InvalidReason::NotYetValid => "token-not-yet-valid",
+            InvalidReason::IssuedInFuture => "token-issued-in-future",
+            InvalidReason::BadSignature => "bad-signature",
+            InvalidReason::UnknownKey => "unknown-key",
+            InvalidReason::DisallowedAlgorithm => "disallowed-algorithm",
+            InvalidReason::WrongType => "wrong-token-type",
+            InvalidReason::WrongIssuer => "wrong-issuer",
+            InvalidReason::WrongAudience => "wrong-audience",
+            InvalidReason::WrongAuthorizedParty => "wrong-authorized-party",
+            InvalidReason::InvalidClaims => "invalid-claims",
+            InvalidReason::UnsupportedCritical => "unsupported-critical-header",
+            InvalidReason::Revoked => "token-revoked",
+            InvalidReason::UnknownToken => "unknown-token",
+            InvalidReason::BadChecksum => "bad-checksum",
+            InvalidReason::Inactive => "token-inactive",
+            InvalidReason::MachineTokenInCookie => "machine-token-in-cookie",
+        }
+    }
+
+    const fn message(self) -> &'static str {
+        match self {
+            InvalidReason::Malformed => "the token is not well formed",
+            InvalidReason::Expired => "the token has expired",
+            InvalidReason::NotYetValid => "the token is not valid yet",
+            InvalidReason::IssuedInFuture => "the token was issued in the future",
+            InvalidReason::BadSignature => "the token signature is invalid",
+            InvalidReason::UnknownKey => "the token was signed with an unknown key",
+            InvalidReason::DisallowedAlgorithm => "the token algorithm is not allowed",
+            InvalidReason::WrongType => "the token is not of the expected type",
+            InvalidReason::WrongIssuer => "the token issuer is not accepted",
+            InvalidReason::WrongAudience => "the token audience is not accepted",
+            InvalidReason::WrongAuthorizedParty => "the token authorized party is not accepted",
+            InvalidReason::InvalidClaims => "the token claims are invalid",
+            InvalidReason::UnsupportedCritical => "the token has unsupported critical headers",
+            InvalidReason::Revoked => "the token has been revoked",
+            InvalidReason::UnknownToken => "the token is not known",
+            InvalidReason::BadChecksum => "the token checksum is invalid",
+            InvalidReason::Inactive => "the token is not active",
+            InvalidReason::MachineTokenInCookie => "machine tokens must be sent in the Authorization header",
+        }
+    }
+}
+
+impl fmt::Display for InvalidReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A verified token lacks what the route requires (`403 insufficient_scope`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Forbidden {
+    /// Scope, role or permission.
+    pub kind: RequirementKind,
+    /// All-of or any-of.
+    pub matching: Match,
+    /// What the requirement asks for.
+    pub required: Vec<Cow<'static, str>>,
+    /// What the token lacks (for any-of: all of them).
+    pub missing: Vec<Cow<'static, str>>,
+    /// A stable reason: `insufficient-scope`, `missing-role`, `missing-permission`,
+    /// `no-active-organization`, `condition-failed`.
+    pub reason: &'static str,
+}
+
+/// Every way the guard can refuse a request.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// No bearer token at all.
+    #[error("no credentials")]
+    MissingCredentials,
+    /// The request is malformed.
+    #[error("invalid request: {}", .0.as_str())]
+    InvalidRequest(InvalidRequest),
+    /// The token is not valid.
+    #[error("invalid token: {0}")]
+    InvalidToken(InvalidReason),
+    /// The token is of a type the route does not accept (checked before any verification).
+    #[error("token type {presented} is not accepted (accepted: {accepted})")]
+    TokenTypeNotAccepted {
+        /// The presented token's type.
+        presented: TokenType,
+        /// The types the route accepts.
+        accepted: TokenTypes,
+    },
+    /// The token lacks a scope, role or permission.
+    #[error("forbidden: {}", .0.reason)]
+    Forbidden(Forbidden),
+    /// The verifier's backend (database, JWKS, introspection, Clerk) cannot answer.
+    #[error("verifier unavailable")]
+    Unavailable {
+        /// When to retry, sent as `Retry-After`.
+        retry_after: Option<Duration>,
+    },
+    /// The server is misconfigured (logged with details; the client sees a 500).
+    #[error("misconfigured: {0}")]
+    Misconfigured(&'static str),
+}
+
+/// The realm used when none is configured.
+pub const DEFAULT_REALM: &str = "api";
+
+impl Rejection {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Rejection::MissingCredentials | Rejection::InvalidToken(_) | Rejection::TokenTypeNotAccepted { .. } => {
+                StatusCode::UNAUTHORIZED
+            }
+            Rejection::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Rejection::Forbidden(_) => StatusCode::FORBIDDEN,
+            Rejection::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::Misconfigured(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine-readable reason carried in the body's `reason` field.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Rejection::MissingCredentials => "missing-credentials",
+            Rejection::InvalidRequest(r) => r.as_str(),
+            Rejection::InvalidToken(r) => r.as_str(),
+            Rejection::TokenTypeNotAccepted { .. } => "token-type-mismatch",
+            Rejection::Forbidden(f) => f.reason,
+            Rejection::Unavailable { .. } => "verifier-unavailable",
+            Rejection::Misconfigured(_) => "server-misconfigured",
+        }
+    }
+
+    /// The RFC 6750 error code, if the rejection has one.
+    pub fn error_code(&self) -> Option<&'static str> {
+        match self {
+            Rejection::MissingCredentials | Rejection::Unavailable { .. } | Rejection::Misconfigured(_) => None,
+            Rejection::InvalidRequest(_) => Some("invalid_request"),
+            Rejection::InvalidToken(_) | Rejection::TokenTypeNotAccepted { .. } => Some("invalid_token"),
+            Rejection::Forbidden(_) => Some("insufficient_scope"),
+        }
+    }
+
+    fn message(&self) -> Cow<'static, str> {
+        match self {
+            Rejection::MissingCredentials => "send a token in the Authorization header: `Bearer <token>`".into(),
+            Rejection::InvalidRequest(r) => r.message().into(),
+            Rejection::InvalidToken(r) => r.message().into(),
+            Rejection::TokenTypeNotAccepted { presented, accepted } => {
+                format!("this route does not accept {presented}; it accepts {accepted}").into()
+            }
+            Rejection::Forbidden(f) if f.reason == "no-active-organization" => format!(
+                "this route needs a {} in an active organization; select one",
+                f.kind.as_str()
+            )
+            .into(),
+            Rejection::Forbidden(f) => {
+                let list = f.missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>();
+                let (kind, joiner) = match f.matching {
+                    Match::All => (f.kind.as_str(), " and "),
+                    Match::Any => (f.kind.as_str(), " or "),
+                };
+                format!("this route needs the {kind} {}", list.join(joiner)).into()
+            }
+            Rejection::Unavailable { .. } => "the token could not be verified right now; retry later".into(),
+            Rejection::Misconfigured(_) => "the server is misconfigured; see its logs".into(),
+        }
+    }
+
+    /// Renders the rejection with `realm` in `WWW-Authenticate`. `realm` must hold only
+    /// RFC 6750 quoted-string characters (the [`TokenGate`](crate::TokenGate) builder checks).
+    pub fn into_response_with_realm(self, realm: &str) -> Response {
+        let status = self.status();
+        let error = match status {
+            StatusCode::BAD_REQUEST => "Bad Request",
+            StatusCode::FORBIDDEN => "Forbidden",
+            StatusCode::SERVICE_UNAVAILABLE => "Service Unavailable",
+            StatusCode::INTERNAL_SERVER_ERROR => "Internal Server Error",
+            _ => "Unauthorized",
+        };
+        let mut body = serde_json::json!({
+            "error": error,
+            "reason": self.reason(),
+            "message": self.message(),
+        });
+        match &self {
+            Rejection::TokenTypeNotAccepted { accepted, .. } => {
+                body["accepted"] = serde_json::json!(accepted);
+            }
+            Rejection::Forbidden(f) => {
+                body[format!("missing_{}s", f.kind.as_str())] = serde_json::json!(f.missing);
+                body[format!("required_{}s", f.kind.as_str())] = serde_json::json!(f.required);
+            }
+            _ => {}
+        }
+        let mut response = (status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        if matches!(
+            status,
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::BAD_REQUEST
+        ) {
+            let mut challenge = format!("Bearer realm=\"{realm}\"");
+            if let Some(code) = self.error_code() {
+                challenge.push_str(&format!(", error=\"{code}\""));
+                let description = self.description();
+                challenge.push_str(&format!(", error_description=\"{description}\""));
+            }
+            if let Rejection::Forbidden(f) = &self
+                && f.kind == RequirementKind::Scope
+            {
+                challenge.push_str(&format!(", scope=\"{}\"", f.required.join(" ")));
+            }
+            // Every part is a fixed string, a configured realm or a validated scope; the
+            // fallback only guards against a future mistake.
+            let value = HeaderValue::from_str(&challenge).unwrap_or(HeaderValue::from_static("Bearer"));
+            headers.insert(header::WWW_AUTHENTICATE, value);
+        }
+        if let Rejection::Unavailable { retry_after } = &self {
+            let secs = retry_after.map_or(5, |d| d.as_secs().max(1));
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response.extensions_mut().insert(self);
+        response
+    }
+
+    /// The `error_description`: a fixed string from RFC 6750's allowed characters.
+    fn description(&self) -> &'static str {
+        match self {
+            Rejection::InvalidRequest(r) => r.as_str(),
+            Rejection::InvalidToken(r) => r.as_str(),
+            Rejection::TokenTypeNotAccepted { .. } => "token-type-mismatch",
+            Rejection::Forbidden(f) => f.reason,
+            _ => "",
+        }
+    }
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        self.into_response_with_realm(DEFAULT_REALM)
+    }
+}
+
+/// Whether `realm` can go in a quoted string of `WWW-Authenticate` (RFC 6750 §3).
+pub fn is_valid_realm(realm: &str) -> bool {
+    realm
+        .bytes()
+        .all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn challenge(r: Rejection) -> String {
+        r.into_response()
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn missing_credentials_has_no_error_code() {
+        assert_eq!(challenge(Rejection::MissingCredentials), "Bearer realm=\"api\"");
+    }
+
+    #[test]
+    fn insufficient_scope_names_the_scope() {
+        let r = Rejection::Forbidden(Forbidden {
+            kind: RequirementKind::Scope,
+            matching: Match::All,
+            required: vec!["write:users".into(), "read:users".into()],
+            missing: vec!["write:users".into()],
+            reason: "insufficient-scope",
+        });
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            challenge(r),
+            "Bearer realm=\"api\", error=\"insufficient_scope\", error_description=\"insufficient-scope\", scope=\"write:users read:users\""
+        );
+    }
+
+    #[test]
+    fn unavailable_has_retry_after() {
+        let r = Rejection::Unavailable {
+            retry_after: Some(Duration::from_secs(30)),
+        }
+        .into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "30");
+        assert!(r.headers().get(header::WWW_AUTHENTICATE).is_none());
+    }
+
+    #[test]
+    fn realm_validation() {
+        assert!(is_valid_realm("my api"));
+        assert!(!is_valid_realm("a\"b"));
+        assert!(!is_valid_realm("a\r\nX-Injected: 1"));
+    }
+}

@@ -1,0 +1,229 @@
+//! Verification: the [`Verifier`] trait each token type's verifier implements, and a static
+//! in-memory verifier for tests and examples.
+//!
+//! A verifier receives a [`Credential`] whose type was already checked against the route's
+//! policy, and answers with the verified [`Auth`] or a [`VerifyError`]. An unreachable
+//! backend is [`VerifyError::Unavailable`] (a `503`), never an invalid token.
+//!
+//! ```
+//! use tokengate_runtime::verifier::{Credential, StaticVerifier, Verifier};
+//! use tokengate_runtime::{AuthInfo, TokenType};
+//!
+//! # tokio_test_block_on(async {
+//! let mut info = AuthInfo::new(TokenType::ApiKey);
+//! info.subject = Some("user_1".into());
+//! let verifier = StaticVerifier::new().with_token("ak_demo", info);
+//! let auth = verifier.verify(Credential::new_for_tests("ak_demo", TokenType::ApiKey)).await.unwrap();
+//! assert_eq!(auth.subject.as_deref(), Some("user_1"));
+//! assert_eq!(verifier.calls(), 1);
+//! # });
+//! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+//! # }
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crate::auth::{Auth, AuthInfo};
+use crate::classify::TokenFormat;
+use crate::extract::TokenSource;
+use crate::rejection::{InvalidReason, Rejection};
+use crate::token::TokenType;
+
+/// A token handed to a verifier, already extracted and classified. `Debug` redacts it.
+#[derive(Clone, Copy)]
+pub struct Credential<'a> {
+    token: &'a str,
+    token_type: TokenType,
+    format: TokenFormat,
+    source: TokenSource,
+}
+
+impl<'a> Credential<'a> {
+    pub(crate) fn new(token: &'a str, token_type: TokenType, format: TokenFormat, source: TokenSource) -> Self {
+        Credential {
+            token,
+            token_type,
+            format,
+            source,
+        }
+    }
+
+    /// A header credential, for calling a verifier directly in tests and benchmarks.
+    pub fn new_for_tests(token: &'a str, token_type: TokenType) -> Self {
+        let format = if token.matches('.').count() == 2 {
+            TokenFormat::Jwt
+        } else {
+            TokenFormat::Opaque
+        };
+        Credential::new(token, token_type, format, TokenSource::Header)
+    }
+
+    /// The token. Never log it.
+    pub fn token(&self) -> &'a str {
+        self.token
+    }
+
+    /// Its type, as classified.
+    pub fn token_type(&self) -> TokenType {
+        self.token_type
+    }
+
+    /// JWT or opaque.
+    pub fn format(&self) -> TokenFormat {
+        self.format
+    }
+
+    /// Header or cookie.
+    pub fn source(&self) -> TokenSource {
+        self.source
+    }
+}
+
+impl fmt::Debug for Credential<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credential")
+            .field("token", &format_args!("<redacted>"))
+            .field("token_type", &self.token_type)
+            .field("format", &self.format)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+/// Why verification failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The token is not valid (`401 invalid_token`).
+    #[error("invalid token: {0}")]
+    Invalid(InvalidReason),
+    /// The backend cannot answer (`503` with `Retry-After`). `detail` is logged, never sent.
+    #[error("verifier backend unavailable: {detail}")]
+    Unavailable {
+        /// When the client may retry.
+        retry_after: Option<Duration>,
+        /// What failed, for the logs. Must not contain the token.
+        detail: String,
+    },
+    /// The verifier is misconfigured (a bad secret key…): logged loudly, `503` to the caller.
+    #[error("verifier misconfigured: {0}")]
+    Misconfigured(String),
+}
+
+impl VerifyError {
+    /// An unavailable backend with a detail for the logs.
+    pub fn unavailable(detail: impl Into<String>) -> VerifyError {
+        VerifyError::Unavailable {
+            retry_after: None,
+            detail: detail.into(),
+        }
+    }
+
+    pub(crate) fn into_rejection(self, token_type: TokenType) -> Rejection {
+        match self {
+            VerifyError::Invalid(reason) => Rejection::InvalidToken(reason),
+            VerifyError::Unavailable { retry_after, detail } => {
+                tracing::warn!(target: "tokengate", %token_type, %detail, "verifier backend unavailable");
+                Rejection::Unavailable { retry_after }
+            }
+            VerifyError::Misconfigured(detail) => {
+                tracing::error!(target: "tokengate", %token_type, %detail, "verifier misconfigured; fix the configuration");
+                Rejection::Unavailable { retry_after: None }
+            }
+        }
+    }
+}
+
+impl From<InvalidReason> for VerifyError {
+    fn from(reason: InvalidReason) -> Self {
+        VerifyError::Invalid(reason)
+    }
+}
+
+/// The future a verifier returns.
+pub type VerifyFuture<'a> = Pin<Box<dyn Future<Output = Result<Auth, VerifyError>> + Send + 'a>>;
+
+/// Verifies tokens of one or more types. Configured once in a [`TokenGate`](crate::TokenGate).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a tokengate verifier",
+    note = "implement `tokengate::Verifier` for it, or use one of the verifiers tokengate ships"
+)]
+pub trait Verifier: Send + Sync + 'static {
+    /// Verifies `credential`. Must not log the token.
+    fn verify<'a>(&'a self, credential: Credential<'a>) -> VerifyFuture<'a>;
+
+    /// A short name for logs and the route report (`"jwt"`, `"api-key-store"`…).
+    fn name(&self) -> &'static str {
+        "custom"
+    }
+}
+
+impl<V: Verifier + ?Sized> Verifier for Arc<V> {
+    fn verify<'a>(&'a self, credential: Credential<'a>) -> VerifyFuture<'a> {
+        (**self).verify(credential)
+    }
+
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+}
+
+/// A verifier with a fixed table of tokens, for tests and examples. Counts its calls, so a
+/// test can prove a request never reached it. Not for production: tokens live in memory.
+#[derive(Default)]
+pub struct StaticVerifier {
+    tokens: HashMap<String, Auth>,
+    calls: AtomicUsize,
+}
+
+impl StaticVerifier {
+    /// An empty table.
+    pub fn new() -> StaticVerifier {
+        StaticVerifier::default()
+    }
+
+    /// Adds a token and what it verifies to. The info's `token_type` must match the type
+    /// the token classifies as.
+    #[must_use]
+    pub fn with_token(mut self, token: impl Into<String>, info: AuthInfo) -> StaticVerifier {
+        self.tokens.insert(token.into(), Auth::new(info.with_derived_ids()));
+        self
+    }
+
+    /// How many times `verify` was called.
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::Relaxed)
+    }
+}
+
+impl fmt::Debug for StaticVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StaticVerifier")
+            .field("tokens", &self.tokens.len())
+            .field("calls", &self.calls())
+            .finish()
+    }
+}
+
+impl Verifier for StaticVerifier {
+    fn verify<'a>(&'a self, credential: Credential<'a>) -> VerifyFuture<'a> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let result = self
+            .tokens
+            .get(credential.token())
+            .cloned()
+            .ok_or(VerifyError::Invalid(InvalidReason::UnknownToken));
+        Box::pin(std::future::ready(result))
+    }
+
+    fn name(&self) -> &'static str {
+        "static"
+    }
+}
