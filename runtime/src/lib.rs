@@ -23,6 +23,8 @@ pub mod layer;
 pub mod policy;
 pub mod registry;
 pub mod rejection;
+pub mod report;
+pub mod routing;
 pub mod token;
 pub mod verifier;
 
