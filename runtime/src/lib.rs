@@ -44,8 +44,11 @@ pub mod __private {
 
     pub use inventory;
 
-    pub use crate::guard::{Guard, PolicySource};
+    pub use crate::auth::Auth;
+    pub use crate::guard::{ConditionFuture, Guard, PolicySource};
     pub use crate::policy::{Match, Policy, Requirement, RequirementKind};
     pub use crate::registry::{HandlerRecord, HandlerStatus, type_id_of};
+    pub use crate::rejection::Rejection;
     pub use crate::token::{TokenType, TokenTypes};
+    pub use http::request::Parts;
 }

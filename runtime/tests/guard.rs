@@ -575,3 +575,47 @@ async fn over_a_loopback_socket() {
     );
     server.abort();
 }
+
+/// A handler-level condition that reads a path parameter: callers may only read themselves.
+struct SelfOnly;
+impl PolicySource for SelfOnly {
+    fn policy() -> &'static Policy {
+        static P: Policy = Policy::accepting(TokenTypes::EMPTY.with(TokenType::ApiKey));
+        &P
+    }
+
+    fn conditions<'a>(
+        auth: &'a Auth,
+        parts: &'a mut http::request::Parts,
+    ) -> Option<tokengate_runtime::guard::ConditionFuture<'a>> {
+        Some(Box::pin(async move {
+            use axum::RequestPartsExt as _;
+            let axum::extract::Path(id) = parts
+                .extract::<axum::extract::Path<String>>()
+                .await
+                .map_err(|_| tokengate_runtime::Rejection::condition_failed("is_self"))?;
+            if auth.user_id.as_deref() == Some(id.as_str()) {
+                Ok(())
+            } else {
+                Err(tokengate_runtime::Rejection::condition_failed("is_self"))
+            }
+        }))
+    }
+}
+
+#[tokio::test]
+async fn conditions_run_after_the_policy_and_read_path_parameters() {
+    let v = verifiers();
+    let router = Router::new()
+        .route("/users/{id}", get(|_g: Guard<SelfOnly>| async { "mine" }))
+        .with_state(gate(&v));
+    let r = call(&router, get_with("/users/user_1", Some(b"Bearer ak_reader"))).await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "mine"));
+    let r = call(&router, get_with("/users/user_2", Some(b"Bearer ak_reader"))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.json()["reason"], "condition-failed");
+    assert!(r.json()["message"].as_str().unwrap().contains("is_self"));
+    // The token check comes first: a bad token never reaches the condition.
+    let r = call(&router, get_with("/users/user_1", Some(b"Bearer ak_nope"))).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
