@@ -35,7 +35,7 @@ pub use layer::{PolicyLayer, PolicyService};
 pub use policy::{Match, Policy, Requirement, RequirementKind};
 pub use rejection::Rejection;
 pub use token::{TokenType, TokenTypes};
-pub use verifier::{Credential, StaticVerifier, Verifier, VerifyError};
+pub use verifier::{ByFormat, Credential, StaticVerifier, Verifier, VerifyError};
 
 /// What the attributes' generated code refers to. Not a public API.
 #[doc(hidden)]
