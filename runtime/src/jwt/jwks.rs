@@ -546,6 +546,14 @@ impl Inner {
         state.in_flight = None;
     }
 
+    fn describe(&self, error: reqwest::Error, what: &str) -> String {
+        if error.is_timeout() {
+            format!("timed out after {:?}", self.settings.fetch_timeout)
+        } else {
+            format!("{what}: {}", error.without_url())
+        }
+    }
+
     async fn fetch(&self) -> Result<KeySet, String> {
         let max = self.settings.max_response_bytes;
         let request = async {
@@ -555,7 +563,7 @@ impl Inner {
                 .headers(self.headers.clone())
                 .send()
                 .await
-                .map_err(|e| format!("request failed: {}", e.without_url()))?;
+                .map_err(|e| self.describe(e, "request failed"))?;
             let status = response.status();
             if !status.is_success() {
                 return Err(format!("the server answered {status}"));
@@ -567,7 +575,7 @@ impl Inner {
             while let Some(chunk) = response
                 .chunk()
                 .await
-                .map_err(|e| format!("reading the body failed: {}", e.without_url()))?
+                .map_err(|e| self.describe(e, "reading the body failed"))?
             {
                 if body.len() + chunk.len() > max {
                     return Err(format!("the JWKS is larger than {max} bytes"));
