@@ -18,6 +18,7 @@ pub enum TokenType {
     /// A session JWT issued to a signed-in user (`session_token`).
     SessionToken,
     /// An OAuth access token, JWT (RFC 9068) or opaque (`oauth_token`).
+    #[serde(rename = "oauth_token")]
     OAuthToken,
     /// An API key, `ak_…` (`api_key`).
     ApiKey,
@@ -173,6 +174,7 @@ mod tests {
     fn names_round_trip() {
         for t in TokenType::ALL {
             assert_eq!(TokenType::from_name(t.as_str()), Some(t));
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str(), "serialized as its name");
         }
         assert_eq!(TokenType::from_name("api_kye"), None);
         assert_eq!(TokenType::from_name("any"), None);
