@@ -178,6 +178,7 @@ mod tests {
     fn names_round_trip() {
         for t in TokenType::ALL {
             assert_eq!(TokenType::from_name(t.as_str()), Some(t));
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str(), "serialized as its name");
         }
         assert_eq!(TokenType::from_name("api_kye"), None);
         assert_eq!(TokenType::from_name("any"), None);

@@ -1,0 +1,283 @@
+//! Configuration of the JWT verifier: the rules for each kind of token and the errors a
+//! configuration can have.
+//!
+//! ```
+//! use tokengate_runtime::jwt::{Algorithm, OAuthRules, SessionRules};
+//!
+//! let session = SessionRules::new()
+//!     .authorized_parties(["https://app.example.com"])
+//!     .algorithms(&[Algorithm::RS256]);
+//! let oauth = OAuthRules::new("https://auth.example.com", ["https://api.example.com"]);
+//! assert!(format!("{session:?}").contains("app.example.com"));
+//! # let _ = oauth;
+//! ```
+
+use jsonwebtoken::Algorithm;
+
+use super::claims::ClaimRules;
+use super::keys::{AlgorithmSet, KeyError};
+
+/// A configuration the JWT verifier refused. Each message says what to change.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JwtConfigError {
+    /// A key could not be loaded.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// A URL is not usable.
+    #[error("invalid URL: {0}")]
+    InvalidUrl(String),
+    /// No key source was configured.
+    #[error(
+        "the JWT verifier has no keys; give it a PEM/JWK/JWKS (JwtVerifierBuilder::keys) or a JWKS URL (JwtVerifierBuilder::jwks)"
+    )]
+    NoKeys,
+    /// No kind of token was enabled.
+    #[error(
+        "the JWT verifier accepts no kind of token; enable sessions (.session), OAuth access tokens (.oauth) or M2M tokens (.m2m)"
+    )]
+    NoTokenKind,
+    /// A rule set allows no algorithm.
+    #[error(
+        "{0} tokens allow no algorithm; allow at least one asymmetric algorithm (RS256…); HS256/HS384/HS512 are never supported"
+    )]
+    NoAlgorithm(&'static str),
+    /// OAuth tokens need an issuer and an audience.
+    #[error(
+        "OAuth access tokens need the issuer and at least one audience (your resource identifier), as RFC 9068 requires"
+    )]
+    OAuthIncomplete,
+    /// A value is empty or blank.
+    #[error("{0} must not be empty")]
+    Empty(&'static str),
+    /// The leeway is over the maximum.
+    #[error("a leeway of {0} s is too large; clocks more than 5 minutes apart are broken, fix them instead")]
+    LeewayTooLarge(u64),
+    /// Discovery failed.
+    #[error("OAuth/OIDC discovery failed: {0}")]
+    Discovery(String),
+    /// Another invalid setting.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn strings<I, S>(items: I) -> Vec<String>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    items.into_iter().map(Into::into).collect()
+}
+
+fn check_list(list: &[String], what: &'static str) -> Result<(), JwtConfigError> {
+    if list.iter().any(|s| s.trim().is_empty()) {
+        return Err(JwtConfigError::Empty(what));
+    }
+    Ok(())
+}
+
+/// Rules for session tokens (Clerk semantics): RS256/RS384/RS512 by default, `typ` absent
+/// or `JWT`, `azp` checked when authorized parties are set, `iss`/`aud` when configured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRules {
+    pub(crate) algorithms: AlgorithmSet,
+    pub(crate) authorized_parties: Vec<String>,
+    pub(crate) issuers: Vec<String>,
+    pub(crate) audiences: Vec<String>,
+}
+
+impl Default for SessionRules {
+    fn default() -> Self {
+        SessionRules {
+            algorithms: AlgorithmSet::RSA_PKCS1,
+            authorized_parties: Vec::new(),
+            issuers: Vec::new(),
+            audiences: Vec::new(),
+        }
+    }
+}
+
+impl SessionRules {
+    /// Clerk's defaults.
+    pub fn new() -> SessionRules {
+        SessionRules::default()
+    }
+
+    /// The origins allowed in `azp` (Clerk's `authorizedParties`). When set, `azp` is required.
+    #[must_use]
+    pub fn authorized_parties<I, S>(mut self, parties: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.authorized_parties = strings(parties);
+        self
+    }
+
+    /// Requires `iss` to be one of `issuers` (Clerk: your Frontend API URL).
+    #[must_use]
+    pub fn issuers<I, S>(mut self, issuers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.issuers = strings(issuers);
+        self
+    }
+
+    /// Requires `aud` to contain one of `audiences`.
+    #[must_use]
+    pub fn audiences<I, S>(mut self, audiences: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.audiences = strings(audiences);
+        self
+    }
+
+    /// Replaces the allowed algorithms (symmetric ones are ignored).
+    #[must_use]
+    pub fn algorithms(mut self, algorithms: &[Algorithm]) -> Self {
+        self.algorithms = AlgorithmSet::of(algorithms);
+        self
+    }
+
+    pub(crate) fn check(&self) -> Result<(), JwtConfigError> {
+        if self.algorithms.is_empty() {
+            return Err(JwtConfigError::NoAlgorithm("session"));
+        }
+        check_list(&self.authorized_parties, "an authorized party")?;
+        check_list(&self.issuers, "a session issuer")?;
+        check_list(&self.audiences, "a session audience")
+    }
+
+    pub(crate) fn claim_rules(&self) -> ClaimRules {
+        ClaimRules {
+            issuers: self.issuers.clone(),
+            audiences: self.audiences.clone(),
+            authorized_parties: self.authorized_parties.clone(),
+        }
+    }
+}
+
+/// Rules for OAuth JWT access tokens (RFC 9068): `typ` `at+jwt`, `iss` exact, `aud`
+/// containing the resource, `exp`, `sub`, `client_id`, `iat`, `jti` required.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OAuthRules {
+    pub(crate) algorithms: AlgorithmSet,
+    pub(crate) issuer: String,
+    pub(crate) audiences: Vec<String>,
+}
+
+impl OAuthRules {
+    /// Tokens from `issuer`, for one of `audiences` (this resource server's identifiers).
+    /// Every asymmetric algorithm is allowed by default.
+    pub fn new<I, S>(issuer: impl Into<String>, audiences: I) -> OAuthRules
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        OAuthRules {
+            algorithms: AlgorithmSet::ASYMMETRIC,
+            issuer: issuer.into(),
+            audiences: strings(audiences),
+        }
+    }
+
+    /// Replaces the allowed algorithms (symmetric ones are ignored).
+    #[must_use]
+    pub fn algorithms(mut self, algorithms: &[Algorithm]) -> Self {
+        self.algorithms = AlgorithmSet::of(algorithms);
+        self
+    }
+
+    pub(crate) fn check(&self) -> Result<(), JwtConfigError> {
+        if self.algorithms.is_empty() {
+            return Err(JwtConfigError::NoAlgorithm("OAuth"));
+        }
+        if self.issuer.trim().is_empty() || self.audiences.is_empty() {
+            return Err(JwtConfigError::OAuthIncomplete);
+        }
+        check_list(&self.audiences, "an OAuth audience")
+    }
+
+    pub(crate) fn claim_rules(&self) -> ClaimRules {
+        ClaimRules {
+            issuers: vec![self.issuer.clone()],
+            audiences: self.audiences.clone(),
+            authorized_parties: Vec::new(),
+        }
+    }
+}
+
+/// Rules for Clerk's M2M JWTs: an `mch_` subject, scopes from `scopes`. RS256/RS384/RS512
+/// by default; `iss`/`aud` checked when configured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct M2mRules {
+    pub(crate) algorithms: AlgorithmSet,
+    pub(crate) issuers: Vec<String>,
+    pub(crate) audiences: Vec<String>,
+}
+
+impl Default for M2mRules {
+    fn default() -> Self {
+        M2mRules {
+            algorithms: AlgorithmSet::RSA_PKCS1,
+            issuers: Vec::new(),
+            audiences: Vec::new(),
+        }
+    }
+}
+
+impl M2mRules {
+    /// Clerk's defaults.
+    pub fn new() -> M2mRules {
+        M2mRules::default()
+    }
+
+    /// Requires `iss` to be one of `issuers`.
+    #[must_use]
+    pub fn issuers<I, S>(mut self, issuers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.issuers = strings(issuers);
+        self
+    }
+
+    /// Requires `aud` to contain one of `audiences`.
+    #[must_use]
+    pub fn audiences<I, S>(mut self, audiences: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.audiences = strings(audiences);
+        self
+    }
+
+    /// Replaces the allowed algorithms (symmetric ones are ignored).
+    #[must_use]
+    pub fn algorithms(mut self, algorithms: &[Algorithm]) -> Self {
+        self.algorithms = AlgorithmSet::of(algorithms);
+        self
+    }
+
+    pub(crate) fn check(&self) -> Result<(), JwtConfigError> {
+        if self.algorithms.is_empty() {
+            return Err(JwtConfigError::NoAlgorithm("M2M"));
+        }
+        check_list(&self.issuers, "an M2M issuer")?;
+        check_list(&self.audiences, "an M2M audience")
+    }
+
+    pub(crate) fn claim_rules(&self) -> ClaimRules {
+        ClaimRules {
+            issuers: self.issuers.clone(),
+            audiences: self.audiences.clone(),
+            authorized_parties: Vec::new(),
+        }
+    }
+}

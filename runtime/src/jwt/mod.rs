@@ -1,0 +1,481 @@
+//! JWT verification: Clerk session tokens, OAuth JWT access tokens (RFC 9068) and Clerk M2M
+//! JWTs, with static keys or a remote JWKS, on `jsonwebtoken` (aws-lc-rs backend).
+//!
+//! One [`JwtVerifier`] verifies the kinds of token it has rules for, with one key source:
+//!
+//! | module | concept |
+//! |---|---|
+//! | [`keys`] | static key sets from PEM / JWK / JWKS text or files |
+//! | [`jwks`] | the remote JWKS cache (lock-free reads, refresh, cooldown, stale-if-error) |
+//! | [`discovery`] | OAuth / OIDC discovery of an issuer's `jwks_uri` |
+//! | [`claims`] | claim validation and Clerk's claim mapping |
+//! | [`cache`] | the verified-token cache (a reused token costs a hash) |
+//! | [`config`] | rules per kind of token, configuration errors |
+//!
+//! The order of checks: size cap → verified-token cache → three base64url segments →
+//! header (no `crit`, allowed `alg`, expected `typ`) → key by `kid` bound to the `alg` →
+//! signature → claims. A token's `jku`, `x5u`, `jwk` and `x5c` headers are ignored.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use tokengate_runtime::jwt::{JwtVerifier, KeySet, SessionRules};
+//! use tokengate_runtime::{TokenGate, TokenType};
+//!
+//! # fn pem() -> String { String::new() }
+//! # fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let verifier = JwtVerifier::builder()
+//!     .keys(KeySet::from_pem(&pem())?)
+//!     .session(SessionRules::new().authorized_parties(["https://app.example.com"]))
+//!     .build()?;
+//! let gate = TokenGate::builder()
+//!     .verifier(TokenType::SessionToken, Arc::new(verifier))
+//!     .build()?;
+//! # let _ = gate; Ok(()) }
+//! # assert!(demo().is_err(), "an empty PEM is refused");
+//! ```
+
+pub mod cache;
+pub mod claims;
+pub mod config;
+pub mod discovery;
+pub mod jwks;
+pub mod keys;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+pub use jsonwebtoken::Algorithm;
+
+pub use self::cache::TokenCacheConfig;
+pub use self::config::{JwtConfigError, M2mRules, OAuthRules, SessionRules};
+pub use self::jwks::{JwksCache, JwksCacheBuilder, JwksError};
+pub use self::keys::{AlgorithmSet, KeyError, KeySet, jwks_from_pem};
+use self::cache::{TokenCache, token_hash};
+use self::claims::{ClaimRules, Clock};
+use self::jwks::Snapshot;
+use self::keys::{AlgorithmSet as Algs, Lookup, MAX_KID_LEN, parse_algorithm};
+use crate::auth::Auth;
+use crate::classify::{TokenFormat, is_access_token_typ};
+use crate::rejection::InvalidReason;
+use crate::token::{TokenType, TokenTypes};
+use crate::verifier::{Credential, Verifier, VerifyError, VerifyFuture};
+
+/// The default clock skew allowed on `exp`, `nbf` and `iat`, as Clerk's.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(5);
+
+/// The default largest token accepted, in bytes.
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
+
+/// Where the verifier's keys come from.
+#[derive(Clone, Debug)]
+enum KeySource {
+    Static(Arc<Snapshot>),
+    Remote(JwksCache),
+}
+
+impl fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.keys.fmt(f)
+    }
+}
+
+/// One kind's resolved rules.
+#[derive(Debug)]
+struct KindRules {
+    algorithms: Algs,
+    claims: ClaimRules,
+}
+
+/// Verifies JWTs (session, OAuth access, M2M) with one key source. Cheap to clone.
+#[derive(Clone)]
+pub struct JwtVerifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    keys: KeySource,
+    session: Option<KindRules>,
+    oauth: Option<KindRules>,
+    m2m: Option<KindRules>,
+    leeway: i64,
+    max_token_bytes: usize,
+    cache: Option<TokenCache>,
+    cache_generation: AtomicU64,
+}
+
+impl fmt::Debug for JwtVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        f.debug_struct("JwtVerifier")
+            .field("keys", &i.keys)
+            .field("session", &i.session)
+            .field("oauth", &i.oauth)
+            .field("m2m", &i.m2m)
+            .field("leeway", &i.leeway)
+            .field("max_token_bytes", &i.max_token_bytes)
+            .field("cache", &i.cache)
+            .finish()
+    }
+}
+
+/// Builds a [`JwtVerifier`].
+#[derive(Debug, Default)]
+#[must_use]
+pub struct JwtVerifierBuilder {
+    keys: Option<KeySource>,
+    session: Option<SessionRules>,
+    oauth: Option<OAuthRules>,
+    m2m: Option<M2mRules>,
+    leeway: Option<Duration>,
+    max_token_bytes: Option<usize>,
+    cache: Option<TokenCacheConfig>,
+}
+
+impl JwtVerifierBuilder {
+    /// Verifies with a static key set (PEM, JWK or JWKS; see [`KeySet`]).
+    pub fn keys(mut self, keys: KeySet) -> Self {
+        self.keys = Some(KeySource::Static(Arc::new(Snapshot::fixed(keys))));
+        self
+    }
+
+    /// Verifies with the keys of a remote JWKS.
+    pub fn jwks(mut self, jwks: JwksCache) -> Self {
+        self.keys = Some(KeySource::Remote(jwks));
+        self
+    }
+
+    /// Accepts session tokens under `rules`.
+    pub fn session(mut self, rules: SessionRules) -> Self {
+        self.session = Some(rules);
+        self
+    }
+
+    /// Accepts OAuth JWT access tokens under `rules`.
+    pub fn oauth(mut self, rules: OAuthRules) -> Self {
+        self.oauth = Some(rules);
+        self
+    }
+
+    /// Accepts M2M JWTs under `rules`.
+    pub fn m2m(mut self, rules: M2mRules) -> Self {
+        self.m2m = Some(rules);
+        self
+    }
+
+    /// The clock skew allowed on `exp`, `nbf` and `iat` (default 5 s, at most 5 min).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = Some(leeway);
+        self
+    }
+
+    /// The largest token accepted (default 16 KiB).
+    pub fn max_token_bytes(mut self, max: usize) -> Self {
+        self.max_token_bytes = Some(max);
+        self
+    }
+
+    /// The verified-token cache (on by default; [`TokenCacheConfig::disabled`] turns it off).
+    pub fn token_cache(mut self, config: TokenCacheConfig) -> Self {
+        self.cache = Some(config);
+        self
+    }
+
+    /// Checks the configuration and builds the verifier.
+    pub fn build(self) -> Result<JwtVerifier, JwtConfigError> {
+        let keys = self.keys.ok_or(JwtConfigError::NoKeys)?;
+        if let KeySource::Static(snapshot) = &keys
+            && snapshot.keys.is_empty()
+        {
+            return Err(JwtConfigError::NoKeys);
+        }
+        if self.session.is_none() && self.oauth.is_none() && self.m2m.is_none() {
+            return Err(JwtConfigError::NoTokenKind);
+        }
+        let session = match self.session {
+            Some(r) => {
+                r.check()?;
+                Some(KindRules {
+                    algorithms: r.algorithms,
+                    claims: r.claim_rules(),
+                })
+            }
+            None => None,
+        };
+        let oauth = match self.oauth {
+            Some(r) => {
+                r.check()?;
+                Some(KindRules {
+                    algorithms: r.algorithms,
+                    claims: r.claim_rules(),
+                })
+            }
+            None => None,
+        };
+        let m2m = match self.m2m {
+            Some(r) => {
+                r.check()?;
+                Some(KindRules {
+                    algorithms: r.algorithms,
+                    claims: r.claim_rules(),
+                })
+            }
+            None => None,
+        };
+        let leeway = self.leeway.unwrap_or(DEFAULT_LEEWAY).as_secs();
+        if leeway > 300 {
+            return Err(JwtConfigError::LeewayTooLarge(leeway));
+        }
+        let max_token_bytes = self.max_token_bytes.unwrap_or(DEFAULT_MAX_TOKEN_BYTES);
+        if max_token_bytes < 64 {
+            return Err(JwtConfigError::Invalid(format!(
+                "max_token_bytes of {max_token_bytes} cannot hold a JWT; use at least 4096"
+            )));
+        }
+        Ok(JwtVerifier {
+            inner: Arc::new(Inner {
+                keys,
+                session,
+                oauth,
+                m2m,
+                leeway: leeway as i64,
+                max_token_bytes,
+                cache: TokenCache::new(&self.cache.unwrap_or_default()),
+                cache_generation: AtomicU64::new(0),
+            }),
+        })
+    }
+}
+
+/// The parts of a JOSE header that are used. `jku`, `x5u`, `jwk`, `x5c` are never read.
+#[derive(serde::Deserialize)]
+struct Header<'a> {
+    #[serde(borrow)]
+    alg: Cow<'a, str>,
+    #[serde(borrow, default)]
+    kid: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    typ: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
+}
+
+use serde::Deserialize as _;
+
+fn now_secs() -> i64 {
+    // A clock before 1970 makes every token expired: fail closed.
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(i64::MAX, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn malformed() -> VerifyError {
+    VerifyError::Invalid(InvalidReason::Malformed)
+}
+
+impl JwtVerifier {
+    /// Starts a configuration.
+    pub fn builder() -> JwtVerifierBuilder {
+        JwtVerifierBuilder::default()
+    }
+
+    /// A session-token verifier with Clerk's defaults and a PEM public key (Clerk's
+    /// `CLERK_JWT_KEY`), networkless.
+    pub fn session_from_pem(pem: &str) -> Result<JwtVerifier, JwtConfigError> {
+        JwtVerifier::builder()
+            .keys(KeySet::from_pem(pem)?)
+            .session(SessionRules::new())
+            .build()
+    }
+
+    /// A session-token verifier with Clerk's defaults and a key file (PEM, JWK or JWKS).
+    pub fn session_from_key_file(path: impl AsRef<Path>) -> Result<JwtVerifier, JwtConfigError> {
+        JwtVerifier::builder()
+            .keys(KeySet::from_file(path)?)
+            .session(SessionRules::new())
+            .build()
+    }
+
+    /// A session-token verifier with Clerk's defaults and the JWKS at `url`.
+    pub fn session_from_jwks_url(url: &str) -> Result<JwtVerifier, JwtConfigError> {
+        JwtVerifier::builder()
+            .jwks(JwksCache::new(url)?)
+            .session(SessionRules::new())
+            .build()
+    }
+
+    /// An OAuth access-token verifier for tokens from `issuer` to one of `audiences`, with
+    /// keys from the JWKS at `jwks_url`.
+    pub fn oauth_from_jwks_url<I, S>(jwks_url: &str, issuer: &str, audiences: I) -> Result<JwtVerifier, JwtConfigError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        JwtVerifier::builder()
+            .jwks(JwksCache::new(jwks_url)?)
+            .oauth(OAuthRules::new(issuer, audiences))
+            .build()
+    }
+
+    /// An OAuth access-token verifier for `issuer`, its JWKS found by discovery.
+    pub async fn oauth_from_issuer<I, S>(issuer: &str, audiences: I) -> Result<JwtVerifier, JwtConfigError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let metadata = discovery::discover(issuer).await?;
+        JwtVerifier::oauth_from_jwks_url(&metadata.jwks_uri, &metadata.issuer, audiences)
+    }
+
+    /// The token types this verifier has rules for (for `TokenGateBuilder::verifier_for`).
+    pub fn token_types(&self) -> TokenTypes {
+        let i = &self.inner;
+        [
+            (TokenType::SessionToken, i.session.is_some()),
+            (TokenType::OAuthToken, i.oauth.is_some()),
+            (TokenType::M2mToken, i.m2m.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(t, on)| on.then_some(t))
+        .collect()
+    }
+
+    /// The remote JWKS, when the keys come from one.
+    pub fn jwks(&self) -> Option<&JwksCache> {
+        match &self.inner.keys {
+            KeySource::Remote(jwks) => Some(jwks),
+            KeySource::Static(_) => None,
+        }
+    }
+
+    /// How many verified tokens are cached (0 when the cache is off).
+    pub fn cached_tokens(&self) -> u64 {
+        self.inner.cache.as_ref().map_or(0, TokenCache::len)
+    }
+
+    fn rules(&self, token_type: TokenType) -> Option<&KindRules> {
+        let i = &self.inner;
+        match token_type {
+            TokenType::SessionToken => i.session.as_ref(),
+            TokenType::OAuthToken => i.oauth.as_ref(),
+            TokenType::M2mToken => i.m2m.as_ref(),
+            TokenType::ApiKey => None,
+        }
+    }
+
+    fn generation(&self) -> u64 {
+        match &self.inner.keys {
+            KeySource::Static(s) => s.generation,
+            KeySource::Remote(jwks) => jwks.generation(),
+        }
+    }
+
+    /// Verifies a token of `token_type` (as classified).
+    pub async fn verify_token(&self, token: &str, token_type: TokenType) -> Result<Auth, VerifyError> {
+        let inner = &*self.inner;
+        if token.len() > inner.max_token_bytes {
+            return Err(malformed());
+        }
+        let rules = self.rules(token_type).ok_or(InvalidReason::WrongType)?;
+        let now = now_secs();
+        let hash = inner.cache.as_ref().map(|_| token_hash(token));
+        if let (Some(cache), Some(hash)) = (&inner.cache, &hash)
+            && let Some(auth) = cache.get(hash, token_type, self.generation(), now)
+        {
+            return Ok(auth);
+        }
+
+        let mut segments = token.split('.');
+        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
+            (segments.next(), segments.next(), segments.next(), segments.next())
+        else {
+            return Err(malformed());
+        };
+        let header_json = URL_SAFE_NO_PAD.decode(header_b64).map_err(|_| malformed())?;
+        if header_json.trim_ascii_start().first() != Some(&b'{') {
+            return Err(malformed());
+        }
+        let header: Header<'_> = serde_json::from_slice(&header_json).map_err(|_| malformed())?;
+        if header.crit {
+            return Err(InvalidReason::UnsupportedCritical.into());
+        }
+        let alg = parse_algorithm(&header.alg).ok_or(InvalidReason::DisallowedAlgorithm)?;
+        if !rules.algorithms.contains(alg) {
+            return Err(InvalidReason::DisallowedAlgorithm.into());
+        }
+        let typ = header.typ.as_deref();
+        let typ_ok = match token_type {
+            TokenType::SessionToken => typ.is_none_or(|t| t.eq_ignore_ascii_case("JWT")),
+            TokenType::OAuthToken => typ.is_some_and(is_access_token_typ),
+            _ => typ.is_none_or(|t| t.eq_ignore_ascii_case("JWT") || is_access_token_typ(t)),
+        };
+        if !typ_ok {
+            return Err(InvalidReason::WrongType.into());
+        }
+        let kid = header.kid.as_deref();
+        if kid.is_some_and(|k| k.len() > MAX_KID_LEN) {
+            return Err(InvalidReason::UnknownKey.into());
+        }
+
+        let snapshot = match &inner.keys {
+            KeySource::Static(snapshot) => Arc::clone(snapshot),
+            KeySource::Remote(jwks) => jwks.resolve(kid, alg).await?,
+        };
+        let key = match snapshot.keys.find(kid, alg) {
+            Lookup::Found(key) => key,
+            Lookup::AlgorithmNotAllowed => return Err(InvalidReason::DisallowedAlgorithm.into()),
+            Lookup::NotFound => return Err(InvalidReason::UnknownKey.into()),
+        };
+        let message = &token[..header_b64.len() + 1 + payload_b64.len()];
+        match jsonwebtoken::crypto::verify(signature_b64, message.as_bytes(), &key.key, alg) {
+            Ok(true) => {}
+            Ok(false) => return Err(InvalidReason::BadSignature.into()),
+            Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::Base64(_)) => return Err(malformed()),
+            Err(_) => return Err(InvalidReason::BadSignature.into()),
+        }
+
+        let payload = URL_SAFE_NO_PAD.decode(payload_b64).map_err(|_| malformed())?;
+        let claims = claims::parse_object(&payload)?;
+        let clock = Clock {
+            now,
+            leeway: inner.leeway,
+        };
+        let info = match token_type {
+            TokenType::SessionToken => claims::session(claims, &rules.claims, clock)?,
+            TokenType::OAuthToken => claims::oauth(claims, &rules.claims, clock)?,
+            _ => claims::m2m(claims, &rules.claims, clock)?,
+        };
+        let exp = info.expiration;
+        let auth = Auth::new(info);
+        if let (Some(cache), Some(hash), Some(exp)) = (&inner.cache, hash, exp) {
+            let previous = inner.cache_generation.swap(snapshot.generation, Ordering::Relaxed);
+            if previous != snapshot.generation {
+                cache.clear();
+            }
+            cache.insert(hash, &auth, exp, snapshot.generation, now);
+        }
+        Ok(auth)
+    }
+}
+
+impl Verifier for JwtVerifier {
+    fn verify<'a>(&'a self, credential: Credential<'a>) -> VerifyFuture<'a> {
+        if credential.format() != TokenFormat::Jwt {
+            return Box::pin(std::future::ready(Err(malformed())));
+        }
+        Box::pin(self.verify_token(credential.token(), credential.token_type()))
+    }
+
+    fn name(&self) -> &'static str {
+        "jwt"
+    }
+}

@@ -1,0 +1,292 @@
+//! Valid tokens end to end: Clerk-shaped session tokens (v1 and v2 claims), OAuth JWT access
+//! tokens and M2M JWTs through a real axum router, the verified-token cache, key loading
+//! from text and files, and configuration errors.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod jwt_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use http::{Request, StatusCode, header};
+use jwt_support::{JwksServer, RSA, jwks, now, session_claims};
+use serde_json::{Value, json};
+use tokengate_runtime::jwt::{
+    Algorithm, JwksCache, JwtConfigError, JwtVerifier, KeySet, M2mRules, OAuthRules, SessionRules, TokenCacheConfig,
+    jwks_from_pem,
+};
+use tokengate_runtime::rejection::InvalidReason;
+use tokengate_runtime::verifier::VerifyError;
+use tokengate_runtime::{Auth, Policy, PolicyLayer, TokenGate, TokenType, TokenTypes};
+use tower::ServiceExt as _;
+
+const ISSUER: &str = "https://auth.example.com";
+const AUDIENCE: &str = "https://api.example.com";
+
+/// One verifier for the three kinds, as a Clerk instance uses one key set for all.
+fn verifier() -> JwtVerifier {
+    JwtVerifier::builder()
+        .keys(KeySet::from_pem(&RSA.public_pem()).unwrap())
+        .session(SessionRules::new().authorized_parties(["https://app.example.com"]))
+        .oauth(OAuthRules::new(ISSUER, [AUDIENCE]))
+        .m2m(M2mRules::new())
+        .build()
+        .unwrap()
+}
+
+fn router(accepts: TokenTypes) -> Router {
+    let v = verifier();
+    let gate = TokenGate::builder()
+        .verifier_for(v.token_types(), Arc::new(v))
+        .build()
+        .unwrap();
+    Router::new()
+        .route("/me", get(|auth: Auth| async move { axum::Json(auth) }))
+        .layer(PolicyLayer::new(gate, Policy::accepting(accepts)))
+}
+
+async fn call(router: Router, token: &str) -> (StatusCode, Value) {
+    let request = Request::get("/me")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = router.oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    assert!(!text.contains(token), "a response body must never echo the token");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn clerk_v2_session_token_maps_to_auth() {
+    let (status, body) = call(router(TokenTypes::DEFAULT), &RSA.token(&session_claims())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["tokenType"], "session_token");
+    assert_eq!(body["userId"], "user_123");
+    assert_eq!(body["subject"], "user_123");
+    assert_eq!(body["sessionId"], "sess_456");
+    assert_eq!(body["sessionStatus"], "active");
+    assert_eq!(body["orgId"], "org_1");
+    assert_eq!(body["orgRole"], "org:admin");
+    assert_eq!(body["orgSlug"], "acme");
+    assert_eq!(body["orgPermissions"], json!(["org:invoices:read", "org:invoices:create"]));
+    assert_eq!(body["claims"]["azp"], "https://app.example.com");
+    assert_eq!(body["claims"]["o"]["fpm"], "3");
+    assert!(body["expiration"].as_i64().unwrap() > now());
+}
+
+#[tokio::test]
+async fn clerk_v1_session_token_maps_to_auth() {
+    let now = now();
+    let claims = json!({"sub":"user_9","sid":"sess_9","azp":"https://app.example.com","exp":now + 60,"iat":now,
+        "org_id":"org_9","org_role":"org:member","org_slug":"nine","org_permissions":["org:reports:read"],
+        "act":{"sub":"user_support"},"fva":[3,-1]});
+    let (status, body) = call(router(TokenTypes::DEFAULT), &RSA.token(&claims)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["orgId"], "org_9");
+    assert_eq!(body["orgRole"], "org:member");
+    assert_eq!(body["orgPermissions"], json!(["org:reports:read"]));
+    assert_eq!(body["claims"]["act"]["sub"], "user_support");
+    assert_eq!(body["claims"]["fva"], json!([3, -1]));
+}
+
+#[tokio::test]
+async fn wrong_or_missing_authorized_party_is_a_401_with_its_reason() {
+    let mut claims = session_claims();
+    claims["azp"] = json!("https://evil.example.com");
+    let (status, body) = call(router(TokenTypes::DEFAULT), &RSA.token(&claims)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["reason"], "wrong-authorized-party");
+    claims.as_object_mut().unwrap().remove("azp");
+    let (_, body) = call(router(TokenTypes::DEFAULT), &RSA.token(&claims)).await;
+    assert_eq!(body["reason"], "wrong-authorized-party");
+}
+
+fn oauth_claims() -> Value {
+    let now = now();
+    json!({"iss":ISSUER,"aud":[AUDIENCE, "other"],"sub":"user_1","client_id":"client_1","iat":now,
+           "exp":now + 60,"jti":"at_1","scope":"read:users write:users"})
+}
+
+fn at(claims: &Value, typ: &str) -> String {
+    RSA.token_with_header(&json!({"alg":"RS256","typ":typ,"kid":"k"}), claims)
+}
+
+#[tokio::test]
+async fn oauth_jwt_access_tokens_are_verified_per_rfc_9068() {
+    let accepts = TokenTypes::EMPTY.with(TokenType::OAuthToken);
+    for typ in ["at+jwt", "application/at+jwt"] {
+        let (status, body) = call(router(accepts), &at(&oauth_claims(), typ)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["tokenType"], "oauth_token");
+        assert_eq!(body["scopes"], json!(["read:users", "write:users"]));
+        assert_eq!(body["clientId"], "client_1");
+        assert_eq!(body["userId"], "user_1");
+        assert_eq!(body["id"], "at_1");
+    }
+    let cases = [
+        ("iss", json!("https://other.example.com"), "wrong-issuer"),
+        ("aud", json!("https://other-api.example.com"), "wrong-audience"),
+        ("jti", Value::Null, "invalid-claims"),
+        ("client_id", Value::Null, "invalid-claims"),
+        ("iat", Value::Null, "invalid-claims"),
+    ];
+    for (claim, value, reason) in cases {
+        let mut claims = oauth_claims();
+        if value.is_null() {
+            claims.as_object_mut().unwrap().remove(claim);
+        } else {
+            claims[claim] = value;
+        }
+        let (status, body) = call(router(accepts), &at(&claims, "at+jwt")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{claim}");
+        assert_eq!(body["reason"], reason, "{claim}");
+    }
+}
+
+#[tokio::test]
+async fn m2m_jwts_are_classified_and_verified() {
+    let now = now();
+    let claims = json!({"sub":"mch_1","exp":now + 60,"iat":now,"jti":"mt_abc","scopes":"mch_2 mch_3"});
+    let accepts = TokenTypes::EMPTY.with(TokenType::M2mToken);
+    let (status, body) = call(router(accepts), &RSA.token(&claims)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["tokenType"], "m2m_token");
+    assert_eq!(body["machineId"], "mch_1");
+    assert_eq!(body["scopes"], json!(["mch_2", "mch_3"]));
+    // The same token is refused on a session-only route, before verification.
+    let (status, body) = call(router(TokenTypes::DEFAULT), &RSA.token(&claims)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["reason"], "token-type-mismatch");
+}
+
+#[tokio::test]
+async fn the_token_cache_remembers_verified_tokens_and_never_serves_them_past_exp() {
+    let v = JwtVerifier::builder()
+        .keys(KeySet::from_pem(&RSA.public_pem()).unwrap())
+        .session(SessionRules::new())
+        .leeway(Duration::ZERO)
+        .build()
+        .unwrap();
+    let mut claims = session_claims();
+    let exp = now() + 1;
+    claims["exp"] = json!(exp);
+    let token = RSA.token(&claims);
+    let first = v.verify_token(&token, TokenType::SessionToken).await.unwrap();
+    let second = v.verify_token(&token, TokenType::SessionToken).await.unwrap();
+    assert_eq!(first, second);
+    assert_eq!(v.cached_tokens(), 1);
+    while now() < exp {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        v.verify_token(&token, TokenType::SessionToken).await.unwrap_err(),
+        VerifyError::Invalid(InvalidReason::Expired)
+    );
+    // Another type never hits the entry of a session token.
+    let fresh = RSA.token(&session_claims());
+    v.verify_token(&fresh, TokenType::SessionToken).await.unwrap();
+    assert_eq!(
+        v.verify_token(&fresh, TokenType::OAuthToken).await.unwrap_err(),
+        VerifyError::Invalid(InvalidReason::WrongType)
+    );
+}
+
+#[tokio::test]
+async fn the_token_cache_can_be_turned_off() {
+    let v = JwtVerifier::builder()
+        .keys(KeySet::from_pem(&RSA.public_pem()).unwrap())
+        .session(SessionRules::new())
+        .token_cache(TokenCacheConfig::disabled())
+        .build()
+        .unwrap();
+    let token = RSA.token(&session_claims());
+    v.verify_token(&token, TokenType::SessionToken).await.unwrap();
+    v.verify_token(&token, TokenType::SessionToken).await.unwrap();
+    assert_eq!(v.cached_tokens(), 0);
+}
+
+#[tokio::test]
+async fn keys_load_from_pem_jwk_and_jwks_text_and_files() {
+    let dir = std::env::temp_dir().join(format!("tokengate-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token = RSA.token(&session_claims());
+    let texts = [
+        RSA.public_pem(),
+        RSA.jwk(Some("RS256")).to_string(),
+        jwks(&[RSA.jwk(None)]).to_string(),
+    ];
+    for (i, text) in texts.iter().enumerate() {
+        let from_text = JwtVerifier::builder()
+            .keys(KeySet::from_text(text).unwrap())
+            .session(SessionRules::new())
+            .build()
+            .unwrap();
+        from_text.verify_token(&token, TokenType::SessionToken).await.unwrap();
+        let path = dir.join(format!("key-{i}"));
+        std::fs::write(&path, text).unwrap();
+        let from_file = JwtVerifier::session_from_key_file(&path).unwrap();
+        from_file.verify_token(&token, TokenType::SessionToken).await.unwrap();
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    let missing = JwtVerifier::session_from_key_file("/nonexistent/key.pem").unwrap_err();
+    assert!(missing.to_string().contains("/nonexistent/key.pem"), "{missing}");
+}
+
+#[tokio::test]
+async fn jwks_from_pem_serves_a_key_a_jwks_verifier_can_use() {
+    let doc = jwks_from_pem(&RSA.public_pem(), None, Algorithm::RS256).unwrap();
+    let kid = doc["keys"][0]["kid"].as_str().unwrap().to_owned();
+    assert_eq!(kid.len(), 43, "an RFC 7638 SHA-256 thumbprint");
+    assert_eq!(doc["keys"][0]["alg"], "RS256");
+    assert_eq!(doc["keys"][0]["use"], "sig");
+    let server = JwksServer::start(doc).await;
+    let v = JwtVerifier::session_from_jwks_url(&server.url()).unwrap();
+    let token = RSA.token_with_header(&json!({"alg":"RS256","kid":kid}), &session_claims());
+    v.verify_token(&token, TokenType::SessionToken).await.unwrap();
+    assert!(jwks_from_pem(&RSA.public_pem(), None, Algorithm::ES256).is_err());
+}
+
+#[test]
+fn configuration_mistakes_get_clear_errors() {
+    let pem = RSA.public_pem();
+    let keys = || KeySet::from_pem(&pem).unwrap();
+    let err = |r: Result<JwtVerifier, JwtConfigError>| r.unwrap_err().to_string();
+    assert!(err(JwtVerifier::builder().session(SessionRules::new()).build()).contains("no keys"));
+    assert!(err(JwtVerifier::builder().keys(keys()).build()).contains("enable sessions"));
+    assert!(
+        err(JwtVerifier::builder()
+            .keys(keys())
+            .oauth(OAuthRules::new(ISSUER, Vec::<String>::new()))
+            .build())
+        .contains("audience")
+    );
+    assert!(
+        err(JwtVerifier::builder()
+            .keys(keys())
+            .session(SessionRules::new().authorized_parties([" "]))
+            .build())
+        .contains("authorized party")
+    );
+    assert!(
+        err(JwtVerifier::builder()
+            .keys(keys())
+            .session(SessionRules::new())
+            .leeway(Duration::from_secs(3600))
+            .build())
+        .contains("too large")
+    );
+    assert!(err(JwtVerifier::session_from_jwks_url("http://jwks.example.com/keys")).contains("https"));
+    assert!(err(JwtVerifier::session_from_jwks_url("not a url")).contains("not an absolute URL"));
+    assert!(err(JwtVerifier::session_from_pem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----")).contains("PEM"));
+    let bad_header = JwksCache::builder("https://example.com/jwks")
+        .header("Authorization", "Bearer sk_live_secret\n")
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(bad_header.contains("authorization") && !bad_header.contains("sk_live_secret"), "{bad_header}");
+}
