@@ -132,6 +132,9 @@ mod tests {
         let doc = serde_json::json!({"issuer":"https://auth.example"});
         assert!(accept("https://auth.example", doc).is_err());
         let doc = serde_json::json!({"issuer":"https://auth.example","jwks_uri":"https://auth.example/jwks"});
-        assert_eq!(accept("https://auth.example", doc).unwrap().jwks_uri, "https://auth.example/jwks");
+        assert_eq!(
+            accept("https://auth.example", doc).unwrap().jwks_uri,
+            "https://auth.example/jwks"
+        );
     }
 }

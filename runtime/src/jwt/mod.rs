@@ -53,12 +53,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 pub use jsonwebtoken::Algorithm;
 
 pub use self::cache::TokenCacheConfig;
-pub use self::config::{JwtConfigError, M2mRules, OAuthRules, SessionRules};
-pub use self::jwks::{JwksCache, JwksCacheBuilder, JwksError};
-pub use self::keys::{AlgorithmSet, KeyError, KeySet, jwks_from_pem};
 use self::cache::{TokenCache, token_hash};
 use self::claims::{ClaimRules, Clock};
+pub use self::config::{JwtConfigError, M2mRules, OAuthRules, SessionRules};
 use self::jwks::Snapshot;
+pub use self::jwks::{JwksCache, JwksCacheBuilder, JwksError};
+pub use self::keys::{AlgorithmSet, KeyError, KeySet, jwks_from_pem};
 use self::keys::{AlgorithmSet as Algs, Lookup, MAX_KID_LEN, parse_algorithm};
 use crate::auth::Auth;
 use crate::classify::{TokenFormat, is_access_token_typ};
