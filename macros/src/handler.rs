@@ -1,0 +1,124 @@
+//! The handler attributes: collect every tokengate attribute of the function (whichever
+//! expands first takes the others), check them, and expand — or re-emit the function
+//! unchanged beside the errors, so one mistake does not cascade into the router code.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, quote};
+use syn::spanned::Spanned;
+use syn::{Attribute, FnArg, Item, ItemFn};
+
+use crate::errors::Errors;
+use crate::names::AttrKind;
+use crate::parse::{self, Declared, tokengate_kind};
+use crate::validate::{self, Context};
+use crate::expand;
+
+/// Expands the `kind` attribute with `args` on `item`.
+pub(crate) fn expand(kind: AttrKind, args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut func = match syn::parse2::<Item>(item.clone()) {
+        Ok(Item::Fn(func)) => func,
+        Ok(mut other) => return not_a_function(kind, &mut other),
+        Err(error) => {
+            let error = error.to_compile_error();
+            return quote!(#error #item);
+        }
+    };
+    let mut errors = Errors::default();
+    let mut decls: Vec<Declared> = Vec::new();
+    decls.extend(parse::declared(kind, Span::call_site(), args, &mut errors));
+    decls.extend(take_tokengate_attrs(&mut func.attrs, &mut errors));
+    check_signature(kind, &func, &mut errors);
+    let spec = validate::validate(&decls, Context::Handler, &mut errors);
+    match errors.finish() {
+        Err(error) => {
+            let error = error.to_compile_error();
+            quote!(#error #func)
+        }
+        Ok(()) if spec.public => expand::public_handler(func),
+        Ok(()) => expand::guarded_handler(func, &spec),
+    }
+}
+
+/// Removes the tokengate attributes from `attrs` and parses them.
+fn take_tokengate_attrs(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> Vec<Declared> {
+    let mut decls = Vec::new();
+    attrs.retain(|attr| match tokengate_kind(attr) {
+        Some(kind) => {
+            decls.extend(parse::from_attribute(kind, attr, errors));
+            false
+        }
+        None => true,
+    });
+    decls
+}
+
+fn check_signature(kind: AttrKind, func: &ItemFn, errors: &mut Errors) {
+    let sig = &func.sig;
+    let name = &sig.ident;
+    if sig.asyncness.is_none() {
+        errors.at(
+            sig.fn_token.span,
+            format!(
+                "`#[{}]` goes on an `async fn` handler; write `async fn {name}(...)`",
+                kind.name()
+            ),
+        );
+    }
+    if let Some(FnArg::Receiver(receiver)) = sig.inputs.first() {
+        errors.at(
+            receiver.span(),
+            format!(
+                "`#[{}]` goes on a free `async fn` handler, not a method taking `self`; move `{name}` out of the `impl` block and take what it needs with extractors (e.g. `State<...>`)",
+                kind.name()
+            ),
+        );
+    }
+}
+
+/// The attribute is on something other than a function: say so, and re-emit the item
+/// without tokengate attributes (so they do not report the same mistake again).
+fn not_a_function(kind: AttrKind, item: &mut Item) -> TokenStream {
+    let message = format!(
+        "`#[{}]` goes on an `async fn` handler, e.g. `#[{}] async fn handler(...) -> ... {{ ... }}`",
+        kind.name(),
+        kind.name()
+    );
+    let mut errors = Errors::default();
+    let span = item_keyword_span(item);
+    errors.at(span, message);
+    if let Some(attrs) = item_attrs(item) {
+        let _ = take_tokengate_attrs(attrs, &mut Errors::default());
+    }
+    let error = errors.finish().err().map(|e| e.to_compile_error());
+    quote!(#error #item)
+}
+
+fn item_keyword_span(item: &Item) -> Span {
+    match item {
+        Item::Struct(i) => i.struct_token.span,
+        Item::Enum(i) => i.enum_token.span,
+        Item::Const(i) => i.const_token.span,
+        Item::Static(i) => i.static_token.span,
+        Item::Mod(i) => i.mod_token.span,
+        Item::Impl(i) => i.impl_token.span,
+        Item::Trait(i) => i.trait_token.span,
+        Item::Type(i) => i.type_token.span,
+        Item::Use(i) => i.use_token.span,
+        other => other.to_token_stream().into_iter().next().map_or_else(Span::call_site, |t| t.span()),
+    }
+}
+
+fn item_attrs(item: &mut Item) -> Option<&mut Vec<Attribute>> {
+    match item {
+        Item::Struct(i) => Some(&mut i.attrs),
+        Item::Enum(i) => Some(&mut i.attrs),
+        Item::Const(i) => Some(&mut i.attrs),
+        Item::Static(i) => Some(&mut i.attrs),
+        Item::Mod(i) => Some(&mut i.attrs),
+        Item::Impl(i) => Some(&mut i.attrs),
+        Item::Trait(i) => Some(&mut i.attrs),
+        Item::Type(i) => Some(&mut i.attrs),
+        Item::Use(i) => Some(&mut i.attrs),
+        _ => None,
+    }
+}
