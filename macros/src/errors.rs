@@ -22,6 +22,11 @@ impl Errors {
         }
     }
 
+    /// How many errors were recorded.
+    pub(crate) fn count(&self) -> usize {
+        self.0.as_ref().map_or(0, |e| e.clone().into_iter().count())
+    }
+
     /// `Ok(())`, or every recorded error.
     pub(crate) fn finish(self) -> syn::Result<()> {
         match self.0 {

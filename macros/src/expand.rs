@@ -81,6 +81,24 @@ fn cfgs(attrs: &[Attribute]) -> Vec<&Attribute> {
     attrs.iter().filter(|a| a.path().is_ident("cfg")).collect()
 }
 
+/// Refers to the paths of the tokengate attributes that were taken off a function, so their
+/// imports are used (no `unused_imports` warning whichever attribute expanded first).
+pub(crate) fn mark_used(attrs: &[Attribute], paths: &[syn::Path]) -> TokenStream {
+    if paths.is_empty() {
+        return TokenStream::new();
+    }
+    let cfgs = cfgs(attrs);
+    quote! {
+        #(#cfgs)*
+        const _: () = {
+            #(
+                #[allow(unused_imports)]
+                use #paths as _;
+            )*
+        };
+    }
+}
+
 /// The registry record for `func`.
 fn record(func: &ItemFn, status: TokenStream) -> TokenStream {
     let p = quote!(::tokengate::__private);

@@ -4,8 +4,7 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote};
-use syn::spanned::Spanned;
-use syn::{Attribute, FnArg, Item, ItemFn};
+use syn::{Attribute, FnArg, Item, ItemFn, Path};
 
 use crate::errors::Errors;
 use crate::names::AttrKind;
@@ -26,30 +25,36 @@ pub(crate) fn expand(kind: AttrKind, args: TokenStream, item: TokenStream) -> To
     let mut errors = Errors::default();
     let mut decls: Vec<Declared> = Vec::new();
     decls.extend(parse::declared(kind, Span::call_site(), args, &mut errors));
-    decls.extend(take_tokengate_attrs(&mut func.attrs, &mut errors));
+    let (taken, paths) = take_tokengate_attrs(&mut func.attrs, &mut errors);
+    decls.extend(taken);
+    // The attributes taken off still count as uses of their imports.
+    let uses = expand::mark_used(&func.attrs, &paths);
     check_signature(kind, &func, &mut errors);
     let spec = validate::validate(&decls, Context::Handler, &mut errors);
-    match errors.finish() {
+    let expanded = match errors.finish() {
         Err(error) => {
             let error = error.to_compile_error();
             quote!(#error #func)
         }
         Ok(()) if spec.public => expand::public_handler(func),
         Ok(()) => expand::guarded_handler(func, &spec),
-    }
+    };
+    quote!(#uses #expanded)
 }
 
-/// Removes the tokengate attributes from `attrs` and parses them.
-fn take_tokengate_attrs(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> Vec<Declared> {
+/// Removes the tokengate attributes from `attrs` and parses them; also returns their paths.
+fn take_tokengate_attrs(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> (Vec<Declared>, Vec<Path>) {
     let mut decls = Vec::new();
+    let mut paths = Vec::new();
     attrs.retain(|attr| match tokengate_kind(attr) {
         Some(kind) => {
             decls.extend(parse::from_attribute(kind, attr, errors));
+            paths.push(attr.path().clone());
             false
         }
         None => true,
     });
-    decls
+    (decls, paths)
 }
 
 fn check_signature(kind: AttrKind, func: &ItemFn, errors: &mut Errors) {
@@ -66,7 +71,7 @@ fn check_signature(kind: AttrKind, func: &ItemFn, errors: &mut Errors) {
     }
     if let Some(FnArg::Receiver(receiver)) = sig.inputs.first() {
         errors.at(
-            receiver.span(),
+            receiver.self_token.span,
             format!(
                 "`#[{}]` goes on a free `async fn` handler, not a method taking `self`; move `{name}` out of the `impl` block and take what it needs with extractors (e.g. `State<...>`)",
                 kind.name()
@@ -79,18 +84,18 @@ fn check_signature(kind: AttrKind, func: &ItemFn, errors: &mut Errors) {
 /// without tokengate attributes (so they do not report the same mistake again).
 fn not_a_function(kind: AttrKind, item: &mut Item) -> TokenStream {
     let message = format!(
-        "`#[{}]` goes on an `async fn` handler, e.g. `#[{}] async fn handler(...) -> ... {{ ... }}`",
+        "`#[{}]` goes on an `async fn` handler, e.g. {} above `async fn handler(...) -> ... {{ ... }}`",
         kind.name(),
-        kind.name()
+        parse::example(kind)
     );
     let mut errors = Errors::default();
-    let span = item_keyword_span(item);
-    errors.at(span, message);
-    if let Some(attrs) = item_attrs(item) {
-        let _ = take_tokengate_attrs(attrs, &mut Errors::default());
-    }
+    errors.at(item_keyword_span(item), message);
+    let uses = item_attrs(item).map(|attrs| {
+        let (_, paths) = take_tokengate_attrs(attrs, &mut Errors::default());
+        expand::mark_used(attrs, &paths)
+    });
     let error = errors.finish().err().map(|e| e.to_compile_error());
-    quote!(#error #item)
+    quote!(#error #uses #item)
 }
 
 fn item_keyword_span(item: &Item) -> Span {

@@ -14,6 +14,9 @@ pub(crate) struct Declared {
     /// The attribute's name, or the whole attribute for the one being expanded.
     pub(crate) span: Span,
     pub(crate) args: Args,
+    /// Some argument could not be parsed (already reported): checks that would only
+    /// repeat that error are skipped.
+    pub(crate) malformed: bool,
 }
 
 /// An attribute's arguments.
@@ -93,6 +96,7 @@ pub(crate) fn from_meta(kind: AttrKind, span: Span, meta: &Meta, errors: &mut Er
 /// Parses the arguments of a `kind` attribute; `span` is where to point for the attribute
 /// as a whole. Records every problem in `errors`; `None` when nothing usable remains.
 pub(crate) fn declared(kind: AttrKind, span: Span, args: TokenStream, errors: &mut Errors) -> Option<Declared> {
+    let before = errors.count();
     let chunks = split_commas(args, errors);
     let args = match kind {
         AttrKind::AcceptsToken => Args::Accepts(chunks.into_iter().filter_map(|c| type_arg(&c, errors)).collect()),
@@ -109,7 +113,13 @@ pub(crate) fn declared(kind: AttrKind, span: Span, args: TokenStream, errors: &m
             Args::Public
         }
     };
-    Some(Declared { kind, span, args })
+    let malformed = errors.count() > before;
+    Some(Declared {
+        kind,
+        span,
+        args,
+        malformed,
+    })
 }
 
 /// An example of the attribute, for messages.
@@ -263,6 +273,8 @@ fn require_args(kind: AttrKind, span: Span, mut chunks: Vec<Vec<TokenTree>>, err
                 };
                 errors.at(name.span(), message);
             }
+            // A misplaced type limit, reported above.
+            _ if limit_colon(chunk).is_some() => {}
             _ => {
                 if let Some(v) = value_arg(kind, chunk, false, errors) {
                     args.values.push(v);

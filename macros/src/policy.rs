@@ -50,7 +50,7 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
         Ok(()) => expand::policy_expr(&spec),
         Err(error) => {
             // A value of the right type beside the errors, so the code around compiles.
-            let error = error.to_compile_error();
+            let error = without_attribute_brackets(error).to_compile_error();
             quote! {
                 {
                     #error
@@ -59,4 +59,19 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
             }
         }
     }
+}
+
+/// The messages show attributes (`#[require_scope(...)]`); in `policy!` the items are
+/// written without `#[...]`.
+fn without_attribute_brackets(error: syn::Error) -> syn::Error {
+    let mut out: Option<syn::Error> = None;
+    for e in error {
+        let message = e.to_string().replace("`#[", "`").replace("]`", "`");
+        let e = syn::Error::new(e.span(), message);
+        match &mut out {
+            Some(first) => first.combine(e),
+            None => out = Some(e),
+        }
+    }
+    out.unwrap_or_else(|| syn::Error::new(proc_macro2::Span::call_site(), "invalid policy"))
 }

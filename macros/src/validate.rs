@@ -6,8 +6,6 @@
 
 use std::collections::HashSet;
 
-use proc_macro2::Span;
-
 use crate::errors::Errors;
 use crate::names::{AttrKind, TokenType, TypeSet, unknown_type_message, valid_types};
 use crate::parse::{Args, Declared, RequireArgs, TypeArg, ValueArg};
@@ -75,12 +73,17 @@ pub(crate) fn validate(decls: &[Declared], context: Context, errors: &mut Errors
         public: false,
     };
     check_counts(decls, context, errors);
-    let mut accepts_span = None;
+    let mut seen_accepts = false;
+    // Whether the accepted types are known; if not, checks against them would only repeat
+    // an error already reported.
+    let mut accepts_known = true;
     for d in decls {
         match &d.args {
-            Args::Accepts(types) if accepts_span.is_none() => {
-                accepts_span = Some(d.span);
-                spec.accepts = accepts(d.span, types, errors);
+            Args::Accepts(types) if !seen_accepts => {
+                seen_accepts = true;
+                let before = errors.count();
+                spec.accepts = accepts(d, types, errors);
+                accepts_known = !d.malformed && errors.count() == before;
             }
             Args::Public => spec.public = true,
             _ => {}
@@ -88,7 +91,8 @@ pub(crate) fn validate(decls: &[Declared], context: Context, errors: &mut Errors
     }
     for d in decls {
         if let Args::Require(args) = &d.args {
-            spec.requirements.push(requirement(d, args, spec.accepts, context, errors));
+            let accepts = accepts_known.then_some(spec.accepts);
+            spec.requirements.push(requirement(d, args, accepts, context, errors));
         }
     }
     spec
@@ -170,10 +174,13 @@ enum Resolved {
     Type(TokenType),
 }
 
-fn accepts(span: Span, types: &[TypeArg], errors: &mut Errors) -> Accepts {
+fn accepts(d: &Declared, types: &[TypeArg], errors: &mut Errors) -> Accepts {
     if types.is_empty() {
+        if d.malformed {
+            return Accepts::Types(TypeSet::EMPTY);
+        }
         errors.at(
-            span,
+            d.span,
             format!(
                 "`#[accepts_token]` needs at least one token type, e.g. `#[accepts_token(api_key)]`\nvalid token types: {}",
                 valid_types(true)
@@ -209,7 +216,7 @@ fn accepts(span: Span, types: &[TypeArg], errors: &mut Errors) -> Accepts {
 fn requirement(
     d: &Declared,
     args: &RequireArgs,
-    accepts: Accepts,
+    accepts: Option<Accepts>,
     context: Context,
     errors: &mut Errors,
 ) -> Req {
@@ -220,7 +227,7 @@ fn requirement(
     };
     let attr = d.kind.name();
     let noun = d.kind.value_noun();
-    let accepted = accepts.set();
+    let start = errors.count();
 
     // Values.
     let mut values = Vec::new();
@@ -254,7 +261,7 @@ fn requirement(
             }
         }
     }
-    if args.values.is_empty() {
+    if args.values.is_empty() && !d.malformed {
         errors.at(
             args.empty_span,
             format!(
@@ -266,6 +273,7 @@ fn requirement(
 
     // The token types it applies to.
     let mut limit = TypeSet::EMPTY;
+    let mut limited = Vec::new();
     if let Some((types, colon)) = &args.limit {
         if kind != ReqKind::Scope {
             errors.at(
@@ -282,25 +290,41 @@ fn requirement(
                 }
                 Some(Resolved::Type(t)) => {
                     limit = limit.with(t);
+                    limited.push((t, arg.span()));
                     if kind == ReqKind::Scope && t == TokenType::SessionToken {
                         errors.at(
                             arg.span(),
                             "session tokens carry no scopes, so this requirement would refuse every session; remove `session_token` from the limit (use `#[require_role]` or `#[require_permission]` for sessions)",
                         );
-                    } else if kind == ReqKind::Scope && !accepted.contains(t) {
-                        errors.at(
-                            arg.span(),
-                            format!(
-                                "this requirement is limited to `{}`, but the {} does not accept `{}` (it accepts: {}); add it to `#[accepts_token]`, or remove it from the limit",
-                                t.name(),
-                                if context == Context::Layer { "policy" } else { "route" },
-                                t.name(),
-                                accepted.list()
-                            ),
-                        );
                     }
                 }
                 Some(Resolved::Any) | None => {}
+            }
+        }
+    }
+
+    // Checks against the accepted types, when this requirement and those types are sound.
+    let route = if context == Context::Layer { "policy" } else { "route" };
+    let Some(accepts) = accepts.filter(|_| !d.malformed && errors.count() == start) else {
+        return Req {
+            kind,
+            any: args.any.is_some(),
+            values,
+            applies_to: limit,
+        };
+    };
+    let accepted = accepts.set();
+    if kind == ReqKind::Scope {
+        for (t, span) in &limited {
+            if *t != TokenType::SessionToken && !accepted.contains(*t) {
+                errors.at(
+                    *span,
+                    format!(
+                        "this requirement is limited to `{t}`, but the {route} does not accept `{t}` (it accepts: {}); add it to `#[accepts_token]`, or remove it from the limit",
+                        accepted.list(),
+                        t = t.name(),
+                    ),
+                );
             }
         }
     }
@@ -311,8 +335,7 @@ fn requirement(
                 errors.at(
                     d.span,
                     format!(
-                        "`#[{attr}]` checks the organization {noun} of a signed-in user, which only session tokens carry, but this {} accepts no session tokens (it accepts: {}); add `session_token` to `#[accepts_token]`, or require a scope instead",
-                        if context == Context::Layer { "policy" } else { "route" },
+                        "`#[{attr}]` checks the organization {noun} of a signed-in user, which only session tokens carry, but this {route} accepts no session tokens (it accepts: {}); add `session_token` to `#[accepts_token]`, or require a scope instead",
                         accepted.list()
                     ),
                 );

@@ -1,5 +1,7 @@
 //! Every form of `#[accepts_token]`, routed with an unchanged `Router::route`.
 
+#![deny(warnings)]
+
 use axum::Router;
 use axum::routing::get;
 use tokengate::{Auth, TokenGate, accepts_token};
