@@ -303,9 +303,10 @@ fn requirement(
         }
     }
 
-    // Checks against the accepted types, when this requirement and those types are sound.
+    // Checks against the accepted types, when they are known.
     let route = if context == Context::Layer { "policy" } else { "route" };
-    let Some(accepts) = accepts.filter(|_| !d.malformed && errors.count() == start) else {
+    let sound = !d.malformed && errors.count() == start;
+    let Some(accepts) = accepts else {
         return Req {
             kind,
             any: args.any.is_some(),
@@ -328,7 +329,15 @@ fn requirement(
             }
         }
     }
-
+    // The checks below would only repeat a mistake already reported in this attribute.
+    if !sound {
+        return Req {
+            kind,
+            any: args.any.is_some(),
+            values,
+            applies_to: limit,
+        };
+    }
     let applies_to = match kind {
         ReqKind::Role | ReqKind::Permission => {
             if !accepted.contains(TokenType::SessionToken) {
