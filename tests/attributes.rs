@@ -69,14 +69,22 @@ impl Fixture {
     fn new() -> Fixture {
         let session = Arc::new(
             StaticVerifier::new()
-                .with_token(session_jwt("admin"), session_info("admin", Some(("org:admin", &["org:invoices:create"]))))
+                .with_token(
+                    session_jwt("admin"),
+                    session_info("admin", Some(("org:admin", &["org:invoices:create"]))),
+                )
                 .with_token(session_jwt("member"), session_info("member", Some(("org:member", &[]))))
                 .with_token(session_jwt("solo"), session_info("solo", None)),
         );
-        let oauth = Arc::new(StaticVerifier::new().with_token(OAUTH_READ, info(TokenType::OAuthToken, "user_oauth", &["read:users"])));
+        let oauth = Arc::new(
+            StaticVerifier::new().with_token(OAUTH_READ, info(TokenType::OAuthToken, "user_oauth", &["read:users"])),
+        );
         let api = Arc::new(
             StaticVerifier::new()
-                .with_token(API_KEY_WRITE, info(TokenType::ApiKey, "user_writer", &["write:users", "read:users"]))
+                .with_token(
+                    API_KEY_WRITE,
+                    info(TokenType::ApiKey, "user_writer", &["write:users", "read:users"]),
+                )
                 .with_token(API_KEY_READ, info(TokenType::ApiKey, "user_reader", &["read:users"]))
                 .with_token(API_KEY_NONE, info(TokenType::ApiKey, "org_nobody", &[]))
                 .with_token(API_KEY_ADMIN, info(TokenType::ApiKey, "user_admin", &["admin"])),
@@ -107,7 +115,12 @@ impl Fixture {
     }
 
     fn calls(&self) -> [usize; 4] {
-        [self.session.calls(), self.oauth.calls(), self.api.calls(), self.m2m.calls()]
+        [
+            self.session.calls(),
+            self.oauth.calls(),
+            self.api.calls(),
+            self.m2m.calls(),
+        ]
     }
 
     fn body_reads(&self) -> usize {
@@ -343,7 +356,11 @@ async fn accepts_one_type_and_never_verifies_another() {
 
     let none = send(&app, "GET", "/api-only", None, None).await;
     assert_eq!(none.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(none.challenge(), r#"Bearer realm="tests""#, "no error code without credentials");
+    assert_eq!(
+        none.challenge(),
+        r#"Bearer realm="tests""#,
+        "no error code without credentials"
+    );
 
     let unknown = get_as(&app, "/api-only", "ak_unknown_0000").await;
     assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
@@ -389,10 +406,16 @@ async fn seed_route_sessions_pass_api_keys_need_the_scope() {
     let body = Some(r#"{"name":"ada"}"#);
 
     let session = send(&app, "POST", "/users", Some(&session_jwt("member")), body).await;
-    assert_eq!((session.status, session.body.as_str()), (StatusCode::CREATED, "user_member created ada"));
+    assert_eq!(
+        (session.status, session.body.as_str()),
+        (StatusCode::CREATED, "user_member created ada")
+    );
 
     let writer = send(&app, "POST", "/users", Some(API_KEY_WRITE), body).await;
-    assert_eq!((writer.status, writer.body.as_str()), (StatusCode::CREATED, "user_writer created ada"));
+    assert_eq!(
+        (writer.status, writer.body.as_str()),
+        (StatusCode::CREATED, "user_writer created ada")
+    );
     assert_eq!(f.body_reads(), 2);
 
     let reader = send(&app, "POST", "/users", Some(API_KEY_READ), body).await;
@@ -442,7 +465,10 @@ async fn all_of_needs_every_scope() {
     assert_insufficient_scope(&reader, "read:users write:users");
     assert_eq!(reader.json()["missing_scopes"], serde_json::json!(["write:users"]));
     let none = get_as(&app, "/all-of", API_KEY_NONE).await;
-    assert_eq!(none.json()["missing_scopes"], serde_json::json!(["read:users", "write:users"]));
+    assert_eq!(
+        none.json()["missing_scopes"],
+        serde_json::json!(["read:users", "write:users"])
+    );
 }
 
 #[tokio::test]
@@ -462,7 +488,11 @@ async fn several_attributes_combine_with_and() {
         let app = app.clone();
         async move { send(&app, "POST", "/and", Some(token), Some("{}")).await }
     };
-    assert_eq!(post(API_KEY_WRITE).await.status, StatusCode::OK, "read:users and write:users");
+    assert_eq!(
+        post(API_KEY_WRITE).await.status,
+        StatusCode::OK,
+        "read:users and write:users"
+    );
     assert_insufficient_scope(&post(API_KEY_READ).await, "write:users admin");
     assert_insufficient_scope(&post(M2M_ADMIN).await, "read:users");
     assert_insufficient_scope(&post(API_KEY_ADMIN).await, "read:users");
@@ -472,8 +502,15 @@ async fn several_attributes_combine_with_and() {
 async fn limited_requirement_applies_to_the_named_types_only() {
     let f = Fixture::new();
     let app = router(f.state.clone());
-    assert_eq!(get_as(&app, "/machines", &session_jwt("solo")).await.status, StatusCode::OK);
-    assert_eq!(get_as(&app, "/machines", OAUTH_READ).await.status, StatusCode::OK, "oauth is not limited");
+    assert_eq!(
+        get_as(&app, "/machines", &session_jwt("solo")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get_as(&app, "/machines", OAUTH_READ).await.status,
+        StatusCode::OK,
+        "oauth is not limited"
+    );
     assert_eq!(get_as(&app, "/machines", API_KEY_ADMIN).await.status, StatusCode::OK);
     assert_eq!(get_as(&app, "/machines", M2M_ADMIN).await.status, StatusCode::OK);
     assert_insufficient_scope(&get_as(&app, "/machines", API_KEY_READ).await, "admin");
@@ -498,20 +535,38 @@ async fn roles_and_permissions_apply_to_sessions() {
     let admin = get_as(&app, "/admins", &session_jwt("admin")).await;
     assert_eq!((admin.status, admin.body.as_str()), (StatusCode::OK, "org:admin"));
     let member = get_as(&app, "/admins", &session_jwt("member")).await;
-    assert_eq!((member.status, member.reason().as_str()), (StatusCode::FORBIDDEN, "missing-role"));
+    assert_eq!(
+        (member.status, member.reason().as_str()),
+        (StatusCode::FORBIDDEN, "missing-role")
+    );
     let solo = get_as(&app, "/admins", &session_jwt("solo")).await;
-    assert_eq!((solo.status, solo.reason().as_str()), (StatusCode::FORBIDDEN, "no-active-organization"));
+    assert_eq!(
+        (solo.status, solo.reason().as_str()),
+        (StatusCode::FORBIDDEN, "no-active-organization")
+    );
     // The default accepts session tokens only; an API key never reaches its verifier.
     assert_type_refused(&get_as(&app, "/admins", API_KEY_ADMIN).await);
     assert_eq!(f.api.calls(), 0);
 
-    assert_eq!(get_as(&app, "/invoices", &session_jwt("admin")).await.status, StatusCode::OK);
+    assert_eq!(
+        get_as(&app, "/invoices", &session_jwt("admin")).await.status,
+        StatusCode::OK
+    );
     let member = get_as(&app, "/invoices", &session_jwt("member")).await;
-    assert_eq!((member.status, member.reason().as_str()), (StatusCode::FORBIDDEN, "missing-permission"));
+    assert_eq!(
+        (member.status, member.reason().as_str()),
+        (StatusCode::FORBIDDEN, "missing-permission")
+    );
 
     // Mixed route: sessions need the role, API keys the scope.
-    assert_eq!(get_as(&app, "/reports", &session_jwt("admin")).await.status, StatusCode::OK);
-    assert_eq!(get_as(&app, "/reports", &session_jwt("member")).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        get_as(&app, "/reports", &session_jwt("admin")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get_as(&app, "/reports", &session_jwt("member")).await.status,
+        StatusCode::FORBIDDEN
+    );
     assert_eq!(get_as(&app, "/reports", API_KEY_ADMIN).await.status, StatusCode::OK);
     assert_insufficient_scope(&get_as(&app, "/reports", API_KEY_WRITE).await, "admin");
 }
@@ -556,7 +611,10 @@ fn handlers_are_registered_with_their_policy() {
         panic!("any_of is guarded");
     };
     assert_eq!(any_of.requirements()[0].matching(), Match::Any);
-    assert!(any_of.requirements()[0].applies_to().is_empty(), "applies to every accepted type");
+    assert!(
+        any_of.requirements()[0].applies_to().is_empty(),
+        "applies to every accepted type"
+    );
 
     let HandlerStatus::Guarded(admins) = record_of(&admins).status else {
         panic!("admins is guarded");
@@ -593,7 +651,10 @@ fn layered(f: &Fixture) -> Router {
         .route("/guarded", get(inner_guarded))
         .layer(PolicyLayer::new(
             f.state.gate.clone(),
-            policy!(accepts_token(api_key, m2m_token), require_scope(any("read:users", "admin"))),
+            policy!(
+                accepts_token(api_key, m2m_token),
+                require_scope(any("read:users", "admin"))
+            ),
         ))
         .with_state(f.state.clone())
 }
@@ -607,7 +668,10 @@ async fn policy_macro_in_a_group_layer() {
     assert_insufficient_scope(&get_as(&app, "/plain", API_KEY_NONE).await, "read:users admin");
     assert_type_refused(&get_as(&app, "/plain", &session_jwt("admin")).await);
     assert_eq!(f.session.calls(), 0);
-    assert_eq!(send(&app, "GET", "/plain", None, None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        send(&app, "GET", "/plain", None, None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -660,7 +724,13 @@ async fn over_a_real_socket() {
         r#"Bearer realm="tests", error="insufficient_scope", error_description="insufficient-scope", scope="write:users""#
     );
 
-    let wrong_type = client.post(&url).bearer_auth(M2M_ADMIN).body("not json").send().await.unwrap();
+    let wrong_type = client
+        .post(&url)
+        .bearer_auth(M2M_ADMIN)
+        .body("not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong_type.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(f.m2m.calls(), 0);
     assert_eq!(f.body_reads(), 1);

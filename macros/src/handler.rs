@@ -7,19 +7,20 @@ use quote::{ToTokens, quote};
 use syn::{Attribute, FnArg, Item, ItemFn, Path};
 
 use crate::errors::Errors;
+use crate::expand;
 use crate::names::AttrKind;
 use crate::parse::{self, Declared, tokengate_kind};
 use crate::validate::{self, Context};
-use crate::expand;
 
 /// Expands the `kind` attribute with `args` on `item`.
 pub(crate) fn expand(kind: AttrKind, args: TokenStream, item: TokenStream) -> TokenStream {
-    let mut func = match syn::parse2::<Item>(item.clone()) {
+    let original = item.clone();
+    let mut func = match syn::parse2::<Item>(item) {
         Ok(Item::Fn(func)) => func,
         Ok(mut other) => return not_a_function(kind, &mut other),
         Err(error) => {
             let error = error.to_compile_error();
-            return quote!(#error #item);
+            return quote!(#error #original);
         }
     };
     let mut errors = Errors::default();
@@ -36,7 +37,7 @@ pub(crate) fn expand(kind: AttrKind, args: TokenStream, item: TokenStream) -> To
             let error = error.to_compile_error();
             quote!(#error #func)
         }
-        Ok(()) if spec.public => expand::public_handler(func),
+        Ok(()) if spec.public => expand::public_handler(&func),
         Ok(()) => expand::guarded_handler(func, &spec),
     };
     quote!(#uses #expanded)
@@ -109,7 +110,11 @@ fn item_keyword_span(item: &Item) -> Span {
         Item::Trait(i) => i.trait_token.span,
         Item::Type(i) => i.type_token.span,
         Item::Use(i) => i.use_token.span,
-        other => other.to_token_stream().into_iter().next().map_or_else(Span::call_site, |t| t.span()),
+        other => other
+            .to_token_stream()
+            .into_iter()
+            .next()
+            .map_or_else(Span::call_site, |t| t.span()),
     }
 }
 

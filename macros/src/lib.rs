@@ -2,8 +2,8 @@
 //! `#[require_permission]`, `#[public]`, and `policy!` for group layers.
 //!
 //! Use them through the `tokengate` crate, which re-exports them; the generated code refers
-//! to `::tokengate`. Each entry point here is one line into [`handler`] or [`policy`]
-//! (parse → validate → expand).
+//! to `::tokengate`. Each entry point here is one line into the `handler` or `policy`
+//! module (parse → validate → expand).
 //!
 //! # How a handler is guarded
 //!
@@ -59,17 +59,15 @@ use crate::names::AttrKind;
 /// with `#[require_role]` or `#[require_permission]` accepts Clerk's default: session tokens
 /// only.
 ///
-/// ```ignore
-/// use axum::Json;
-/// use tokengate::{Auth, accepts_token, require_scope};
-///
+/// ```text
 /// /// Creates a user. Sessions may; API keys need `write:users`.
 /// #[accepts_token(session_token, api_key)]
 /// #[require_scope(api_key: "write:users")]
-/// pub async fn create_user(auth: Auth, Json(body): Json<serde_json::Value>) -> String {
-///     format!("{:?} created {body}", auth.user_id)
-/// }
+/// pub async fn create_user(auth: Auth, Json(body): Json<NewUser>) -> StatusCode { ... }
 /// ```
+///
+/// (Runnable examples are in the `tokengate` crate's documentation, whose generated code
+/// this crate refers to.)
 ///
 /// Compile errors: an unknown type (with the nearest valid name), a type in quotes, an
 /// empty list, a type listed twice, `any` with other types, `#[accepts_token]` twice, not an

@@ -185,7 +185,11 @@ pub(crate) fn unknown_type_message(name: &str, allow_any: bool) -> String {
 /// `session_token, oauth_token, api_key, m2m_token` (and `any`).
 pub(crate) fn valid_types(allow_any: bool) -> String {
     let list = TokenType::ALL.map(TokenType::name).join(", ");
-    if allow_any { format!("{list}, or `any` for all of them") } else { list }
+    if allow_any {
+        format!("{list}, or `any` for all of them")
+    } else {
+        list
+    }
 }
 
 #[cfg(test)]
@@ -207,7 +211,12 @@ mod tests {
         let s = TypeSet::EMPTY.with(TokenType::ApiKey).with(TokenType::M2mToken);
         assert_eq!(s.list(), "api_key, m2m_token");
         assert_eq!(s.limit_form(), "api_key | m2m_token");
-        assert!(TypeSet::ANY.without(TokenType::SessionToken).iter().all(|t| t != TokenType::SessionToken));
+        assert!(
+            TypeSet::ANY
+                .without(TokenType::SessionToken)
+                .iter()
+                .all(|t| t != TokenType::SessionToken)
+        );
         assert!(TypeSet::DEFAULT.contains(TokenType::SessionToken));
     }
 }

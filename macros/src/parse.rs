@@ -70,7 +70,11 @@ pub(crate) fn tokengate_kind(attr: &Attribute) -> Option<AttrKind> {
 
 /// Parses an attribute found among the function's attributes.
 pub(crate) fn from_attribute(kind: AttrKind, attr: &Attribute, errors: &mut Errors) -> Option<Declared> {
-    let span = attr.path().segments.last().map_or_else(Span::call_site, |s| s.ident.span());
+    let span = attr
+        .path()
+        .segments
+        .last()
+        .map_or_else(Span::call_site, |s| s.ident.span());
     from_meta(kind, span, &attr.meta, errors)
 }
 
@@ -208,9 +212,7 @@ fn type_arg(chunk: &[TokenTree], errors: &mut Errors) -> Option<TypeArg> {
 fn limit_colon(chunk: &[TokenTree]) -> Option<usize> {
     let is_colon = |tt: &TokenTree| matches!(tt, TokenTree::Punct(p) if p.as_char() == ':');
     (0..chunk.len()).find(|&i| {
-        is_colon(&chunk[i])
-            && !(i > 0 && is_colon(&chunk[i - 1]))
-            && !chunk.get(i + 1).is_some_and(is_colon)
+        is_colon(&chunk[i]) && !(i > 0 && is_colon(&chunk[i - 1])) && !chunk.get(i + 1).is_some_and(is_colon)
     })
 }
 

@@ -24,7 +24,10 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
                 let kind = path.get_ident().and_then(|i| AttrKind::from_name(&i.to_string()));
                 match kind {
                     Some(kind) => {
-                        let span = path.segments.last().map_or_else(proc_macro2::Span::call_site, |s| s.ident.span());
+                        let span = path
+                            .segments
+                            .last()
+                            .map_or_else(proc_macro2::Span::call_site, |s| s.ident.span());
                         decls.extend(parse::from_meta(kind, span, meta, &mut errors));
                     }
                     None => {

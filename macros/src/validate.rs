@@ -413,7 +413,10 @@ fn validate_scope(scope: &str) -> Result<(), String> {
     if scope.is_empty() {
         return Err("a scope cannot be empty; write the scope name, e.g. `\"write:users\"`".to_owned());
     }
-    let Some(bad) = scope.chars().find(|c| !matches!(c, '\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E')) else {
+    let Some(bad) = scope
+        .chars()
+        .find(|c| !matches!(c, '\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E'))
+    else {
         return Ok(());
     };
     let what = match bad {
