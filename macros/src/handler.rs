@@ -132,3 +132,114 @@ fn item_attrs(item: &mut Item) -> Option<&mut Vec<Attribute>> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(kind: AttrKind, args: &str, item: &str) -> String {
+        let args: TokenStream = args.parse().unwrap();
+        let item: TokenStream = item.parse().unwrap();
+        expand(kind, args, item).to_string()
+    }
+
+    const CREATE_USER: &str = "/// Docs.\n#[accepts_token(session_token, api_key)] #[other] \
+        pub async fn create_user(Json(body): Json<X>) -> impl IntoResponse { body }";
+
+    #[test]
+    fn guard_is_the_first_parameter_and_the_rest_is_kept() {
+        let out = run(AttrKind::RequireScope, r#"api_key: "write:users""#, CREATE_USER);
+        let func = out.split("} ; # [doc = \" Docs.\"]").nth(1).unwrap();
+        assert_eq!(
+            func.trim(),
+            "# [other] pub async fn create_user (_ : :: tokengate :: __private :: Guard < __tokengate_policy_create_user > , \
+             Json (body) : Json < X >) -> impl IntoResponse { body }"
+        );
+        assert!(out.contains("pub struct __tokengate_policy_create_user ;"));
+        assert!(
+            out.contains("use accepts_token as _ ;"),
+            "the taken attribute's import is used"
+        );
+    }
+
+    #[test]
+    fn on_error_the_function_is_emitted_unchanged_without_tokengate_attributes() {
+        let out = run(
+            AttrKind::RequireScope,
+            r#""x""#,
+            "#[other] #[require_role(\"org:admin\")] async fn bad() {}",
+        );
+        assert!(out.starts_with(
+            "const _ : () = { # [allow (unused_imports)] use require_role as _ ; } ; :: core :: compile_error !"
+        ));
+        assert!(out.ends_with("# [other] async fn bad () { }"), "{out}");
+        assert!(!out.contains("Guard"));
+    }
+
+    #[test]
+    fn odd_input_is_an_error_never_a_panic() {
+        let args = [
+            "",
+            ",",
+            ",,",
+            "api_key,,",
+            "::",
+            ":",
+            "|",
+            "api_key |",
+            "| api_key:",
+            "api_key: ",
+            "any(",
+            "any()",
+            "any(any())",
+            "\"a\" : \"b\"",
+            "1",
+            "'a'",
+            "b\"x\"",
+            "r#type",
+            "self",
+            "crate::x",
+            "[]",
+            "{}",
+            "api_key::x",
+            "api_key: any(\"a\"), \"b\"",
+            "all(\"\")",
+            "= 3",
+            "#",
+            "'lifetime",
+        ];
+        let items = [
+            "async fn f() {}",
+            "fn f() {}",
+            "struct S;",
+            "async fn f(&self) {}",
+            "async fn f<T>(t: T) where T: Send {}",
+            "impl X {}",
+            "x y z",
+            "",
+        ];
+        for kind in AttrKind::ALL {
+            for a in args {
+                for item in items {
+                    let Ok(a) = a.parse::<TokenStream>() else { continue };
+                    let Ok(item) = item.parse::<TokenStream>() else {
+                        continue;
+                    };
+                    let out = expand(kind, a.clone(), item).to_string();
+                    assert!(
+                        out.contains("compile_error") || out.contains("tokengate :: __private"),
+                        "{kind:?}({a}): {out}"
+                    );
+                }
+                let input = format!("accepts_token({a}), require_scope({a})")
+                    .parse()
+                    .unwrap_or_default();
+                let out = crate::policy::expand(input).to_string();
+                assert!(
+                    out.contains("compile_error") || out.contains("from_parts"),
+                    "policy!({a}): {out}"
+                );
+            }
+        }
+    }
+}
