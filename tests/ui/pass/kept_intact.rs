@@ -4,7 +4,7 @@
 
 use axum::extract::State;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router, debug_handler};
 use tokengate::{Auth, AuthInfo, Guard, TokenGate, TokenType, accepts_token, require_scope};
 
@@ -51,9 +51,16 @@ pub async fn generic<T: Default + std::fmt::Display + Send + 'static>() -> Strin
 }
 
 /// Compiled out: the generated items follow the `cfg` (no error about a missing `gated`).
-#[cfg(any())]
 #[accepts_token(api_key)]
+#[cfg(any())]
 pub async fn gated() {}
+
+/// `#[tracing::instrument]` after the tokengate attributes sees the guard as `_`.
+#[accepts_token(api_key)]
+#[tracing::instrument]
+pub async fn instrumented_after(Json(body): Json<serde_json::Value>) -> String {
+    body.to_string()
+}
 
 mod nested {
     use tokengate::accepts_token;
@@ -72,6 +79,7 @@ fn main() {
         .route("/debugged", get(debugged))
         .route("/debugged-body", get(debugged_body).post(debugged_body))
         .route("/generic", get(generic::<u8>))
+        .route("/instrumented", post(instrumented_after))
         .route("/whoami", get(nested::whoami))
         .with_state(AppState { gate });
 
