@@ -2,7 +2,7 @@
 //! span. Nothing is checked here beyond the shape of the arguments; names and values are
 //! checked in [`validate`](crate::validate).
 
-use proc_macro2::{Delimiter, Ident, Span, TokenStream, TokenTree};
+use proc_macro2::{Delimiter, Ident, Punct, Spacing, Span, TokenStream, TokenTree};
 use syn::{Attribute, LitStr, Meta};
 
 use crate::errors::Errors;
@@ -193,6 +193,19 @@ fn type_arg(chunk: &[TokenTree], errors: &mut Errors) -> Option<TypeArg> {
             );
             None
         }
+        _ if chunk
+            .iter()
+            .any(|t| matches!(t, TokenTree::Punct(p) if p.as_char() == '|')) =>
+        {
+            let bar = chunk
+                .iter()
+                .find(|t| matches!(t, TokenTree::Punct(p) if p.as_char() == '|'));
+            errors.at(
+                bar.map_or_else(Span::call_site, TokenTree::span),
+                "separate accepted token types with `,`: `#[accepts_token(api_key, m2m_token)]`",
+            );
+            None
+        }
         [first, ..] => {
             errors.at(
                 first.span(),
@@ -223,6 +236,37 @@ fn require_args(kind: AttrKind, span: Span, mut chunks: Vec<Vec<TokenTree>>, err
         values: Vec::new(),
         empty_span: span,
     };
+    // `api_key, m2m_token: "x"`: a limit whose types are separated by commas.
+    if chunks.first().is_some_and(|c| limit_colon(c).is_none())
+        && let Some(k) = chunks.iter().position(|c| limit_colon(c).is_some())
+        && chunks[..k]
+            .iter()
+            .all(|c| matches!(c.as_slice(), [TokenTree::Ident(_)]))
+    {
+        let names: Vec<String> = chunks[..=k]
+            .iter()
+            .flat_map(|c| {
+                c.iter()
+                    .take_while(|t| !matches!(t, TokenTree::Punct(p) if p.as_char() == ':'))
+            })
+            .map(ToString::to_string)
+            .collect();
+        errors.at(
+            chunks[0][0].span(),
+            format!(
+                "separate the token types of a limit with `|`: `#[{}({}: ...)]`",
+                kind.name(),
+                names.join(" | ")
+            ),
+        );
+        let mut merged = Vec::new();
+        for chunk in chunks.drain(..k) {
+            merged.extend(chunk);
+            merged.push(TokenTree::Punct(Punct::new('|', Spacing::Alone)));
+        }
+        merged.extend(chunks.remove(0));
+        chunks.insert(0, merged);
+    }
     // A type limit `api_key | m2m_token:` opens the first argument.
     if let Some(first) = chunks.first_mut()
         && let Some(colon) = limit_colon(first)
