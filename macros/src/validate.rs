@@ -433,6 +433,7 @@ fn validate_scope(scope: &str) -> Result<(), String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use tokengate_runtime::policy::RequirementKind;
