@@ -572,6 +572,28 @@ async fn roles_and_permissions_apply_to_sessions() {
 }
 
 #[tokio::test]
+async fn session_cookie_counts_only_where_sessions_are_accepted() {
+    let f = Fixture::new();
+    let app = router(f.state.clone());
+    let with_cookie = |uri: &str| {
+        Request::get(uri)
+            .header(
+                header::COOKIE,
+                format!("theme=dark; __session={}", session_jwt("admin")),
+            )
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    let admins = app.clone().oneshot(with_cookie("/admins")).await.unwrap();
+    assert_eq!(admins.status(), StatusCode::OK);
+    // A route that accepts no sessions does not read the cookie: no credentials at all.
+    let api_only = app.clone().oneshot(with_cookie("/api-only")).await.unwrap();
+    assert_eq!(api_only.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(api_only.headers()[header::WWW_AUTHENTICATE], r#"Bearer realm="tests""#);
+    assert_eq!(f.calls(), [1, 0, 0, 0]);
+}
+
+#[tokio::test]
 async fn public_routes_stay_open() {
     let f = Fixture::new();
     let app = router(f.state.clone());

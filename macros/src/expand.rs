@@ -151,6 +151,7 @@ pub(crate) fn guarded_handler(mut func: ItemFn, spec: &Spec) -> TokenStream {
         #[doc = #doc]
         #[doc(hidden)]
         #[allow(non_camel_case_types, unreachable_pub)]
+        #[derive(::core::fmt::Debug)]
         #vis struct #policy_type;
 
         #(#cfgs)*

@@ -134,6 +134,7 @@ fn item_attrs(item: &mut Item) -> Option<&mut Vec<Attribute>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -193,6 +193,7 @@ pub(crate) fn valid_types(allow_any: bool) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

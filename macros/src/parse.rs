@@ -252,7 +252,7 @@ fn require_args(kind: AttrKind, span: Span, mut chunks: Vec<Vec<TokenTree>>, err
             .map(ToString::to_string)
             .collect();
         errors.at(
-            chunks[0][0].span(),
+            chunks.first().and_then(|c| c.first()).map_or(span, TokenTree::span),
             format!(
                 "separate the token types of a limit with `|`: `#[{}({}: ...)]`",
                 kind.name(),

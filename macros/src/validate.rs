@@ -352,17 +352,18 @@ fn requirement(
             TypeSet::DEFAULT
         }
         ReqKind::Scope if args.limit.is_none() && accepted.contains(TokenType::SessionToken) => {
-            let example = args.values.iter().find_map(|v| match v {
-                ValueArg::Str(s) => Some(s.value()),
-                ValueArg::Ident(_) => None,
-            });
-            let example = example.as_deref().unwrap_or("write:users");
+            let listed = values.iter().map(|v| format!("\"{v}\"")).collect::<Vec<_>>().join(", ");
+            let example = if args.any.is_some() {
+                format!("any({listed})")
+            } else {
+                listed
+            };
             let machines = accepted.without(TokenType::SessionToken);
             let message = match accepts {
                 Accepts::Default => "`#[require_scope]` without `#[accepts_token]`: the route accepts only session tokens (Clerk's default), which carry no scopes, so every request would be refused; declare the machine tokens that carry the scope, e.g. `#[accepts_token(api_key)]`".to_owned(),
                 _ if machines.is_empty() => "this route accepts only session tokens, which carry no scopes, so every request would be refused; accept machine tokens (e.g. `#[accepts_token(session_token, api_key)]`) and limit the scope to them, or use `#[require_role]` / `#[require_permission]` for sessions".to_owned(),
                 _ => format!(
-                    "this scope requirement also applies to session tokens, which carry no scopes, so every session would be refused; limit it to the other accepted types: `#[require_scope({}: \"{example}\")]`",
+                    "this scope requirement also applies to session tokens, which carry no scopes, so every session would be refused; limit it to the other accepted types: `#[require_scope({}: {example})]`",
                     machines.limit_form()
                 ),
             };
@@ -433,6 +434,7 @@ fn validate_scope(scope: &str) -> Result<(), String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use tokengate_runtime::policy::RequirementKind;

@@ -1,6 +1,6 @@
 //! What survives the attributes: name, visibility, docs, other attributes (before or after),
 //! generics, `impl Trait` returns, `cfg`, and calling the handler directly in a unit test.
-#![deny(warnings, missing_docs)]
+#![deny(warnings, missing_docs, missing_debug_implementations)]
 
 use axum::extract::State;
 use axum::response::IntoResponse;
@@ -9,7 +9,7 @@ use axum::{Json, Router, debug_handler};
 use tokengate::{Auth, AuthInfo, Guard, TokenGate, TokenType, accepts_token, require_scope};
 
 /// The router state.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct AppState {
     gate: TokenGate,
 }
