@@ -115,6 +115,12 @@ async fn issue_verify_revoke_through_the_gate() {
         .await
         .unwrap();
     assert!(key.record.id.starts_with("ak_"));
+    for debug in [format!("{key:?}"), format!("{:?}", key.record), format!("{verifier:?}")] {
+        assert!(
+            !debug.contains(key.secret.expose()),
+            "Debug must not show the secret: {debug}"
+        );
+    }
     let auth = gate
         .authorize(&bearer(key.secret.expose()), &Default::default(), &policy)
         .await

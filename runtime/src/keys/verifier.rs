@@ -82,6 +82,11 @@ struct Inner {
 
 /// Verifies API keys (`ak_…`) and opaque M2M tokens (`mt_…`) against a [`KeyStore`].
 /// Cheap to clone; clones share the cache.
+///
+/// Configure it for [`TokenType::ApiKey`](crate::TokenType) and/or `M2mToken` with
+/// [`TokenGateBuilder::verifier_for`](crate::TokenGateBuilder::verifier_for). It verifies the
+/// secrets tokengate issues, with their `ak_`/`mt_` prefixes: a gate configured with other
+/// prefixes sends it tokens it refuses as malformed.
 #[derive(Clone)]
 pub struct KeyVerifier {
     inner: Arc<Inner>,
