@@ -52,7 +52,7 @@ async fn contract(store: Arc<dyn KeyStore>) {
     );
     assert_eq!(
         ids(store.list(Some("mch_1")).await.unwrap()),
-        [b.record.id.clone()],
+        [b.record.id.as_str()],
         "{name}"
     );
 
