@@ -301,6 +301,12 @@ impl KeyVerifier {
         self.inner.flush().await.map(drop)
     }
 
+    /// Evicts one secret's cached result, e.g. on a revocation notice from another instance.
+    pub fn evict(&self, hash: &SecretHash) {
+        self.inner.positive.invalidate(hash);
+        self.inner.negative.invalidate(hash);
+    }
+
     /// Evicts every cached result (positive and negative).
     pub fn clear_cache(&self) {
         self.inner.positive.invalidate_all();
