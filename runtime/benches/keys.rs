@@ -6,9 +6,9 @@
 //!
 //! | case | time per verification |
 //! |---|---|
-//! | `key_verify/cached` | 676 ns (666–688) |
-//! | `key_verify/uncached_sqlite` | 99 µs (93–104) |
-//! | `key_verify/bad_checksum` | 295 ns (275–316) |
+//! | `key_verify/cached` | 666 ns (644–689) |
+//! | `key_verify/uncached_sqlite` | 66 µs (63–69) |
+//! | `key_verify/bad_checksum` | 260 ns (257–263) |
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::future::Future;

@@ -277,8 +277,11 @@ impl KeyVerifier {
             self.inner.positive.invalidate(&cached.hash);
             return Err(InvalidReason::Expired.into());
         }
-        cached.last_used.fetch_max(now, Ordering::SeqCst);
-        if !cached.dirty.swap(true, Ordering::SeqCst) {
+        // Plain loads first: a hot key is written at most once a second, not on every request.
+        if cached.last_used.load(Ordering::SeqCst) < now {
+            cached.last_used.fetch_max(now, Ordering::SeqCst);
+        }
+        if !cached.dirty.load(Ordering::SeqCst) && !cached.dirty.swap(true, Ordering::SeqCst) {
             self.inner.lock_pending().push(Arc::clone(cached));
             self.start_flusher();
         }
