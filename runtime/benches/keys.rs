@@ -1,5 +1,14 @@
 //! Key verification cost: a cached key (target < 2 µs, mostly the SHA-256), an uncached key
 //! read from SQLite, and a key refused by its checksum before any lookup.
+//!
+//! Run: `cargo bench -p tokengate-runtime --bench keys -- --warm-up-time 1 --measurement-time 3`.
+//! Recorded on the 2-core development machine (release profile, 1000 keys in the table):
+//!
+//! | case | time per verification |
+//! |---|---|
+//! | `key_verify/cached` | 666 ns (644–689) |
+//! | `key_verify/uncached_sqlite` | 66 µs (63–69) |
+//! | `key_verify/bad_checksum` | 260 ns (257–263) |
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::future::Future;

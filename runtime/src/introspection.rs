@@ -346,6 +346,10 @@ impl IntrospectionVerifier {
             Some(_) => Err(InvalidReason::InvalidClaims),
         };
         let checked = (|| {
+            // RFC 7662 `token_type`: a refresh token is not an access token.
+            if string("token_type")?.is_some_and(|t| t.eq_ignore_ascii_case("refresh_token")) {
+                return Err(InvalidReason::WrongType);
+            }
             let exp = number("exp")?;
             if exp.is_some_and(|exp| exp <= now) {
                 return Err(InvalidReason::Expired);

@@ -97,6 +97,7 @@ async fn introspect(State(server): State<Server>, headers: HeaderMap, body: Stri
         "tok-wrong-aud" => active(serde_json::json!({"aud": "https://elsewhere.example"})),
         "tok-wrong-iss" => active(serde_json::json!({"iss": "https://evil.example"})),
         "tok-bad-scope" => active(serde_json::json!({"scope": ["read"]})),
+        "tok-refresh" => active(serde_json::json!({"token_type": "refresh_token"})),
         "tok-concurrent" => {
             tokio::time::sleep(Duration::from_millis(300)).await;
             active(serde_json::json!({}))
@@ -170,6 +171,7 @@ async fn inactive_and_invalid_answers_are_refused() {
         ("tok-wrong-aud", InvalidReason::WrongAudience),
         ("tok-wrong-iss", InvalidReason::WrongIssuer),
         ("tok-bad-scope", InvalidReason::InvalidClaims),
+        ("tok-refresh", InvalidReason::WrongType),
     ];
     for (token, reason) in cases {
         assert_eq!(check(&verifier, token).await.map(drop), refused(reason), "{token}");

@@ -115,6 +115,12 @@ async fn issue_verify_revoke_through_the_gate() {
         .await
         .unwrap();
     assert!(key.record.id.starts_with("ak_"));
+    for debug in [format!("{key:?}"), format!("{:?}", key.record), format!("{verifier:?}")] {
+        assert!(
+            !debug.contains(key.secret.expose()),
+            "Debug must not show the secret: {debug}"
+        );
+    }
     let auth = gate
         .authorize(&bearer(key.secret.expose()), &Default::default(), &policy)
         .await
@@ -445,6 +451,15 @@ async fn a_revocation_from_another_process_is_seen_within_the_cache_ttl() {
     let revoked_at = Instant::now();
     // Still cached right after: the documented delay.
     assert!(verify(&server, key.secret.expose(), TokenType::ApiKey).await.is_ok());
+    // An explicit eviction (what a cross-instance notice would do) takes effect at once.
+    let spare = issue(&*cli, KeySpec::api_key("user_1", "spare")).await.unwrap();
+    verify(&server, spare.secret.expose(), TokenType::ApiKey).await.unwrap();
+    cli.revoke(&spare.record.id, None, now_unix()).await.unwrap().unwrap();
+    server.evict(&spare.secret.hash());
+    assert_eq!(
+        verify(&server, spare.secret.expose(), TokenType::ApiKey).await,
+        Err(invalid(InvalidReason::Revoked))
+    );
     loop {
         match verify(&server, key.secret.expose(), TokenType::ApiKey).await {
             Ok(_) => {
@@ -589,6 +604,13 @@ async fn open_store_understands_urls_and_paths() {
     let by_url = open_store(&url).await.unwrap();
     issue(&*by_url, KeySpec::api_key("user_1", "x")).await.unwrap();
     assert!(dir.path().join("b.db").exists());
+    let shared = tokengate_runtime::keys::open_sqlite(dir.path().join("c.db").to_str().unwrap())
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE users (id TEXT PRIMARY KEY)")
+        .execute(shared.pool())
+        .await
+        .unwrap();
     let memory = open_store("sqlite::memory:").await.unwrap();
     issue(&*memory, KeySpec::api_key("user_1", "x")).await.unwrap();
     assert_eq!(memory.list(None).await.unwrap().len(), 1);
@@ -606,11 +628,20 @@ async fn open_store_understands_urls_and_paths() {
 async fn invalid_specs_are_refused_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&db_path(&dir)).await;
+    let deduplicated = issue(&*store, KeySpec::api_key("user_1", "dup").scopes(["a", "b", "a"]))
+        .await
+        .unwrap();
+    assert_eq!(deduplicated.record.scopes, ["a", "b"]);
+    store.revoke(&deduplicated.record.id, None, now_unix()).await.unwrap();
     let err = issue(&*store, KeySpec::api_key("alice", "ci")).await.unwrap_err();
     assert!(matches!(err, StoreError::Invalid(_)));
     let err = issue(&*store, KeySpec::api_key("user_1", "ci").claims(serde_json::json!("x")))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("JSON object"), "{err}");
-    assert!(store.list(None).await.unwrap().is_empty());
+    assert_eq!(
+        store.list(None).await.unwrap().len(),
+        1,
+        "only the valid key was created"
+    );
 }

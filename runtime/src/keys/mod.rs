@@ -64,13 +64,26 @@ pub async fn open_store(database: &str) -> Result<Arc<dyn KeyStore>, StoreError>
     if database == "memory:" || database == "memory://" {
         return Ok(Arc::new(MemoryKeyStore::new()));
     }
+    Ok(Arc::new(open_sqlite(database).await?))
+}
+
+/// Opens an SQLite database from the same forms as [`open_store`] (`sqlite://PATH`,
+/// `sqlite:PATH`, `sqlite::memory:` or a plain path), for an application that keeps its own
+/// tables beside the keys (see [`SqliteKeyStore::pool`]).
+pub async fn open_sqlite(database: &str) -> Result<SqliteKeyStore, StoreError> {
+    let database = database.trim();
     if database.starts_with("sqlite:") {
-        return Ok(Arc::new(SqliteKeyStore::connect(database).await?));
+        return SqliteKeyStore::connect(database).await;
     }
     if let Some((scheme, _)) = database.split_once("://") {
         return Err(StoreError::InvalidConfig(format!(
             "unsupported database URL scheme `{scheme}://`; use `sqlite://PATH`, a file path, or `memory:`"
         )));
     }
-    Ok(Arc::new(SqliteKeyStore::open(database).await?))
+    if database.is_empty() {
+        return Err(StoreError::InvalidConfig(format!(
+            "the database path is empty; give `{DEFAULT_DATABASE_URL}`, another `sqlite://PATH`, or a file path"
+        )));
+    }
+    SqliteKeyStore::open(database).await
 }

@@ -432,8 +432,12 @@ pub async fn issue<S: KeyStore + ?Sized>(store: &S, spec: KeySpec) -> Result<Iss
     };
     let secret = Secret::generate(spec.kind).map_err(rng_failed)?;
     let id = generate_id(spec.kind).map_err(rng_failed)?;
-    let mut scopes = spec.scopes;
-    scopes.dedup();
+    let mut scopes: Vec<String> = Vec::with_capacity(spec.scopes.len());
+    for scope in spec.scopes {
+        if !scopes.contains(&scope) {
+            scopes.push(scope);
+        }
+    }
     let key = NewKey {
         id,
         kind: spec.kind,

@@ -82,6 +82,11 @@ struct Inner {
 
 /// Verifies API keys (`ak_…`) and opaque M2M tokens (`mt_…`) against a [`KeyStore`].
 /// Cheap to clone; clones share the cache.
+///
+/// Configure it for [`TokenType::ApiKey`](crate::TokenType) and/or `M2mToken` with
+/// [`TokenGateBuilder::verifier_for`](crate::TokenGateBuilder::verifier_for). It verifies the
+/// secrets tokengate issues, with their `ak_`/`mt_` prefixes: a gate configured with other
+/// prefixes sends it tokens it refuses as malformed.
 #[derive(Clone)]
 pub struct KeyVerifier {
     inner: Arc<Inner>,
@@ -272,8 +277,11 @@ impl KeyVerifier {
             self.inner.positive.invalidate(&cached.hash);
             return Err(InvalidReason::Expired.into());
         }
-        cached.last_used.fetch_max(now, Ordering::SeqCst);
-        if !cached.dirty.swap(true, Ordering::SeqCst) {
+        // Plain loads first: a hot key is written at most once a second, not on every request.
+        if cached.last_used.load(Ordering::SeqCst) < now {
+            cached.last_used.fetch_max(now, Ordering::SeqCst);
+        }
+        if !cached.dirty.load(Ordering::SeqCst) && !cached.dirty.swap(true, Ordering::SeqCst) {
             self.inner.lock_pending().push(Arc::clone(cached));
             self.start_flusher();
         }
@@ -294,6 +302,12 @@ impl KeyVerifier {
             self.inner.stop.notify_one();
         }
         self.inner.flush().await.map(drop)
+    }
+
+    /// Evicts one secret's cached result, e.g. on a revocation notice from another instance.
+    pub fn evict(&self, hash: &SecretHash) {
+        self.inner.positive.invalidate(hash);
+        self.inner.negative.invalidate(hash);
     }
 
     /// Evicts every cached result (positive and negative).
