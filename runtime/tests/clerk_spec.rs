@@ -51,7 +51,14 @@ async fn the_doubles_answers_validate_against_the_spec() {
         ];
         for (reply, expected) in cases {
             let token = double.token(t, reply);
-            let (status, body) = post(&double, path, Some(SECRET), Some(VERSION), &json!({body_field(t): token})).await;
+            let (status, body) = post(
+                &double,
+                path,
+                Some(SECRET),
+                Some(VERSION),
+                &json!({body_field(t): token}),
+            )
+            .await;
             assert_eq!(status, expected, "{t}");
             let validator = if status == 200 { &ok } else { &not_found };
             let errors: Vec<String> = validator.iter_errors(&body).map(|e| e.to_string()).collect();
@@ -59,7 +66,14 @@ async fn the_doubles_answers_validate_against_the_spec() {
         }
     }
     let token = double.token(TokenType::OAuthToken, Reply::Inactive);
-    let (status, body) = post(&double, OAUTH, Some(SECRET), Some(VERSION), &json!({"access_token": token})).await;
+    let (status, body) = post(
+        &double,
+        OAUTH,
+        Some(SECRET),
+        Some(VERSION),
+        &json!({"access_token": token}),
+    )
+    .await;
     assert_eq!(status, 200);
     assert!(Spec::validator(&spec.response_schema(OAUTH, "post", "200")).is_valid(&body));
     double.assert_no_violations();
@@ -100,13 +114,26 @@ async fn the_double_refuses_requests_off_the_spec() {
     let token = double.token(TokenType::ApiKey, Reply::Resource(resource(TokenType::ApiKey, None)));
     let body = json!({"secret": token});
     assert_eq!(post(&double, API_KEYS, Some(SECRET), Some(VERSION), &body).await.0, 200);
-    assert_eq!(post(&double, API_KEYS, Some(WRONG_SECRET), Some(VERSION), &body).await.0, 401);
+    assert_eq!(
+        post(&double, API_KEYS, Some(WRONG_SECRET), Some(VERSION), &body)
+            .await
+            .0,
+        401
+    );
     assert!(double.violations().is_empty());
     assert_eq!(post(&double, API_KEYS, None, Some(VERSION), &body).await.0, 400);
     assert_eq!(post(&double, API_KEYS, Some(SECRET), None, &body).await.0, 400);
     let extra = json!({"secret": token, "scopes": []});
-    assert_eq!(post(&double, API_KEYS, Some(SECRET), Some(VERSION), &extra).await.0, 400);
-    assert_eq!(post(&double, "/v1/api_keys/verify", Some(SECRET), Some(VERSION), &body).await.0, 404);
+    assert_eq!(
+        post(&double, API_KEYS, Some(SECRET), Some(VERSION), &extra).await.0,
+        400
+    );
+    assert_eq!(
+        post(&double, "/v1/api_keys/verify", Some(SECRET), Some(VERSION), &body)
+            .await
+            .0,
+        404
+    );
     assert_eq!(double.violations().len(), 4, "{:#?}", double.violations());
 }
 

@@ -28,7 +28,10 @@ async fn valid_tokens_map_to_auth() {
     let app = app(double.verifier());
     let exp = now_ms() + 3_600_000;
 
-    let key = double.token(TokenType::ApiKey, Reply::Resource(resource(TokenType::ApiKey, Some(exp))));
+    let key = double.token(
+        TokenType::ApiKey,
+        Reply::Resource(resource(TokenType::ApiKey, Some(exp))),
+    );
     let (status, _, body) = call(&app, &key).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["tokenType"], "api_key");
@@ -52,7 +55,10 @@ async fn valid_tokens_map_to_auth() {
     assert_eq!(body["expiration"], json!(null));
     assert_eq!(body["claims"], json!({}));
 
-    let m2m = double.token(TokenType::M2mToken, Reply::Resource(resource(TokenType::M2mToken, Some(exp))));
+    let m2m = double.token(
+        TokenType::M2mToken,
+        Reply::Resource(resource(TokenType::M2mToken, Some(exp))),
+    );
     let (status, _, body) = call(&app, &m2m).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["tokenType"], "m2m_token");
@@ -60,7 +66,10 @@ async fn valid_tokens_map_to_auth() {
     assert_eq!(body["scopes"], json!([OTHER_MACHINE]));
     assert_eq!(body["claims"], json!({"region": "eu"}));
 
-    let oat = double.token(TokenType::OAuthToken, Reply::Resource(resource(TokenType::OAuthToken, Some(exp))));
+    let oat = double.token(
+        TokenType::OAuthToken,
+        Reply::Resource(resource(TokenType::OAuthToken, Some(exp))),
+    );
     let (status, _, body) = call(&app, &oat).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["tokenType"], "oauth_token");
@@ -116,18 +125,28 @@ async fn a_wrong_secret_key_is_a_503_logged_as_configuration() {
     let logs = LogBuffer::default();
     let _guard = logs.install();
     let double = Double::start().await;
-    let config = ClerkConfig::new(WRONG_SECRET).unwrap().with_api_url(&double.url).unwrap();
+    let config = ClerkConfig::new(WRONG_SECRET)
+        .unwrap()
+        .with_api_url(&double.url)
+        .unwrap();
     let app = app(Arc::new(ClerkMachineVerifier::new(config).unwrap()));
     for t in TYPES {
         let token = double.token(t, Reply::Resource(resource(t, in_an_hour())));
         let (status, _, body) = call(&app, &token).await;
-        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{t}: never a 401 that blames the caller");
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{t}: never a 401 that blames the caller"
+        );
         assert_eq!(body["reason"], "verifier-unavailable");
         assert_eq!(double.calls(path_of(t)), 1, "{t}");
     }
     let text = logs.text();
     assert!(text.contains("ERROR"), "{text}");
-    assert!(text.contains("configuration is wrong") && text.contains("CLERK_SECRET_KEY"), "{text}");
+    assert!(
+        text.contains("configuration is wrong") && text.contains("CLERK_SECRET_KEY"),
+        "{text}"
+    );
     assert!(!text.contains(WRONG_SECRET) && !text.contains(SECRET), "{text}");
     double.assert_no_violations();
 }
@@ -142,10 +161,16 @@ async fn a_machine_secret_key_verifies_m2m_tokens() {
         .with_machine_secret_key(MACHINE_SECRET)
         .unwrap();
     let app = app(Arc::new(ClerkMachineVerifier::new(config).unwrap()));
-    let m2m = double.token(TokenType::M2mToken, Reply::Resource(resource(TokenType::M2mToken, in_an_hour())));
+    let m2m = double.token(
+        TokenType::M2mToken,
+        Reply::Resource(resource(TokenType::M2mToken, in_an_hour())),
+    );
     assert_eq!(call(&app, &m2m).await.0, StatusCode::OK);
     // API keys still go with the (here wrong) secret key, not the machine key.
-    let key = double.token(TokenType::ApiKey, Reply::Resource(resource(TokenType::ApiKey, in_an_hour())));
+    let key = double.token(
+        TokenType::ApiKey,
+        Reply::Resource(resource(TokenType::ApiKey, in_an_hour())),
+    );
     assert_eq!(call(&app, &key).await.0, StatusCode::SERVICE_UNAVAILABLE);
     double.assert_no_violations();
 }
@@ -182,12 +207,19 @@ async fn slow_answers_time_out_into_a_503() {
         .unwrap();
     let app = app(Arc::new(ClerkMachineVerifier::new(config).unwrap()));
     for t in TYPES {
-        let slow = Reply::Slow(Duration::from_secs(3), Box::new(Reply::Resource(resource(t, in_an_hour()))));
+        let slow = Reply::Slow(
+            Duration::from_secs(3),
+            Box::new(Reply::Resource(resource(t, in_an_hour()))),
+        );
         let token = double.token(t, slow);
         let started = Instant::now();
         let (status, _, _) = call(&app, &token).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{t}");
-        assert!(started.elapsed() < Duration::from_millis(1500), "{t}: {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_millis(1500),
+            "{t}: {:?}",
+            started.elapsed()
+        );
     }
 }
 
@@ -216,7 +248,12 @@ async fn malformed_or_unexpected_answers_are_503s_not_200s() {
         for raw in bodies {
             let token = double.token(t, Reply::Raw(raw.clone()));
             let (status, _, _) = call(&app, &token).await;
-            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{t}: {}", &raw[..raw.len().min(60)]);
+            assert_eq!(
+                status,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{t}: {}",
+                &raw[..raw.len().min(60)]
+            );
         }
     }
 }
@@ -228,7 +265,10 @@ async fn jwt_machine_tokens_go_to_the_jwt_verifier() {
     let credential = Credential::new_for_tests(jwt_m2m, TokenType::M2mToken);
     // Without a JWT verifier: a configuration error, no API call.
     let alone = double.verifier();
-    assert!(matches!(alone.verify(credential).await, Err(VerifyError::Misconfigured(_))));
+    assert!(matches!(
+        alone.verify(credential).await,
+        Err(VerifyError::Misconfigured(_))
+    ));
     let mut info = AuthInfo::new(TokenType::M2mToken);
     info.subject = Some("mch_1".into());
     let jwt = Arc::new(StaticVerifier::new().with_token(jwt_m2m, info));
@@ -265,7 +305,10 @@ async fn no_secret_or_token_in_logs_or_debug() {
     }
     let debug = format!("{config:?} {verifier:?} {:?}", verifier.api());
     let text = logs.text();
-    assert!(text.contains("verifier backend unavailable"), "the capture works: {text}");
+    assert!(
+        text.contains("verifier backend unavailable"),
+        "the capture works: {text}"
+    );
     for secret in tokens.iter().map(String::as_str).chain([SECRET, MACHINE_SECRET]) {
         assert!(!text.contains(secret), "a secret in the logs: {text}");
         assert!(!debug.contains(secret), "a secret in Debug: {debug}");

@@ -159,7 +159,10 @@ impl ClerkApi {
             }),
             s => Err(VerifyError::Unavailable {
                 retry_after,
-                detail: format!("unexpected status {} from Clerk's Backend API for POST {path}", s.as_u16()),
+                detail: format!(
+                    "unexpected status {} from Clerk's Backend API for POST {path}",
+                    s.as_u16()
+                ),
             }),
         }
     }
@@ -233,7 +236,10 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
         h.insert(header::RETRY_AFTER, HeaderValue::from_static("99999"));
         assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER));
-        h.insert(header::RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        h.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
         assert_eq!(retry_after(&h), None);
     }
 }

@@ -44,7 +44,12 @@ pub(crate) struct Entry {
 impl Entry {
     /// An entry for `verdict`, valid for `ttl` (positive) or `negative_ttl`, and never past
     /// the token's expiration (`now_ms` is the wall clock in milliseconds).
-    pub(crate) fn new(verdict: Result<Auth, InvalidReason>, ttl: Duration, negative_ttl: Duration, now_ms: i64) -> Entry {
+    pub(crate) fn new(
+        verdict: Result<Auth, InvalidReason>,
+        ttl: Duration,
+        negative_ttl: Duration,
+        now_ms: i64,
+    ) -> Entry {
         let lifetime = match &verdict {
             Ok(auth) => match auth.expiration {
                 Some(exp) => {

@@ -124,7 +124,9 @@ impl TokenShape {
     /// `A–Z a–z 0–9 _ -`.
     pub fn accepts(&self, rest: &str) -> bool {
         (self.min_len..=self.max_len).contains(&rest.len())
-            && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     }
 }
 
@@ -472,7 +474,10 @@ mod tests {
     fn secret_key_checks_say_what_is_expected() {
         assert_eq!(ClerkConfig::new("").unwrap_err(), ClerkConfigError::MissingSecretKey);
         let err = ClerkConfig::new("pk_test_x").unwrap_err().to_string();
-        assert!(err.contains("does not start with `sk_`") && err.contains("publishable"), "{err}");
+        assert!(
+            err.contains("does not start with `sk_`") && err.contains("publishable"),
+            "{err}"
+        );
         assert!(ClerkConfig::new("sk_").is_err());
         assert!(ClerkConfig::new("sk_test_a\n").is_err());
         assert!(ClerkConfig::new("sk_test_abc").is_ok());
@@ -485,9 +490,17 @@ mod tests {
         assert_eq!(c.jwks_url(), "https://api.clerk.com/v1/jwks");
         let c = c.with_api_url("http://127.0.0.1:8080/").unwrap();
         assert_eq!(c.api_url(), "http://127.0.0.1:8080");
-        for bad in ["ftp://x", "not a url", "https://u:p@api.clerk.com", "https://api.clerk.com?x=1"] {
+        for bad in [
+            "ftp://x",
+            "not a url",
+            "https://u:p@api.clerk.com",
+            "https://api.clerk.com?x=1",
+        ] {
             let c = ClerkConfig::new("sk_test_abc").unwrap();
-            assert!(matches!(c.with_api_url(bad), Err(ClerkConfigError::InvalidApiUrl(_))), "{bad}");
+            assert!(
+                matches!(c.with_api_url(bad), Err(ClerkConfigError::InvalidApiUrl(_))),
+                "{bad}"
+            );
         }
     }
 
@@ -502,7 +515,10 @@ mod tests {
         let c = ClerkConfig::from_lookup(vars).unwrap();
         assert_eq!(c.authorized_parties(), ["https://a.example", "https://b.example"]);
         let debug = format!("{c:?}");
-        assert!(!debug.contains("topsecret") && !debug.contains("machinesecret"), "{debug}");
+        assert!(
+            !debug.contains("topsecret") && !debug.contains("machinesecret"),
+            "{debug}"
+        );
         let headers = c.jwks_headers().unwrap();
         assert!(headers[header::AUTHORIZATION].is_sensitive());
         assert!(!format!("{headers:?}").contains("topsecret"));

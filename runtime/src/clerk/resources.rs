@@ -74,10 +74,11 @@ pub fn parse_verify_response(
     body: &[u8],
     now_ms: i64,
 ) -> Result<Result<AuthInfo, InvalidReason>, UnexpectedResponse> {
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| unexpected(token_type, format!("not JSON ({})", e.classify_name())))?;
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| unexpected(token_type, format!("not JSON ({})", e.classify_name())))?;
     if token_type == TokenType::OAuthToken && value.get("active").is_some() {
-        let inactive: Inactive = serde_json::from_value(value).map_err(|_| unexpected(token_type, "bad `active` object"))?;
+        let inactive: Inactive =
+            serde_json::from_value(value).map_err(|_| unexpected(token_type, "bad `active` object"))?;
         if inactive.active {
             return Err(unexpected(token_type, "`active: true` without a token resource"));
         }

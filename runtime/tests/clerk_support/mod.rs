@@ -101,7 +101,10 @@ impl Spec {
 
     /// Errors of `instance` against `schema`, as text.
     pub fn errors(schema: &Value, instance: &Value) -> Vec<String> {
-        Self::validator(schema).iter_errors(instance).map(|e| e.to_string()).collect()
+        Self::validator(schema)
+            .iter_errors(instance)
+            .map(|e| e.to_string())
+            .collect()
     }
 }
 
@@ -330,7 +333,11 @@ async fn fallback(State(s): State<Arc<DoubleState>>, method: http::Method, uri: 
         .lock()
         .unwrap()
         .push(format!("{method} {} is not an endpoint of the spec", uri.path()));
-    (StatusCode::NOT_FOUND, axum::Json(errors_body("not found", "resource_not_found"))).into_response()
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(errors_body("not found", "resource_not_found")),
+    )
+        .into_response()
 }
 
 /// Checks `Authorization` and `Clerk-API-Version`; `Some(response)` refuses the request.
@@ -409,10 +416,9 @@ async fn answer(s: &DoubleState, path: &str, mut reply: Reply) -> Response {
     let schema = s.spec.response_schema(path, "post", status.as_str());
     let errors = Spec::errors(&schema, &body);
     if !errors.is_empty() {
-        s.violations
-            .lock()
-            .unwrap()
-            .push(format!("{path}: the double's own {status} answer is off the schema: {errors:?}"));
+        s.violations.lock().unwrap().push(format!(
+            "{path}: the double's own {status} answer is off the schema: {errors:?}"
+        ));
     }
     (status, axum::Json(body)).into_response()
 }
