@@ -119,6 +119,7 @@ impl ClerkApi {
         let url = format!("{}{path}", self.config.api_url());
         let mut body = serde_json::Map::new();
         body.insert(field.to_owned(), serde_json::Value::String(token.to_owned()));
+        let started = std::time::Instant::now();
         let sent = self
             .http
             .post(&url)
@@ -134,6 +135,13 @@ impl ClerkApi {
         };
         let status = response.status();
         let retry_after = retry_after(response.headers());
+        tracing::debug!(
+            target: "tokengate::clerk",
+            path,
+            status = status.as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "Backend API verify call"
+        );
         match status {
             StatusCode::OK => {
                 let body = self.read_body(path, response).await?;

@@ -123,3 +123,40 @@ impl VerdictCache {
         load().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::AuthInfo;
+
+    fn auth(expiration: Option<i64>) -> Auth {
+        let mut info = AuthInfo::new(TokenType::ApiKey);
+        info.expiration = expiration;
+        Auth::new(info)
+    }
+
+    #[test]
+    fn lifetimes() {
+        let (ttl, negative) = (Duration::from_secs(30), Duration::from_secs(5));
+        let now_ms = 1_000_000_000_000;
+        let start = Instant::now();
+        // Entries are created just after `start`: allow for the time that passes meanwhile.
+        let slack = Duration::from_millis(100);
+        let left = |e: &Entry| e.valid_until.saturating_duration_since(start);
+        let forever = Entry::new(Ok(auth(None)), ttl, negative, now_ms);
+        assert!(left(&forever) > Duration::from_secs(29) && left(&forever) <= ttl + slack);
+        let soon = Entry::new(Ok(auth(Some(now_ms / 1000 + 2))), ttl, negative, now_ms);
+        assert!(left(&soon) <= Duration::from_secs(2) + slack);
+        let past = Entry::new(Ok(auth(Some(now_ms / 1000 - 10))), ttl, negative, now_ms);
+        assert!(!past.is_fresh(Instant::now()));
+        let unknown = Entry::new(Err(InvalidReason::UnknownToken), ttl, negative, now_ms);
+        assert!(left(&unknown) <= negative + slack && left(&unknown) > Duration::from_secs(4));
+    }
+
+    #[test]
+    fn keys_separate_types_and_tokens() {
+        assert_ne!(key(TokenType::ApiKey, "ak_1"), key(TokenType::ApiKey, "ak_2"));
+        assert_ne!(key(TokenType::ApiKey, "x"), key(TokenType::M2mToken, "x"));
+        assert_eq!(key(TokenType::ApiKey, "ak_1"), key(TokenType::ApiKey, "ak_1"));
+    }
+}

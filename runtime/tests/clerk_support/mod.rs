@@ -487,14 +487,15 @@ impl LogBuffer {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 
-    /// Captures every event at every level, from every crate, on this thread.
-    pub fn install(&self) -> tracing::subscriber::DefaultGuard {
+    /// Captures every event at every level, from every crate, process-wide. Call once per
+    /// test binary.
+    pub fn install_global(&self) {
         let subscriber = tracing_subscriber::fmt()
             .with_max_level(tracing::Level::TRACE)
             .with_ansi(false)
             .with_writer(self.clone())
             .finish();
-        tracing::subscriber::set_default(subscriber)
+        tracing::subscriber::set_global_default(subscriber).expect("one subscriber per test binary");
     }
 }
 
