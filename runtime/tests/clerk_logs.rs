@@ -45,6 +45,13 @@ async fn a_wrong_secret_key_is_a_503_logged_as_configuration(logs: &LogBuffer) {
         assert_eq!(body["reason"], "verifier-unavailable");
         assert_eq!(double.calls(path_of(t)), 1, "{t}");
     }
+    // The refused key pauses calls: the next request does not spend quota on a known-bad key.
+    let token = double.token(
+        TokenType::ApiKey,
+        Reply::Resource(resource(TokenType::ApiKey, in_an_hour())),
+    );
+    assert_eq!(call(&app, &token).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(double.calls(API_KEYS), 1);
     let text = logs.text();
     assert!(text.contains("ERROR"), "{text}");
     assert!(

@@ -164,24 +164,53 @@ async fn a_machine_secret_key_verifies_m2m_tokens() {
 #[tokio::test]
 async fn rate_limits_and_failures_are_503s_with_retry_after() {
     let double = Double::start().await;
-    let app = app(double.verifier());
     for t in TYPES {
+        // A fresh verifier per case: a 429 pauses the endpoint (tested below).
         let token = double.token(t, Reply::Status(429, Some(7)));
-        let (status, retry_after, body) = call(&app, &token).await;
+        let (status, retry_after, body) = call(&app(double.verifier()), &token).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{t}: {body}");
+        assert_eq!(body["reason"], "verifier-unavailable");
         assert_eq!(retry_after.as_deref(), Some("7"), "{t}");
+        let app = app(double.verifier());
         for code in [500, 502, 503] {
             let token = double.token(t, Reply::Status(code, None));
-            let (status, _, _) = call(&app, &token).await;
+            let (status, retry_after, _) = call(&app, &token).await;
             assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{t} {code}");
+            assert_eq!(retry_after.as_deref(), Some("5"), "{t} {code}: the gate's default");
+            // A failure is not cached and, without Retry-After, does not pause: asked again.
+            call(&app, &token).await;
         }
         let token = double.token(t, Reply::Status(503, Some(2)));
         assert_eq!(call(&app, &token).await.1.as_deref(), Some("2"));
-        // Failures are not cached: the next request asks again.
-        call(&app, &token).await;
-        assert_eq!(double.calls(path_of(t)), 6, "{t}");
+        assert_eq!(double.calls(path_of(t)), 8, "{t}");
     }
     double.assert_no_violations();
+}
+
+#[tokio::test]
+async fn after_a_rate_limit_the_endpoint_pauses_for_retry_after() {
+    let double = Double::start().await;
+    let app = app(double.verifier());
+    let limited = double.token(TokenType::ApiKey, Reply::Status(429, Some(1)));
+    let good = double.token(
+        TokenType::ApiKey,
+        Reply::Resource(resource(TokenType::ApiKey, in_an_hour())),
+    );
+    let m2m = double.token(
+        TokenType::M2mToken,
+        Reply::Resource(resource(TokenType::M2mToken, in_an_hour())),
+    );
+    assert_eq!(call(&app, &limited).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    // During the pause: refused without a call, with the time left.
+    let (status, retry_after, _) = call(&app, &good).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    assert_eq!(double.calls(API_KEYS), 1);
+    // Other endpoints are not paused.
+    assert_eq!(call(&app, &m2m).await.0, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(1_050)).await;
+    assert_eq!(call(&app, &good).await.0, StatusCode::OK);
+    assert_eq!(double.calls(API_KEYS), 2);
 }
 
 #[tokio::test]

@@ -11,6 +11,8 @@
 //! `200` → [`parse_verify_response`]; `404` → unknown token; `401`/`403` →
 //! [`VerifyError::Misconfigured`] (the secret key is wrong, not the caller's token);
 //! `429`/`5xx`, timeouts, oversized or unexpected bodies → [`VerifyError::Unavailable`].
+//! After a `429`, a `5xx` with `Retry-After`, or a `401`/`403`, the endpoint is paused
+//! ([`backoff`](super::backoff)): requests are refused without a call until the pause ends.
 //!
 //! ```no_run
 //! use tokengate_runtime::clerk::{ClerkApi, ClerkConfig};
@@ -31,6 +33,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderValue, StatusCode, header};
 
+use super::backoff::Backoff;
 use super::config::{API_VERSION_HEADER, ClerkConfig, ClerkConfigError};
 use super::resources::parse_verify_response;
 use crate::auth::AuthInfo;
@@ -52,6 +55,8 @@ pub struct ClerkApi {
     config: Arc<ClerkConfig>,
     secret_auth: HeaderValue,
     machine_auth: Option<HeaderValue>,
+    /// One pause per endpoint: API keys, M2M tokens, OAuth tokens.
+    backoff: Arc<[Backoff; 3]>,
 }
 
 impl fmt::Debug for ClerkApi {
@@ -87,6 +92,7 @@ impl ClerkApi {
             config: Arc::new(config),
             secret_auth,
             machine_auth,
+            backoff: Arc::new([Backoff::new(), Backoff::new(), Backoff::new()]),
         })
     }
 
@@ -97,17 +103,36 @@ impl ClerkApi {
 
     /// Verifies an opaque machine token of `token_type` with one API call.
     pub async fn verify(&self, token_type: TokenType, token: &str) -> Result<ApiVerdict, VerifyError> {
-        let (path, field, auth, key_name) = match token_type {
-            TokenType::ApiKey => ("/api_keys/verify", "secret", &self.secret_auth, "CLERK_SECRET_KEY"),
+        let (path, field, auth, key_name, backoff) = match token_type {
+            TokenType::ApiKey => (
+                "/api_keys/verify",
+                "secret",
+                &self.secret_auth,
+                "CLERK_SECRET_KEY",
+                &self.backoff[0],
+            ),
             TokenType::M2mToken => match &self.machine_auth {
-                Some(auth) => ("/m2m_tokens/verify", "token", auth, "CLERK_MACHINE_SECRET_KEY"),
-                None => ("/m2m_tokens/verify", "token", &self.secret_auth, "CLERK_SECRET_KEY"),
+                Some(auth) => (
+                    "/m2m_tokens/verify",
+                    "token",
+                    auth,
+                    "CLERK_MACHINE_SECRET_KEY",
+                    &self.backoff[1],
+                ),
+                None => (
+                    "/m2m_tokens/verify",
+                    "token",
+                    &self.secret_auth,
+                    "CLERK_SECRET_KEY",
+                    &self.backoff[1],
+                ),
             },
             TokenType::OAuthToken => (
                 "/oauth_applications/access_tokens/verify",
                 "access_token",
                 &self.secret_auth,
                 "CLERK_SECRET_KEY",
+                &self.backoff[2],
             ),
             TokenType::SessionToken => {
                 return Err(VerifyError::Misconfigured(
@@ -116,6 +141,7 @@ impl ClerkApi {
                 ));
             }
         };
+        backoff.check()?;
         let url = format!("{}{path}", self.config.api_url());
         let mut body = serde_json::Map::new();
         body.insert(field.to_owned(), serde_json::Value::String(token.to_owned()));
@@ -142,6 +168,7 @@ impl ClerkApi {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "Backend API verify call"
         );
+        backoff.record(status.as_u16(), retry_after, self.config.negative_ttl());
         match status {
             StatusCode::OK => {
                 let body = self.read_body(path, response).await?;

@@ -4,6 +4,7 @@
 //! - [`config`]: [`ClerkConfig`] (`CLERK_SECRET_KEY`, `CLERK_MACHINE_SECRET_KEY`,
 //!   `CLERK_API_URL`, `CLERK_JWT_KEY`, `CLERK_AUTHORIZED_PARTIES`), secrets redacted;
 //! - [`api`]: [`ClerkApi`], the Backend API client for the three machine-token verify calls;
+//! - [`backoff`]: pauses after `429`, `5xx` with `Retry-After`, and `401`/`403`;
 //! - [`resources`]: the verify responses and their mapping to [`AuthInfo`](crate::AuthInfo);
 //! - [`cache`]: the verdict cache (revocation delay: [`DEFAULT_CACHE_TTL`]);
 //! - [`verifier`]: [`ClerkMachineVerifier`], the [`Verifier`](crate::Verifier) for `ak_`,
@@ -31,6 +32,7 @@
 //! ```
 
 pub mod api;
+pub mod backoff;
 pub mod cache;
 pub mod config;
 pub mod resources;
