@@ -32,7 +32,7 @@ fn in_an_hour() -> Option<i64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hundred_concurrent_requests_make_one_call() {
     let double = Double::start().await;
-    let verifier = double.verifier();
+    let app = app(double.verifier());
     for t in TYPES {
         // Slow enough that all hundred requests are waiting on the same call.
         let reply = Reply::Slow(
@@ -42,17 +42,18 @@ async fn a_hundred_concurrent_requests_make_one_call() {
         let token = Arc::new(double.token(t, reply));
         let tasks: Vec<_> = (0..100)
             .map(|_| {
-                let (verifier, token) = (verifier.clone(), token.clone());
-                tokio::spawn(async move { verify(&verifier, t, &token).await })
+                let (app, token) = (app.clone(), token.clone());
+                tokio::spawn(async move { call(&app, &token).await })
             })
             .collect();
         for task in tasks {
-            let auth = task.await.unwrap().unwrap();
-            assert_eq!(auth.token_type, t);
+            let (status, _, body) = task.await.unwrap();
+            assert_eq!(status, http::StatusCode::OK, "{t}: {body}");
+            assert_eq!(body["tokenType"], t.to_string());
         }
         assert_eq!(double.calls(path_of(t)), 1, "{t}");
         // And the next request is served from the cache.
-        verify(&verifier, t, &token).await.unwrap();
+        assert_eq!(call(&app, &token).await.0, http::StatusCode::OK);
         assert_eq!(double.calls(path_of(t)), 1, "{t}");
     }
     double.assert_no_violations();

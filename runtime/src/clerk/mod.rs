@@ -10,6 +10,23 @@
 //! - [`verifier`]: [`ClerkMachineVerifier`], the [`Verifier`](crate::Verifier) for `ak_`,
 //!   `mt_` and `oat_` tokens.
 //!
+//! # Environment
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `CLERK_SECRET_KEY` | required: `sk_live_…`/`sk_test_…`, sent as `Authorization: Bearer` |
+//! | `CLERK_MACHINE_SECRET_KEY` | optional: verifies `mt_` tokens instead of the secret key |
+//! | `CLERK_API_URL` | optional: default `https://api.clerk.com` (no `/v1`) |
+//! | `CLERK_JWT_KEY` | optional: PEM public key for networkless session verification |
+//! | `CLERK_AUTHORIZED_PARTIES` | optional: comma-separated origins allowed in `azp` |
+//!
+//! # Revocation delay
+//!
+//! A verified machine token is reused for [`ClerkConfig::cache_ttl`] (default 30 s, never
+//! past the token's expiration): a token revoked in Clerk may be accepted for that long.
+//! Lower it with [`ClerkConfig::with_cache_ttl`]; `Duration::ZERO` asks Clerk on every
+//! request (concurrent requests still share one call).
+//!
 //! Session tokens are JWTs: verify them with the JWT verifier, fed by
 //! [`ClerkConfig::session_keys`] (the PEM key, or `GET {api}/v1/jwks` with the secret key)
 //! and [`ClerkConfig::authorized_parties`].
