@@ -59,6 +59,30 @@ async fn a_hundred_concurrent_requests_make_one_call() {
     double.assert_no_violations();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_no_cache_ttl_every_request_asks_but_concurrent_ones_share_a_call() {
+    let double = Double::start().await;
+    let verifier = verifier_with(double.config().with_cache_ttl(Duration::ZERO));
+    let reply = Reply::Slow(
+        Duration::from_millis(200),
+        Box::new(Reply::Resource(resource(TokenType::ApiKey, in_an_hour()))),
+    );
+    let token = Arc::new(double.token(TokenType::ApiKey, reply));
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (verifier, token) = (verifier.clone(), token.clone());
+            tokio::spawn(async move { verify(&verifier, TokenType::ApiKey, &token).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(double.calls(API_KEYS), 1);
+    verify(&verifier, TokenType::ApiKey, &token).await.unwrap();
+    verify(&verifier, TokenType::ApiKey, &token).await.unwrap();
+    assert_eq!(double.calls(API_KEYS), 3);
+}
+
 #[tokio::test]
 async fn a_cached_result_expires_on_time() {
     let double = Double::start().await;

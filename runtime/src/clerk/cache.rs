@@ -12,7 +12,6 @@
 //! no lock is held across an `.await`.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use moka::Expiry;
@@ -38,6 +37,8 @@ pub(crate) fn key(token_type: TokenType, token: &str) -> Key {
 #[derive(Clone, Debug)]
 pub(crate) struct Entry {
     pub(crate) verdict: Result<Auth, InvalidReason>,
+    /// When the API answered.
+    pub(crate) loaded_at: Instant,
     pub(crate) valid_until: Instant,
 }
 
@@ -63,6 +64,7 @@ impl Entry {
         let now = Instant::now();
         Entry {
             verdict,
+            loaded_at: now,
             valid_until: now.checked_add(lifetime).unwrap_or(now),
         }
     }
@@ -97,25 +99,22 @@ impl VerdictCache {
     }
 
     /// The fresh entry for `key`, loading it with `load` on a miss. Concurrent callers for
-    /// one key share one `load`. A stale entry (moka's expiry is coarse) is dropped and
-    /// loaded again once; an entry this call loaded itself is used as is.
+    /// one key share one `load`. An entry the API answered after this call began is used
+    /// even when its TTL is zero (it is as fresh as a call of our own); an older stale entry
+    /// (moka's expiry is coarse) is dropped and loaded again.
     pub(crate) async fn get_or_load<F, Fut>(&self, key: Key, load: F) -> Result<Entry, VerifyError>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<Entry, VerifyError>>,
     {
-        let loaded = AtomicBool::new(false);
-        let load_marked = || async {
-            loaded.store(true, Ordering::Relaxed);
-            load().await
-        };
+        let started = Instant::now();
         for _ in 0..2 {
             let entry = self
                 .inner
-                .try_get_with(key, load_marked())
+                .try_get_with(key, load())
                 .await
                 .map_err(|e| VerifyError::clone(&e))?;
-            if loaded.load(Ordering::Relaxed) || entry.is_fresh(Instant::now()) {
+            if entry.loaded_at >= started || entry.is_fresh(Instant::now()) {
                 return Ok(entry);
             }
             self.inner.invalidate(&key).await;
