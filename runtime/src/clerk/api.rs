@@ -68,6 +68,16 @@ impl fmt::Debug for ClerkApi {
     }
 }
 
+/// One verify endpoint: its path (no `/v1`), the body field holding the token, the
+/// `Authorization` value and the name of the variable it came from, and its pause.
+struct Endpoint<'a> {
+    path: &'static str,
+    field: &'static str,
+    auth: &'a HeaderValue,
+    key_name: &'static str,
+    backoff: &'a Backoff,
+}
+
 impl ClerkApi {
     /// A client for `config`'s API URL and keys.
     pub fn new(config: ClerkConfig) -> Result<ClerkApi, ClerkConfigError> {
@@ -101,45 +111,49 @@ impl ClerkApi {
         &self.config
     }
 
-    /// Verifies an opaque machine token of `token_type` with one API call.
-    pub async fn verify(&self, token_type: TokenType, token: &str) -> Result<ApiVerdict, VerifyError> {
-        let (path, field, auth, key_name, backoff) = match token_type {
-            TokenType::ApiKey => (
-                "/api_keys/verify",
-                "secret",
-                &self.secret_auth,
-                "CLERK_SECRET_KEY",
-                &self.backoff[0],
-            ),
-            TokenType::M2mToken => match &self.machine_auth {
-                Some(auth) => (
-                    "/m2m_tokens/verify",
-                    "token",
-                    auth,
-                    "CLERK_MACHINE_SECRET_KEY",
-                    &self.backoff[1],
-                ),
-                None => (
-                    "/m2m_tokens/verify",
-                    "token",
-                    &self.secret_auth,
-                    "CLERK_SECRET_KEY",
-                    &self.backoff[1],
-                ),
-            },
+    /// The verify endpoint for `token_type`, the key it is called with, and its pause.
+    fn endpoint(&self, token_type: TokenType) -> Option<Endpoint<'_>> {
+        let secret = (&self.secret_auth, "CLERK_SECRET_KEY");
+        let (path, field, (auth, key_name), backoff) = match token_type {
+            TokenType::ApiKey => ("/api_keys/verify", "secret", secret, &self.backoff[0]),
+            TokenType::M2mToken => {
+                let key = match &self.machine_auth {
+                    Some(machine) => (machine, "CLERK_MACHINE_SECRET_KEY"),
+                    None => secret,
+                };
+                ("/m2m_tokens/verify", "token", key, &self.backoff[1])
+            }
             TokenType::OAuthToken => (
                 "/oauth_applications/access_tokens/verify",
                 "access_token",
-                &self.secret_auth,
-                "CLERK_SECRET_KEY",
+                secret,
                 &self.backoff[2],
             ),
-            TokenType::SessionToken => {
-                return Err(VerifyError::Misconfigured(
-                    "Clerk's Backend API client verifies machine tokens only; verify session tokens with the JWT verifier"
-                        .into(),
-                ));
-            }
+            TokenType::SessionToken => return None,
+        };
+        Some(Endpoint {
+            path,
+            field,
+            auth,
+            key_name,
+            backoff,
+        })
+    }
+
+    /// Verifies an opaque machine token of `token_type` with one API call.
+    pub async fn verify(&self, token_type: TokenType, token: &str) -> Result<ApiVerdict, VerifyError> {
+        let Some(Endpoint {
+            path,
+            field,
+            auth,
+            key_name,
+            backoff,
+        }) = self.endpoint(token_type)
+        else {
+            return Err(VerifyError::Misconfigured(
+                "Clerk's Backend API client verifies machine tokens only; verify session tokens with the JWT verifier"
+                    .into(),
+            ));
         };
         backoff.check()?;
         let url = format!("{}{path}", self.config.api_url());
