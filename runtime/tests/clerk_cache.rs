@@ -64,7 +64,7 @@ async fn with_no_cache_ttl_every_request_asks_but_concurrent_ones_share_a_call()
     let double = Double::start().await;
     let verifier = verifier_with(double.config().with_cache_ttl(Duration::ZERO));
     let reply = Reply::Slow(
-        Duration::from_millis(200),
+        Duration::from_millis(600),
         Box::new(Reply::Resource(resource(TokenType::ApiKey, in_an_hour()))),
     );
     let token = Arc::new(double.token(TokenType::ApiKey, reply));
@@ -86,14 +86,14 @@ async fn with_no_cache_ttl_every_request_asks_but_concurrent_ones_share_a_call()
 #[tokio::test]
 async fn a_cached_result_expires_on_time() {
     let double = Double::start().await;
-    let verifier = verifier_with(double.config().with_cache_ttl(Duration::from_millis(400)));
+    let verifier = verifier_with(double.config().with_cache_ttl(Duration::from_millis(1_000)));
     for t in TYPES {
         let token = double.token(t, Reply::Resource(resource(t, in_an_hour())));
         verify(&verifier, t, &token).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
         verify(&verifier, t, &token).await.unwrap();
         assert_eq!(double.calls(path_of(t)), 1, "{t}: still cached");
-        tokio::time::sleep(Duration::from_millis(350)).await;
+        tokio::time::sleep(Duration::from_millis(750)).await;
         verify(&verifier, t, &token).await.unwrap();
         assert_eq!(double.calls(path_of(t)), 2, "{t}: the TTL passed");
     }
@@ -102,7 +102,7 @@ async fn a_cached_result_expires_on_time() {
 #[tokio::test]
 async fn a_revoked_key_is_refused_once_the_cache_ttl_has_passed() {
     let double = Double::start().await;
-    let ttl = Duration::from_millis(300);
+    let ttl = Duration::from_millis(600);
     let verifier = verifier_with(double.config().with_cache_ttl(ttl));
     for t in TYPES {
         let live = resource(t, in_an_hour());
@@ -124,9 +124,9 @@ async fn the_tokens_own_expiration_bounds_the_cache() {
     // A 30 s TTL, but the token expires in about a second.
     let verifier = double.verifier();
     for t in TYPES {
-        let token = double.token(t, Reply::Resource(resource(t, Some(now_ms() + 1_100))));
+        let token = double.token(t, Reply::Resource(resource(t, Some(now_ms() + 1_500))));
         verify(&verifier, t, &token).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(1_200)).await;
+        tokio::time::sleep(Duration::from_millis(1_600)).await;
         let err = verify(&verifier, t, &token).await.unwrap_err();
         assert_eq!(err, VerifyError::Invalid(InvalidReason::Expired), "{t}");
         assert_eq!(
@@ -140,7 +140,7 @@ async fn the_tokens_own_expiration_bounds_the_cache() {
 #[tokio::test]
 async fn negative_results_are_cached_briefly_and_failures_not_at_all() {
     let double = Double::start().await;
-    let negative = Duration::from_millis(300);
+    let negative = Duration::from_millis(1_000);
     let verifier = verifier_with(double.config().with_negative_ttl(negative));
     for t in TYPES {
         let unknown = token(t);
@@ -226,7 +226,7 @@ async fn the_outstanding_call_budget_is_enforced() {
     let tokens: Vec<String> = (0..8)
         .map(|_| {
             let slow = Reply::Slow(
-                Duration::from_millis(400),
+                Duration::from_millis(800),
                 Box::new(Reply::Resource(resource(TokenType::ApiKey, in_an_hour()))),
             );
             double.token(TokenType::ApiKey, slow)
@@ -262,14 +262,14 @@ async fn the_outstanding_call_budget_is_enforced() {
         });
     // Through a router, an exhausted budget is a 503 with Retry-After.
     let app = app(verifier.clone());
-    let slow = Reply::Slow(Duration::from_millis(400), Box::new(Reply::NotFound));
+    let slow = Reply::Slow(Duration::from_millis(800), Box::new(Reply::NotFound));
     let (a, b, c) = (
         double.token(TokenType::ApiKey, slow.clone()),
         double.token(TokenType::ApiKey, slow.clone()),
         double.token(TokenType::ApiKey, slow),
     );
     let (ra, rb, rc) = tokio::join!(call(&app, &a), call(&app, &b), async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
         call(&app, &c).await
     });
     assert_eq!(ra.0, http::StatusCode::UNAUTHORIZED);

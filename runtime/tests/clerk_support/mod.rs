@@ -302,7 +302,7 @@ impl Double {
             .unwrap()
             .with_api_url(&self.url)
             .unwrap()
-            .with_timeouts(Duration::from_millis(500), Duration::from_millis(800))
+            .with_timeouts(Duration::from_millis(500), Duration::from_millis(2_000))
             .unwrap()
     }
 
