@@ -16,6 +16,7 @@
 
 pub mod auth;
 pub mod classify;
+pub mod clerk;
 pub mod extract;
 pub mod gate;
 pub mod guard;
