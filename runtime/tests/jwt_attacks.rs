@@ -78,17 +78,23 @@ async fn alg_none_through_the_gate_is_a_401() {
         .verifier(TokenType::SessionToken, std::sync::Arc::new(session_verifier()))
         .build()
         .unwrap();
-    let token = format!(
-        "{}.{}.",
-        b64(r#"{"alg":"none"}"#),
-        b64(session_claims().to_string())
-    );
+    let token = format!("{}.{}.", b64(r#"{"alg":"none"}"#), b64(session_claims().to_string()));
     let mut headers = HeaderMap::new();
-    headers.insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {token}")).unwrap());
+    headers.insert(
+        header::AUTHORIZATION,
+        HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+    );
     let result = gate
-        .authorize(&headers, &http::Extensions::new(), &Policy::accepting(TokenTypes::DEFAULT))
+        .authorize(
+            &headers,
+            &http::Extensions::new(),
+            &Policy::accepting(TokenTypes::DEFAULT),
+        )
         .await;
-    assert_eq!(result.unwrap_err(), Rejection::InvalidToken(InvalidReason::DisallowedAlgorithm));
+    assert_eq!(
+        result.unwrap_err(),
+        Rejection::InvalidToken(InvalidReason::DisallowedAlgorithm)
+    );
 }
 
 #[tokio::test]
@@ -336,9 +342,16 @@ async fn an_at_jwt_on_a_session_only_policy_is_refused() {
         .build()
         .unwrap();
     let mut headers = HeaderMap::new();
-    headers.insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {at}")).unwrap());
+    headers.insert(
+        header::AUTHORIZATION,
+        HeaderValue::from_str(&format!("Bearer {at}")).unwrap(),
+    );
     let err = gate
-        .authorize(&headers, &http::Extensions::new(), &Policy::accepting(TokenTypes::DEFAULT))
+        .authorize(
+            &headers,
+            &http::Extensions::new(),
+            &Policy::accepting(TokenTypes::DEFAULT),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.reason(), "token-type-mismatch");
@@ -361,13 +374,25 @@ async fn a_session_jwt_on_an_oauth_only_policy_is_refused() {
         .build()
         .unwrap();
     let mut headers = HeaderMap::new();
-    headers.insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {session}")).unwrap());
+    headers.insert(
+        header::AUTHORIZATION,
+        HeaderValue::from_str(&format!("Bearer {session}")).unwrap(),
+    );
     let policy = Policy::accepting(TokenTypes::EMPTY.with(TokenType::OAuthToken));
-    let err = gate.authorize(&headers, &http::Extensions::new(), &policy).await.unwrap_err();
+    let err = gate
+        .authorize(&headers, &http::Extensions::new(), &policy)
+        .await
+        .unwrap_err();
     assert_eq!(err.reason(), "token-type-mismatch");
     // Directly: `typ: JWT` is not an access token; and the verifier has no session rules.
-    assert_eq!(reason(&oauth, &session, TokenType::OAuthToken).await, InvalidReason::WrongType);
-    assert_eq!(reason(&oauth, &session, TokenType::SessionToken).await, InvalidReason::WrongType);
+    assert_eq!(
+        reason(&oauth, &session, TokenType::OAuthToken).await,
+        InvalidReason::WrongType
+    );
+    assert_eq!(
+        reason(&oauth, &session, TokenType::SessionToken).await,
+        InvalidReason::WrongType
+    );
 }
 
 #[tokio::test]
@@ -432,7 +457,11 @@ fn openssl(args: &[&str]) -> Vec<u8> {
         .args(args)
         .output()
         .expect("the 1024-bit key test needs the `openssl` command (apt-get install openssl)");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -442,10 +471,22 @@ async fn a_1024_bit_rsa_key_is_refused() {
     std::fs::create_dir_all(&dir).unwrap();
     let private = dir.join("key.pem");
     let private = private.to_str().unwrap();
-    openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024", "-out", private]);
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:1024",
+        "-out",
+        private,
+    ]);
     let public_pem = String::from_utf8(openssl(&["pkey", "-in", private, "-pubout"])).unwrap();
     // A correctly signed token.
-    let message = format!("{}.{}", b64(r#"{"alg":"RS256","typ":"JWT","kid":"weak"}"#), b64(session_claims().to_string()));
+    let message = format!(
+        "{}.{}",
+        b64(r#"{"alg":"RS256","typ":"JWT","kid":"weak"}"#),
+        b64(session_claims().to_string())
+    );
     let msg_file = dir.join("msg");
     std::fs::write(&msg_file, &message).unwrap();
     let sig = openssl(&["dgst", "-sha256", "-sign", private, msg_file.to_str().unwrap()]);
@@ -453,7 +494,10 @@ async fn a_1024_bit_rsa_key_is_refused() {
     std::fs::remove_dir_all(&dir).unwrap();
 
     // As a PEM: refused at configuration time, with the reason.
-    assert_eq!(KeySet::from_pem(&public_pem).unwrap_err(), KeyError::WeakRsaKey { bits: 1024 });
+    assert_eq!(
+        KeySet::from_pem(&public_pem).unwrap_err(),
+        KeyError::WeakRsaKey { bits: 1024 }
+    );
     // In a JWKS: skipped; the token signed with it finds no key.
     let weak_jwk = {
         let text = String::from_utf8(openssl_modulus(&public_pem)).unwrap();
@@ -468,7 +512,11 @@ async fn a_1024_bit_rsa_key_is_refused() {
     let set = jwks(&[weak_jwk, RSA.jwk(Some("RS256"))]);
     let keys = KeySet::from_jwks(&set.to_string()).unwrap();
     assert_eq!(keys.kids().collect::<Vec<_>>(), [Some(RSA.kid.as_str())]);
-    let verifier = JwtVerifier::builder().keys(keys).session(SessionRules::new()).build().unwrap();
+    let verifier = JwtVerifier::builder()
+        .keys(keys)
+        .session(SessionRules::new())
+        .build()
+        .unwrap();
     assert_eq!(
         reason(&verifier, &token, TokenType::SessionToken).await,
         InvalidReason::UnknownKey
@@ -521,9 +569,16 @@ async fn a_5_mb_token_is_refused_quickly() {
         .build()
         .unwrap();
     let mut headers = HeaderMap::new();
-    headers.insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {huge}")).unwrap());
+    headers.insert(
+        header::AUTHORIZATION,
+        HeaderValue::from_str(&format!("Bearer {huge}")).unwrap(),
+    );
     let err = gate
-        .authorize(&headers, &http::Extensions::new(), &Policy::accepting(TokenTypes::DEFAULT))
+        .authorize(
+            &headers,
+            &http::Extensions::new(),
+            &Policy::accepting(TokenTypes::DEFAULT),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.status(), 400);

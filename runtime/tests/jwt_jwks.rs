@@ -163,7 +163,10 @@ async fn a_thousand_unknown_kids_cost_at_most_one_fetch_per_cooldown() {
     flood(rounds.next().unwrap()).await;
     assert_eq!(server.hits(), 2, "the whole flood shares one fetch");
     flood(rounds.next().unwrap()).await;
-    assert!(started.elapsed() < cooldown, "the test machine is too slow for this cooldown");
+    assert!(
+        started.elapsed() < cooldown,
+        "the test machine is too slow for this cooldown"
+    );
     assert_eq!(server.hits(), 2, "still within the cooldown: no fetch");
     tokio::time::sleep(cooldown).await;
     flood(rounds.next().unwrap()).await;
@@ -318,7 +321,9 @@ async fn malformed_symmetric_and_encryption_keys_are_skipped_without_breaking_th
 #[tokio::test]
 async fn an_oversized_or_invalid_jwks_is_a_failed_fetch() {
     let server = JwksServer::start(jwks(&[RSA.jwk(Some("RS256"))])).await;
-    let padding: Vec<_> = (0..400).map(|i| json!({"kty":"RSA","kid":format!("pad-{i}"),"n":"AQAB","e":"AQAB"})).collect();
+    let padding: Vec<_> = (0..400)
+        .map(|i| json!({"kty":"RSA","kid":format!("pad-{i}"),"n":"AQAB","e":"AQAB"}))
+        .collect();
     server.set_jwks(json!({"keys": padding}));
     let cache = JwksCache::builder(server.url())
         .max_response_bytes(16 * 1024)
@@ -364,7 +369,9 @@ async fn discovery_finds_the_jwks_and_verifies_oauth_tokens() {
         "/.well-known/openid-configuration",
         json!({"issuer": issuer, "jwks_uri": server.url()}),
     );
-    let v = JwtVerifier::oauth_from_issuer(&issuer, ["https://api.example.com"]).await.unwrap();
+    let v = JwtVerifier::oauth_from_issuer(&issuer, ["https://api.example.com"])
+        .await
+        .unwrap();
     let now = now();
     let claims = json!({"iss":issuer,"aud":["https://api.example.com"],"sub":"user_1","client_id":"c_1",
                         "iat":now,"exp":now + 60,"jti":"j_1","scp":["read","write"]});

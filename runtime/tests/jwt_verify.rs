@@ -73,7 +73,10 @@ async fn clerk_v2_session_token_maps_to_auth() {
     assert_eq!(body["orgId"], "org_1");
     assert_eq!(body["orgRole"], "org:admin");
     assert_eq!(body["orgSlug"], "acme");
-    assert_eq!(body["orgPermissions"], json!(["org:invoices:read", "org:invoices:create"]));
+    assert_eq!(
+        body["orgPermissions"],
+        json!(["org:invoices:read", "org:invoices:create"])
+    );
     assert_eq!(body["claims"]["azp"], "https://app.example.com");
     assert_eq!(body["claims"]["o"]["fpm"], "3");
     assert!(body["expiration"].as_i64().unwrap() > now());
@@ -282,11 +285,19 @@ fn configuration_mistakes_get_clear_errors() {
     );
     assert!(err(JwtVerifier::session_from_jwks_url("http://jwks.example.com/keys")).contains("https"));
     assert!(err(JwtVerifier::session_from_jwks_url("not a url")).contains("not an absolute URL"));
-    assert!(err(JwtVerifier::session_from_pem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----")).contains("PEM"));
+    assert!(
+        err(JwtVerifier::session_from_pem(
+            "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"
+        ))
+        .contains("PEM")
+    );
     let bad_header = JwksCache::builder("https://example.com/jwks")
         .header("Authorization", "Bearer sk_live_secret\n")
         .build()
         .unwrap_err()
         .to_string();
-    assert!(bad_header.contains("authorization") && !bad_header.contains("sk_live_secret"), "{bad_header}");
+    assert!(
+        bad_header.contains("authorization") && !bad_header.contains("sk_live_secret"),
+        "{bad_header}"
+    );
 }

@@ -187,7 +187,10 @@ mod tests {
         cache.insert(h, &auth(), 1_000, 7, 990);
         assert!(cache.get(&h, TokenType::SessionToken, 7, 1_000).is_none(), "at exp");
         cache.insert(h, &auth(), 1_000, 7, 1_000);
-        assert!(cache.get(&h, TokenType::SessionToken, 7, 999).is_none(), "expired tokens are not stored");
+        assert!(
+            cache.get(&h, TokenType::SessionToken, 7, 999).is_none(),
+            "expired tokens are not stored"
+        );
         assert_ne!(token_hash("t"), token_hash("u"));
     }
 

@@ -409,7 +409,10 @@ mod tests {
     fn strict_parsing_rejects_duplicates_at_any_depth() {
         assert!(parse_object(br#"{"a":1,"b":{"c":1}}"#).is_ok());
         assert_eq!(parse_object(br#"{"a":1,"a":2}"#), Err(InvalidReason::Malformed));
-        assert_eq!(parse_object(br#"{"o":{"id":"1","id":"2"}}"#), Err(InvalidReason::Malformed));
+        assert_eq!(
+            parse_object(br#"{"o":{"id":"1","id":"2"}}"#),
+            Err(InvalidReason::Malformed)
+        );
         assert_eq!(parse_object(br#"[1]"#), Err(InvalidReason::Malformed));
         assert_eq!(parse_object(br#"{"a":1} x"#), Err(InvalidReason::Malformed));
     }
@@ -423,7 +426,10 @@ mod tests {
             session_of(json!({"sub":"user_1","exp":"9999999999"})),
             Err(InvalidReason::InvalidClaims)
         );
-        assert!(session_of(json!({"sub":"user_1","exp":NOW - 4})).is_ok(), "within leeway");
+        assert!(
+            session_of(json!({"sub":"user_1","exp":NOW - 4})).is_ok(),
+            "within leeway"
+        );
         assert_eq!(
             session_of(json!({"sub":"user_1","exp":NOW - 5})),
             Err(InvalidReason::Expired)

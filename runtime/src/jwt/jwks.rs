@@ -252,8 +252,9 @@ impl JwksCacheBuilder {
         }
         let mut headers = HeaderMap::new();
         for (name, value) in &self.headers {
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| JwtConfigError::Invalid(format!("JWKS header name {name:?} is not a valid header name")))?;
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                JwtConfigError::Invalid(format!("JWKS header name {name:?} is not a valid header name"))
+            })?;
             let mut value = HeaderValue::from_str(value).map_err(|_| {
                 JwtConfigError::Invalid(format!(
                     "the value of JWKS header {name} holds characters not allowed in a header (value not shown)"
@@ -265,7 +266,7 @@ impl JwksCacheBuilder {
         headers
             .entry(http::header::ACCEPT)
             .or_insert(HeaderValue::from_static("application/jwk-set+json, application/json"));
-        let client = http_client(s.fetch_timeout)?;
+        let client = http_client(s.fetch_timeout, url.scheme() == "https")?;
         Ok(JwksCache {
             inner: Arc::new(Inner {
                 url,
@@ -280,9 +281,11 @@ impl JwksCacheBuilder {
     }
 }
 
-/// An HTTP client for key and discovery fetches: bounded time, few redirects.
-pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, JwtConfigError> {
+/// An HTTP client for key and discovery fetches: bounded time, few redirects, and no
+/// redirect from `https` down to plain `http`.
+pub(crate) fn http_client(timeout: Duration, https_only: bool) -> Result<reqwest::Client, JwtConfigError> {
     reqwest::Client::builder()
+        .https_only(https_only)
         .timeout(timeout)
         .connect_timeout(timeout)
         .redirect(reqwest::redirect::Policy::limited(3))
@@ -312,7 +315,6 @@ pub(crate) fn check_url(url: &str, allow_http: bool) -> Result<reqwest::Url, Jwt
         ))),
     }
 }
-
 
 fn lock(state: &Mutex<RefreshState>) -> MutexGuard<'_, RefreshState> {
     // The state stays consistent even if a holder panicked: every write is a plain store.
@@ -446,7 +448,12 @@ impl Inner {
             return Freshness::Unusable;
         };
         let age = now.saturating_duration_since(fetched_at);
-        if age >= self.settings.refresh_interval.saturating_add(self.settings.stale_if_error) {
+        if age
+            >= self
+                .settings
+                .refresh_interval
+                .saturating_add(self.settings.stale_if_error)
+        {
             Freshness::Unusable
         } else if age >= self.settings.refresh_interval {
             Freshness::Due

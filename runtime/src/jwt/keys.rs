@@ -353,7 +353,11 @@ impl KeySet {
             (k.kid.as_deref(), k.algorithms, material)
         }
         self.keys.len() == other.keys.len()
-            && self.keys.iter().zip(&other.keys).all(|(a, b)| fingerprint(a) == fingerprint(b))
+            && self
+                .keys
+                .iter()
+                .zip(&other.keys)
+                .all(|(a, b)| fingerprint(a) == fingerprint(b))
     }
 }
 
@@ -371,7 +375,9 @@ fn jwk_key(value: &serde_json::Value) -> Result<VerifyingKey, JwkSkip> {
         return Err(JwkSkip::Unusable);
     }
     if let Some(ops) = &jwk.common.key_operations
-        && !ops.iter().any(|op| matches!(op, jsonwebtoken::jwk::KeyOperations::Verify))
+        && !ops
+            .iter()
+            .any(|op| matches!(op, jsonwebtoken::jwk::KeyOperations::Verify))
     {
         return Err(JwkSkip::Unusable);
     }
@@ -451,7 +457,9 @@ fn pem_key(pem: &str) -> Result<VerifyingKey, KeyError> {
             AlgorithmSet::RSA
         }
         AlgorithmFamily::Ec => {
-            let point = key.try_get_as_bytes().map_err(|e| KeyError::InvalidPem(e.to_string()))?;
+            let point = key
+                .try_get_as_bytes()
+                .map_err(|e| KeyError::InvalidPem(e.to_string()))?;
             match point.len() {
                 65 => AlgorithmSet::of(&[Algorithm::ES256]),
                 97 => AlgorithmSet::of(&[Algorithm::ES384]),

@@ -51,15 +51,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 pub use jsonwebtoken::Algorithm;
+use serde::Deserialize as _;
 
 pub use self::cache::TokenCacheConfig;
-pub use self::config::{JwtConfigError, M2mRules, OAuthRules, SessionRules};
-pub use self::jwks::{JwksCache, JwksCacheBuilder, JwksError};
-pub use self::keys::{AlgorithmSet, KeyError, KeySet, jwks_from_pem};
 use self::cache::{TokenCache, token_hash};
 use self::claims::{ClaimRules, Clock};
+pub use self::config::{JwtConfigError, M2mRules, OAuthRules, SessionRules};
 use self::jwks::Snapshot;
-use self::keys::{AlgorithmSet as Algs, Lookup, MAX_KID_LEN, parse_algorithm};
+pub use self::jwks::{JwksCache, JwksCacheBuilder, JwksError};
+pub use self::keys::{AlgorithmSet, KeyError, KeySet, jwks_from_pem};
+use self::keys::{Lookup, MAX_KID_LEN, parse_algorithm};
 use crate::auth::Auth;
 use crate::classify::{TokenFormat, is_access_token_typ};
 use crate::rejection::InvalidReason;
@@ -88,7 +89,7 @@ impl fmt::Debug for Snapshot {
 /// One kind's resolved rules.
 #[derive(Debug)]
 struct KindRules {
-    algorithms: Algs,
+    algorithms: AlgorithmSet,
     claims: ClaimRules,
 }
 
@@ -268,8 +269,6 @@ struct Header<'a> {
 fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
     serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
 }
-
-use serde::Deserialize as _;
 
 fn now_secs() -> i64 {
     // A clock before 1970 makes every token expired: fail closed.

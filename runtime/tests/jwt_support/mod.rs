@@ -68,7 +68,9 @@ impl Rsa {
 
     fn sign_with(&self, encoding: &'static dyn signature::RsaEncoding, message: &[u8]) -> Vec<u8> {
         let mut sig = vec![0; self.pair.public_modulus_len()];
-        self.pair.sign(encoding, &SystemRandom::new(), message, &mut sig).unwrap();
+        self.pair
+            .sign(encoding, &SystemRandom::new(), message, &mut sig)
+            .unwrap();
         sig
     }
 
