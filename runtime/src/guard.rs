@@ -21,14 +21,21 @@
 //! ```
 
 use std::fmt;
+use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::response::Response;
 use http::request::Parts;
 
+use crate::auth::Auth;
 use crate::gate::TokenGate;
 use crate::policy::Policy;
+use crate::rejection::Rejection;
+
+/// The future of a handler's custom conditions.
+pub type ConditionFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Rejection>> + Send + 'a>>;
 
 /// A type that names a policy; the attributes generate one per handler.
 #[diagnostic::on_unimplemented(
@@ -38,6 +45,12 @@ use crate::policy::Policy;
 pub trait PolicySource: Send + Sync + 'static {
     /// The policy, built once.
     fn policy() -> &'static Policy;
+
+    /// Custom conditions (`#[require(predicate)]`), run after the token and its scopes
+    /// passed. `None` (the default) when there are none, so nothing is allocated.
+    fn conditions<'a>(_auth: &'a Auth, _parts: &'a mut Parts) -> Option<ConditionFuture<'a>> {
+        None
+    }
 }
 
 /// Runs `P`'s policy for the request. Its rejection is the rendered response.
@@ -61,7 +74,13 @@ where
         let gate = TokenGate::from_ref(state);
         match gate.authorize(&parts.headers, &parts.extensions, P::policy()).await {
             Ok(auth) => {
-                parts.extensions.insert(auth);
+                parts.extensions.insert(auth.clone());
+                if let Some(conditions) = P::conditions(&auth, parts)
+                    && let Err(rejection) = conditions.await
+                {
+                    tracing::debug!(target: "tokengate", reason = rejection.reason(), "request rejected by a condition");
+                    return Err(gate.render(rejection));
+                }
                 Ok(Guard(PhantomData))
             }
             Err(rejection) => Err(gate.render(rejection)),

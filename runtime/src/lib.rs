@@ -24,6 +24,8 @@ pub mod layer;
 pub mod policy;
 pub mod registry;
 pub mod rejection;
+pub mod report;
+pub mod routing;
 pub mod token;
 pub mod verifier;
 
@@ -35,7 +37,7 @@ pub use layer::{PolicyLayer, PolicyService};
 pub use policy::{Match, Policy, Requirement, RequirementKind};
 pub use rejection::Rejection;
 pub use token::{TokenType, TokenTypes};
-pub use verifier::{Credential, StaticVerifier, Verifier, VerifyError};
+pub use verifier::{ByFormat, Credential, StaticVerifier, Verifier, VerifyError};
 
 /// What the attributes' generated code refers to. Not a public API.
 #[doc(hidden)]
@@ -44,8 +46,11 @@ pub mod __private {
 
     pub use inventory;
 
-    pub use crate::guard::{Guard, PolicySource};
+    pub use crate::auth::Auth;
+    pub use crate::guard::{ConditionFuture, Guard, PolicySource};
     pub use crate::policy::{Match, Policy, Requirement, RequirementKind};
     pub use crate::registry::{HandlerRecord, HandlerStatus, type_id_of};
+    pub use crate::rejection::Rejection;
     pub use crate::token::{TokenType, TokenTypes};
+    pub use http::request::Parts;
 }

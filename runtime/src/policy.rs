@@ -39,6 +39,9 @@ pub enum RequirementKind {
     Role,
     /// An organization permission of a session (`org:invoices:create`).
     Permission,
+    /// A custom async predicate, named by its path (`#[require(is_owner)]`). Evaluated by the
+    /// handler's guard after every other check; a policy only records its name.
+    Condition,
 }
 
 impl RequirementKind {
@@ -48,6 +51,7 @@ impl RequirementKind {
             RequirementKind::Scope => "scope",
             RequirementKind::Role => "role",
             RequirementKind::Permission => "permission",
+            RequirementKind::Condition => "condition",
         }
     }
 }
@@ -94,6 +98,11 @@ impl Requirement {
         I: IntoIterator<Item = V>,
         V: Into<String>,
     {
+        if kind == RequirementKind::Condition {
+            return Err(PolicyError(
+                "conditions are code, not data: declare them with #[require(predicate)] on a handler".to_owned(),
+            ));
+        }
         let values: Vec<Cow<'static, str>> = values.into_iter().map(|v| Cow::Owned(v.into())).collect();
         if values.is_empty() {
             return Err(PolicyError(format!(
@@ -149,6 +158,8 @@ impl Requirement {
             return Ok(());
         }
         let held: &[String] = match self.kind {
+            // Evaluated by the guard, which holds the predicate.
+            RequirementKind::Condition => return Ok(()),
             RequirementKind::Scope => &auth.scopes,
             RequirementKind::Role | RequirementKind::Permission if auth.org_id.is_none() => {
                 return Err(self.forbidden(Vec::new(), "no-active-organization"));
@@ -169,6 +180,7 @@ impl Requirement {
                 RequirementKind::Scope => "insufficient-scope",
                 RequirementKind::Role => "missing-role",
                 RequirementKind::Permission => "missing-permission",
+                RequirementKind::Condition => "condition-failed",
             };
             Err(self.forbidden(missing, reason))
         }
@@ -285,6 +297,7 @@ pub fn validate_value(kind: RequirementKind, value: &str) -> Result<(), String> 
                 )),
             }
         }
+        RequirementKind::Condition => Ok(()),
     }
 }
 

@@ -355,6 +355,19 @@ impl Rejection {
     }
 }
 
+impl Rejection {
+    /// The rejection for a failed custom condition (`#[require(predicate)]`): a `403`.
+    pub fn condition_failed(name: &'static str) -> Rejection {
+        Rejection::Forbidden(Forbidden {
+            kind: RequirementKind::Condition,
+            matching: Match::All,
+            required: vec![Cow::Borrowed(name)],
+            missing: vec![Cow::Borrowed(name)],
+            reason: "condition-failed",
+        })
+    }
+}
+
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
         self.into_response_with_realm(DEFAULT_REALM)

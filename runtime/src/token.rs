@@ -12,13 +12,11 @@
 use std::fmt;
 
 /// A kind of bearer token, named as in Clerk's SDK (`acceptsToken`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TokenType {
     /// A session JWT issued to a signed-in user (`session_token`).
     SessionToken,
     /// An OAuth access token, JWT (RFC 9068) or opaque (`oauth_token`).
-    #[serde(rename = "oauth_token")]
     OAuthToken,
     /// An API key, `ak_…` (`api_key`).
     ApiKey,
@@ -71,6 +69,12 @@ impl TokenType {
             TokenType::ApiKey => 2,
             TokenType::M2mToken => 3,
         }
+    }
+}
+
+impl serde::Serialize for TokenType {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -191,6 +195,7 @@ mod tests {
         assert!(!SET.is_any());
         assert_eq!(SET.iter().count(), 2);
         assert_eq!(format!("{SET:?}"), "{OAuthToken, ApiKey}");
+        assert_eq!(serde_json::to_string(&SET).unwrap(), r#"["oauth_token","api_key"]"#);
         assert_eq!(
             SET.intersection(TokenTypes::DEFAULT),
             TokenTypes::EMPTY,

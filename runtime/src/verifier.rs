@@ -227,3 +227,96 @@ impl Verifier for StaticVerifier {
         "static"
     }
 }
+
+/// Sends JWTs to one verifier and opaque tokens to another, for a token type that comes in
+/// both formats (OAuth: RFC 9068 JWTs and introspected opaque tokens; M2M: JWTs and `mt_`).
+///
+/// ```
+/// use std::sync::Arc;
+/// use tokengate_runtime::verifier::{ByFormat, StaticVerifier};
+///
+/// let m2m = ByFormat::new()
+///     .jwt(Arc::new(StaticVerifier::new()))
+///     .opaque(Arc::new(StaticVerifier::new()));
+/// ```
+#[derive(Default)]
+pub struct ByFormat {
+    jwt: Option<Arc<dyn Verifier>>,
+    opaque: Option<Arc<dyn Verifier>>,
+}
+
+impl ByFormat {
+    /// Neither format is accepted yet.
+    pub fn new() -> ByFormat {
+        ByFormat::default()
+    }
+
+    /// The verifier for JWTs.
+    #[must_use]
+    pub fn jwt(mut self, verifier: Arc<dyn Verifier>) -> ByFormat {
+        self.jwt = Some(verifier);
+        self
+    }
+
+    /// The verifier for opaque tokens.
+    #[must_use]
+    pub fn opaque(mut self, verifier: Arc<dyn Verifier>) -> ByFormat {
+        self.opaque = Some(verifier);
+        self
+    }
+}
+
+impl fmt::Debug for ByFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ByFormat")
+            .field("jwt", &self.jwt.as_ref().map(|v| v.name()))
+            .field("opaque", &self.opaque.as_ref().map(|v| v.name()))
+            .finish()
+    }
+}
+
+impl Verifier for ByFormat {
+    fn verify<'a>(&'a self, credential: Credential<'a>) -> VerifyFuture<'a> {
+        let verifier = match credential.format() {
+            TokenFormat::Jwt => &self.jwt,
+            TokenFormat::Opaque => &self.opaque,
+        };
+        match verifier {
+            Some(v) => v.verify(credential),
+            // A format nobody verifies here is a token this service does not accept.
+            None => Box::pin(std::future::ready(Err(VerifyError::Invalid(InvalidReason::WrongType)))),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "by-format"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block_on<F: Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn by_format_routes_each_format_to_its_verifier() {
+        let jwt = Arc::new(StaticVerifier::new().with_token("a.b.c", AuthInfo::new(TokenType::M2mToken)));
+        let opaque = Arc::new(StaticVerifier::new().with_token("mt_x", AuthInfo::new(TokenType::M2mToken)));
+        let v = ByFormat::new().jwt(jwt.clone()).opaque(opaque.clone());
+        assert!(block_on(v.verify(Credential::new_for_tests("a.b.c", TokenType::M2mToken))).is_ok());
+        assert!(block_on(v.verify(Credential::new_for_tests("mt_x", TokenType::M2mToken))).is_ok());
+        assert_eq!((jwt.calls(), opaque.calls()), (1, 1));
+        let only_jwt = ByFormat::new().jwt(jwt.clone());
+        assert_eq!(
+            block_on(only_jwt.verify(Credential::new_for_tests("mt_x", TokenType::M2mToken))).unwrap_err(),
+            VerifyError::Invalid(InvalidReason::WrongType)
+        );
+        assert_eq!(opaque.calls(), 1);
+    }
+}

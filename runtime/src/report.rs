@@ -1,0 +1,433 @@
+//! The route-policy report: every route, what it accepts, what it requires, what is open.
+//!
+//! It comes from the same declarations the guards enforce — the attributes' registry and the
+//! group policies applied through [`routing::Router::guard`](crate::routing::Router::guard) —
+//! so report and enforcement cannot drift. Three formats: a Markdown table for people, JSON
+//! for tools (schema: `docs/policy-report.schema.json`, `schema_version` 1), and an OpenAPI
+//! 3.1 fragment to merge into API docs. [`PolicyReport::deny_unguarded`] is the CI mode.
+//!
+//! ```
+//! use tokengate_runtime::routing::{Router, get};
+//! use tokengate_runtime::report::Format;
+//!
+//! async fn open() -> &'static str { "no policy here" }
+//!
+//! let app: Router = Router::new().route("/open", get(open));
+//! let report = app.report();
+//! assert!(report.render(Format::Markdown).contains("| GET | `/open` | **unguarded** |"));
+//! let err = report.deny_unguarded().unwrap_err();
+//! assert!(err.contains("GET /open"));
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::policy::{Match, Policy, Requirement, RequirementKind};
+use crate::registry::HandlerStatus;
+use crate::routing::RecordedRoute;
+use crate::token::{TokenType, TokenTypes};
+
+/// The version of the JSON schema; bumped only on incompatible changes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Whether a route is protected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteStatus {
+    /// A handler policy or a group policy applies.
+    Guarded,
+    /// Marked `#[public]`: intentionally open.
+    Public,
+    /// No policy at all.
+    Unguarded,
+}
+
+/// Where a handler is defined.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SourceLocation {
+    /// Source file, as `file!()` gives it.
+    pub file: String,
+    /// Line of the handler's `fn`.
+    pub line: u32,
+}
+
+/// One requirement, as reported.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RequirementReport {
+    /// `scope`, `role` or `permission`.
+    pub kind: RequirementKind,
+    /// `all` or `any`.
+    #[serde(rename = "match")]
+    pub matching: Match,
+    /// The required values.
+    pub values: Vec<String>,
+    /// The token types it applies to (all the route accepts when the declaration named none).
+    pub applies_to: TokenTypes,
+}
+
+/// One policy (a handler's or a group layer's), as reported.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PolicyView {
+    /// Accepted token types.
+    pub accepts: TokenTypes,
+    /// Requirements, all of which must hold.
+    pub requirements: Vec<RequirementReport>,
+}
+
+impl PolicyView {
+    fn of(policy: &Policy) -> PolicyView {
+        PolicyView {
+            accepts: policy.accepts(),
+            requirements: policy
+                .requirements()
+                .iter()
+                .map(|r| requirement_report(r, policy.accepts()))
+                .collect(),
+        }
+    }
+}
+
+fn requirement_report(r: &Requirement, accepts: TokenTypes) -> RequirementReport {
+    RequirementReport {
+        kind: r.kind(),
+        matching: r.matching(),
+        values: r.values().map(str::to_owned).collect(),
+        applies_to: if r.applies_to().is_empty() {
+            accepts
+        } else {
+            r.applies_to().intersection(accepts)
+        },
+    }
+}
+
+/// One route (one method on one path), as reported.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RouteReport {
+    /// HTTP method (`GET`, …; `ANY` for a catch-all).
+    pub method: String,
+    /// Full path, after nesting.
+    pub path: String,
+    /// The handler's module path, e.g. `api_server::create_user`.
+    pub handler: String,
+    /// Where the handler is defined, when an attribute recorded it.
+    pub source: Option<SourceLocation>,
+    /// Guarded, public or unguarded.
+    pub status: RouteStatus,
+    /// The token types that can get through every policy on the route (empty when open).
+    pub accepts: TokenTypes,
+    /// Every requirement on the route: the handler's and the group layers'.
+    pub requirements: Vec<RequirementReport>,
+    /// The handler's own policy, if it has one.
+    pub handler_policy: Option<PolicyView>,
+    /// The group policies that also apply, outermost last.
+    pub layers: Vec<PolicyView>,
+}
+
+/// Every route of an application and its policy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PolicyReport {
+    /// Always [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The routes, in the order they were added.
+    pub routes: Vec<RouteReport>,
+}
+
+/// A report format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// A Markdown table.
+    Markdown,
+    /// JSON following `docs/policy-report.schema.json`.
+    Json,
+    /// An OpenAPI 3.1 fragment: security schemes and per-operation requirements.
+    OpenApi,
+}
+
+impl FromStr for Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Format, String> {
+        match s {
+            "markdown" | "md" => Ok(Format::Markdown),
+            "json" => Ok(Format::Json),
+            "openapi" => Ok(Format::OpenApi),
+            other => Err(format!(
+                "unknown report format `{other}`; use markdown, json or openapi"
+            )),
+        }
+    }
+}
+
+impl PolicyReport {
+    pub(crate) fn from_routes(routes: &[RecordedRoute]) -> PolicyReport {
+        let routes = routes
+            .iter()
+            .map(|route| {
+                let record = route.handler.record;
+                let handler_policy = record.and_then(|r| match r.status {
+                    HandlerStatus::Guarded(p) => Some(p),
+                    HandlerStatus::Public => None,
+                });
+                let public = record.is_some_and(|r| matches!(r.status, HandlerStatus::Public));
+                let layers: Vec<PolicyView> = route.layers.iter().map(|p| PolicyView::of(p)).collect();
+                let status = match (handler_policy.is_some() || !layers.is_empty(), public) {
+                    (true, _) => RouteStatus::Guarded,
+                    (false, true) => RouteStatus::Public,
+                    (false, false) => RouteStatus::Unguarded,
+                };
+                let accepts = handler_policy
+                    .into_iter()
+                    .chain(route.layers.iter().map(|p| &**p))
+                    .map(Policy::accepts)
+                    .reduce(TokenTypes::intersection)
+                    .unwrap_or(TokenTypes::EMPTY);
+                let handler_view = handler_policy.map(PolicyView::of);
+                let requirements = handler_view
+                    .iter()
+                    .chain(layers.iter())
+                    .flat_map(|v| v.requirements.iter().cloned())
+                    .collect();
+                RouteReport {
+                    method: route.handler.method.to_owned(),
+                    path: route.path.clone(),
+                    handler: record.map_or_else(|| route.handler.type_name.to_owned(), |r| r.path()),
+                    source: record.map(|r| SourceLocation {
+                        file: r.file.to_owned(),
+                        line: r.line,
+                    }),
+                    status,
+                    accepts,
+                    requirements,
+                    handler_policy: handler_view,
+                    layers,
+                }
+            })
+            .collect();
+        PolicyReport {
+            schema_version: SCHEMA_VERSION,
+            routes,
+        }
+    }
+
+    /// The routes with no policy that are not `#[public]`.
+    pub fn unguarded(&self) -> impl Iterator<Item = &RouteReport> {
+        self.routes.iter().filter(|r| r.status == RouteStatus::Unguarded)
+    }
+
+    /// The CI mode: an error naming every unguarded, non-public route.
+    pub fn deny_unguarded(&self) -> Result<(), String> {
+        let lines: Vec<String> = self
+            .unguarded()
+            .map(|r| {
+                let at = r
+                    .source
+                    .as_ref()
+                    .map(|s| format!(" at {}:{}", s.file, s.line))
+                    .unwrap_or_default();
+                format!("  {} {} (handler {}){at}", r.method, r.path, r.handler)
+            })
+            .collect();
+        if lines.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "{} route{} without a tokengate policy:\n{}\nadd #[accepts_token(...)] to the handler, a group policy with Router::guard, or mark it #[public] if it is meant to be open",
+            lines.len(),
+            if lines.len() == 1 { " is" } else { "s are" },
+            lines.join("\n")
+        ))
+    }
+
+    /// Renders the report.
+    pub fn render(&self, format: Format) -> String {
+        match format {
+            Format::Markdown => self.markdown(),
+            Format::Json => serde_json::to_string_pretty(self).unwrap_or_default(),
+            Format::OpenApi => serde_json::to_string_pretty(&self.openapi()).unwrap_or_default(),
+        }
+    }
+
+    fn markdown(&self) -> String {
+        let mut out = String::from(
+            "| Method | Path | Status | Accepts | Requires | Handler | Source |\n|---|---|---|---|---|---|---|\n",
+        );
+        for r in &self.routes {
+            let status = match r.status {
+                RouteStatus::Guarded => "guarded",
+                RouteStatus::Public => "public",
+                RouteStatus::Unguarded => "**unguarded**",
+            };
+            let accepts = if r.accepts.is_empty() {
+                "—".to_owned()
+            } else {
+                r.accepts
+                    .iter()
+                    .map(|t| format!("`{t}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let requires = if r.requirements.is_empty() {
+                "—".to_owned()
+            } else {
+                r.requirements.iter().map(describe).collect::<Vec<_>>().join("; ")
+            };
+            let source = r
+                .source
+                .as_ref()
+                .map(|s| format!("{}:{}", s.file, s.line))
+                .unwrap_or_else(|| "—".to_owned());
+            out.push_str(&format!(
+                "| {} | `{}` | {status} | {accepts} | {requires} | `{}` | {source} |\n",
+                r.method, r.path, r.handler
+            ));
+        }
+        out
+    }
+
+    /// The OpenAPI 3.1 fragment: `components.securitySchemes` for the four token types and,
+    /// per operation, a `security` requirement listing the alternatives with their scopes.
+    pub fn openapi(&self) -> Value {
+        let mut paths = serde_json::Map::new();
+        for r in &self.routes {
+            let mut op = serde_json::Map::new();
+            match r.status {
+                RouteStatus::Public => {
+                    op.insert("security".into(), json!([{}]));
+                }
+                RouteStatus::Unguarded => {
+                    op.insert("security".into(), json!([{}]));
+                    op.insert("x-tokengate-unguarded".into(), json!(true));
+                }
+                RouteStatus::Guarded => {
+                    op.insert("security".into(), Value::Array(security_alternatives(r)));
+                }
+            }
+            let description = operation_description(r);
+            if !description.is_empty() {
+                op.insert("description".into(), Value::String(description));
+            }
+            op.insert(
+                "x-tokengate-status".into(),
+                serde_json::to_value(r.status).unwrap_or(Value::Null),
+            );
+            let methods: Vec<String> = if r.method == "ANY" {
+                ["get", "put", "post", "delete", "options", "head", "patch"]
+                    .map(String::from)
+                    .to_vec()
+            } else {
+                vec![r.method.to_ascii_lowercase()]
+            };
+            let item = paths
+                .entry(r.path.clone())
+                .or_insert_with(|| Value::Object(Default::default()));
+            if let Value::Object(item) = item {
+                for m in methods {
+                    item.insert(m, Value::Object(op.clone()));
+                }
+            }
+        }
+        let schemes: serde_json::Map<String, Value> = TokenType::ALL
+            .into_iter()
+            .map(|t| {
+                let (format, description) = match t {
+                    TokenType::SessionToken => (
+                        "JWT",
+                        "Session token of a signed-in user (Authorization header or __session cookie).",
+                    ),
+                    TokenType::OAuthToken => (
+                        "JWT or opaque",
+                        "OAuth 2.0 access token (RFC 9068 JWT or introspected opaque token).",
+                    ),
+                    TokenType::ApiKey => ("ak_…", "API key."),
+                    TokenType::M2mToken => ("mt_… or JWT", "Machine-to-machine token."),
+                };
+                (
+                    t.as_str().to_owned(),
+                    json!({"type": "http", "scheme": "bearer", "bearerFormat": format, "description": description}),
+                )
+            })
+            .collect();
+        json!({
+            "openapi": "3.1.0",
+            "components": {"securitySchemes": schemes},
+            "paths": paths,
+        })
+    }
+}
+
+fn describe(r: &RequirementReport) -> String {
+    let joiner = match r.matching {
+        Match::All => " and ",
+        Match::Any => " or ",
+    };
+    let values = r
+        .values
+        .iter()
+        .map(|v| format!("`{v}`"))
+        .collect::<Vec<_>>()
+        .join(joiner);
+    format!("{} {values} (for {})", r.kind.as_str(), r.applies_to)
+}
+
+fn operation_description(r: &RouteReport) -> String {
+    let non_scope: Vec<String> = r
+        .requirements
+        .iter()
+        .filter(|q| q.kind != RequirementKind::Scope)
+        .map(describe)
+        .collect();
+    if non_scope.is_empty() {
+        String::new()
+    } else {
+        format!("Requires {}.", non_scope.join("; "))
+    }
+}
+
+/// One security requirement object per accepted type and per choice of any-of values.
+fn security_alternatives(r: &RouteReport) -> Vec<Value> {
+    let mut out = Vec::new();
+    for t in r.accepts.iter() {
+        // Each alternative is the set of scopes one token of type `t` must carry.
+        let mut alternatives: Vec<Vec<String>> = vec![Vec::new()];
+        for q in r
+            .requirements
+            .iter()
+            .filter(|q| q.kind == RequirementKind::Scope && q.applies_to.contains(t))
+        {
+            alternatives = match q.matching {
+                Match::All => alternatives
+                    .into_iter()
+                    .map(|mut a| {
+                        a.extend(q.values.iter().cloned());
+                        a
+                    })
+                    .collect(),
+                Match::Any => alternatives
+                    .iter()
+                    .flat_map(|a| {
+                        q.values.iter().map(move |v| {
+                            let mut a = a.clone();
+                            a.push(v.clone());
+                            a
+                        })
+                    })
+                    .collect(),
+            };
+        }
+        for mut scopes in alternatives {
+            scopes.sort();
+            scopes.dedup();
+            out.push(json!({ t.as_str(): scopes }));
+        }
+    }
+    out
+}
+
+impl fmt::Display for PolicyReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.markdown())
+    }
+}

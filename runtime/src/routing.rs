@@ -1,0 +1,301 @@
+//! A thin wrapper over axum's `Router` that records every route it is given, so the
+//! route-policy report can list them. Requests go straight to the axum router inside: the
+//! wrapper costs nothing per request.
+//!
+//! Swap `axum::Router` and `axum::routing::{get, post, …}` for the ones here; handlers,
+//! extractors, state and layers stay as they are.
+//!
+//! ```
+//! use tokengate_runtime::routing::{Router, get};
+//!
+//! async fn health() -> &'static str { "ok" }
+//!
+//! let app: Router = Router::new().route("/health", get(health));
+//! let report = app.report();
+//! assert_eq!(report.routes[0].path, "/health");
+//! let axum_router: axum::Router = app.into_axum();
+//! ```
+
+use std::convert::Infallible;
+use std::fmt;
+use std::sync::Arc;
+
+use axum::handler::Handler;
+use axum::response::IntoResponse;
+use axum::routing::Route;
+use http::Request;
+use tower::{Layer, Service};
+
+use crate::gate::{ConfigError, TokenGate};
+use crate::layer::PolicyLayer;
+use crate::policy::Policy;
+use crate::registry::{self, HandlerRecord};
+use crate::report::PolicyReport;
+
+/// One handler as recorded: what the registry knows about it, or just its type name.
+#[derive(Clone, Debug)]
+pub(crate) struct RecordedHandler {
+    pub(crate) method: &'static str,
+    pub(crate) type_name: &'static str,
+    pub(crate) record: Option<&'static HandlerRecord>,
+}
+
+/// A route as recorded, with the group policies that apply to it.
+#[derive(Clone, Debug)]
+pub(crate) struct RecordedRoute {
+    pub(crate) path: String,
+    pub(crate) handler: RecordedHandler,
+    pub(crate) layers: Vec<Arc<Policy>>,
+}
+
+/// axum's `MethodRouter`, plus a record of each handler it was given.
+#[must_use]
+pub struct MethodRouter<S = ()> {
+    inner: axum::routing::MethodRouter<S>,
+    handlers: Vec<RecordedHandler>,
+}
+
+impl<S> fmt::Debug for MethodRouter<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MethodRouter")
+            .field("handlers", &self.handlers)
+            .finish()
+    }
+}
+
+fn recorded<H: 'static>(method: &'static str) -> RecordedHandler {
+    RecordedHandler {
+        method,
+        type_name: std::any::type_name::<H>(),
+        record: registry::lookup::<H>(),
+    }
+}
+
+macro_rules! method_fns {
+    ($($name:ident => $method:literal),* $(,)?) => {
+        $(
+            #[doc = concat!("Routes `", $method, "` requests to `handler` (like `axum::routing::", stringify!($name), "`).")]
+            pub fn $name<H, T, S>(handler: H) -> MethodRouter<S>
+            where
+                H: Handler<T, S>,
+                T: 'static,
+                S: Clone + Send + Sync + 'static,
+            {
+                MethodRouter {
+                    inner: axum::routing::$name(handler),
+                    handlers: vec![recorded::<H>($method)],
+                }
+            }
+        )*
+
+        impl<S: Clone + Send + Sync + 'static> MethodRouter<S> {
+            $(
+                #[doc = concat!("Adds a `", $method, "` handler.")]
+                pub fn $name<H, T>(mut self, handler: H) -> MethodRouter<S>
+                where
+                    H: Handler<T, S>,
+                    T: 'static,
+                {
+                    self.handlers.push(recorded::<H>($method));
+                    MethodRouter { inner: self.inner.$name(handler), handlers: self.handlers }
+                }
+            )*
+        }
+    };
+}
+
+method_fns! {
+    get => "GET",
+    post => "POST",
+    put => "PUT",
+    patch => "PATCH",
+    delete => "DELETE",
+    head => "HEAD",
+    options => "OPTIONS",
+}
+
+/// Routes requests of every method to `handler` (like `axum::routing::any`).
+pub fn any<H, T, S>(handler: H) -> MethodRouter<S>
+where
+    H: Handler<T, S>,
+    T: 'static,
+    S: Clone + Send + Sync + 'static,
+{
+    MethodRouter {
+        inner: axum::routing::any(handler),
+        handlers: vec![recorded::<H>("ANY")],
+    }
+}
+
+impl<S> MethodRouter<S> {
+    /// The axum method router inside.
+    pub fn into_axum(self) -> axum::routing::MethodRouter<S> {
+        self.inner
+    }
+}
+
+/// axum's `Router`, plus a record of its routes for the route-policy report.
+#[must_use]
+pub struct Router<S = ()> {
+    inner: axum::Router<S>,
+    routes: Vec<RecordedRoute>,
+}
+
+impl<S> fmt::Debug for Router<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Router").field("routes", &self.routes).finish()
+    }
+}
+
+impl<S: Clone + Send + Sync + 'static> Default for Router<S> {
+    fn default() -> Self {
+        Router::new()
+    }
+}
+
+impl<S: Clone + Send + Sync + 'static> Router<S> {
+    /// An empty router.
+    pub fn new() -> Self {
+        Router {
+            inner: axum::Router::new(),
+            routes: Vec::new(),
+        }
+    }
+
+    /// Adds a route (see `axum::Router::route`).
+    pub fn route(mut self, path: &str, method_router: MethodRouter<S>) -> Self {
+        for handler in method_router.handlers {
+            self.routes.push(RecordedRoute {
+                path: path.to_owned(),
+                handler,
+                layers: Vec::new(),
+            });
+        }
+        self.inner = self.inner.route(path, method_router.inner);
+        self
+    }
+
+    /// Adds a route built with plain `axum::routing` functions. Its handlers cannot be
+    /// identified, so it is reported as one unguarded entry unless a group policy covers it.
+    pub fn route_axum(mut self, path: &str, method_router: axum::routing::MethodRouter<S>) -> Self {
+        self.routes.push(RecordedRoute {
+            path: path.to_owned(),
+            handler: RecordedHandler {
+                method: "ANY",
+                type_name: "(axum method router)",
+                record: None,
+            },
+            layers: Vec::new(),
+        });
+        self.inner = self.inner.route(path, method_router);
+        self
+    }
+
+    /// Nests a router under `path` (see `axum::Router::nest`).
+    pub fn nest(mut self, path: &str, router: Router<S>) -> Self {
+        let prefix = path.trim_end_matches('/');
+        for mut route in router.routes {
+            route.path = if route.path == "/" {
+                prefix.to_owned()
+            } else {
+                format!("{prefix}{}", route.path)
+            };
+            self.routes.push(route);
+        }
+        self.inner = self.inner.nest(path, router.inner);
+        self
+    }
+
+    /// Merges another router's routes (see `axum::Router::merge`).
+    pub fn merge(mut self, other: Router<S>) -> Self {
+        self.routes.extend(other.routes);
+        self.inner = self.inner.merge(other.inner);
+        self
+    }
+
+    /// Applies a group policy to every route added so far (like `axum::Router::route_layer`:
+    /// a request that matches no route still gets a 404, not a 401). Recorded for the report.
+    pub fn guard(mut self, layer: PolicyLayer) -> Self {
+        let policy = Arc::new(layer.policy().clone());
+        for route in &mut self.routes {
+            route.layers.push(Arc::clone(&policy));
+        }
+        self.inner = self.inner.route_layer(layer);
+        self
+    }
+
+    /// Applies any tower layer (see `axum::Router::layer`). Not a policy: not in the report.
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<Route> + Clone + Send + Sync + 'static,
+        L::Service: Service<Request<axum::body::Body>> + Clone + Send + Sync + 'static,
+        <L::Service as Service<Request<axum::body::Body>>>::Response: IntoResponse + 'static,
+        <L::Service as Service<Request<axum::body::Body>>>::Error: Into<Infallible> + 'static,
+        <L::Service as Service<Request<axum::body::Body>>>::Future: Send + 'static,
+    {
+        self.inner = self.inner.layer(layer);
+        self
+    }
+
+    /// Sets the fallback handler (see `axum::Router::fallback`).
+    pub fn fallback<H, T>(mut self, handler: H) -> Self
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        self.inner = self.inner.fallback(handler);
+        self
+    }
+
+    /// Provides the state (see `axum::Router::with_state`).
+    pub fn with_state<S2>(self, state: S) -> Router<S2> {
+        Router {
+            inner: self.inner.with_state(state),
+            routes: self.routes,
+        }
+    }
+
+    /// The route-policy report of every recorded route.
+    pub fn report(&self) -> PolicyReport {
+        PolicyReport::from_routes(&self.routes)
+    }
+
+    /// Checks, at start-up, that every token type a route accepts has a verifier in `gate`.
+    pub fn check_verifiers(&self, gate: &TokenGate) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        for route in &self.routes {
+            let handler_policy = route.handler.record.and_then(|r| match r.status {
+                registry::HandlerStatus::Guarded(p) => Some(p),
+                registry::HandlerStatus::Public => None,
+            });
+            for policy in handler_policy.into_iter().chain(route.layers.iter().map(|p| &**p)) {
+                if let Err(missing) = gate.check_policy(policy) {
+                    problems.push(format!(
+                        "{} {} accepts {missing} but the TokenGate has no verifier for it",
+                        route.handler.method, route.path
+                    ));
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            problems.dedup();
+            Err(ConfigError::MissingVerifiers(format!(
+                "{}; configure the verifiers with TokenGateBuilder::verifier or stop accepting those types",
+                problems.join("; ")
+            )))
+        }
+    }
+
+    /// The axum router, ready to serve.
+    pub fn into_axum(self) -> axum::Router<S> {
+        self.inner
+    }
+}
+
+impl<S> From<Router<S>> for axum::Router<S> {
+    fn from(router: Router<S>) -> Self {
+        router.inner
+    }
+}
