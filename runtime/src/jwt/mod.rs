@@ -12,6 +12,12 @@
 //! | [`cache`] | the verified-token cache (a reused token costs a hash) |
 //! | [`config`] | rules per kind of token, configuration errors |
 //!
+//! With Clerk: `CLERK_JWT_KEY` (the instance's PEM public key) gives a networkless
+//! [`JwtVerifier::session_from_pem`]; without it, the Backend API's JWKS is a
+//! [`JwksCache::builder`]`("https://api.clerk.com/v1/jwks").header("Authorization", "Bearer <secret key>")`.
+//! Session, OAuth and M2M JWTs of one instance share those keys: give one verifier the three
+//! rule sets and register it with `TokenGateBuilder::verifier_for(verifier.token_types(), …)`.
+//!
 //! The order of checks: size cap → verified-token cache → three base64url segments →
 //! header (no `crit`, allowed `alg`, expected `typ`) → key by `kid` bound to the `alg` →
 //! signature → claims. A token's `jku`, `x5u`, `jwk` and `x5c` headers are ignored.
