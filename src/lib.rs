@@ -3,6 +3,158 @@
 //!
 //! See the README for a tour. This crate re-exports [`tokengate_runtime`] and, with the
 //! default `macros` feature, the attributes of `tokengate-macros`.
+//!
+//! # Guarding handlers
+//!
+//! ```
+//! use axum::routing::{get, post};
+//! use axum::{Json, Router};
+//! use tokengate::{Auth, TokenGate, accepts_token, public, require_role, require_scope};
+//!
+//! /// Sessions may create users; API keys need `write:users` (the scope applies to API keys only).
+//! #[accepts_token(session_token, api_key)]
+//! #[require_scope(api_key: "write:users")]
+//! pub async fn create_user(auth: Auth, Json(body): Json<serde_json::Value>) -> String {
+//!     format!("{:?} created {body}", auth.user_id)
+//! }
+//!
+//! /// Machine tokens with `read:users`, or `admin`.
+//! #[accepts_token(api_key, m2m_token)]
+//! #[require_scope(any("read:users", "admin"))]
+//! pub async fn list_users() -> &'static str {
+//!     "[]"
+//! }
+//!
+//! /// Several attributes combine with AND; their order does not matter.
+//! #[require_scope("reports:read")]
+//! #[require_scope(any("reports:export", "admin"))]
+//! #[accepts_token(oauth_token, api_key)]
+//! pub async fn export() -> &'static str {
+//!     "csv"
+//! }
+//!
+//! /// Session tokens only (Clerk's default) with an organization role.
+//! #[require_role("org:admin")]
+//! pub async fn settings(auth: Auth) -> String {
+//!     format!("{:?}", auth.org_id)
+//! }
+//!
+//! /// Intentionally open, and reported as such.
+//! #[public]
+//! pub async fn health() -> &'static str {
+//!     "ok"
+//! }
+//!
+//! // Routing is unchanged. The `TokenGate` must be reachable from the state (`FromRef`).
+//! let app: Router<TokenGate> = Router::new()
+//!     .route("/users", post(create_user).get(list_users))
+//!     .route("/export", get(export))
+//!     .route("/settings", get(settings))
+//!     .route("/health", get(health));
+//! ```
+//!
+//! The forms of each attribute: [`accepts_token`], [`require_scope`], [`require_role`],
+//! [`require_permission`], [`public`]. The same declarations make a group layer's policy:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use axum::{Router, routing::get};
+//! use tokengate::{PolicyLayer, TokenGate, TokenType, policy, verifier::StaticVerifier};
+//!
+//! let gate = TokenGate::builder()
+//!     .verifier(TokenType::ApiKey, Arc::new(StaticVerifier::new()))
+//!     .build()
+//!     .unwrap();
+//! let admin: Router = Router::new()
+//!     .route("/stats", get(|| async { "ok" }))
+//!     .layer(PolicyLayer::new(gate, policy!(accepts_token(api_key), require_scope("admin"))));
+//! ```
+//!
+//! # What the attributes generate
+//!
+//! The guarded function gains a first parameter, a [`Guard`], so the token is checked before
+//! any other extractor runs: a request with a bad token never has its body read. The policy
+//! is a `static` built at compile time, and the handler is registered for the route-policy
+//! report ([`registry`]). The function keeps its name, visibility, docs, generics, return
+//! type and other attributes.
+//!
+//! - **Unit tests** call the handler directly, passing [`Guard::for_tests`] first:
+//!   `create_user(Guard::for_tests(), auth, Json(body)).await`.
+//! - **`#[debug_handler]`** goes *below* the tokengate attributes (it then checks the
+//!   guarded signature; give it `state = YourState`).
+//! - **Handlers are free functions**: the attributes add items beside the function, which an
+//!   `impl` block cannot hold.
+//!
+//! # Mistakes caught at compile time
+//!
+//! Each is an error at the offending token, saying how to fix it (the `tests/ui/fail` cases
+//! show every message). A few:
+//!
+//! An unknown token type (the error suggests `api_key`):
+//!
+//! ```compile_fail
+//! #[tokengate::accepts_token(api_kye)]
+//! async fn handler() {}
+//! ```
+//!
+//! A scope requirement that applies to session tokens, which carry no scopes (the error
+//! suggests `#[require_scope(api_key: "write:users")]`):
+//!
+//! ```compile_fail
+//! #[tokengate::accepts_token(session_token, api_key)]
+//! #[tokengate::require_scope("write:users")]
+//! async fn create_user() {}
+//! ```
+//!
+//! `#[require_scope]` without `#[accepts_token]`: the default is session tokens only:
+//!
+//! ```compile_fail
+//! #[tokengate::require_scope("write:users")]
+//! async fn create_user() {}
+//! ```
+//!
+//! A requirement limited to a type the route does not accept:
+//!
+//! ```compile_fail
+//! #[tokengate::accepts_token(api_key)]
+//! #[tokengate::require_scope(m2m_token: "write:users")]
+//! async fn create_user() {}
+//! ```
+//!
+//! A scope outside RFC 6749's grammar:
+//!
+//! ```compile_fail
+//! #[tokengate::accepts_token(api_key)]
+//! #[tokengate::require_scope("read users")]
+//! async fn list_users() {}
+//! ```
+//!
+//! A role on a route that accepts no session tokens:
+//!
+//! ```compile_fail
+//! #[tokengate::accepts_token(api_key)]
+//! #[tokengate::require_role("org:admin")]
+//! async fn settings() {}
+//! ```
+//!
+//! `#[public]` on a guarded route, and a handler that is not `async`:
+//!
+//! ```compile_fail
+//! #[tokengate::public]
+//! #[tokengate::accepts_token(api_key)]
+//! async fn health() {}
+//! ```
+//!
+//! ```compile_fail
+//! #[tokengate::accepts_token(api_key)]
+//! fn handler() {}
+//! ```
+//!
+//! The same checks in `policy!`:
+//!
+//! ```compile_fail
+//! let policy = tokengate::policy!(accepts_token(session_token, api_key), require_scope("admin"));
+//! ```
 
 pub use tokengate_runtime::*;
 

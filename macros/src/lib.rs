@@ -1,1 +1,158 @@
-//! Attribute macros of tokengate (placeholder until the attributes land).
+//! Attribute macros of tokengate: `#[accepts_token]`, `#[require_scope]`, `#[require_role]`,
+//! `#[require_permission]`, `#[public]`, and `policy!` for group layers.
+//!
+//! Use them through the `tokengate` crate, which re-exports them; the generated code refers
+//! to `::tokengate`. Each entry point here is one line into the `handler` or `policy`
+//! module (parse → validate → expand).
+//!
+//! # How a handler is guarded
+//!
+//! The tokengate attributes on one function are read together, in any order: whichever
+//! expands first takes the others off the function (an attribute is recognized by the last
+//! segment of its path, so `#[tokengate::accepts_token]` works too). Then:
+//!
+//! - a hidden zero-sized type `__tokengate_policy_<name>` implementing `PolicySource` names a
+//!   policy held in a `static` (built at compile time: nothing is allocated per request);
+//! - the function gains a first parameter `_: Guard<__tokengate_policy_<name>>`. axum runs
+//!   extractors in order, so the token is checked before any other extractor runs — a
+//!   request with a bad token never has its body read — and the verified `Auth` is then
+//!   available to the handler's own `Auth` parameter;
+//! - a `HandlerRecord` is registered for the route-policy report.
+//!
+//! The name, visibility, doc comments, other attributes, generics and return type are kept,
+//! so `Router::route("/users", post(create_user))` is unchanged.
+//!
+//! **Unit tests** call the handler as a function; its first argument is the guard, which
+//! `Guard::for_tests()` makes without checking anything (its policy type is inferred):
+//! `create_user(Guard::for_tests(), Json(body)).await`. Requests never take that path:
+//! axum makes guards only by running the policy.
+//!
+//! Handlers must be free functions (module items): the attributes add items beside the
+//! function, which an `impl` block cannot hold.
+//!
+//! Every mistake is a compile error at the offending token, with the fix in the message;
+//! the function is still emitted, so the router code around it compiles.
+
+mod errors;
+mod expand;
+mod handler;
+mod names;
+mod parse;
+mod policy;
+mod validate;
+
+use proc_macro::TokenStream;
+
+use crate::names::AttrKind;
+
+/// Declares which token types a handler accepts, and guards it.
+///
+/// ```text
+/// #[accepts_token(api_key)]
+/// #[accepts_token(session_token, oauth_token, api_key, m2m_token)]
+/// #[accepts_token(any)]
+/// ```
+///
+/// Token types are `session_token` (Clerk session JWTs), `oauth_token`, `api_key` and
+/// `m2m_token`; `any` accepts all four. A request with a token of another type is refused
+/// with `401 invalid_token` before any verifier runs. Without `#[accepts_token]`, a handler
+/// with `#[require_role]` or `#[require_permission]` accepts Clerk's default: session tokens
+/// only.
+///
+/// ```text
+/// /// Creates a user. Sessions may; API keys need `write:users`.
+/// #[accepts_token(session_token, api_key)]
+/// #[require_scope(api_key: "write:users")]
+/// pub async fn create_user(auth: Auth, Json(body): Json<NewUser>) -> StatusCode { ... }
+/// ```
+///
+/// (Runnable examples are in the `tokengate` crate's documentation, whose generated code
+/// this crate refers to.)
+///
+/// Compile errors: an unknown type (with the nearest valid name), a type in quotes, an
+/// empty list, a type listed twice, `any` with other types, `#[accepts_token]` twice, not an
+/// `async fn`, a method taking `self`.
+#[proc_macro_attribute]
+pub fn accepts_token(args: TokenStream, item: TokenStream) -> TokenStream {
+    handler::expand(AttrKind::AcceptsToken, args.into(), item.into()).into()
+}
+
+/// Requires scopes of the verified token.
+///
+/// ```text
+/// #[require_scope("read:users", "write:users")]        // all of them
+/// #[require_scope(all("read:users", "write:users"))]   // the same, explicitly
+/// #[require_scope(any("read:users", "admin"))]          // one is enough
+/// #[require_scope(api_key: "write:users")]              // only API keys need it
+/// #[require_scope(api_key | m2m_token: any("a", "b"))]  // limited to several types
+/// ```
+///
+/// Several `#[require_scope]` attributes combine with AND. A type limit (`api_key:` or
+/// `api_key | m2m_token:`) opens the arguments and applies the requirement to those token
+/// types only; the other accepted types pass it.
+///
+/// Session tokens carry no scopes, so a scope requirement that applies to them is a compile
+/// error: limit it to the machine types the route accepts. This includes `#[require_scope]`
+/// without `#[accepts_token]` (Clerk's default is session tokens only). Scopes follow
+/// RFC 6749's grammar: printable ASCII without spaces, `"` or `\`.
+#[proc_macro_attribute]
+pub fn require_scope(args: TokenStream, item: TokenStream) -> TokenStream {
+    handler::expand(AttrKind::RequireScope, args.into(), item.into()).into()
+}
+
+/// Requires an organization role of a signed-in user (session tokens).
+///
+/// ```text
+/// #[require_role("org:admin")]
+/// #[require_role(any("org:admin", "org:billing"))]
+/// ```
+///
+/// Roles are of the form `org:<role>`. The requirement applies to session tokens only; other
+/// token types the route accepts are governed by `#[require_scope]`. A session without an
+/// active organization is refused (`403`, reason `no-active-organization`). A route that
+/// accepts no session tokens cannot require a role: that is a compile error.
+#[proc_macro_attribute]
+pub fn require_role(args: TokenStream, item: TokenStream) -> TokenStream {
+    handler::expand(AttrKind::RequireRole, args.into(), item.into()).into()
+}
+
+/// Requires organization permissions of a signed-in user (session tokens).
+///
+/// ```text
+/// #[require_permission("org:invoices:create")]
+/// #[require_permission("org:invoices:create", "org:invoices:read")]   // all of them
+/// #[require_permission(any("org:invoices:create", "org:invoices:manage"))]
+/// ```
+///
+/// Permissions are of the form `org:<feature>:<action>`. Like `#[require_role]`, the
+/// requirement applies to session tokens only, and needs a route that accepts them.
+#[proc_macro_attribute]
+pub fn require_permission(args: TokenStream, item: TokenStream) -> TokenStream {
+    handler::expand(AttrKind::RequirePermission, args.into(), item.into()).into()
+}
+
+/// Marks a handler as intentionally open, for the route-policy report.
+///
+/// The handler is not changed; it is registered as public so the report (and the start-up
+/// check) can tell "open on purpose" from "forgot the attribute". `#[public]` together with
+/// another tokengate attribute is a compile error.
+#[proc_macro_attribute]
+pub fn public(args: TokenStream, item: TokenStream) -> TokenStream {
+    handler::expand(AttrKind::Public, args.into(), item.into()).into()
+}
+
+/// A `Policy` value for a group layer, declared like the attributes and checked the same
+/// way.
+///
+/// ```text
+/// policy!(accepts_token(api_key, m2m_token), require_scope("admin"))
+/// policy!(accepts_token(session_token, api_key), require_scope(api_key: "admin"), require_role("org:admin"))
+/// policy!()   // Clerk's default: any signed-in session
+/// ```
+///
+/// The items are the attributes without `#[...]`, separated by commas. The value is built
+/// from statics (usable in a `static` too) and goes into `PolicyLayer::new(gate, policy)`.
+#[proc_macro]
+pub fn policy(input: TokenStream) -> TokenStream {
+    policy::expand(input.into()).into()
+}

@@ -1,0 +1,247 @@
+//! The built `tokengate` binary against a temporary SQLite database: create → list → verify →
+//! revoke → verify fails, and clear errors with exit code 2 for bad flags.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn tokengate(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tokengate"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    assert!(output.status.success(), "failed: {}", stderr(output));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn create_list_verify_revoke() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("keys.db").display());
+    let db = ["--database", url.as_str()];
+
+    let created = json(&tokengate(
+        dir.path(),
+        &[
+            &["keys", "create"][..],
+            &db,
+            &[
+                "--subject",
+                "user_123",
+                "--name",
+                "ci",
+                "--scope",
+                "write:users",
+                "--scope",
+                "read:users",
+                "--claims",
+                r#"{"team":"billing"}"#,
+                "--expires-in",
+                "30d",
+                "--format",
+                "json",
+            ],
+        ]
+        .concat(),
+        None,
+    ));
+    let id = created["id"].as_str().unwrap().to_string();
+    let secret = created["secret"].as_str().unwrap().to_string();
+    assert!(id.starts_with("ak_") && secret.starts_with("ak_") && id != secret);
+    assert_eq!(created["scopes"], serde_json::json!(["write:users", "read:users"]));
+    assert_eq!(created["claims"]["team"], "billing");
+    let expires = created["expires_at"].as_i64().unwrap() - created["created_at"].as_i64().unwrap();
+    assert_eq!(expires, 30 * 86_400);
+
+    // An M2M token, in text format: the secret on its own line.
+    let m2m = tokengate(
+        dir.path(),
+        &[
+            &["keys", "create"][..],
+            &db,
+            &["--subject", "mch_worker", "--kind", "m2m"],
+        ]
+        .concat(),
+        None,
+    );
+    assert!(m2m.status.success(), "{}", stderr(&m2m));
+    let text = stdout(&m2m);
+    assert!(text.contains("Created M2M token mt_"), "{text}");
+    let m2m_secret = text.lines().last().unwrap().to_string();
+    assert!(m2m_secret.starts_with("mt_"));
+
+    // List: ids and metadata, never secrets.
+    let listed = tokengate(
+        dir.path(),
+        &[&["keys", "list"][..], &db, &["--format", "json"]].concat(),
+        None,
+    );
+    let all = json(&listed);
+    assert_eq!(all.as_array().unwrap().len(), 2);
+    assert_eq!(all[0]["id"], id.as_str());
+    assert_eq!(all[0]["status"], "active");
+    let raw = stdout(&listed);
+    assert!(!raw.contains(&secret) && !raw.contains(&m2m_secret) && !raw.contains("secret"));
+    let mine = json(&tokengate(
+        dir.path(),
+        &[
+            &["keys", "list"][..],
+            &db,
+            &["--subject", "user_123", "--format", "json"],
+        ]
+        .concat(),
+        None,
+    ));
+    assert_eq!(mine.as_array().unwrap().len(), 1);
+    let text = tokengate(dir.path(), &[&["keys", "list"][..], &db].concat(), None);
+    assert!(stdout(&text).contains(&id) && !stdout(&text).contains(&secret));
+
+    // Verify from stdin.
+    let verified = json(&tokengate(
+        dir.path(),
+        &[&["keys", "verify"][..], &db, &["--format", "json"]].concat(),
+        Some(&format!("{secret}\n")),
+    ));
+    assert_eq!(verified["valid"], true);
+    assert_eq!(verified["userId"], "user_123");
+    assert_eq!(verified["id"], id.as_str());
+    let verified = tokengate(dir.path(), &[&["keys", "verify"][..], &db].concat(), Some(&m2m_secret));
+    assert!(verified.status.success());
+    assert!(stdout(&verified).contains("valid m2m_token"));
+
+    // Revoke, then verification fails.
+    let revoked = tokengate(
+        dir.path(),
+        &[&["keys", "revoke", id.as_str()][..], &db, &["--reason", "rotated"]].concat(),
+        None,
+    );
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    assert!(stdout(&revoked).contains(&id));
+    let refused = tokengate(dir.path(), &[&["keys", "verify"][..], &db].concat(), Some(&secret));
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(stderr(&refused).contains("token-revoked"), "{}", stderr(&refused));
+    let listed = json(&tokengate(
+        dir.path(),
+        &[&["keys", "list"][..], &db, &["--format", "json"]].concat(),
+        None,
+    ));
+    assert_eq!(listed[0]["status"], "revoked");
+    assert_eq!(listed[0]["revocation_reason"], "rotated");
+
+    // A typo is refused by its checksum.
+    let mut typo = secret.clone().into_bytes();
+    typo[10] = if typo[10] == b'x' { b'y' } else { b'x' };
+    let refused = tokengate(
+        dir.path(),
+        &[&["keys", "verify"][..], &db].concat(),
+        Some(std::str::from_utf8(&typo).unwrap()),
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(stderr(&refused).contains("bad-checksum"));
+
+    // Unknown id.
+    let unknown = tokengate(
+        dir.path(),
+        &[&["keys", "revoke", "ak_00000000000000000000000000000000"][..], &db].concat(),
+        None,
+    );
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(stderr(&unknown).contains("no key with id"), "{}", stderr(&unknown));
+}
+
+#[test]
+fn the_default_database_and_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = json(&tokengate(
+        dir.path(),
+        &["keys", "create", "--subject", "user_1", "--format", "json"],
+        None,
+    ));
+    assert!(
+        dir.path().join("tokengate.db").exists(),
+        "the default is tokengate.db in the working directory"
+    );
+    assert_eq!(tokengate_runtime::keys::DEFAULT_DATABASE_FILE, "tokengate.db");
+    assert_eq!(created["name"], "cli");
+
+    // DATABASE_URL is read when --database is absent.
+    let other = dir.path().join("other.db");
+    let out = Command::new(env!("CARGO_BIN_EXE_tokengate"))
+        .args(["keys", "list", "--format", "json"])
+        .current_dir(dir.path())
+        .env("DATABASE_URL", format!("sqlite://{}", other.display()))
+        .output()
+        .unwrap();
+    assert_eq!(json(&out), serde_json::json!([]));
+    assert!(other.exists());
+}
+
+#[test]
+fn bad_flags_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["keys", "create", "--subject", "user_1", "--expires-in", "30x"], "30d"),
+        (
+            &["keys", "create", "--subject", "user_1", "--expires-in", "0d"],
+            "more than zero",
+        ),
+        (
+            &["keys", "create", "--subject", "user_1", "--claims", "{nope"],
+            "not valid JSON",
+        ),
+        (
+            &["keys", "create", "--subject", "user_1", "--claims", "[1]"],
+            "JSON object",
+        ),
+        (
+            &["keys", "create", "--subject", "user_1", "--kind", "session"],
+            "api-key",
+        ),
+        (&["keys", "create", "--name", "ci"], "--subject"),
+        (&["keys", "create", "--subject", "bob"], "user_"),
+        (&["keys", "create", "--subject", "user_1", "--scope", "a b"], "scope"),
+        (
+            &["keys", "list", "--database", "postgres://localhost/app"],
+            "not supported yet",
+        ),
+        (&["keys", "list", "--format", "yaml"], "json"),
+        (&["keys", "frobnicate"], "unrecognized subcommand"),
+        (&["keys", "verify"], "standard input"),
+    ];
+    for (args, hint) in cases {
+        let out = tokengate(dir.path(), args, None);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(hint),
+            "{args:?}: expected `{hint}` in: {}",
+            stderr(&out)
+        );
+        assert!(out.stdout.is_empty(), "{args:?} printed: {}", stdout(&out));
+    }
+    // None of them created a key.
+    let out = tokengate(dir.path(), &["keys", "list", "--format", "json"], None);
+    assert_eq!(json(&out), serde_json::json!([]));
+}

@@ -1,0 +1,186 @@
+//! Expansion: a checked [`Spec`] becomes statics, a policy type, a guard parameter and a
+//! registry record. Generated code names everything by absolute path
+//! (`::tokengate::__private::…`, `::core::…`) and prefixes its identifiers with `__tokengate_`.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
+use syn::{Attribute, ItemFn, parse_quote};
+
+use crate::names::TypeSet;
+use crate::validate::{Accepts, ReqKind, Spec};
+
+/// The statics a policy refers to, and the `const` expression that builds it.
+struct PolicyStatics {
+    items: TokenStream,
+    construct: TokenStream,
+}
+
+fn token_types(set: TypeSet) -> TokenStream {
+    let variants = set.iter().map(|t| t.variant());
+    quote!(::tokengate::__private::TokenTypes::EMPTY #(.with(::tokengate::__private::TokenType::#variants))*)
+}
+
+/// `static`s for the values, the requirements and the policy. Arrays are separate statics:
+/// a `&[...]` temporary with drop glue cannot be a `const fn` argument in a static.
+fn policy_statics(spec: &Spec) -> PolicyStatics {
+    let p = quote!(::tokengate::__private);
+    let accepts = match spec.accepts {
+        Accepts::Any => quote!(#p::TokenTypes::ANY),
+        other => token_types(other.set()),
+    };
+    let mut items = TokenStream::new();
+    let mut requirements = Vec::new();
+    for (i, req) in spec.requirements.iter().enumerate() {
+        let values_ident = format_ident!("__TOKENGATE_VALUES_{}", i);
+        let n = req.values.len();
+        let values = &req.values;
+        items.extend(quote! {
+            static #values_ident: [#p::Cow<'static, str>; #n] = [#(#p::Cow::Borrowed(#values)),*];
+        });
+        let kind = match req.kind {
+            ReqKind::Scope => quote!(Scope),
+            ReqKind::Role => quote!(Role),
+            ReqKind::Permission => quote!(Permission),
+        };
+        let matching = if req.any { quote!(Any) } else { quote!(All) };
+        let applies_to = token_types(req.applies_to);
+        requirements.push(quote! {
+            #p::Requirement::from_parts(
+                #p::RequirementKind::#kind,
+                #p::Match::#matching,
+                &#values_ident,
+                #applies_to,
+            )
+        });
+    }
+    let n = requirements.len();
+    items.extend(quote! {
+        static __TOKENGATE_REQUIREMENTS: [#p::Requirement; #n] = [#(#requirements),*];
+    });
+    PolicyStatics {
+        items,
+        construct: quote!(#p::Policy::from_parts(#accepts, &__TOKENGATE_REQUIREMENTS)),
+    }
+}
+
+/// The `policy!` expression: a `Policy` value (usable in a `static` too).
+pub(crate) fn policy_expr(spec: &Spec) -> TokenStream {
+    let PolicyStatics { items, construct } = policy_statics(spec);
+    quote! {
+        {
+            #items
+            #construct
+        }
+    }
+}
+
+/// The attributes that decide whether the handler exists (`#[cfg]`), copied onto every item
+/// generated beside it.
+fn cfgs(attrs: &[Attribute]) -> Vec<&Attribute> {
+    attrs.iter().filter(|a| a.path().is_ident("cfg")).collect()
+}
+
+/// Refers to the paths of the tokengate attributes that were taken off a function, so their
+/// imports are used (no `unused_imports` warning whichever attribute expanded first).
+pub(crate) fn mark_used(attrs: &[Attribute], paths: &[syn::Path]) -> TokenStream {
+    if paths.is_empty() {
+        return TokenStream::new();
+    }
+    let cfgs = cfgs(attrs);
+    quote! {
+        #(#cfgs)*
+        const _: () = {
+            #(
+                #[allow(unused_imports)]
+                use #paths as _;
+            )*
+        };
+    }
+}
+
+/// The registry record for `func`.
+fn record(func: &ItemFn, status: &TokenStream) -> TokenStream {
+    let p = quote!(::tokengate::__private);
+    let ident = &func.sig.ident;
+    let name = ident.unraw().to_string();
+    let fn_span = func.sig.fn_token.span;
+    let line = quote_spanned!(fn_span=> ::core::line!());
+    let file = quote_spanned!(fn_span=> ::core::file!());
+    // A generic function item has no single `TypeId`; the report falls back to its path.
+    let (type_id_fn, type_id) = if !func.sig.generics.params.is_empty() {
+        (quote!(), quote!(::core::option::Option::None))
+    } else {
+        (
+            quote! {
+                fn __tokengate_type_id() -> ::core::any::TypeId {
+                    #p::type_id_of(&#ident)
+                }
+            },
+            quote!(::core::option::Option::Some(__tokengate_type_id)),
+        )
+    };
+    quote! {
+        #type_id_fn
+        #p::inventory::submit! {
+            #p::HandlerRecord {
+                name: #name,
+                module_path: ::core::module_path!(),
+                file: #file,
+                line: #line,
+                status: #status,
+                type_id: #type_id,
+            }
+        }
+    }
+}
+
+/// A guarded handler: the policy type and its statics, the record, and the function with a
+/// guard as its first parameter.
+pub(crate) fn guarded_handler(mut func: ItemFn, spec: &Spec) -> TokenStream {
+    let p = quote!(::tokengate::__private);
+    let vis = &func.vis;
+    let name = func.sig.ident.unraw();
+    let policy_type = format_ident!("__tokengate_policy_{}", name, span = Span::call_site());
+    let cfgs = cfgs(&func.attrs);
+    let PolicyStatics { items, construct } = policy_statics(spec);
+    let record = record(&func, &quote!(#p::HandlerStatus::Guarded(&__TOKENGATE_POLICY)));
+    let doc = format!("The tokengate policy of `{name}` (generated by its attributes).");
+    let generated = quote! {
+        #(#cfgs)*
+        #[doc = #doc]
+        #[doc(hidden)]
+        #[allow(non_camel_case_types, unreachable_pub)]
+        #vis struct #policy_type;
+
+        #(#cfgs)*
+        const _: () = {
+            #items
+            static __TOKENGATE_POLICY: #p::Policy = #construct;
+            impl #p::PolicySource for #policy_type {
+                fn policy() -> &'static #p::Policy {
+                    &__TOKENGATE_POLICY
+                }
+            }
+            #record
+        };
+    };
+    func.sig.inputs.insert(0, parse_quote!(_: #p::Guard<#policy_type>));
+    quote! {
+        #generated
+        #func
+    }
+}
+
+/// A `#[public]` handler: unchanged, plus its record.
+pub(crate) fn public_handler(func: &ItemFn) -> TokenStream {
+    let cfgs = cfgs(&func.attrs);
+    let record = record(func, &quote!(::tokengate::__private::HandlerStatus::Public));
+    quote! {
+        #(#cfgs)*
+        const _: () = {
+            #record
+        };
+        #func
+    }
+}

@@ -1,0 +1,398 @@
+//! Parsing: the tokengate attributes (and `policy!` items) into views that keep every token's
+//! span. Nothing is checked here beyond the shape of the arguments; names and values are
+//! checked in [`validate`](crate::validate).
+
+use proc_macro2::{Delimiter, Ident, Punct, Spacing, Span, TokenStream, TokenTree};
+use syn::{Attribute, LitStr, Meta};
+
+use crate::errors::Errors;
+use crate::names::{AttrKind, nearest, valid_types};
+
+/// One tokengate attribute as the user wrote it.
+pub(crate) struct Declared {
+    pub(crate) kind: AttrKind,
+    /// The attribute's name, or the whole attribute for the one being expanded.
+    pub(crate) span: Span,
+    pub(crate) args: Args,
+    /// Some argument could not be parsed (already reported): checks that would only
+    /// repeat that error are skipped.
+    pub(crate) malformed: bool,
+}
+
+/// An attribute's arguments.
+pub(crate) enum Args {
+    /// `accepts_token(...)`: the listed types.
+    Accepts(Vec<TypeArg>),
+    /// `require_scope(...)`, `require_role(...)`, `require_permission(...)`.
+    Require(RequireArgs),
+    /// `public`.
+    Public,
+}
+
+/// A token type as written: an identifier, or (a mistake) a string.
+pub(crate) enum TypeArg {
+    Ident(Ident),
+    Str(LitStr),
+}
+
+impl TypeArg {
+    pub(crate) fn span(&self) -> Span {
+        match self {
+            TypeArg::Ident(i) => i.span(),
+            TypeArg::Str(s) => s.span(),
+        }
+    }
+}
+
+/// `[types:] values` or `[types:] any(values)` / `all(values)`.
+pub(crate) struct RequireArgs {
+    /// The type limit before `:`, with the span of the `:`.
+    pub(crate) limit: Option<(Vec<TypeArg>, Span)>,
+    /// `any(...)` / `all(...)` as written; `None` is all-of.
+    pub(crate) any: Option<Span>,
+    pub(crate) values: Vec<ValueArg>,
+    /// Where to point when there is no value.
+    pub(crate) empty_span: Span,
+}
+
+/// A required value as written: a string, or (a mistake) an identifier.
+pub(crate) enum ValueArg {
+    Str(LitStr),
+    Ident(Ident),
+}
+
+/// The tokengate attribute `attr` is, if it is one (matched on the last path segment, so
+/// `#[tokengate::accepts_token]` works too).
+pub(crate) fn tokengate_kind(attr: &Attribute) -> Option<AttrKind> {
+    let last = attr.path().segments.last()?;
+    AttrKind::from_name(&last.ident.to_string())
+}
+
+/// Parses an attribute found among the function's attributes.
+pub(crate) fn from_attribute(kind: AttrKind, attr: &Attribute, errors: &mut Errors) -> Option<Declared> {
+    let span = attr
+        .path()
+        .segments
+        .last()
+        .map_or_else(Span::call_site, |s| s.ident.span());
+    from_meta(kind, span, &attr.meta, errors)
+}
+
+/// Parses a `Meta` (an attribute's content, or an item of `policy!`).
+pub(crate) fn from_meta(kind: AttrKind, span: Span, meta: &Meta, errors: &mut Errors) -> Option<Declared> {
+    match meta {
+        Meta::Path(_) => declared(kind, span, TokenStream::new(), errors),
+        Meta::List(list) => declared(kind, span, list.tokens.clone(), errors),
+        Meta::NameValue(nv) => {
+            errors.at(
+                nv.eq_token.span,
+                format!(
+                    "`{name} = ...` is not a form of this attribute; write `{name}(...)`, e.g. {example}",
+                    name = kind.name(),
+                    example = example(kind)
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Parses the arguments of a `kind` attribute; `span` is where to point for the attribute
+/// as a whole. Records every problem in `errors`; `None` when nothing usable remains.
+pub(crate) fn declared(kind: AttrKind, span: Span, args: TokenStream, errors: &mut Errors) -> Option<Declared> {
+    let before = errors.count();
+    let chunks = split_commas(args, errors);
+    let args = match kind {
+        AttrKind::AcceptsToken => Args::Accepts(chunks.into_iter().filter_map(|c| type_arg(&c, errors)).collect()),
+        AttrKind::RequireScope | AttrKind::RequireRole | AttrKind::RequirePermission => {
+            Args::Require(require_args(kind, span, chunks, errors))
+        }
+        AttrKind::Public => {
+            if let Some(first) = chunks.first().and_then(|c| c.first()) {
+                errors.at(
+                    first.span(),
+                    "`#[public]` takes no arguments: it only marks the route as intentionally open; write `#[public]`",
+                );
+            }
+            Args::Public
+        }
+    };
+    let malformed = errors.count() > before;
+    Some(Declared {
+        kind,
+        span,
+        args,
+        malformed,
+    })
+}
+
+/// An example of the attribute, for messages.
+pub(crate) fn example(kind: AttrKind) -> &'static str {
+    match kind {
+        AttrKind::AcceptsToken => "`#[accepts_token(api_key, m2m_token)]`",
+        AttrKind::RequireScope => "`#[require_scope(\"write:users\")]`",
+        AttrKind::RequireRole => "`#[require_role(\"org:admin\")]`",
+        AttrKind::RequirePermission => "`#[require_permission(\"org:invoices:create\")]`",
+        AttrKind::Public => "`#[public]`",
+    }
+}
+
+/// The token trees of `args`, split at top-level commas; a trailing comma is allowed.
+fn split_commas(args: TokenStream, errors: &mut Errors) -> Vec<Vec<TokenTree>> {
+    let mut chunks = Vec::new();
+    let mut current = Vec::new();
+    for tt in args {
+        match &tt {
+            TokenTree::Punct(p) if p.as_char() == ',' => {
+                if current.is_empty() {
+                    errors.at(p.span(), "unexpected `,`: an argument is missing before it");
+                } else {
+                    chunks.push(std::mem::take(&mut current));
+                }
+            }
+            _ => current.push(tt),
+        }
+    }
+    if !current.is_empty() {
+        chunks.push(current);
+    }
+    chunks
+}
+
+fn lit_str(tt: &TokenTree) -> Option<LitStr> {
+    match tt {
+        TokenTree::Literal(_) => syn::parse2::<LitStr>(tt.clone().into()).ok(),
+        _ => None,
+    }
+}
+
+fn render(tokens: &[TokenTree]) -> String {
+    let text = tokens.iter().cloned().collect::<TokenStream>().to_string();
+    if text.chars().count() > 40 {
+        format!("{}…", text.chars().take(40).collect::<String>())
+    } else {
+        text
+    }
+}
+
+/// One argument of `accepts_token`, or of a type limit.
+fn type_arg(chunk: &[TokenTree], errors: &mut Errors) -> Option<TypeArg> {
+    match chunk {
+        [TokenTree::Ident(ident)] => Some(TypeArg::Ident(ident.clone())),
+        [tt] if lit_str(tt).is_some() => lit_str(tt).map(TypeArg::Str),
+        [TokenTree::Ident(ident), next, ..]
+            if matches!(next, TokenTree::Group(_)) || matches!(next, TokenTree::Punct(p) if p.as_char() == '=') =>
+        {
+            errors.at(
+                ident.span(),
+                format!(
+                    "unknown argument `{}`: `#[accepts_token]` takes only token types, e.g. `#[accepts_token(api_key, m2m_token)]`\nvalid token types: {}",
+                    render(chunk),
+                    valid_types(true)
+                ),
+            );
+            None
+        }
+        _ if chunk
+            .iter()
+            .any(|t| matches!(t, TokenTree::Punct(p) if p.as_char() == '|')) =>
+        {
+            let bar = chunk
+                .iter()
+                .find(|t| matches!(t, TokenTree::Punct(p) if p.as_char() == '|'));
+            errors.at(
+                bar.map_or_else(Span::call_site, TokenTree::span),
+                "separate accepted token types with `,`: `#[accepts_token(api_key, m2m_token)]`",
+            );
+            None
+        }
+        [first, ..] => {
+            errors.at(
+                first.span(),
+                format!(
+                    "expected a token type, found `{}`\nvalid token types: {}",
+                    render(chunk),
+                    valid_types(true)
+                ),
+            );
+            None
+        }
+        [] => None,
+    }
+}
+
+/// The index of a lone `:` (not part of `::`) in `chunk`.
+fn limit_colon(chunk: &[TokenTree]) -> Option<usize> {
+    let is_colon = |tt: &TokenTree| matches!(tt, TokenTree::Punct(p) if p.as_char() == ':');
+    (0..chunk.len()).find(|&i| {
+        is_colon(&chunk[i]) && !(i > 0 && is_colon(&chunk[i - 1])) && !chunk.get(i + 1).is_some_and(is_colon)
+    })
+}
+
+fn require_args(kind: AttrKind, span: Span, mut chunks: Vec<Vec<TokenTree>>, errors: &mut Errors) -> RequireArgs {
+    let mut args = RequireArgs {
+        limit: None,
+        any: None,
+        values: Vec::new(),
+        empty_span: span,
+    };
+    // `api_key, m2m_token: "x"`: a limit whose types are separated by commas.
+    if chunks.first().is_some_and(|c| limit_colon(c).is_none())
+        && let Some(k) = chunks.iter().position(|c| limit_colon(c).is_some())
+        && chunks[..k]
+            .iter()
+            .all(|c| matches!(c.as_slice(), [TokenTree::Ident(_)]))
+    {
+        let names: Vec<String> = chunks[..=k]
+            .iter()
+            .flat_map(|c| {
+                c.iter()
+                    .take_while(|t| !matches!(t, TokenTree::Punct(p) if p.as_char() == ':'))
+            })
+            .map(ToString::to_string)
+            .collect();
+        errors.at(
+            chunks[0][0].span(),
+            format!(
+                "separate the token types of a limit with `|`: `#[{}({}: ...)]`",
+                kind.name(),
+                names.join(" | ")
+            ),
+        );
+        let mut merged = Vec::new();
+        for chunk in chunks.drain(..k) {
+            merged.extend(chunk);
+            merged.push(TokenTree::Punct(Punct::new('|', Spacing::Alone)));
+        }
+        merged.extend(chunks.remove(0));
+        chunks.insert(0, merged);
+    }
+    // A type limit `api_key | m2m_token:` opens the first argument.
+    if let Some(first) = chunks.first_mut()
+        && let Some(colon) = limit_colon(first)
+    {
+        let rest = first.split_off(colon + 1);
+        let colon_span = first.pop().map_or(span, |tt| tt.span());
+        args.limit = Some((limit_types(first, colon_span, errors), colon_span));
+        args.empty_span = colon_span;
+        *first = rest;
+        if first.is_empty() {
+            chunks.remove(0);
+        }
+    }
+    for chunk in chunks.iter().skip(usize::from(args.limit.is_none())) {
+        if let Some(colon) = limit_colon(chunk) {
+            errors.at(
+                chunk[colon].span(),
+                format!(
+                    "a type limit goes first and applies to the whole attribute; write this one as its own attribute, e.g. `#[{}(api_key: \"{}\")]`",
+                    kind.name(),
+                    kind.example()
+                ),
+            );
+        }
+    }
+    // `any("a", "b")` / `all("a", "b")` as the only argument.
+    if let [only] = chunks.as_slice()
+        && let [TokenTree::Ident(name), TokenTree::Group(group)] = only.as_slice()
+        && (name == "any" || name == "all")
+        && group.delimiter() == Delimiter::Parenthesis
+    {
+        if name == "any" {
+            args.any = Some(name.span());
+        }
+        args.empty_span = name.span();
+        let inner = split_commas(group.stream(), errors);
+        args.values = inner.iter().filter_map(|c| value_arg(kind, c, true, errors)).collect();
+        return args;
+    }
+    for chunk in &chunks {
+        match chunk.as_slice() {
+            [TokenTree::Ident(name), TokenTree::Group(group)] if name == "any" || name == "all" => {
+                let message = if group.delimiter() == Delimiter::Parenthesis {
+                    format!(
+                        "`{name}(...)` must be the only argument (after an optional type limit): `#[{kind}({name}(\"a\", \"b\"))]`; to combine groups with AND, write several `#[{kind}]` attributes",
+                        kind = kind.name()
+                    )
+                } else {
+                    format!("write `{name}(...)` with parentheses: `{name}(\"a\", \"b\")`")
+                };
+                errors.at(name.span(), message);
+            }
+            // A misplaced type limit, reported above.
+            _ if limit_colon(chunk).is_some() => {}
+            _ => {
+                if let Some(v) = value_arg(kind, chunk, false, errors) {
+                    args.values.push(v);
+                }
+            }
+        }
+    }
+    args
+}
+
+fn limit_types(tokens: &[TokenTree], colon: Span, errors: &mut Errors) -> Vec<TypeArg> {
+    let mut types = Vec::new();
+    let mut part = Vec::new();
+    let mut flush = |part: &mut Vec<TokenTree>, at: Span, errors: &mut Errors| {
+        if part.is_empty() {
+            errors.at(
+                at,
+                "expected a token type here: a type limit is `api_key:` or `api_key | m2m_token:`",
+            );
+        } else if let Some(t) = type_arg(part, errors) {
+            types.push(t);
+        }
+        part.clear();
+    };
+    for tt in tokens {
+        match tt {
+            TokenTree::Punct(p) if p.as_char() == '|' => flush(&mut part, p.span(), errors),
+            _ => part.push(tt.clone()),
+        }
+    }
+    flush(&mut part, colon, errors);
+    types
+}
+
+/// One required value; `nested` inside `any(...)`/`all(...)`.
+fn value_arg(kind: AttrKind, chunk: &[TokenTree], nested: bool, errors: &mut Errors) -> Option<ValueArg> {
+    let noun = kind.value_noun();
+    match chunk {
+        [tt] if lit_str(tt).is_some() => lit_str(tt).map(ValueArg::Str),
+        [TokenTree::Ident(ident)] => Some(ValueArg::Ident(ident.clone())),
+        [TokenTree::Ident(name), TokenTree::Group(_)] => {
+            let n = name.to_string();
+            if (n == "any" || n == "all") && nested {
+                errors.at(
+                    name.span(),
+                    format!("`{n}(...)` cannot be nested; list the {noun}s directly: `{n}(\"a\", \"b\")`"),
+                );
+            } else {
+                let hint = nearest(&n, ["any", "all"])
+                    .map(|s| format!("; did you mean `{s}`?"))
+                    .unwrap_or_default();
+                errors.at(
+                    name.span(),
+                    format!(
+                        "unknown argument `{n}(...)`{hint}\n`#[{kind}]` takes {noun} strings (all required), `any(...)` (one is enough) or `all(...)`, optionally after a type limit like `api_key:`",
+                        kind = kind.name()
+                    ),
+                );
+            }
+            None
+        }
+        [first, ..] => {
+            errors.at(
+                first.span(),
+                format!(
+                    "expected a {noun} string like \"{}\", found `{}`",
+                    kind.example(),
+                    render(chunk)
+                ),
+            );
+            None
+        }
+        [] => None,
+    }
+}

@@ -1,0 +1,480 @@
+//! Validation: the parsed declarations of one handler (or one `policy!`) become a [`Spec`],
+//! or errors that say what is wrong, where, and how to fix it.
+//!
+//! The value rules are the runtime's (`tokengate::policy::validate_value`), applied at
+//! compile time; a unit test keeps both in step.
+
+use std::collections::HashSet;
+
+use crate::errors::Errors;
+use crate::names::{AttrKind, TokenType, TypeSet, unknown_type_message, valid_types};
+use crate::parse::{Args, Declared, RequireArgs, TypeArg, ValueArg};
+
+/// Where the declarations are used.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Context {
+    /// Attributes on a handler.
+    Handler,
+    /// `policy!(...)` for a group layer.
+    Layer,
+}
+
+/// A checked policy declaration.
+pub(crate) struct Spec {
+    pub(crate) accepts: Accepts,
+    pub(crate) requirements: Vec<Req>,
+    pub(crate) public: bool,
+}
+
+/// Which token types the route accepts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Accepts {
+    /// No `accepts_token`: Clerk's default, session tokens only.
+    Default,
+    /// `accepts_token(any)`.
+    Any,
+    /// The listed types.
+    Types(TypeSet),
+}
+
+impl Accepts {
+    pub(crate) fn set(self) -> TypeSet {
+        match self {
+            Accepts::Default => TypeSet::DEFAULT,
+            Accepts::Any => TypeSet::ANY,
+            Accepts::Types(set) => set,
+        }
+    }
+}
+
+/// What a requirement looks at.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReqKind {
+    Scope,
+    Role,
+    Permission,
+}
+
+/// A checked requirement.
+pub(crate) struct Req {
+    pub(crate) kind: ReqKind,
+    pub(crate) any: bool,
+    pub(crate) values: Vec<String>,
+    /// Empty: every accepted type.
+    pub(crate) applies_to: TypeSet,
+}
+
+/// Checks the declarations; records every problem in `errors` and returns what it could
+/// make of them.
+pub(crate) fn validate(decls: &[Declared], context: Context, errors: &mut Errors) -> Spec {
+    let mut spec = Spec {
+        accepts: Accepts::Default,
+        requirements: Vec::new(),
+        public: false,
+    };
+    check_counts(decls, context, errors);
+    let mut seen_accepts = false;
+    // Whether the accepted types are known; if not, checks against them would only repeat
+    // an error already reported.
+    let mut accepts_known = true;
+    for d in decls {
+        match &d.args {
+            Args::Accepts(types) if !seen_accepts => {
+                seen_accepts = true;
+                let before = errors.count();
+                spec.accepts = accepts(d, types, errors);
+                accepts_known = !d.malformed && errors.count() == before;
+            }
+            Args::Public => spec.public = true,
+            _ => {}
+        }
+    }
+    for d in decls {
+        if let Args::Require(args) = &d.args {
+            let accepts = accepts_known.then_some(spec.accepts);
+            spec.requirements.push(requirement(d, args, accepts, context, errors));
+        }
+    }
+    spec
+}
+
+/// The same attribute twice, `#[public]` with a policy.
+fn check_counts(decls: &[Declared], context: Context, errors: &mut Errors) {
+    let of = |kind: AttrKind| decls.iter().filter(move |d| d.kind == kind);
+    for d in of(AttrKind::AcceptsToken).skip(1) {
+        errors.at(
+            d.span,
+            "`#[accepts_token]` is given twice; list every accepted type in one attribute, e.g. `#[accepts_token(session_token, api_key)]`",
+        );
+    }
+    for d in of(AttrKind::Public).skip(1) {
+        errors.at(d.span, "`#[public]` is given twice; remove one");
+    }
+    if let Some(public) = of(AttrKind::Public).next() {
+        if context == Context::Layer {
+            errors.at(
+                public.span,
+                "`public` has no meaning in `policy!`: a group that is open needs no `PolicyLayer`; remove `public`",
+            );
+        } else if let Some(other) = decls.iter().find(|d| d.kind != AttrKind::Public) {
+            errors.at(
+                public.span,
+                format!(
+                    "`#[public]` marks a route as intentionally open, but this handler also has `#[{}]`; remove `#[public]` to guard the route, or remove the other tokengate attributes to make it public",
+                    other.kind.name()
+                ),
+            );
+        }
+    }
+}
+
+/// Resolves a token type name; `None` (with an error) when it is not one.
+fn resolve_type(arg: &TypeArg, allow_any: bool, errors: &mut Errors) -> Option<Resolved> {
+    match arg {
+        TypeArg::Ident(ident) => {
+            let name = ident.to_string();
+            let name = name.strip_prefix("r#").unwrap_or(&name);
+            if name == "any" && allow_any {
+                return Some(Resolved::Any);
+            }
+            match TokenType::from_name(name) {
+                Some(t) => Some(Resolved::Type(t)),
+                None if name == "any" => {
+                    errors.at(
+                        ident.span(),
+                        "`any` cannot limit a requirement; remove the limit to apply the requirement to every type the route accepts",
+                    );
+                    None
+                }
+                None => {
+                    errors.at(ident.span(), unknown_type_message(name, allow_any));
+                    None
+                }
+            }
+        }
+        TypeArg::Str(lit) => {
+            let value = lit.value();
+            let known = TokenType::from_name(&value).is_some() || (allow_any && value == "any");
+            let message = if known {
+                format!("token types are identifiers, not strings: write `{value}` without the quotes")
+            } else {
+                format!(
+                    "token types are identifiers, not strings; {}",
+                    unknown_type_message(&value, allow_any)
+                )
+            };
+            errors.at(lit.span(), message);
+            None
+        }
+    }
+}
+
+enum Resolved {
+    Any,
+    Type(TokenType),
+}
+
+fn accepts(d: &Declared, types: &[TypeArg], errors: &mut Errors) -> Accepts {
+    if types.is_empty() {
+        if d.malformed {
+            return Accepts::Types(TypeSet::EMPTY);
+        }
+        errors.at(
+            d.span,
+            format!(
+                "`#[accepts_token]` needs at least one token type, e.g. `#[accepts_token(api_key)]`\nvalid token types: {}",
+                valid_types(true)
+            ),
+        );
+        return Accepts::Types(TypeSet::EMPTY);
+    }
+    let mut set = TypeSet::EMPTY;
+    let mut any = None;
+    for arg in types {
+        match resolve_type(arg, true, errors) {
+            Some(Resolved::Any) => any = Some(arg.span()),
+            Some(Resolved::Type(t)) if set.contains(t) => {
+                errors.at(arg.span(), format!("`{}` is listed twice; remove one", t.name()));
+            }
+            Some(Resolved::Type(t)) => set = set.with(t),
+            None => {}
+        }
+    }
+    match any {
+        Some(span) if types.len() > 1 => {
+            errors.at(
+                span,
+                "`any` already accepts every token type; remove the other types, or replace `any` by the list of types to accept",
+            );
+            Accepts::Any
+        }
+        Some(_) => Accepts::Any,
+        None => Accepts::Types(set),
+    }
+}
+
+fn requirement(
+    d: &Declared,
+    args: &RequireArgs,
+    accepts: Option<Accepts>,
+    context: Context,
+    errors: &mut Errors,
+) -> Req {
+    let kind = match d.kind {
+        AttrKind::RequireRole => ReqKind::Role,
+        AttrKind::RequirePermission => ReqKind::Permission,
+        _ => ReqKind::Scope,
+    };
+    let attr = d.kind.name();
+    let noun = d.kind.value_noun();
+    let start = errors.count();
+
+    // Values.
+    let mut values = Vec::new();
+    let mut seen = HashSet::new();
+    for v in &args.values {
+        match v {
+            ValueArg::Str(lit) => {
+                let value = lit.value();
+                if let Err(message) = validate_value(kind, &value) {
+                    errors.at(lit.span(), message);
+                } else if !seen.insert(value.clone()) {
+                    errors.at(lit.span(), format!("{noun} `{value}` is listed twice; remove one"));
+                } else {
+                    values.push(value);
+                }
+            }
+            ValueArg::Ident(ident) => {
+                let name = ident.to_string();
+                let hint = if TokenType::from_name(&name).is_some() {
+                    format!(
+                        "; to limit the requirement to `{name}` tokens, end the limit with `:`: `#[{attr}({name}: \"{}\")]`",
+                        d.kind.example()
+                    )
+                } else {
+                    String::new()
+                };
+                errors.at(
+                    ident.span(),
+                    format!("{noun}s are string literals: write `\"{name}\"`{hint}"),
+                );
+            }
+        }
+    }
+    if args.values.is_empty() && !d.malformed {
+        errors.at(
+            args.empty_span,
+            format!(
+                "`#[{attr}]` needs at least one {noun}, e.g. `#[{attr}(\"{}\")]`",
+                d.kind.example()
+            ),
+        );
+    }
+
+    // The token types it applies to.
+    let mut limit = TypeSet::EMPTY;
+    let mut limited = Vec::new();
+    if let Some((types, colon)) = &args.limit {
+        if kind != ReqKind::Scope {
+            errors.at(
+                *colon,
+                format!(
+                    "`#[{attr}]` always applies to session tokens only (machine tokens carry no {noun}s; give them a `#[require_scope]`); remove the type limit"
+                ),
+            );
+        }
+        for arg in types {
+            match resolve_type(arg, false, errors) {
+                Some(Resolved::Type(t)) if limit.contains(t) => {
+                    errors.at(arg.span(), format!("`{}` is listed twice; remove one", t.name()));
+                }
+                Some(Resolved::Type(t)) => {
+                    limit = limit.with(t);
+                    limited.push((t, arg.span()));
+                    if kind == ReqKind::Scope && t == TokenType::SessionToken {
+                        errors.at(
+                            arg.span(),
+                            "session tokens carry no scopes, so this requirement would refuse every session; remove `session_token` from the limit (use `#[require_role]` or `#[require_permission]` for sessions)",
+                        );
+                    }
+                }
+                Some(Resolved::Any) | None => {}
+            }
+        }
+    }
+
+    // Checks against the accepted types, when they are known.
+    let route = if context == Context::Layer { "policy" } else { "route" };
+    let sound = !d.malformed && errors.count() == start;
+    let Some(accepts) = accepts else {
+        return Req {
+            kind,
+            any: args.any.is_some(),
+            values,
+            applies_to: limit,
+        };
+    };
+    let accepted = accepts.set();
+    if kind == ReqKind::Scope {
+        for (t, span) in &limited {
+            if *t != TokenType::SessionToken && !accepted.contains(*t) {
+                errors.at(
+                    *span,
+                    format!(
+                        "this requirement is limited to `{t}`, but the {route} does not accept `{t}` (it accepts: {}); add it to `#[accepts_token]`, or remove it from the limit",
+                        accepted.list(),
+                        t = t.name(),
+                    ),
+                );
+            }
+        }
+    }
+    // The checks below would only repeat a mistake already reported in this attribute.
+    if !sound {
+        return Req {
+            kind,
+            any: args.any.is_some(),
+            values,
+            applies_to: limit,
+        };
+    }
+    let applies_to = match kind {
+        ReqKind::Role | ReqKind::Permission => {
+            if !accepted.contains(TokenType::SessionToken) {
+                errors.at(
+                    d.span,
+                    format!(
+                        "`#[{attr}]` checks the organization {noun} of a signed-in user, which only session tokens carry, but this {route} accepts no session tokens (it accepts: {}); add `session_token` to `#[accepts_token]`, or require a scope instead",
+                        accepted.list()
+                    ),
+                );
+            }
+            TypeSet::DEFAULT
+        }
+        ReqKind::Scope if args.limit.is_none() && accepted.contains(TokenType::SessionToken) => {
+            let example = args.values.iter().find_map(|v| match v {
+                ValueArg::Str(s) => Some(s.value()),
+                ValueArg::Ident(_) => None,
+            });
+            let example = example.as_deref().unwrap_or("write:users");
+            let machines = accepted.without(TokenType::SessionToken);
+            let message = match accepts {
+                Accepts::Default => "`#[require_scope]` without `#[accepts_token]`: the route accepts only session tokens (Clerk's default), which carry no scopes, so every request would be refused; declare the machine tokens that carry the scope, e.g. `#[accepts_token(api_key)]`".to_owned(),
+                _ if machines.is_empty() => "this route accepts only session tokens, which carry no scopes, so every request would be refused; accept machine tokens (e.g. `#[accepts_token(session_token, api_key)]`) and limit the scope to them, or use `#[require_role]` / `#[require_permission]` for sessions".to_owned(),
+                _ => format!(
+                    "this scope requirement also applies to session tokens, which carry no scopes, so every session would be refused; limit it to the other accepted types: `#[require_scope({}: \"{example}\")]`",
+                    machines.limit_form()
+                ),
+            };
+            errors.at(d.span, message);
+            TypeSet::EMPTY
+        }
+        ReqKind::Scope => limit,
+    };
+
+    Req {
+        kind,
+        any: args.any.is_some(),
+        values,
+        applies_to,
+    }
+}
+
+/// The runtime's value rules, with a fix in each message.
+pub(crate) fn validate_value(kind: ReqKind, value: &str) -> Result<(), String> {
+    match kind {
+        ReqKind::Scope => validate_scope(value),
+        ReqKind::Role => match value.strip_prefix("org:") {
+            Some(rest) if is_key_part(rest) => Ok(()),
+            _ => Err(format!(
+                "role `{}` is not of the form `org:<role>`; write e.g. `\"org:admin\"` (letters, digits, `_` and `-` after `org:`)",
+                value.escape_debug()
+            )),
+        },
+        ReqKind::Permission => {
+            let parts: Vec<&str> = value.split(':').collect();
+            match parts.as_slice() {
+                ["org", feature, action] if is_key_part(feature) && is_key_part(action) => Ok(()),
+                _ => Err(format!(
+                    "permission `{}` is not of the form `org:<feature>:<action>`; write e.g. `\"org:invoices:create\"`",
+                    value.escape_debug()
+                )),
+            }
+        }
+    }
+}
+
+fn is_key_part(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+}
+
+/// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
+fn validate_scope(scope: &str) -> Result<(), String> {
+    if scope.is_empty() {
+        return Err("a scope cannot be empty; write the scope name, e.g. `\"write:users\"`".to_owned());
+    }
+    let Some(bad) = scope
+        .chars()
+        .find(|c| !matches!(c, '\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E'))
+    else {
+        return Ok(());
+    };
+    let what = match bad {
+        ' ' => "a space (one attribute argument is one scope: write `\"a\", \"b\"` for two)".to_owned(),
+        '"' => "`\"`".to_owned(),
+        '\\' => "`\\`".to_owned(),
+        c if c.is_control() => "a control character".to_owned(),
+        c => format!("`{c}`"),
+    };
+    Err(format!(
+        "scope `{}` contains {what}, which RFC 6749 does not allow in a scope; use printable ASCII without spaces, `\"` or `\\`",
+        scope.escape_debug()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokengate_runtime::policy::RequirementKind;
+
+    /// The compile-time rules and the runtime's agree on every sample.
+    #[test]
+    fn rules_match_the_runtime() {
+        let samples = [
+            "",
+            "write:users",
+            "a b",
+            "a\"b",
+            "a\\b",
+            "a\nb",
+            "a\tb",
+            "é",
+            "!#[]~",
+            "\x7f",
+            "org:admin",
+            "org:",
+            "org:ad min",
+            "admin",
+            "org:invoices:create",
+            "org:invoices",
+            "org:invoices:create:x",
+            "org::create",
+            "org:in-voices:cre_ate",
+            "user:invoices:create",
+        ];
+        for kind in [ReqKind::Scope, ReqKind::Role, ReqKind::Permission] {
+            let runtime_kind = match kind {
+                ReqKind::Scope => RequirementKind::Scope,
+                ReqKind::Role => RequirementKind::Role,
+                ReqKind::Permission => RequirementKind::Permission,
+            };
+            for s in samples {
+                assert_eq!(
+                    validate_value(kind, s).is_ok(),
+                    tokengate_runtime::policy::validate_value(runtime_kind, s).is_ok(),
+                    "{s:?}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! Secrets of API keys (`ak_…`) and opaque M2M tokens (`mt_…`): generation, checksum, hashing.
+//!
+//! A secret is its kind's prefix, 33 base62 characters drawn from the operating system's
+//! CSPRNG (196 bits), and a 6-character base62 CRC32 of everything before it — as GitHub's
+//! tokens do — so a mistyped or randomly forged secret is rejected before any store lookup.
+//! Only the SHA-256 of a secret ([`SecretHash`]) is ever stored.
+//!
+//! ```
+//! use tokengate_runtime::keys::{KeyKind, Secret, check_secret};
+//! use tokengate_runtime::rejection::InvalidReason;
+//!
+//! let secret = Secret::generate(KeyKind::ApiKey).unwrap();
+//! assert!(secret.expose().starts_with("ak_"));
+//! assert_eq!(check_secret(secret.expose()), Ok(KeyKind::ApiKey));
+//! // One character changed: the checksum no longer matches.
+//! let mut typo = secret.expose().to_string();
+//! let c = if typo.as_bytes()[5] == b'a' { "b" } else { "a" };
+//! typo.replace_range(5..6, c);
+//! assert_eq!(check_secret(&typo), Err(InvalidReason::BadChecksum));
+//! ```
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::rejection::InvalidReason;
+use crate::token::TokenType;
+
+/// Base62 characters of randomness in a secret (33 × log2(62) ≈ 196 bits).
+pub const RANDOM_LEN: usize = 33;
+/// Base62 characters of checksum at the end of a secret (a CRC32).
+pub const CHECKSUM_LEN: usize = 6;
+/// The length of a secret after its 3-character prefix.
+pub const BODY_LEN: usize = RANDOM_LEN + CHECKSUM_LEN;
+
+const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// What a secret is: an API key or an opaque M2M token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyKind {
+    /// An API key, `ak_…` ([`TokenType::ApiKey`]).
+    ApiKey,
+    /// An opaque machine-to-machine token, `mt_…` ([`TokenType::M2mToken`]).
+    M2mToken,
+}
+
+impl KeyKind {
+    /// The prefix of its secrets and ids (`ak_`, `mt_`), as Clerk's.
+    pub const fn prefix(self) -> &'static str {
+        match self {
+            KeyKind::ApiKey => "ak_",
+            KeyKind::M2mToken => "mt_",
+        }
+    }
+
+    /// The stored name: `api_key` or `m2m_token`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::ApiKey => "api_key",
+            KeyKind::M2mToken => "m2m_token",
+        }
+    }
+
+    /// Parses a stored name (`api_key`, `m2m_token`).
+    pub fn from_name(name: &str) -> Option<KeyKind> {
+        match name {
+            "api_key" => Some(KeyKind::ApiKey),
+            "m2m_token" => Some(KeyKind::M2mToken),
+            _ => None,
+        }
+    }
+
+    /// The token type its secrets classify as.
+    pub const fn token_type(self) -> TokenType {
+        match self {
+            KeyKind::ApiKey => TokenType::ApiKey,
+            KeyKind::M2mToken => TokenType::M2mToken,
+        }
+    }
+
+    /// The kind verifying `token_type`, if it is one of the two.
+    pub const fn from_token_type(token_type: TokenType) -> Option<KeyKind> {
+        match token_type {
+            TokenType::ApiKey => Some(KeyKind::ApiKey),
+            TokenType::M2mToken => Some(KeyKind::M2mToken),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for KeyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A plaintext secret, shown once at creation. `Debug` redacts it; never log [`expose`](Self::expose).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Draws a new secret of `kind` from the operating system's CSPRNG.
+    pub fn generate(kind: KeyKind) -> Result<Secret, getrandom::Error> {
+        let mut out = String::with_capacity(kind.prefix().len() + BODY_LEN);
+        out.push_str(kind.prefix());
+        push_random_base62(&mut out, RANDOM_LEN)?;
+        let checksum = encode_checksum(crc32(out.as_bytes()));
+        out.extend(checksum.iter().map(|&b| char::from(b)));
+        Ok(Secret(out))
+    }
+
+    /// The secret itself. Show it to its owner once; never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The hash stored in place of the secret.
+    pub fn hash(&self) -> SecretHash {
+        SecretHash::of(&self.0)
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// The SHA-256 of a secret: what a store keeps and looks keys up by.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SecretHash([u8; 32]);
+
+impl SecretHash {
+    /// Hashes `secret`.
+    pub fn of(secret: &str) -> SecretHash {
+        SecretHash(Sha256::digest(secret.as_bytes()).into())
+    }
+
+    /// Wraps 32 stored bytes; `None` for any other length.
+    pub fn from_slice(bytes: &[u8]) -> Option<SecretHash> {
+        <[u8; 32]>::try_from(bytes).ok().map(SecretHash)
+    }
+
+    /// The 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Compares two hashes in constant time.
+    pub fn ct_eq(&self, other: &SecretHash) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl fmt::Debug for SecretHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "SecretHash({:02x}{:02x}{:02x}{:02x}…)",
+            self.0[0], self.0[1], self.0[2], self.0[3]
+        )
+    }
+}
+
+/// Checks a presented secret's shape and checksum without any lookup: `Malformed` for a wrong
+/// prefix, length or alphabet, `BadChecksum` when the checksum does not match.
+pub fn check_secret(token: &str) -> Result<KeyKind, InvalidReason> {
+    let kind = if token.starts_with(KeyKind::ApiKey.prefix()) {
+        KeyKind::ApiKey
+    } else if token.starts_with(KeyKind::M2mToken.prefix()) {
+        KeyKind::M2mToken
+    } else {
+        return Err(InvalidReason::Malformed);
+    };
+    let bytes = token.as_bytes();
+    let prefix_len = kind.prefix().len();
+    if bytes.len() != prefix_len + BODY_LEN || !bytes[prefix_len..].iter().all(u8::is_ascii_alphanumeric) {
+        return Err(InvalidReason::Malformed);
+    }
+    let (payload, checksum) = bytes.split_at(prefix_len + RANDOM_LEN);
+    let expected = encode_checksum(crc32(payload));
+    if bool::from(expected.ct_eq(checksum)) {
+        Ok(kind)
+    } else {
+        Err(InvalidReason::BadChecksum)
+    }
+}
+
+/// A new record id: the kind's prefix and 32 lowercase hex digits (128 random bits), as
+/// Clerk's ids (`ak_3beecc9c60adb5f9b850e91a8ee1e992`).
+pub fn generate_id(kind: KeyKind) -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)?;
+    let mut id = String::with_capacity(3 + 32);
+    id.push_str(kind.prefix());
+    for b in bytes {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        id.push(char::from(HEX[usize::from(b >> 4)]));
+        id.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    Ok(id)
+}
+
+/// Appends `n` uniformly distributed base62 characters (rejection sampling: bytes ≥ 248 are
+/// dropped so that `byte % 62` is unbiased).
+fn push_random_base62(out: &mut String, n: usize) -> Result<(), getrandom::Error> {
+    let mut pushed = 0;
+    let mut buf = [0u8; 64];
+    while pushed < n {
+        getrandom::fill(&mut buf)?;
+        for &b in buf.iter().filter(|&&b| b < 248) {
+            out.push(char::from(ALPHABET[usize::from(b % 62)]));
+            pushed += 1;
+            if pushed == n {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn encode_checksum(mut crc: u32) -> [u8; CHECKSUM_LEN] {
+    let mut out = [b'0'; CHECKSUM_LEN];
+    for slot in out.iter_mut().rev() {
+        *slot = ALPHABET[(crc % 62) as usize];
+        crc /= 62;
+    }
+    out
+}
+
+const CRC_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            k += 1;
+        }
+        table[i] = c;
+        i += 1;
+    }
+    table
+};
+
+/// CRC-32 (IEEE 802.3), as zlib's `crc32`.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc = CRC_TABLE[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
+    }
+    !crc
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32_matches_the_reference_value() {
+        // The standard check value of CRC-32/ISO-HDLC.
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+    }
+
+    #[test]
+    fn secrets_have_the_documented_shape_and_are_unique() {
+        let a = Secret::generate(KeyKind::M2mToken).unwrap();
+        let b = Secret::generate(KeyKind::M2mToken).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.expose().len(), 3 + BODY_LEN);
+        assert!(a.expose().starts_with("mt_"));
+        assert_eq!(check_secret(a.expose()), Ok(KeyKind::M2mToken));
+        assert_eq!(format!("{a:?}"), "Secret(<redacted>)");
+        assert!(!format!("{:?}", a.hash()).contains(a.expose()));
+    }
+
+    #[test]
+    fn checksum_catches_changes_and_a_swapped_prefix() {
+        let s = Secret::generate(KeyKind::ApiKey).unwrap();
+        let body = &s.expose()[3..];
+        assert_eq!(check_secret(&format!("mt_{body}")), Err(InvalidReason::BadChecksum));
+        assert_eq!(
+            check_secret(&s.expose()[..s.expose().len() - 1]),
+            Err(InvalidReason::Malformed)
+        );
+        assert_eq!(
+            check_secret(&format!("{}-", &s.expose()[..s.expose().len() - 1])),
+            Err(InvalidReason::Malformed)
+        );
+        assert_eq!(check_secret("oat_x"), Err(InvalidReason::Malformed));
+        let mut caught = 0;
+        for i in 3..s.expose().len() {
+            let mut t = s.expose().as_bytes().to_vec();
+            t[i] = if t[i] == b'Z' { b'Y' } else { b'Z' };
+            if check_secret(std::str::from_utf8(&t).unwrap()) == Err(InvalidReason::BadChecksum) {
+                caught += 1;
+            }
+        }
+        assert_eq!(caught, s.expose().len() - 3, "every single-character change is caught");
+    }
+
+    #[test]
+    fn ids_look_like_clerks() {
+        let id = generate_id(KeyKind::ApiKey).unwrap();
+        assert_eq!(id.len(), 35);
+        assert!(id.starts_with("ak_"));
+        assert!(
+            id[3..]
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+    }
+}

@@ -1,0 +1,320 @@
+//! An SQLite [`KeyStore`]: one file, nothing to start. WAL mode, the file created when
+//! missing, migrations run on open (tracked in `_tokengate_migrations`, so the application
+//! can keep its own tables and migrations in the same database).
+//!
+//! ```
+//! use tokengate_runtime::keys::{KeySpec, KeyStore, SqliteKeyStore, issue};
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let dir = std::env::temp_dir().join(format!("tokengate-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir).unwrap();
+//! let store = SqliteKeyStore::open(dir.join("keys.db")).await.unwrap();
+//! let key = issue(&store, KeySpec::api_key("user_1", "ci")).await.unwrap();
+//! assert_eq!(store.list(Some("user_1")).await.unwrap()[0].id, key.record.id);
+//! store.close().await;
+//! # std::fs::remove_dir_all(&dir).unwrap();
+//! # });
+//! ```
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::Row;
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow};
+
+use super::secret::{KeyKind, SecretHash};
+use super::store::{KeyRecord, KeyStore, LastUsed, NewKey, StoreError, StoreFuture};
+
+/// How long a statement waits for a lock held by another connection or process before the
+/// store reports itself unavailable (a `503`).
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(3);
+
+const MIGRATIONS_TABLE: &str = "_tokengate_migrations";
+
+const MIGRATION_1: &str = "\
+CREATE TABLE IF NOT EXISTS tokengate_keys (
+    id TEXT PRIMARY KEY NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('api_key', 'm2m_token')),
+    secret_hash BLOB NOT NULL,
+    name TEXT NOT NULL,
+    description TEXT,
+    subject TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    claims TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER,
+    revoked_at INTEGER,
+    revocation_reason TEXT,
+    last_used_at INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS tokengate_keys_secret_hash ON tokengate_keys (secret_hash);
+CREATE INDEX IF NOT EXISTS tokengate_keys_subject ON tokengate_keys (subject, created_at);
+";
+
+macro_rules! columns {
+    () => {
+        "id, kind, secret_hash, name, description, subject, scopes, claims, created_at, expires_at, \
+         revoked_at, revocation_reason, last_used_at"
+    };
+}
+
+/// Keys in an SQLite database.
+#[derive(Clone, Debug)]
+pub struct SqliteKeyStore {
+    pool: SqlitePool,
+}
+
+impl SqliteKeyStore {
+    /// Opens (creating if missing) the database file at `path` and runs the migrations.
+    pub async fn open(path: impl AsRef<Path>) -> Result<SqliteKeyStore, StoreError> {
+        let path = path.as_ref();
+        let options = SqliteConnectOptions::new().filename(path);
+        SqliteKeyStore::open_inner(options, &path.display().to_string(), false).await
+    }
+
+    /// Opens an `sqlite:` URL (`sqlite://keys.db`, `sqlite:///var/lib/app/keys.db`,
+    /// `sqlite::memory:`).
+    pub async fn connect(url: &str) -> Result<SqliteKeyStore, StoreError> {
+        let options = SqliteConnectOptions::from_str(url).map_err(|e| {
+            StoreError::InvalidConfig(format!(
+                "`{url}` is not a valid SQLite URL ({e}); write `sqlite://PATH` or give a file path"
+            ))
+        })?;
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        SqliteKeyStore::open_inner(options, url, in_memory).await
+    }
+
+    /// Opens a database file with explicit options; `create_if_missing`, WAL and the busy
+    /// timeout are set on top of them. `what` names the database in error messages.
+    pub async fn with_options(options: SqliteConnectOptions, what: &str) -> Result<SqliteKeyStore, StoreError> {
+        SqliteKeyStore::open_inner(options, what, false).await
+    }
+
+    async fn open_inner(
+        options: SqliteConnectOptions,
+        what: &str,
+        in_memory: bool,
+    ) -> Result<SqliteKeyStore, StoreError> {
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(if in_memory {
+                SqliteJournalMode::Memory
+            } else {
+                SqliteJournalMode::Wal
+            })
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        // An in-memory database lives as long as its one connection.
+        let pool_options = if in_memory {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            SqlitePoolOptions::new().max_connections(8)
+        };
+        let pool = pool_options
+            .acquire_timeout(BUSY_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot open the SQLite database `{what}`: {e}; check that its directory exists and is writable"
+                ))
+            })?;
+        let store = SqliteKeyStore { pool };
+        store.migrate(what).await?;
+        Ok(store)
+    }
+
+    /// Wraps an existing pool (sharing the application's database) and runs the migrations.
+    pub async fn from_pool(pool: SqlitePool) -> Result<SqliteKeyStore, StoreError> {
+        let store = SqliteKeyStore { pool };
+        store.migrate("the shared pool").await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self, what: &str) -> Result<(), StoreError> {
+        let migration = Migration::new(
+            1,
+            Cow::Borrowed("tokengate keys"),
+            MigrationType::Simple,
+            MIGRATION_1.into_sql_str(),
+            false,
+        );
+        let mut migrator = Migrator::with_migrations(vec![migration]);
+        migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
+        migrator.set_ignore_missing(true);
+        migrator.run(&self.pool).await.map_err(|e| {
+            StoreError::Unavailable(format!(
+                "cannot migrate the key tables in the SQLite database `{what}`: {e}"
+            ))
+        })
+    }
+
+    /// The connection pool, to keep application tables in the same database.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Closes every connection (checkpointing the WAL). Later calls fail as unavailable.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn db_error(e: sqlx::Error) -> StoreError {
+    if e.as_database_error().is_some_and(|d| d.is_unique_violation()) {
+        return StoreError::Conflict;
+    }
+    StoreError::Unavailable(format!("SQLite: {e}"))
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Unavailable(format!("SQLite: the key table holds an invalid {what}"))
+}
+
+fn record_from_row(row: &SqliteRow) -> Result<KeyRecord, StoreError> {
+    let kind: String = row.try_get("kind").map_err(db_error)?;
+    let hash: Vec<u8> = row.try_get("secret_hash").map_err(db_error)?;
+    let scopes: String = row.try_get("scopes").map_err(db_error)?;
+    let claims: String = row.try_get("claims").map_err(db_error)?;
+    Ok(KeyRecord {
+        id: row.try_get("id").map_err(db_error)?,
+        kind: KeyKind::from_name(&kind).ok_or_else(|| corrupt("kind"))?,
+        name: row.try_get("name").map_err(db_error)?,
+        description: row.try_get("description").map_err(db_error)?,
+        subject: row.try_get("subject").map_err(db_error)?,
+        scopes: serde_json::from_str(&scopes).map_err(|_| corrupt("scope list"))?,
+        claims: serde_json::from_str(&claims).map_err(|_| corrupt("claims object"))?,
+        created_at: row.try_get("created_at").map_err(db_error)?,
+        expires_at: row.try_get("expires_at").map_err(db_error)?,
+        revoked_at: row.try_get("revoked_at").map_err(db_error)?,
+        revocation_reason: row.try_get("revocation_reason").map_err(db_error)?,
+        last_used_at: row.try_get("last_used_at").map_err(db_error)?,
+        secret_hash: SecretHash::from_slice(&hash).ok_or_else(|| corrupt("secret hash"))?,
+    })
+}
+
+impl KeyStore for SqliteKeyStore {
+    fn create(&self, key: NewKey) -> StoreFuture<'_, KeyRecord> {
+        Box::pin(async move {
+            let scopes = serde_json::to_string(&key.scopes).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            let claims = serde_json::to_string(&key.claims).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            sqlx::query(
+                "INSERT INTO tokengate_keys (id, kind, secret_hash, name, description, subject, scopes, claims, \
+                 created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&key.id)
+            .bind(key.kind.as_str())
+            .bind(&key.secret_hash.as_bytes()[..])
+            .bind(&key.name)
+            .bind(&key.description)
+            .bind(&key.subject)
+            .bind(scopes)
+            .bind(claims)
+            .bind(key.created_at)
+            .bind(key.expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+            Ok(KeyRecord::from_new(key))
+        })
+    }
+
+    fn get<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<KeyRecord>> {
+        Box::pin(async move {
+            let row = sqlx::query(concat!("SELECT ", columns!(), " FROM tokengate_keys WHERE id = ?"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?;
+            row.as_ref().map(record_from_row).transpose()
+        })
+    }
+
+    fn list<'a>(&'a self, subject: Option<&'a str>) -> StoreFuture<'a, Vec<KeyRecord>> {
+        Box::pin(async move {
+            let rows = match subject {
+                Some(subject) => {
+                    sqlx::query(concat!(
+                        "SELECT ",
+                        columns!(),
+                        " FROM tokengate_keys WHERE subject = ? ORDER BY created_at, rowid"
+                    ))
+                    .bind(subject)
+                    .fetch_all(&self.pool)
+                    .await
+                }
+                None => {
+                    sqlx::query(concat!(
+                        "SELECT ",
+                        columns!(),
+                        " FROM tokengate_keys ORDER BY created_at, rowid"
+                    ))
+                    .fetch_all(&self.pool)
+                    .await
+                }
+            }
+            .map_err(db_error)?;
+            rows.iter().map(record_from_row).collect()
+        })
+    }
+
+    fn revoke<'a>(&'a self, id: &'a str, reason: Option<&'a str>, at: i64) -> StoreFuture<'a, Option<KeyRecord>> {
+        Box::pin(async move {
+            sqlx::query(
+                "UPDATE tokengate_keys SET revoked_at = ?, revocation_reason = ? WHERE id = ? AND revoked_at IS NULL",
+            )
+            .bind(at)
+            .bind(reason)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+            self.get(id).await
+        })
+    }
+
+    fn find_by_hash<'a>(&'a self, hash: &'a SecretHash) -> StoreFuture<'a, Option<KeyRecord>> {
+        Box::pin(async move {
+            let row = sqlx::query(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM tokengate_keys WHERE secret_hash = ?"
+            ))
+            .bind(&hash.as_bytes()[..])
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+            row.as_ref().map(record_from_row).transpose()
+        })
+    }
+
+    fn record_last_used<'a>(&'a self, uses: &'a [LastUsed]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            if uses.is_empty() {
+                return Ok(());
+            }
+            let mut tx = self.pool.begin().await.map_err(db_error)?;
+            for u in uses {
+                sqlx::query("UPDATE tokengate_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE id = ?")
+                    .bind(u.at)
+                    .bind(&u.id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+            }
+            tx.commit().await.map_err(db_error)
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+}

@@ -1,0 +1,496 @@
+//! The key store: the [`KeyStore`] trait every backend implements, its record types, and
+//! [`issue`], which creates a key and returns its secret once.
+//!
+//! The trait is database-agnostic: an in-memory store ([`MemoryKeyStore`](super::MemoryKeyStore))
+//! and an SQLite store ([`SqliteKeyStore`](super::SqliteKeyStore)) ship today; a PostgreSQL
+//! store will implement the same trait. Times are seconds since the Unix epoch.
+//!
+//! ```
+//! use tokengate_runtime::keys::{KeySpec, KeyStore, MemoryKeyStore, SecretHash, issue};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let store = MemoryKeyStore::new();
+//! let issued = issue(&store, KeySpec::api_key("user_123", "ci").scope("write:users")).await.unwrap();
+//! let found = store.find_by_hash(&SecretHash::of(issued.secret.expose())).await.unwrap().unwrap();
+//! assert_eq!(found.id, issued.record.id);
+//! assert_eq!(found.scopes, ["write:users"]);
+//! # });
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::auth::AuthInfo;
+use crate::rejection::InvalidReason;
+
+use super::secret::{KeyKind, Secret, SecretHash, generate_id};
+
+/// Why a store operation failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The backend cannot answer (locked, missing file, disk full, connection refused…). The
+    /// verifier turns it into a `503`, never a `401`.
+    #[error("the key store is unavailable: {0}")]
+    Unavailable(String),
+    /// The request is invalid (an empty name, claims that are not a JSON object…).
+    #[error("invalid key: {0}")]
+    Invalid(String),
+    /// A key with the same id or secret hash exists.
+    #[error("a key with the same id or secret already exists")]
+    Conflict,
+    /// The database URL names a backend this version does not support.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The store or verifier is misconfigured (a bad URL, a zero interval…).
+    #[error("{0}")]
+    InvalidConfig(String),
+}
+
+/// The future a store returns.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// A stored key. Holds the hash of its secret, never the secret; the hash is not serialized.
+#[derive(Clone, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct KeyRecord {
+    /// `ak_…` or `mt_…` followed by 32 hex digits.
+    pub id: String,
+    /// API key or M2M token.
+    pub kind: KeyKind,
+    /// A name for humans (`ci`, `billing-worker`).
+    pub name: String,
+    /// A longer description.
+    pub description: Option<String>,
+    /// Whom the key acts for: `user_…`, `org_…` or `mch_…`.
+    pub subject: String,
+    /// Scopes the key carries.
+    pub scopes: Vec<String>,
+    /// Custom claims, a JSON object.
+    pub claims: serde_json::Value,
+    /// Creation time.
+    pub created_at: i64,
+    /// Expiration time, if any.
+    pub expires_at: Option<i64>,
+    /// Revocation time, if revoked.
+    pub revoked_at: Option<i64>,
+    /// Why it was revoked.
+    pub revocation_reason: Option<String>,
+    /// When it was last used (written in batches, so up to a flush interval late).
+    pub last_used_at: Option<i64>,
+    /// The SHA-256 of the secret.
+    #[serde(skip)]
+    pub secret_hash: SecretHash,
+}
+
+impl fmt::Debug for KeyRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyRecord")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("name", &self.name)
+            .field("subject", &self.subject)
+            .field("scopes", &self.scopes)
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .field("revoked_at", &self.revoked_at)
+            .field("last_used_at", &self.last_used_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyRecord {
+    /// Builds the record a store keeps for `key`.
+    pub fn from_new(key: NewKey) -> KeyRecord {
+        KeyRecord {
+            id: key.id,
+            kind: key.kind,
+            name: key.name,
+            description: key.description,
+            subject: key.subject,
+            scopes: key.scopes,
+            claims: key.claims,
+            created_at: key.created_at,
+            expires_at: key.expires_at,
+            revoked_at: None,
+            revocation_reason: None,
+            last_used_at: None,
+            secret_hash: key.secret_hash,
+        }
+    }
+
+    /// Whether the key was revoked.
+    pub fn is_revoked(&self) -> bool {
+        self.revoked_at.is_some()
+    }
+
+    /// Whether the key has expired at `now`.
+    pub fn is_expired_at(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|exp| exp <= now)
+    }
+
+    /// Whether the key may be used at `now`: `Revoked` first, then `Expired`.
+    pub fn check_usable_at(&self, now: i64) -> Result<(), InvalidReason> {
+        if self.is_revoked() {
+            Err(InvalidReason::Revoked)
+        } else if self.is_expired_at(now) {
+            Err(InvalidReason::Expired)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// What a handler sees for this key (`user_id`/`org_id`/`machine_id` derived from the subject).
+    pub fn to_auth_info(&self) -> AuthInfo {
+        let mut info = AuthInfo::new(self.kind.token_type());
+        info.id = Some(self.id.clone());
+        info.subject = Some(self.subject.clone());
+        info.name = Some(self.name.clone());
+        info.scopes = self.scopes.clone();
+        info.expiration = self.expires_at;
+        info.claims = self.claims.clone();
+        info.with_derived_ids()
+    }
+}
+
+/// A key to insert, secret already hashed. Built by [`issue`]; stores insert it as is.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct NewKey {
+    /// Its id.
+    pub id: String,
+    /// Its kind.
+    pub kind: KeyKind,
+    /// The SHA-256 of its secret.
+    pub secret_hash: SecretHash,
+    /// Its name.
+    pub name: String,
+    /// Its description.
+    pub description: Option<String>,
+    /// Its subject.
+    pub subject: String,
+    /// Its scopes.
+    pub scopes: Vec<String>,
+    /// Its claims (a JSON object).
+    pub claims: serde_json::Value,
+    /// Creation time.
+    pub created_at: i64,
+    /// Expiration time.
+    pub expires_at: Option<i64>,
+}
+
+impl NewKey {
+    /// A key with every field given; for stores' own tests and data imports. Use [`issue`] to
+    /// create keys.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: String,
+        kind: KeyKind,
+        secret_hash: SecretHash,
+        name: String,
+        subject: String,
+        scopes: Vec<String>,
+        created_at: i64,
+        expires_at: Option<i64>,
+    ) -> NewKey {
+        NewKey {
+            id,
+            kind,
+            secret_hash,
+            name,
+            description: None,
+            subject,
+            scopes,
+            claims: serde_json::Value::Object(serde_json::Map::new()),
+            created_at,
+            expires_at,
+        }
+    }
+}
+
+/// One `last_used_at` update in a batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LastUsed {
+    /// The key id.
+    pub id: String,
+    /// When it was used.
+    pub at: i64,
+}
+
+/// Where keys live. Implementations must be safe to share between tasks; every method is
+/// one short operation (no lock held across an `.await` by callers).
+pub trait KeyStore: Send + Sync + 'static {
+    /// Inserts a new key. [`StoreError::Conflict`] if its id or hash exists.
+    fn create(&self, key: NewKey) -> StoreFuture<'_, KeyRecord>;
+
+    /// The key with `id`, revoked or not.
+    fn get<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<KeyRecord>>;
+
+    /// Every key, or those of `subject`, oldest first.
+    fn list<'a>(&'a self, subject: Option<&'a str>) -> StoreFuture<'a, Vec<KeyRecord>>;
+
+    /// Revokes the key with `id` at `at`; revoking twice keeps the first time and reason.
+    /// `None` when no key has that id.
+    fn revoke<'a>(&'a self, id: &'a str, reason: Option<&'a str>, at: i64) -> StoreFuture<'a, Option<KeyRecord>>;
+
+    /// The key whose secret hashes to `hash` (what verification looks up).
+    fn find_by_hash<'a>(&'a self, hash: &'a SecretHash) -> StoreFuture<'a, Option<KeyRecord>>;
+
+    /// Writes a batch of `last_used_at` times (never moving one backwards).
+    fn record_last_used<'a>(&'a self, uses: &'a [LastUsed]) -> StoreFuture<'a, ()>;
+
+    /// A short name for logs (`"sqlite"`, `"memory"`).
+    fn name(&self) -> &'static str {
+        "custom"
+    }
+}
+
+impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
+    fn create(&self, key: NewKey) -> StoreFuture<'_, KeyRecord> {
+        (**self).create(key)
+    }
+
+    fn get<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<KeyRecord>> {
+        (**self).get(id)
+    }
+
+    fn list<'a>(&'a self, subject: Option<&'a str>) -> StoreFuture<'a, Vec<KeyRecord>> {
+        (**self).list(subject)
+    }
+
+    fn revoke<'a>(&'a self, id: &'a str, reason: Option<&'a str>, at: i64) -> StoreFuture<'a, Option<KeyRecord>> {
+        (**self).revoke(id, reason, at)
+    }
+
+    fn find_by_hash<'a>(&'a self, hash: &'a SecretHash) -> StoreFuture<'a, Option<KeyRecord>> {
+        (**self).find_by_hash(hash)
+    }
+
+    fn record_last_used<'a>(&'a self, uses: &'a [LastUsed]) -> StoreFuture<'a, ()> {
+        (**self).record_last_used(uses)
+    }
+
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+}
+
+/// What a caller asks for when issuing a key.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct KeySpec {
+    /// API key or M2M token.
+    pub kind: KeyKind,
+    /// A name for humans.
+    pub name: String,
+    /// A longer description.
+    pub description: Option<String>,
+    /// `user_…`, `org_…` or `mch_…`.
+    pub subject: String,
+    /// Scopes.
+    pub scopes: Vec<String>,
+    /// Custom claims: a JSON object.
+    pub claims: serde_json::Value,
+    /// Expiration time, if any (seconds since the epoch).
+    pub expires_at: Option<i64>,
+}
+
+impl KeySpec {
+    /// An API key (`ak_…`) for `subject`, named `name`, without scopes or expiry.
+    pub fn api_key(subject: impl Into<String>, name: impl Into<String>) -> KeySpec {
+        KeySpec::new(KeyKind::ApiKey, subject, name)
+    }
+
+    /// An opaque M2M token (`mt_…`) for `subject` (usually `mch_…`).
+    pub fn m2m_token(subject: impl Into<String>, name: impl Into<String>) -> KeySpec {
+        KeySpec::new(KeyKind::M2mToken, subject, name)
+    }
+
+    /// A key of `kind`.
+    pub fn new(kind: KeyKind, subject: impl Into<String>, name: impl Into<String>) -> KeySpec {
+        KeySpec {
+            kind,
+            name: name.into(),
+            description: None,
+            subject: subject.into(),
+            scopes: Vec::new(),
+            claims: serde_json::Value::Object(serde_json::Map::new()),
+            expires_at: None,
+        }
+    }
+
+    /// Adds a scope.
+    #[must_use]
+    pub fn scope(mut self, scope: impl Into<String>) -> KeySpec {
+        self.scopes.push(scope.into());
+        self
+    }
+
+    /// Adds scopes.
+    #[must_use]
+    pub fn scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> KeySpec {
+        self.scopes.extend(scopes.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets the description.
+    #[must_use]
+    pub fn description(mut self, description: impl Into<String>) -> KeySpec {
+        self.description = Some(description.into());
+        self
+    }
+
+    /// Sets the custom claims (must be a JSON object).
+    #[must_use]
+    pub fn claims(mut self, claims: serde_json::Value) -> KeySpec {
+        self.claims = claims;
+        self
+    }
+
+    /// Expires at `at` (seconds since the epoch).
+    #[must_use]
+    pub fn expires_at(mut self, at: i64) -> KeySpec {
+        self.expires_at = Some(at);
+        self
+    }
+
+    /// Expires `after` from now.
+    #[must_use]
+    pub fn expires_in(self, after: Duration) -> KeySpec {
+        let after = i64::try_from(after.as_secs()).unwrap_or(i64::MAX);
+        self.expires_at(now_unix().saturating_add(after))
+    }
+
+    /// Checks the spec; every message says what to fix.
+    pub fn validate(&self, now: i64) -> Result<(), StoreError> {
+        let invalid = |m: String| Err(StoreError::Invalid(m));
+        if self.name.trim().is_empty() || self.name.len() > 255 || self.name.chars().any(char::is_control) {
+            return invalid("the name must be 1 to 255 printable characters".into());
+        }
+        if self.description.as_ref().is_some_and(|d| d.len() > 1024) {
+            return invalid("the description must be at most 1024 bytes".into());
+        }
+        let subject_ok = ["user_", "org_", "mch_"]
+            .iter()
+            .any(|p| self.subject.len() > p.len() && self.subject.starts_with(p))
+            && self.subject.len() <= 255
+            && self
+                .subject
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !subject_ok {
+            return invalid(format!(
+                "the subject `{}` must be a user, organization or machine id: `user_…`, `org_…` or `mch_…` \
+                 (letters, digits, `_` and `-`)",
+                self.subject.escape_debug()
+            ));
+        }
+        for scope in &self.scopes {
+            // RFC 6749 §3.3 scope-token: %x21 / %x23-5B / %x5D-7E.
+            let ok = !scope.is_empty()
+                && scope
+                    .bytes()
+                    .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
+            if !ok {
+                return invalid(format!(
+                    "the scope `{}` is not a valid scope: use printable ASCII without spaces, `\"` or `\\`",
+                    scope.escape_debug()
+                ));
+            }
+        }
+        if !self.claims.is_object() {
+            return invalid("the claims must be a JSON object, e.g. {\"team\":\"billing\"}".into());
+        }
+        if let Some(exp) = self.expires_at
+            && exp <= now
+        {
+            return invalid("the expiration must be in the future".into());
+        }
+        Ok(())
+    }
+}
+
+/// A newly issued key: its record and its secret, which is shown once and never stored.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct IssuedKey {
+    /// The stored record.
+    pub record: KeyRecord,
+    /// The plaintext secret. Show it once; never log it.
+    pub secret: Secret,
+}
+
+/// Validates `spec`, draws a secret and an id, and stores the key with the secret's hash.
+pub async fn issue<S: KeyStore + ?Sized>(store: &S, spec: KeySpec) -> Result<IssuedKey, StoreError> {
+    let now = now_unix();
+    spec.validate(now)?;
+    let rng_failed = |e: getrandom::Error| {
+        StoreError::Unavailable(format!("the operating system's random number generator failed: {e}"))
+    };
+    let secret = Secret::generate(spec.kind).map_err(rng_failed)?;
+    let id = generate_id(spec.kind).map_err(rng_failed)?;
+    let mut scopes = spec.scopes;
+    scopes.dedup();
+    let key = NewKey {
+        id,
+        kind: spec.kind,
+        secret_hash: secret.hash(),
+        name: spec.name,
+        description: spec.description,
+        subject: spec.subject,
+        scopes,
+        claims: spec.claims,
+        created_at: now,
+        expires_at: spec.expires_at,
+    };
+    let record = store.create(key).await?;
+    Ok(IssuedKey { record, secret })
+}
+
+/// The current time in seconds since the Unix epoch.
+pub fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_explains_what_to_fix() {
+        let now = now_unix();
+        assert!(
+            KeySpec::api_key("user_1", "ci")
+                .scope("write:users")
+                .validate(now)
+                .is_ok()
+        );
+        let err = KeySpec::api_key("bob", "ci").validate(now).unwrap_err().to_string();
+        assert!(err.contains("user_"), "{err}");
+        let err = KeySpec::api_key("user_1", "ci")
+            .scope("a b")
+            .validate(now)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("scope"), "{err}");
+        let err = KeySpec::api_key("user_1", "ci")
+            .claims(serde_json::json!([1]))
+            .validate(now)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("JSON object"), "{err}");
+        assert!(KeySpec::api_key("user_1", " ").validate(now).is_err());
+        assert!(
+            KeySpec::api_key("user_1", "ci")
+                .expires_at(now - 1)
+                .validate(now)
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,616 @@
+//! API keys on a real SQLite file: issue → verify → revoke, expiry, persistence, secrets never
+//! stored, checksum before lookup, concurrency, cache TTL, batched `last_used_at`, outages.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use http::{HeaderMap, HeaderValue, header};
+use tokengate_runtime::keys::{
+    KeyKind, KeyRecord, KeySpec, KeyStore, KeyVerifier, LastUsed, NewKey, Secret, SecretHash, SqliteKeyStore,
+    StoreError, StoreFuture, issue, now_unix,
+};
+use tokengate_runtime::rejection::InvalidReason;
+use tokengate_runtime::verifier::{Credential, Verifier};
+use tokengate_runtime::{
+    Match, Policy, Rejection, Requirement, RequirementKind, TokenGate, TokenType, TokenTypes, VerifyError,
+};
+
+fn db_path(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("keys.db")
+}
+
+async fn open(path: &Path) -> Arc<SqliteKeyStore> {
+    Arc::new(SqliteKeyStore::open(path).await.unwrap())
+}
+
+async fn verify(
+    verifier: &KeyVerifier,
+    secret: &str,
+    token_type: TokenType,
+) -> Result<tokengate_runtime::Auth, VerifyError> {
+    verifier.verify(Credential::new_for_tests(secret, token_type)).await
+}
+
+fn invalid(reason: InvalidReason) -> VerifyError {
+    VerifyError::Invalid(reason)
+}
+
+fn bearer(token: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::AUTHORIZATION,
+        HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+    );
+    headers
+}
+
+/// A store that counts the calls reaching the real SQLite store.
+struct Counting {
+    inner: SqliteKeyStore,
+    finds: AtomicUsize,
+    last_used_batches: AtomicUsize,
+    last_used_rows: AtomicUsize,
+}
+
+impl Counting {
+    fn new(inner: SqliteKeyStore) -> Arc<Counting> {
+        Arc::new(Counting {
+            inner,
+            finds: AtomicUsize::new(0),
+            last_used_batches: AtomicUsize::new(0),
+            last_used_rows: AtomicUsize::new(0),
+        })
+    }
+}
+
+impl KeyStore for Counting {
+    fn create(&self, key: NewKey) -> StoreFuture<'_, KeyRecord> {
+        self.inner.create(key)
+    }
+    fn get<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<KeyRecord>> {
+        self.inner.get(id)
+    }
+    fn list<'a>(&'a self, subject: Option<&'a str>) -> StoreFuture<'a, Vec<KeyRecord>> {
+        self.inner.list(subject)
+    }
+    fn revoke<'a>(&'a self, id: &'a str, reason: Option<&'a str>, at: i64) -> StoreFuture<'a, Option<KeyRecord>> {
+        self.inner.revoke(id, reason, at)
+    }
+    fn find_by_hash<'a>(&'a self, hash: &'a SecretHash) -> StoreFuture<'a, Option<KeyRecord>> {
+        self.finds.fetch_add(1, Ordering::SeqCst);
+        self.inner.find_by_hash(hash)
+    }
+    fn record_last_used<'a>(&'a self, uses: &'a [LastUsed]) -> StoreFuture<'a, ()> {
+        self.last_used_batches.fetch_add(1, Ordering::SeqCst);
+        self.last_used_rows.fetch_add(uses.len(), Ordering::SeqCst);
+        self.inner.record_last_used(uses)
+    }
+}
+
+#[tokio::test]
+async fn issue_verify_revoke_through_the_gate() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&db_path(&dir)).await;
+    let verifier = Arc::new(KeyVerifier::new(store.clone()));
+    let gate = TokenGate::builder()
+        .verifier_for(
+            TokenTypes::EMPTY.with(TokenType::ApiKey).with(TokenType::M2mToken),
+            verifier.clone(),
+        )
+        .build()
+        .unwrap();
+    let policy = Policy::accepting(TokenTypes::EMPTY.with(TokenType::ApiKey))
+        .require(Requirement::new(RequirementKind::Scope, Match::All, ["write:users"]).unwrap());
+
+    let key = verifier
+        .issue(
+            KeySpec::api_key("user_123", "ci")
+                .scope("write:users")
+                .claims(serde_json::json!({"team": "billing"}))
+                .description("CI pipeline"),
+        )
+        .await
+        .unwrap();
+    assert!(key.record.id.starts_with("ak_"));
+    let auth = gate
+        .authorize(&bearer(key.secret.expose()), &Default::default(), &policy)
+        .await
+        .unwrap();
+    assert_eq!(auth.token_type, TokenType::ApiKey);
+    assert_eq!(auth.id.as_deref(), Some(key.record.id.as_str()));
+    assert_eq!(auth.user_id.as_deref(), Some("user_123"));
+    assert_eq!(auth.name.as_deref(), Some("ci"));
+    assert_eq!(auth.scopes, ["write:users"]);
+    assert_eq!(auth.claims["team"], "billing");
+
+    // A key without the scope is verified, then refused by the policy with a 403.
+    let reader = verifier.issue(KeySpec::api_key("user_123", "reader")).await.unwrap();
+    let refused = gate
+        .authorize(&bearer(reader.secret.expose()), &Default::default(), &policy)
+        .await;
+    assert!(matches!(refused, Err(Rejection::Forbidden(_))), "{refused:?}");
+
+    // An M2M token is refused by an api_key-only route before verification.
+    let machine = verifier
+        .issue(KeySpec::m2m_token("mch_billing", "billing"))
+        .await
+        .unwrap();
+    let refused = gate
+        .authorize(&bearer(machine.secret.expose()), &Default::default(), &policy)
+        .await;
+    assert!(
+        matches!(refused, Err(Rejection::TokenTypeNotAccepted { .. })),
+        "{refused:?}"
+    );
+    let auth = verify(&verifier, machine.secret.expose(), TokenType::M2mToken)
+        .await
+        .unwrap();
+    assert_eq!(auth.machine_id.as_deref(), Some("mch_billing"));
+
+    let revoked = verifier
+        .revoke(&key.record.id, Some("leaked in a log"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(revoked.revoked_at.is_some());
+    let refused = gate
+        .authorize(&bearer(key.secret.expose()), &Default::default(), &policy)
+        .await;
+    assert_eq!(refused, Err(Rejection::InvalidToken(InvalidReason::Revoked)));
+    let stored = store.get(&key.record.id).await.unwrap().unwrap();
+    assert_eq!(stored.revocation_reason.as_deref(), Some("leaked in a log"));
+    // Revoking twice keeps the first reason; an unknown id is `None`.
+    verifier.revoke(&key.record.id, Some("again")).await.unwrap();
+    let stored = store.get(&key.record.id).await.unwrap().unwrap();
+    assert_eq!(stored.revocation_reason.as_deref(), Some("leaked in a log"));
+    assert!(
+        verifier
+            .revoke("ak_00000000000000000000000000000000", None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    verifier.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn expired_keys_are_refused_from_the_store_and_from_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&db_path(&dir)).await;
+    let verifier = KeyVerifier::new(store.clone());
+
+    // Expired before it is ever seen: inserted directly with a past expiry.
+    let old = Secret::generate(KeyKind::ApiKey).unwrap();
+    let now = now_unix();
+    let record = NewKey::new(
+        "ak_0123456789abcdef0123456789abcdef".into(),
+        KeyKind::ApiKey,
+        old.hash(),
+        "old".into(),
+        "user_1".into(),
+        vec![],
+        now - 100,
+        Some(now - 10),
+    );
+    store.create(record).await.unwrap();
+    assert_eq!(
+        verify(&verifier, old.expose(), TokenType::ApiKey).await,
+        Err(invalid(InvalidReason::Expired))
+    );
+
+    // Valid, cached, then expired while in the cache.
+    let key = verifier
+        .issue(KeySpec::api_key("user_1", "short").expires_at(now_unix() + 2))
+        .await
+        .unwrap();
+    let auth = verify(&verifier, key.secret.expose(), TokenType::ApiKey).await.unwrap();
+    assert_eq!(auth.expiration, key.record.expires_at);
+    let deadline = Instant::now() + Duration::from_secs(4);
+    loop {
+        match verify(&verifier, key.secret.expose(), TokenType::ApiKey).await {
+            Ok(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            Ok(_) => panic!("the key was still accepted after its expiry"),
+            Err(e) => {
+                assert_eq!(e, invalid(InvalidReason::Expired));
+                assert!(now_unix() >= key.record.expires_at.unwrap());
+                break;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn keys_persist_across_reopening_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let (kept, dropped) = {
+        let store = open(&path).await;
+        let kept = issue(&*store, KeySpec::api_key("user_7", "kept").scope("read:users"))
+            .await
+            .unwrap();
+        let dropped = issue(&*store, KeySpec::api_key("user_7", "dropped")).await.unwrap();
+        store
+            .revoke(&dropped.record.id, Some("rotated"), now_unix())
+            .await
+            .unwrap()
+            .unwrap();
+        store.close().await;
+        (kept, dropped)
+    };
+    assert!(path.exists());
+
+    let store = open(&path).await;
+    let verifier = KeyVerifier::new(store.clone());
+    let auth = verify(&verifier, kept.secret.expose(), TokenType::ApiKey)
+        .await
+        .unwrap();
+    assert_eq!(auth.scopes, ["read:users"]);
+    assert_eq!(
+        verify(&verifier, dropped.secret.expose(), TokenType::ApiKey).await,
+        Err(invalid(InvalidReason::Revoked))
+    );
+    let listed = store.list(Some("user_7")).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+        ["kept", "dropped"]
+    );
+    assert_eq!(listed[0], kept.record);
+    assert!(store.list(Some("user_8")).await.unwrap().is_empty());
+    assert_eq!(store.list(None).await.unwrap().len(), 2);
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test]
+async fn plaintext_secrets_appear_nowhere_in_the_database_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let store = open(&path).await;
+    let verifier = KeyVerifier::new(store.clone());
+    let mut keys = Vec::new();
+    for i in 0..20 {
+        let spec = if i % 2 == 0 {
+            KeySpec::api_key("user_1", format!("key-{i}"))
+        } else {
+            KeySpec::m2m_token("mch_1", format!("token-{i}"))
+        };
+        let key = verifier.issue(spec).await.unwrap();
+        verifier.verify_secret(key.secret.expose()).await.unwrap();
+        keys.push(key);
+    }
+    verifier.flush().await.unwrap();
+
+    let scan = |label: &str| {
+        let mut bytes = std::fs::read(&path).unwrap();
+        let wal = PathBuf::from(format!("{}-wal", path.display()));
+        if wal.exists() {
+            bytes.extend(std::fs::read(&wal).unwrap());
+        }
+        for key in &keys {
+            let secret = key.secret.expose();
+            assert!(
+                !contains(&bytes, secret.as_bytes()),
+                "{label}: a secret is stored in plaintext"
+            );
+            // Nor its random part alone (e.g. stored without the prefix).
+            assert!(
+                !contains(&bytes, &secret.as_bytes()[3..25]),
+                "{label}: part of a secret is stored"
+            );
+            // The scan does see what is stored: the hash and the id.
+            assert!(
+                contains(&bytes, key.secret.hash().as_bytes()),
+                "{label}: the hash should be stored"
+            );
+            assert!(
+                contains(&bytes, key.record.id.as_bytes()),
+                "{label}: the id should be stored"
+            );
+        }
+    };
+    // While open: the newest pages are in the WAL.
+    assert!(
+        PathBuf::from(format!("{}-wal", path.display())).exists(),
+        "the store should run in WAL mode"
+    );
+    scan("open");
+    store.close().await;
+    scan("closed");
+}
+
+#[tokio::test]
+async fn a_bad_checksum_never_reaches_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let counting = Counting::new(SqliteKeyStore::open(db_path(&dir)).await.unwrap());
+    let verifier = KeyVerifier::new(counting.clone());
+    let key = verifier.issue(KeySpec::api_key("user_1", "ci")).await.unwrap();
+    let secret = key.secret.expose();
+
+    for i in 3..secret.len() {
+        let mut typo = secret.as_bytes().to_vec();
+        typo[i] = if typo[i] == b'q' { b'r' } else { b'q' };
+        let typo = String::from_utf8(typo).unwrap();
+        assert_eq!(
+            verify(&verifier, &typo, TokenType::ApiKey).await,
+            Err(invalid(InvalidReason::BadChecksum)),
+            "a change at {i} must fail the checksum"
+        );
+    }
+    let truncated = &secret[..secret.len() - 1];
+    assert_eq!(
+        verify(&verifier, truncated, TokenType::ApiKey).await,
+        Err(invalid(InvalidReason::Malformed))
+    );
+    assert_eq!(
+        verify(&verifier, "ak_short", TokenType::ApiKey).await,
+        Err(invalid(InvalidReason::Malformed))
+    );
+    let swapped = format!("mt_{}", &secret[3..]);
+    assert_eq!(
+        verify(&verifier, &swapped, TokenType::M2mToken).await,
+        Err(invalid(InvalidReason::BadChecksum))
+    );
+    assert_eq!(
+        counting.finds.load(Ordering::SeqCst),
+        0,
+        "no rejected secret may reach the store"
+    );
+
+    // A well-formed unknown secret does reach it, once: then the negative cache answers.
+    let unknown = Secret::generate(KeyKind::ApiKey).unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            verify(&verifier, unknown.expose(), TokenType::ApiKey).await,
+            Err(invalid(InvalidReason::UnknownToken))
+        );
+    }
+    assert_eq!(counting.finds.load(Ordering::SeqCst), 1);
+    // A valid key reaches it once, then comes from the cache.
+    for _ in 0..5 {
+        verify(&verifier, secret, TokenType::ApiKey).await.unwrap();
+    }
+    assert_eq!(counting.finds.load(Ordering::SeqCst), 2);
+    // An API key presented where an M2M token is expected is the wrong type.
+    assert_eq!(
+        verify(&verifier, secret, TokenType::M2mToken).await,
+        Err(invalid(InvalidReason::WrongType))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_tasks_verify_many_keys_concurrently() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&db_path(&dir)).await;
+    let verifier = Arc::new(KeyVerifier::new(store.clone()));
+    let mut keys = Vec::new();
+    for i in 0..40 {
+        let key = verifier
+            .issue(KeySpec::api_key(format!("user_{i}"), "k"))
+            .await
+            .unwrap();
+        keys.push((key.secret.expose().to_string(), format!("user_{i}")));
+    }
+    let keys = Arc::new(keys);
+    let mut tasks = Vec::new();
+    for t in 0..32 {
+        let verifier = verifier.clone();
+        let keys = keys.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ok = 0;
+            for round in 0..5 {
+                for j in 0..keys.len() {
+                    let (secret, subject) = &keys[(j * 7 + t + round) % keys.len()];
+                    let auth = verify(&verifier, secret, TokenType::ApiKey).await.unwrap();
+                    assert_eq!(auth.subject.as_deref(), Some(subject.as_str()));
+                    ok += 1;
+                }
+            }
+            ok
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.unwrap();
+    }
+    assert_eq!(total, 32 * 5 * 40);
+    verifier.shutdown().await.unwrap();
+    let used = store.list(None).await.unwrap();
+    assert!(
+        used.iter().all(|r| r.last_used_at.is_some()),
+        "every key's use is recorded"
+    );
+}
+
+#[tokio::test]
+async fn a_revocation_from_another_process_is_seen_within_the_cache_ttl() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let ttl = Duration::from_millis(800);
+    let server = KeyVerifier::builder(open(&path).await).cache_ttl(ttl).build().unwrap();
+    assert_eq!(server.cache_ttl(), ttl);
+    // The "CLI": another store on the same file.
+    let cli = open(&path).await;
+    let key = issue(&*cli, KeySpec::api_key("user_1", "ci")).await.unwrap();
+    verify(&server, key.secret.expose(), TokenType::ApiKey).await.unwrap();
+
+    cli.revoke(&key.record.id, Some("compromised"), now_unix())
+        .await
+        .unwrap()
+        .unwrap();
+    let revoked_at = Instant::now();
+    // Still cached right after: the documented delay.
+    assert!(verify(&server, key.secret.expose(), TokenType::ApiKey).await.is_ok());
+    loop {
+        match verify(&server, key.secret.expose(), TokenType::ApiKey).await {
+            Ok(_) => {
+                assert!(
+                    revoked_at.elapsed() < ttl + Duration::from_millis(400),
+                    "still accepted {:?} after revocation, TTL is {ttl:?}",
+                    revoked_at.elapsed()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => {
+                assert_eq!(e, invalid(InvalidReason::Revoked));
+                break;
+            }
+        }
+    }
+
+    // Revoking through the verifier itself takes effect at once, whatever the TTL.
+    let long = KeyVerifier::builder(open(&path).await)
+        .cache_ttl(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let other = long.issue(KeySpec::api_key("user_1", "other")).await.unwrap();
+    verify(&long, other.secret.expose(), TokenType::ApiKey).await.unwrap();
+    long.revoke(&other.record.id, None).await.unwrap().unwrap();
+    assert_eq!(
+        verify(&long, other.secret.expose(), TokenType::ApiKey).await,
+        Err(invalid(InvalidReason::Revoked))
+    );
+}
+
+#[tokio::test]
+async fn last_used_is_written_in_batches_and_on_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let counting = Counting::new(SqliteKeyStore::open(db_path(&dir)).await.unwrap());
+    let verifier = KeyVerifier::builder(counting.clone())
+        .flush_interval(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let a = verifier.issue(KeySpec::api_key("user_1", "a")).await.unwrap();
+    let b = verifier.issue(KeySpec::api_key("user_1", "b")).await.unwrap();
+    for _ in 0..100 {
+        verifier.verify_secret(a.secret.expose()).await.unwrap();
+        verifier.verify_secret(b.secret.expose()).await.unwrap();
+    }
+    assert_eq!(
+        counting.last_used_batches.load(Ordering::SeqCst),
+        0,
+        "no write per request"
+    );
+    assert_eq!(counting.get(&a.record.id).await.unwrap().unwrap().last_used_at, None);
+
+    assert_eq!(verifier.flush().await.unwrap(), 2);
+    assert_eq!(counting.last_used_batches.load(Ordering::SeqCst), 1);
+    assert_eq!(counting.last_used_rows.load(Ordering::SeqCst), 2);
+    let used = counting.get(&a.record.id).await.unwrap().unwrap().last_used_at.unwrap();
+    assert!((now_unix() - used).abs() <= 2);
+    assert_eq!(verifier.flush().await.unwrap(), 0, "nothing pending after a flush");
+
+    // Used again, then a graceful shutdown writes it.
+    let c = verifier.issue(KeySpec::api_key("user_1", "c")).await.unwrap();
+    verifier.verify_secret(c.secret.expose()).await.unwrap();
+    verifier.shutdown().await.unwrap();
+    assert!(
+        counting
+            .get(&c.record.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_at
+            .is_some()
+    );
+    assert_eq!(counting.last_used_batches.load(Ordering::SeqCst), 2);
+
+    // The background task flushes on its own.
+    let background = KeyVerifier::builder(counting.clone())
+        .flush_interval(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let d = background.issue(KeySpec::api_key("user_1", "d")).await.unwrap();
+    background.verify_secret(d.secret.expose()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while counting
+        .get(&d.record.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .last_used_at
+        .is_none()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the background flusher did not write last_used_at"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_failing_store_is_unavailable_not_unauthorized() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&db_path(&dir)).await;
+    let verifier = Arc::new(KeyVerifier::new(store.clone()));
+    let cached = verifier.issue(KeySpec::api_key("user_1", "cached")).await.unwrap();
+    let uncached = verifier.issue(KeySpec::api_key("user_1", "uncached")).await.unwrap();
+    verifier.verify_secret(cached.secret.expose()).await.unwrap();
+    store.close().await;
+
+    // Cached keys keep working until the TTL; uncached ones get a 503.
+    verifier.verify_secret(cached.secret.expose()).await.unwrap();
+    let err = verifier.verify_secret(uncached.secret.expose()).await.unwrap_err();
+    assert!(matches!(err, VerifyError::Unavailable { .. }), "{err:?}");
+    assert!(!err.to_string().contains(uncached.secret.expose()));
+    let gate = TokenGate::builder()
+        .verifier(TokenType::ApiKey, verifier.clone())
+        .build()
+        .unwrap();
+    let policy = Policy::accepting(TokenTypes::EMPTY.with(TokenType::ApiKey));
+    let rejection = gate
+        .authorize(&bearer(uncached.secret.expose()), &Default::default(), &policy)
+        .await
+        .unwrap_err();
+    assert_eq!(rejection.status(), 503);
+    // The pending last_used_at write fails and stays pending.
+    assert!(matches!(verifier.flush().await, Err(StoreError::Unavailable(_))));
+
+    // A database in a directory that does not exist: a clear error at open.
+    let err = SqliteKeyStore::open(dir.path().join("missing/dir/keys.db"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)));
+    assert!(err.to_string().contains("directory exists"), "{err}");
+}
+
+#[tokio::test]
+async fn open_store_understands_urls_and_paths() {
+    use tokengate_runtime::keys::open_store;
+    let dir = tempfile::tempdir().unwrap();
+    let by_path = open_store(dir.path().join("a.db").to_str().unwrap()).await.unwrap();
+    assert_eq!(by_path.name(), "sqlite");
+    let url = format!("sqlite://{}", dir.path().join("b.db").display());
+    let by_url = open_store(&url).await.unwrap();
+    issue(&*by_url, KeySpec::api_key("user_1", "x")).await.unwrap();
+    assert!(dir.path().join("b.db").exists());
+    let memory = open_store("sqlite::memory:").await.unwrap();
+    issue(&*memory, KeySpec::api_key("user_1", "x")).await.unwrap();
+    assert_eq!(memory.list(None).await.unwrap().len(), 1);
+    assert_eq!(open_store("memory:").await.unwrap().name(), "memory");
+
+    let err = open_store("postgres://localhost/app").await.err().unwrap();
+    assert!(matches!(err, StoreError::Unsupported(_)));
+    assert!(err.to_string().contains("not supported yet"), "{err}");
+    let err = open_store("mysql://localhost/app").await.err().unwrap();
+    assert!(err.to_string().contains("sqlite://"), "{err}");
+    assert!(open_store("  ").await.is_err());
+}
+
+#[tokio::test]
+async fn invalid_specs_are_refused_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&db_path(&dir)).await;
+    let err = issue(&*store, KeySpec::api_key("alice", "ci")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)));
+    let err = issue(&*store, KeySpec::api_key("user_1", "ci").claims(serde_json::json!("x")))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("JSON object"), "{err}");
+    assert!(store.list(None).await.unwrap().is_empty());
+}
