@@ -327,3 +327,20 @@ async fn opaque_credentials_and_api_keys_are_not_jwts() {
         TokenTypes::from_slice(&[TokenType::SessionToken, TokenType::OAuthToken, TokenType::M2mToken])
     );
 }
+
+#[tokio::test]
+async fn pending_sessions_are_refused_unless_accepted() {
+    let mut claims = session_claims();
+    claims["sts"] = json!("pending");
+    let token = RSA.token(&claims);
+    let (status, body) = call(router(TokenTypes::DEFAULT), &token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["reason"], "token-inactive");
+    let accepting = JwtVerifier::builder()
+        .keys(KeySet::from_pem(&RSA.public_pem()).unwrap())
+        .session(SessionRules::new().accept_pending_sessions(true))
+        .build()
+        .unwrap();
+    let auth = accepting.verify_token(&token, TokenType::SessionToken).await.unwrap();
+    assert_eq!(auth.session_status.as_deref(), Some("pending"));
+}
