@@ -420,7 +420,7 @@ async fn duplicate_header_members_are_refused() {
 async fn padded_base64_is_refused_even_when_correctly_signed() {
     // Padding on the header: the signature covers the padded text, so only the encoding is wrong.
     let mut h = header("RS256").to_string();
-    while h.len() % 3 == 0 {
+    while h.len().is_multiple_of(3) {
         h.push(' ');
     }
     let message = format!("{}.{}", URL_SAFE.encode(&h), b64(session_claims().to_string()));

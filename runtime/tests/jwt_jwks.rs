@@ -404,3 +404,20 @@ async fn rfc8414_metadata_is_used_when_oidc_is_absent() {
     let v = JwtVerifier::oauth_from_issuer(&server.base, ["api"]).await.unwrap();
     assert_eq!(v.jwks().unwrap().url(), server.url());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_requests_share_one_initial_fetch() {
+    let server = JwksServer::start(jwks(&[RSA.jwk(Some("RS256"))])).await;
+    let v = Arc::new(verifier(JwksCache::new(server.url()).unwrap()));
+    let token = Arc::new(RSA.token(&session_claims()));
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let (v, token) = (Arc::clone(&v), Arc::clone(&token));
+            tokio::spawn(async move { v.verify_token(&token, TokenType::SessionToken).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(server.hits(), 1);
+}

@@ -301,3 +301,46 @@ fn configuration_mistakes_get_clear_errors() {
         "{bad_header}"
     );
 }
+
+#[tokio::test]
+async fn opaque_credentials_and_api_keys_are_not_jwts() {
+    use tokengate_runtime::verifier::{Credential, Verifier};
+    let v = verifier();
+    for (token, token_type) in [("ak_123", TokenType::ApiKey), ("mt_123", TokenType::M2mToken)] {
+        assert_eq!(
+            v.verify(Credential::new_for_tests(token, token_type))
+                .await
+                .unwrap_err(),
+            VerifyError::Invalid(InvalidReason::Malformed)
+        );
+    }
+    // A JWT handed over as an API key: this verifier has no rules for API keys.
+    let jwt = RSA.token(&session_claims());
+    assert_eq!(
+        v.verify(Credential::new_for_tests(&jwt, TokenType::ApiKey))
+            .await
+            .unwrap_err(),
+        VerifyError::Invalid(InvalidReason::WrongType)
+    );
+    assert_eq!(
+        v.token_types(),
+        TokenTypes::from_slice(&[TokenType::SessionToken, TokenType::OAuthToken, TokenType::M2mToken])
+    );
+}
+
+#[tokio::test]
+async fn pending_sessions_are_refused_unless_accepted() {
+    let mut claims = session_claims();
+    claims["sts"] = json!("pending");
+    let token = RSA.token(&claims);
+    let (status, body) = call(router(TokenTypes::DEFAULT), &token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["reason"], "token-inactive");
+    let accepting = JwtVerifier::builder()
+        .keys(KeySet::from_pem(&RSA.public_pem()).unwrap())
+        .session(SessionRules::new().accept_pending_sessions(true))
+        .build()
+        .unwrap();
+    let auth = accepting.verify_token(&token, TokenType::SessionToken).await.unwrap();
+    assert_eq!(auth.session_status.as_deref(), Some("pending"));
+}

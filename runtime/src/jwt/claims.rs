@@ -123,6 +123,8 @@ pub(crate) struct ClaimRules {
     pub(crate) issuers: Vec<String>,
     pub(crate) audiences: Vec<String>,
     pub(crate) authorized_parties: Vec<String>,
+    /// Whether a session with `sts: "pending"` is accepted (Clerk treats it as signed out).
+    pub(crate) accept_pending: bool,
 }
 
 /// A NumericDate: an integer or a finite number (RFC 7519 §2); strings are refused.
@@ -223,11 +225,17 @@ pub(crate) fn session(claims: Map<String, Value>, rules: &ClaimRules, clock: Clo
             _ => return Err(InvalidReason::WrongAuthorizedParty),
         }
     }
+    let status = optional_string(&claims, "sts")?;
+    if status == Some("pending") && !rules.accept_pending {
+        // Clerk's SDK treats a pending session (a task such as choosing an organization is
+        // unfinished) as signed out unless told otherwise.
+        return Err(InvalidReason::Inactive);
+    }
     let mut info = AuthInfo::new(TokenType::SessionToken);
     info.subject = Some(sub.to_owned());
     info.user_id = Some(sub.to_owned());
     info.session_id = optional_string(&claims, "sid")?.map(str::to_owned);
-    info.session_status = optional_string(&claims, "sts")?.map(str::to_owned);
+    info.session_status = status.map(str::to_owned);
     info.id = optional_string(&claims, "jti")?.map(str::to_owned);
     info.expiration = Some(exp);
     organization(&claims, &mut info)?;
@@ -454,7 +462,7 @@ mod tests {
         let rules = ClaimRules {
             issuers: vec!["https://issuer".into()],
             audiences: vec!["api".into()],
-            authorized_parties: vec![],
+            ..ClaimRules::default()
         };
         let check = |v: Value| session(map(v), &rules, CLOCK).map(|_| ());
         let base = |iss: Value, aud: Value| {
@@ -571,6 +579,18 @@ mod tests {
             check(json!({"sub":"user_1","exp":NOW + 60})),
             Err(InvalidReason::WrongAuthorizedParty)
         );
+    }
+
+    #[test]
+    fn pending_sessions_are_signed_out_unless_accepted() {
+        let pending = json!({"sub":"user_1","exp":NOW + 60,"sts":"pending"});
+        assert_eq!(session_of(pending.clone()), Err(InvalidReason::Inactive));
+        let rules = ClaimRules {
+            accept_pending: true,
+            ..ClaimRules::default()
+        };
+        let info = session(map(pending), &rules, CLOCK).unwrap();
+        assert_eq!(info.session_status.as_deref(), Some("pending"));
     }
 
     #[test]

@@ -77,10 +77,12 @@ fn check_list(list: &[String], what: &'static str) -> Result<(), JwtConfigError>
 }
 
 /// Rules for session tokens (Clerk semantics): RS256/RS384/RS512 by default, `typ` absent
-/// or `JWT`, `azp` checked when authorized parties are set, `iss`/`aud` when configured.
+/// or `JWT`, `azp` checked when authorized parties are set, `iss`/`aud` when configured, a
+/// `pending` session refused unless accepted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionRules {
     pub(crate) algorithms: AlgorithmSet,
+    pub(crate) accept_pending: bool,
     pub(crate) authorized_parties: Vec<String>,
     pub(crate) issuers: Vec<String>,
     pub(crate) audiences: Vec<String>,
@@ -90,6 +92,7 @@ impl Default for SessionRules {
     fn default() -> Self {
         SessionRules {
             algorithms: AlgorithmSet::RSA_PKCS1,
+            accept_pending: false,
             authorized_parties: Vec::new(),
             issuers: Vec::new(),
             audiences: Vec::new(),
@@ -143,6 +146,15 @@ impl SessionRules {
         self
     }
 
+    /// Accepts sessions whose status (`sts`) is `pending` (default: refused as
+    /// `token-inactive`, as Clerk's SDK treats them as signed out). The status is in
+    /// `Auth::session_status` either way.
+    #[must_use]
+    pub fn accept_pending_sessions(mut self, accept: bool) -> Self {
+        self.accept_pending = accept;
+        self
+    }
+
     pub(crate) fn check(&self) -> Result<(), JwtConfigError> {
         if self.algorithms.is_empty() {
             return Err(JwtConfigError::NoAlgorithm("session"));
@@ -157,6 +169,7 @@ impl SessionRules {
             issuers: self.issuers.clone(),
             audiences: self.audiences.clone(),
             authorized_parties: self.authorized_parties.clone(),
+            accept_pending: self.accept_pending,
         }
     }
 }
@@ -207,6 +220,7 @@ impl OAuthRules {
             issuers: vec![self.issuer.clone()],
             audiences: self.audiences.clone(),
             authorized_parties: Vec::new(),
+            accept_pending: false,
         }
     }
 }
@@ -278,6 +292,7 @@ impl M2mRules {
             issuers: self.issuers.clone(),
             audiences: self.audiences.clone(),
             authorized_parties: Vec::new(),
+            accept_pending: false,
         }
     }
 }

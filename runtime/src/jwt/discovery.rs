@@ -48,9 +48,10 @@ pub fn metadata_urls(issuer: &str) -> Result<Vec<String>, JwtConfigError> {
 
 /// Fetches `issuer`'s metadata and returns its `jwks_uri`.
 pub async fn discover(issuer: &str) -> Result<Metadata, JwtConfigError> {
-    let client = http_client(Duration::from_secs(10))?;
+    let urls = metadata_urls(issuer)?;
+    let client = http_client(Duration::from_secs(10), issuer.starts_with("https://"))?;
     let mut failures = Vec::new();
-    for url in metadata_urls(issuer)? {
+    for url in urls {
         match fetch(&client, &url).await {
             Ok(doc) => return accept(issuer, doc),
             Err(reason) => failures.push(format!("{url}: {reason}")),

@@ -266,7 +266,7 @@ impl JwksCacheBuilder {
         headers
             .entry(http::header::ACCEPT)
             .or_insert(HeaderValue::from_static("application/jwk-set+json, application/json"));
-        let client = http_client(s.fetch_timeout)?;
+        let client = http_client(s.fetch_timeout, url.scheme() == "https")?;
         Ok(JwksCache {
             inner: Arc::new(Inner {
                 url,
@@ -281,9 +281,11 @@ impl JwksCacheBuilder {
     }
 }
 
-/// An HTTP client for key and discovery fetches: bounded time, few redirects.
-pub(crate) fn http_client(timeout: Duration) -> Result<reqwest::Client, JwtConfigError> {
+/// An HTTP client for key and discovery fetches: bounded time, few redirects, and no
+/// redirect from `https` down to plain `http`.
+pub(crate) fn http_client(timeout: Duration, https_only: bool) -> Result<reqwest::Client, JwtConfigError> {
     reqwest::Client::builder()
+        .https_only(https_only)
         .timeout(timeout)
         .connect_timeout(timeout)
         .redirect(reqwest::redirect::Policy::limited(3))
@@ -600,5 +602,46 @@ impl Inner {
             return Err(format!("the JWKS holds no usable signing key ({skipped} skipped)"));
         }
         Ok(keys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_must_be_https_off_loopback() {
+        assert!(check_url("https://example.com/jwks", false).is_ok());
+        for loopback in [
+            "http://127.0.0.1:8080/jwks",
+            "http://localhost/jwks",
+            "http://[::1]:9/jwks",
+        ] {
+            assert!(check_url(loopback, false).is_ok(), "{loopback}");
+        }
+        assert!(check_url("http://10.0.0.1/jwks", false).is_err());
+        assert!(check_url("http://10.0.0.1/jwks", true).is_ok());
+        assert!(check_url("file:///etc/passwd", true).is_err());
+        assert!(check_url("/relative", false).is_err());
+    }
+
+    #[test]
+    fn builder_debug_redacts_header_values_and_checks_settings() {
+        let builder = JwksCache::builder("https://api.clerk.com/v1/jwks").header("Authorization", "Bearer sk_live_x");
+        let shown = format!("{builder:?}");
+        assert!(
+            shown.contains("Authorization") && !shown.contains("sk_live_x"),
+            "{shown}"
+        );
+        let zero = JwksCache::builder("https://example.com/jwks")
+            .fetch_timeout(Duration::ZERO)
+            .build()
+            .unwrap_err();
+        assert!(zero.to_string().contains("fetch_timeout"), "{zero}");
+        let backoff = JwksCache::builder("https://example.com/jwks")
+            .backoff(Duration::from_secs(10), Duration::from_secs(1))
+            .build()
+            .unwrap_err();
+        assert!(backoff.to_string().contains("backoff"), "{backoff}");
     }
 }

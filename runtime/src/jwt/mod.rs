@@ -12,6 +12,12 @@
 //! | [`cache`] | the verified-token cache (a reused token costs a hash) |
 //! | [`config`] | rules per kind of token, configuration errors |
 //!
+//! With Clerk: `CLERK_JWT_KEY` (the instance's PEM public key) gives a networkless
+//! [`JwtVerifier::session_from_pem`]; without it, the Backend API's JWKS is a
+//! [`JwksCache::builder`]`("https://api.clerk.com/v1/jwks").header("Authorization", "Bearer <secret key>")`.
+//! Session, OAuth and M2M JWTs of one instance share those keys: give one verifier the three
+//! rule sets and register it with `TokenGateBuilder::verifier_for(verifier.token_types(), …)`.
+//!
 //! The order of checks: size cap → verified-token cache → three base64url segments →
 //! header (no `crit`, allowed `alg`, expected `typ`) → key by `kid` bound to the `alg` →
 //! signature → claims. A token's `jku`, `x5u`, `jwk` and `x5c` headers are ignored.
@@ -51,6 +57,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 pub use jsonwebtoken::Algorithm;
+use serde::Deserialize as _;
 
 pub use self::cache::TokenCacheConfig;
 use self::cache::{TokenCache, token_hash};
@@ -59,7 +66,7 @@ pub use self::config::{JwtConfigError, M2mRules, OAuthRules, SessionRules};
 use self::jwks::Snapshot;
 pub use self::jwks::{JwksCache, JwksCacheBuilder, JwksError};
 pub use self::keys::{AlgorithmSet, KeyError, KeySet, jwks_from_pem};
-use self::keys::{AlgorithmSet as Algs, Lookup, MAX_KID_LEN, parse_algorithm};
+use self::keys::{Lookup, MAX_KID_LEN, parse_algorithm};
 use crate::auth::Auth;
 use crate::classify::{TokenFormat, is_access_token_typ};
 use crate::rejection::InvalidReason;
@@ -88,7 +95,7 @@ impl fmt::Debug for Snapshot {
 /// One kind's resolved rules.
 #[derive(Debug)]
 struct KindRules {
-    algorithms: Algs,
+    algorithms: AlgorithmSet,
     claims: ClaimRules,
 }
 
@@ -268,8 +275,6 @@ struct Header<'a> {
 fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
     serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
 }
-
-use serde::Deserialize as _;
 
 fn now_secs() -> i64 {
     // A clock before 1970 makes every token expired: fail closed.
