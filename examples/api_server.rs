@@ -1,51 +1,712 @@
-//! The example server (skeleton): grows with the verifiers and the attributes.
+//! The example server: Clerk's two seed routes, made real with tokengate.
+//!
+//! ```sh
+//! cargo run --example api_server                      # zero configuration
+//! cargo run --example api_server -- --policy-report   # the route-policy report, then exit
+//! cargo run --example api_server -- --help            # every flag
+//! ```
+//!
+//! With no key option it runs in development mode: an SQLite file in the working directory
+//! holds the API keys and a `users` table, a development RSA key pair is generated beside it
+//! (and reused), and start-up prints a demo API key, a development session token, OAuth
+//! token and M2M token, with a `curl` line for each route.
 
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{FromRef, Path as UrlPath, State};
+use axum::http::StatusCode;
 use clap::Parser;
+use serde_json::{Value, json};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use tokengate::introspection::{IntrospectionConfig, IntrospectionVerifier};
+use tokengate::jwt::{Algorithm, JwtVerifier, KeySet, M2mRules, OAuthRules, SessionRules, jwks_from_pem};
+use tokengate::keys::{DEFAULT_DATABASE_URL, KeySpec, KeyVerifier, open_store};
 use tokengate::report::Format;
-use tokengate::routing::{Router, get};
+use tokengate::routing::{Router, delete, get};
+use tokengate::verifier::ByFormat;
+use tokengate::{Auth, TokenGate, TokenType, Verifier, accepts_token, public, require_scope};
 
-#[derive(Parser, Debug)]
-#[command(about = "tokengate example server")]
+/// The issuer and audience of development OAuth tokens.
+const DEV_ISSUER: &str = "https://tokengate.dev.invalid";
+const DEV_AUDIENCE: &str = "tokengate-example";
+const DEV_KID: &str = "tokengate-dev";
+const DEV_KEY_FILE: &str = "tokengate-dev-key.pem";
+const DEMO_USER: &str = "user_demo";
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "api_server",
+    about = "tokengate's example server: the seed's routes, guarded by declarations",
+    after_help = "Without a session key option the server runs in development mode and prints demo credentials."
+)]
 struct Args {
-    /// Address to listen on.
+    /// Address to listen on (port 0 picks a free one).
     #[arg(long, env = "TOKENGATE_ADDR", default_value = "127.0.0.1:3000")]
-    addr: std::net::SocketAddr,
-    /// Print the route-policy report and exit.
+    addr: SocketAddr,
+
+    /// Database holding the API keys and the `users` table (`sqlite://PATH` or a file path).
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    database: String,
+
+    /// PEM public key (or JWK/JWKS file) that signs session tokens.
+    #[arg(
+        long,
+        env = "TOKENGATE_SESSION_PUBLIC_KEY",
+        value_name = "PATH",
+        conflicts_with = "session_jwks_url"
+    )]
+    session_public_key: Option<PathBuf>,
+
+    /// JWKS URL of the session-token issuer.
+    #[arg(long, env = "TOKENGATE_SESSION_JWKS_URL", value_name = "URL")]
+    session_jwks_url: Option<String>,
+
+    /// An origin allowed in a session token's `azp` claim (repeatable).
+    #[arg(
+        long = "authorized-party",
+        env = "TOKENGATE_AUTHORIZED_PARTIES",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    authorized_parties: Vec<String>,
+
+    /// OAuth authorization server, found by discovery (`/.well-known/...`).
+    #[arg(
+        long,
+        env = "TOKENGATE_OAUTH_ISSUER",
+        value_name = "URL",
+        conflicts_with = "oauth_jwks_url"
+    )]
+    oauth_issuer: Option<String>,
+
+    /// JWKS URL of the OAuth authorization server (with --oauth-audience; the issuer is then
+    /// taken from --oauth-issuer-name).
+    #[arg(
+        long,
+        env = "TOKENGATE_OAUTH_JWKS_URL",
+        value_name = "URL",
+        requires = "oauth_issuer_name"
+    )]
+    oauth_jwks_url: Option<String>,
+
+    /// The `iss` of OAuth JWT access tokens, when --oauth-jwks-url is used without discovery.
+    #[arg(
+        long,
+        env = "TOKENGATE_OAUTH_ISSUER_NAME",
+        value_name = "ISSUER",
+        requires = "oauth_jwks_url"
+    )]
+    oauth_issuer_name: Option<String>,
+
+    /// This resource server's audience in OAuth access tokens.
+    #[arg(long, env = "TOKENGATE_OAUTH_AUDIENCE", value_name = "AUD")]
+    oauth_audience: Option<String>,
+
+    /// RFC 7662 introspection endpoint for opaque OAuth tokens.
+    #[arg(
+        long,
+        env = "TOKENGATE_OAUTH_INTROSPECTION_URL",
+        value_name = "URL",
+        requires_all = ["oauth_client_id", "oauth_client_secret"]
+    )]
+    oauth_introspection_url: Option<String>,
+
+    /// Client id for introspection.
+    #[arg(long, env = "TOKENGATE_OAUTH_CLIENT_ID", requires = "oauth_introspection_url")]
+    oauth_client_id: Option<String>,
+
+    /// Client secret for introspection.
+    #[arg(
+        long,
+        env = "TOKENGATE_OAUTH_CLIENT_SECRET",
+        hide_env_values = true,
+        requires = "oauth_introspection_url"
+    )]
+    oauth_client_secret: Option<String>,
+
+    /// Clerk secret key: verify every token type with Clerk (Clerk-hosted mode).
+    #[arg(long, env = "CLERK_SECRET_KEY", hide_env_values = true)]
+    clerk_secret_key: Option<String>,
+
+    /// Clerk Backend API URL.
+    #[arg(long, env = "CLERK_API_URL", requires = "clerk_secret_key")]
+    clerk_api_url: Option<String>,
+
+    /// Clerk instance PEM public key, for networkless session verification.
+    #[arg(long, env = "CLERK_JWT_KEY", requires = "clerk_secret_key")]
+    clerk_jwt_key: Option<String>,
+
+    /// How long a verified API key is cached, in seconds: the longest a revocation made
+    /// elsewhere (the CLI, another instance) takes to be seen.
+    #[arg(long, env = "TOKENGATE_KEY_CACHE_TTL", value_name = "SECONDS", default_value_t = 30)]
+    key_cache_ttl: u64,
+
+    /// Print the route-policy report and exit (starts nothing, touches no network).
     #[arg(long)]
     policy_report: bool,
-    /// Report format.
-    #[arg(long, default_value = "markdown", requires = "policy_report")]
-    format: String,
+
+    /// Report format: markdown, json or openapi.
+    #[arg(long, default_value = "markdown", requires = "policy_report", value_parser = Format::from_str)]
+    format: Format,
+
+    /// With --policy-report: exit 1 naming every route that has no policy and is not #[public].
+    #[arg(long, requires = "policy_report")]
+    deny_unguarded: bool,
 }
 
-async fn health() -> &'static str {
-    "ok"
+/// The server's state: the gate the guards use, and the database.
+#[derive(Clone)]
+struct App {
+    gate: TokenGate,
+    db: SqlitePool,
+}
+
+impl FromRef<App> for TokenGate {
+    fn from_ref(app: &App) -> TokenGate {
+        app.gate.clone()
+    }
+}
+
+/// `GET /api/example` — the seed's first route: API keys only.
+#[accepts_token(api_key)]
+async fn get_example(auth: Auth) -> Json<Value> {
+    Json(json!({ "userId": auth.user_id, "claims": auth.claims }))
+}
+
+/// `POST /api/example` — the seed's second route: sessions and OAuth tokens pass, API keys
+/// need `write:users`. Returns the caller's rows of the `users` table.
+#[accepts_token(session_token, oauth_token, api_key)]
+#[require_scope(api_key: "write:users")]
+async fn post_example(State(app): State<App>, auth: Auth) -> Result<Json<Value>, StatusCode> {
+    let rows: Vec<(String, String, String)> = sqlx::query_as("SELECT id, name, email FROM users WHERE id = ?")
+        .bind(auth.user_id.as_deref().unwrap_or_default())
+        .fetch_all(&app.db)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "users query failed");
+            StatusCode::SERVICE_UNAVAILABLE
+        })?;
+    let data: Vec<Value> = rows
+        .into_iter()
+        .map(|(id, name, email)| json!({ "id": id, "name": name, "email": email }))
+        .collect();
+    Ok(Json(json!({ "data": data })))
+}
+
+/// `DELETE /api/users/{id}` — machine callers and OAuth clients with `write:users`.
+#[accepts_token(api_key, oauth_token, m2m_token)]
+#[require_scope("write:users")]
+async fn delete_user(State(app): State<App>, UrlPath(id): UrlPath<String>) -> StatusCode {
+    match sqlx::query("DELETE FROM users WHERE id = ?")
+        .bind(&id)
+        .execute(&app.db)
+        .await
+    {
+        Ok(done) if done.rows_affected() > 0 => StatusCode::NO_CONTENT,
+        Ok(_) => StatusCode::NOT_FOUND,
+        Err(e) => {
+            tracing::error!(error = %e, "users delete failed");
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+    }
+}
+
+/// `GET /health` — intentionally open.
+#[public]
+async fn health() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// The routes, without state: what the report reads and the server serves.
+fn routes() -> Router<App> {
+    Router::new()
+        .route("/api/example", get(get_example).post(post_example))
+        .route("/api/users/{id}", delete(delete_user))
+        .route("/health", get(health))
+}
+
+/// A start-up failure: one line, exit code 2.
+struct Fatal(String);
+
+impl<E: std::fmt::Display> From<E> for Fatal {
+    fn from(e: E) -> Self {
+        Fatal(e.to_string())
+    }
+}
+
+fn fail(message: impl Into<String>) -> Fatal {
+    Fatal(message.into())
 }
 
 #[tokio::main]
-async fn main() {
-    let args = Args::parse();
-    let app: Router = Router::new().route("/health", get(health));
-    if args.policy_report {
-        match args.format.parse::<Format>() {
-            Ok(format) => println!("{}", app.report().render(format)),
-            Err(e) => {
-                eprintln!("error: {e}");
-                std::process::exit(2);
-            }
+async fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
         }
-        return;
-    }
-    let listener = match tokio::net::TcpListener::bind(args.addr).await {
-        Ok(l) => l,
         Err(e) => {
-            eprintln!("error: cannot listen on {}: {e}", args.addr);
-            std::process::exit(2);
+            // clap's message spans several lines; keep it to one, without the usage text.
+            let rendered = e.render().to_string();
+            let message: Vec<&str> = rendered
+                .lines()
+                .take_while(|l| !l.starts_with("Usage:"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            eprintln!("{} (see --help)", message.join(" "));
+            return ExitCode::from(2);
         }
     };
-    println!("listening on http://{}", args.addr);
-    if let Err(e) = axum::serve(listener, app.into_axum()).await {
-        eprintln!("error: server failed: {e}");
-        std::process::exit(1);
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    if args.policy_report {
+        let report = routes().report();
+        println!("{}", report.render(args.format));
+        if args.deny_unguarded
+            && let Err(e) = report.deny_unguarded()
+        {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+        return ExitCode::SUCCESS;
     }
+
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Fatal(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Fatal> {
+    let db_path = sqlite_path(&args.database)?;
+    let store = open_store(&args.database)
+        .await
+        .map_err(|e| fail(format!("cannot open the key store at {}: {e}", args.database)))?;
+    let db = open_users_db(&db_path).await?;
+    let keys = Arc::new(
+        KeyVerifier::builder(Arc::clone(&store))
+            .cache_ttl(Duration::from_secs(args.key_cache_ttl))
+            .build()?,
+    );
+
+    let dev_mode =
+        args.session_public_key.is_none() && args.session_jwks_url.is_none() && args.clerk_secret_key.is_none();
+    if let Some(secret_key) = &args.clerk_secret_key {
+        return run_clerk(args.clone(), secret_key, db, keys).await;
+    }
+    let dev_key = if dev_mode {
+        Some(DevKey::load_or_create(&dev_key_path(&db_path))?)
+    } else {
+        None
+    };
+
+    // Session tokens.
+    let mut session_rules = SessionRules::new();
+    if !args.authorized_parties.is_empty() {
+        session_rules = session_rules.authorized_parties(args.authorized_parties.clone());
+    }
+    let session: Arc<dyn Verifier> = match (&args.session_public_key, &args.session_jwks_url, &dev_key) {
+        (Some(path), _, _) => {
+            let keys = KeySet::from_file(path)
+                .map_err(|e| fail(format!("cannot read --session-public-key {}: {e}", path.display())))?;
+            Arc::new(JwtVerifier::builder().keys(keys).session(session_rules).build()?)
+        }
+        (None, Some(url), _) => {
+            let jwks =
+                tokengate::jwt::JwksCache::new(url).map_err(|e| fail(format!("--session-jwks-url {url}: {e}")))?;
+            Arc::new(JwtVerifier::builder().jwks(jwks).session(session_rules).build()?)
+        }
+        (None, None, Some(dev)) => Arc::new(
+            JwtVerifier::builder()
+                .keys(dev.key_set()?)
+                .session(session_rules)
+                .oauth(OAuthRules::new(DEV_ISSUER, [DEV_AUDIENCE]))
+                .m2m(M2mRules::new())
+                .build()?,
+        ),
+        (None, None, None) => return Err(fail("no session-token key configured")),
+    };
+
+    // OAuth access tokens: JWTs from the configured issuer (or the development key), opaque
+    // tokens by introspection.
+    let audience = args.oauth_audience.clone();
+    let oauth_jwt: Option<Arc<dyn Verifier>> = match (&args.oauth_issuer, &args.oauth_jwks_url) {
+        (Some(issuer), _) => {
+            let audience = audience.ok_or_else(|| {
+                fail("--oauth-issuer needs --oauth-audience (this API's identifier in the tokens' `aud`)")
+            })?;
+            let verifier = JwtVerifier::oauth_from_issuer(issuer, [audience])
+                .await
+                .map_err(|e| fail(format!("OAuth discovery at {issuer} failed: {e}")))?;
+            Some(Arc::new(verifier))
+        }
+        (None, Some(url)) => {
+            let audience = audience.ok_or_else(|| fail("--oauth-jwks-url needs --oauth-audience"))?;
+            let issuer = args.oauth_issuer_name.clone().unwrap_or_default();
+            Some(Arc::new(JwtVerifier::oauth_from_jwks_url(url, &issuer, [audience])?))
+        }
+        (None, None) if dev_mode => Some(Arc::clone(&session)),
+        (None, None) => None,
+    };
+    let introspection: Option<Arc<dyn Verifier>> = match &args.oauth_introspection_url {
+        Some(url) => {
+            let mut config = IntrospectionConfig::new(
+                url.clone(),
+                args.oauth_client_id.clone().unwrap_or_default(),
+                args.oauth_client_secret.clone().unwrap_or_default(),
+            );
+            if let Some(aud) = &args.oauth_audience {
+                config = config.audience(aud.clone());
+            }
+            Some(Arc::new(IntrospectionVerifier::new(config)?))
+        }
+        None => None,
+    };
+
+    let mut gate = TokenGate::builder()
+        .verifier(TokenType::SessionToken, Arc::clone(&session))
+        .verifier(TokenType::ApiKey, keys.clone());
+    let mut m2m = ByFormat::new().opaque(keys.clone());
+    if dev_mode {
+        m2m = m2m.jwt(Arc::clone(&session));
+    }
+    gate = gate.verifier(TokenType::M2mToken, Arc::new(m2m));
+    if oauth_jwt.is_some() || introspection.is_some() {
+        let mut oauth = ByFormat::new();
+        if let Some(v) = oauth_jwt {
+            oauth = oauth.jwt(v);
+        }
+        if let Some(v) = introspection {
+            oauth = oauth.opaque(v);
+            gate = gate.opaque_oauth_tokens(true);
+        }
+        gate = gate.verifier(TokenType::OAuthToken, Arc::new(oauth));
+    }
+    let gate = gate.realm("tokengate-example").build()?;
+
+    serve(&args, gate, db, keys, dev_key).await
+}
+
+/// Clerk-hosted mode: session tokens with the instance's keys (PEM or the Backend API's
+/// JWKS), API keys, M2M and OAuth tokens through the Backend API, JWT machine tokens locally.
+async fn run_clerk(args: Args, secret_key: &str, db: SqlitePool, keys: Arc<KeyVerifier>) -> Result<(), Fatal> {
+    use tokengate::clerk::{ClerkConfig, ClerkMachineVerifier, SessionKeys};
+    let mut config = ClerkConfig::new(secret_key)?.with_authorized_parties(args.authorized_parties.clone());
+    if let Some(url) = &args.clerk_api_url {
+        config = config.with_api_url(url.clone())?;
+    }
+    if let Some(pem) = &args.clerk_jwt_key {
+        config = config.with_jwt_key(pem.clone());
+    }
+    let key_source = match config.session_keys()? {
+        SessionKeys::Pem(pem) => {
+            JwtVerifier::builder().keys(KeySet::from_pem(pem).map_err(|e| fail(format!("--clerk-jwt-key: {e}")))?)
+        }
+        SessionKeys::Jwks { url, headers } => {
+            let mut jwks = tokengate::jwt::JwksCache::builder(url);
+            for (name, value) in &headers {
+                jwks = jwks.header(name.as_str(), value.to_str().unwrap_or_default());
+            }
+            JwtVerifier::builder().jwks(jwks.build()?)
+        }
+    };
+    let mut session_rules = SessionRules::new();
+    if !args.authorized_parties.is_empty() {
+        session_rules = session_rules.authorized_parties(args.authorized_parties.clone());
+    }
+    let mut jwt = key_source.session(session_rules).m2m(M2mRules::new());
+    if let (Some(issuer), Some(audience)) = (&args.oauth_issuer_name, &args.oauth_audience) {
+        jwt = jwt.oauth(OAuthRules::new(issuer.clone(), [audience.clone()]));
+    }
+    let jwt: Arc<dyn Verifier> = Arc::new(jwt.build()?);
+    let machines = ClerkMachineVerifier::new(config)?.with_jwt_verifier(Arc::clone(&jwt));
+    let gate = TokenGate::builder()
+        .verifier(TokenType::SessionToken, jwt)
+        .verifier_for(ClerkMachineVerifier::token_types(), Arc::new(machines))
+        .realm("tokengate-example")
+        .build()?;
+    println!("Clerk-hosted mode: tokens are verified with Clerk's keys and Backend API");
+    serve(&args, gate, db, keys, None).await
+}
+
+async fn serve(
+    args: &Args,
+    gate: TokenGate,
+    db: SqlitePool,
+    keys: Arc<KeyVerifier>,
+    dev_key: Option<DevKey>,
+) -> Result<(), Fatal> {
+    let routes = routes();
+    routes.check_verifiers(&gate).map_err(|e| {
+        fail(format!(
+            "{e} (configure OAuth with --oauth-issuer, --oauth-jwks-url or --oauth-introspection-url)"
+        ))
+    })?;
+
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .map_err(|e| fail(format!("cannot listen on {}: {e}", args.addr)))?;
+    let addr = listener.local_addr()?;
+
+    println!("tokengate example server listening on http://{addr}");
+    println!(
+        "database: {} (TTL of the key cache, i.e. the revocation delay: {}s)",
+        args.database,
+        keys.cache_ttl().as_secs()
+    );
+    if let Some(dev) = &dev_key {
+        seed_demo_user(&db).await?;
+        print_demo_credentials(addr, dev, &keys, &args.authorized_parties).await?;
+    }
+    println!("ready");
+
+    let app = routes.with_state(App { gate, db: db.clone() }).into_axum();
+    #[allow(clippy::print_stdout)]
+    {
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+    }
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| fail(format!("server error: {e}")))?;
+    if let Err(e) = keys.shutdown().await {
+        tracing::warn!(error = %e, "could not flush last-used times on shutdown");
+    }
+    db.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}
+
+/// The SQLite file a database URL names.
+fn sqlite_path(database: &str) -> Result<PathBuf, Fatal> {
+    let database = database.trim();
+    if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+        return Err(fail(
+            "the example server keeps its users table in SQLite; PostgreSQL is not supported yet",
+        ));
+    }
+    let path = database
+        .strip_prefix("sqlite://")
+        .or_else(|| database.strip_prefix("sqlite:"))
+        .unwrap_or(database);
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() || path.contains(":memory:") || path == "memory:" {
+        return Err(fail(format!(
+            "--database {database}: the example server needs a database file (e.g. {DEFAULT_DATABASE_URL})"
+        )));
+    }
+    Ok(PathBuf::from(path))
+}
+
+fn dev_key_path(db_path: &Path) -> PathBuf {
+    db_path.parent().unwrap_or(Path::new("")).join(DEV_KEY_FILE)
+}
+
+async fn open_users_db(path: &Path) -> Result<SqlitePool, Fatal> {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .busy_timeout(Duration::from_secs(3));
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await
+        .map_err(|e| fail(format!("cannot open the database {}: {e}", path.display())))?;
+    sqlx::query("CREATE TABLE IF NOT EXISTS users (id TEXT PRIMARY KEY, name TEXT NOT NULL, email TEXT NOT NULL)")
+        .execute(&pool)
+        .await?;
+    Ok(pool)
+}
+
+async fn seed_demo_user(db: &SqlitePool) -> Result<(), Fatal> {
+    sqlx::query("INSERT OR IGNORE INTO users (id, name, email) VALUES (?, 'Demo User', 'demo@example.com')")
+        .bind(DEMO_USER)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// The development RSA key pair: generated once, kept beside the database.
+struct DevKey {
+    private_pem: String,
+    public_pem: String,
+}
+
+impl DevKey {
+    fn load_or_create(path: &Path) -> Result<DevKey, Fatal> {
+        let private_pem = match std::fs::read_to_string(path) {
+            Ok(pem) => pem,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                use aws_lc_rs::encoding::AsDer;
+                let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+                    .map_err(|_| fail("could not generate the development RSA key"))?;
+                let der: aws_lc_rs::encoding::Pkcs8V1Der<'_> = pair
+                    .as_der()
+                    .map_err(|_| fail("could not encode the development key"))?;
+                let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der.as_ref().to_vec()));
+                write_private_file(path, &pem).map_err(|e| fail(format!("cannot write {}: {e}", path.display())))?;
+                pem
+            }
+            Err(e) => return Err(fail(format!("cannot read the development key {}: {e}", path.display()))),
+        };
+        let public_pem = public_pem_of(&private_pem).map_err(|e| {
+            fail(format!(
+                "{} is not a usable RSA key: {e}; delete it to generate a new one",
+                path.display()
+            ))
+        })?;
+        Ok(DevKey {
+            private_pem,
+            public_pem,
+        })
+    }
+
+    fn key_set(&self) -> Result<KeySet, Fatal> {
+        let jwks = jwks_from_pem(&self.public_pem, Some(DEV_KID), Algorithm::RS256)?;
+        Ok(KeySet::from_jwks(&jwks.to_string())?)
+    }
+
+    fn sign(&self, typ: &str, claims: &Value) -> Result<String, Fatal> {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid = Some(DEV_KID.to_owned());
+        header.typ = Some(typ.to_owned());
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(self.private_pem.as_bytes())?;
+        Ok(jsonwebtoken::encode(&header, claims, &key)?)
+    }
+}
+
+fn public_pem_of(private_pem: &str) -> Result<String, String> {
+    use aws_lc_rs::encoding::AsDer;
+    use aws_lc_rs::signature::KeyPair as _;
+    let parsed = pem::parse(private_pem).map_err(|e| e.to_string())?;
+    let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(parsed.contents()).map_err(|e| e.to_string())?;
+    let public: aws_lc_rs::encoding::PublicKeyX509Der<'_> = pair.public_key().as_der().map_err(|e| e.to_string())?;
+    Ok(pem::encode(&pem::Pem::new("PUBLIC KEY", public.as_ref().to_vec())))
+}
+
+fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(contents.as_bytes())
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Issues fresh demo keys (revoking the previous ones: secrets are shown once) and prints
+/// every credential a newcomer needs, with a `curl` line for each route.
+async fn print_demo_credentials(
+    addr: SocketAddr,
+    dev: &DevKey,
+    keys: &KeyVerifier,
+    parties: &[String],
+) -> Result<(), Fatal> {
+    for old in keys.store().list(Some(DEMO_USER)).await? {
+        if old.name.starts_with("demo-") && old.revoked_at.is_none() {
+            keys.revoke(&old.id, Some("replaced at server start")).await?;
+        }
+    }
+    let writer = keys
+        .issue(KeySpec::api_key(DEMO_USER, "demo-write").scope("write:users"))
+        .await?;
+    let reader = keys.issue(KeySpec::api_key(DEMO_USER, "demo-read")).await?;
+    let machine = keys
+        .issue(KeySpec::m2m_token("mch_demo", "demo-m2m").scope("write:users"))
+        .await?;
+    let iat = now();
+    let mut session_claims = json!({
+        "sub": DEMO_USER, "sid": "sess_demo", "sts": "active",
+        "iat": iat, "nbf": iat, "exp": iat + 3600,
+    });
+    if let Some(azp) = parties.first() {
+        session_claims["azp"] = json!(azp);
+    }
+    let session = dev.sign("JWT", &session_claims)?;
+    let oauth = dev.sign(
+        "at+jwt",
+        &json!({
+            "iss": DEV_ISSUER, "aud": DEV_AUDIENCE, "sub": DEMO_USER, "client_id": "client_demo",
+            "scope": "write:users", "iat": iat, "exp": iat + 3600, "jti": format!("demo-{iat}"),
+        }),
+    )?;
+    let base = format!("http://{addr}");
+    println!();
+    println!("!! DEVELOPMENT MODE — a generated key signs the tokens below. NOT FOR PRODUCTION. !!");
+    println!("   Pass --session-public-key / --session-jwks-url (and OAuth options) in production.");
+    println!();
+    println!("demo API key (write:users):   {}", writer.secret.expose());
+    println!("demo API key (no scopes):     {}", reader.secret.expose());
+    println!("demo M2M token (write:users): {}", machine.secret.expose());
+    println!("dev session token (1 hour):   {session}");
+    println!("dev OAuth token (write:users): {oauth}");
+    println!();
+    println!("try:");
+    println!("  curl {base}/health");
+    println!(
+        "  curl -H 'Authorization: Bearer {}' {base}/api/example",
+        writer.secret.expose()
+    );
+    println!(
+        "  curl -X POST -H 'Authorization: Bearer {}' {base}/api/example",
+        writer.secret.expose()
+    );
+    println!(
+        "  curl -X POST -H 'Authorization: Bearer {}' {base}/api/example   # 403: no write:users",
+        reader.secret.expose()
+    );
+    println!("  curl -X POST -H 'Authorization: Bearer {session}' {base}/api/example");
+    println!("  curl -X POST -H 'Authorization: Bearer {oauth}' {base}/api/example");
+    println!(
+        "  curl -X DELETE -H 'Authorization: Bearer {}' {base}/api/users/user_nobody   # 404",
+        machine.secret.expose()
+    );
+    println!();
+    println!("create your own: cargo run -p tokengate-cli -- keys create --subject user_123 --scope write:users");
+    Ok(())
 }

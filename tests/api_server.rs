@@ -1,0 +1,530 @@
+//! End to end: the example server as a process on a free loopback port, keys made with the
+//! `tokengate` CLI on the same database, session and OAuth tokens signed with real keys
+//! (served as a JWKS on loopback), every route with every token type.
+//!
+//! The binaries are the ones `cargo test` builds: `target/<profile>/examples/api_server` and
+//! `target/<profile>/tokengate`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+fn target_dir() -> PathBuf {
+    // target/<profile>/deps/api_server-<hash>
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+fn example_bin() -> PathBuf {
+    let path = target_dir().join("examples").join("api_server");
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test`, which builds the examples",
+        path.display()
+    );
+    path
+}
+
+fn cli_bin() -> PathBuf {
+    let path = target_dir().join("tokengate");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo test --workspace`, which builds the CLI",
+        path.display()
+    );
+    path
+}
+
+/// A running example server; killed when dropped.
+struct Server {
+    child: Child,
+    base: String,
+    lines: Vec<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start(dir: &Path, args: &[&str]) -> Server {
+        let mut child = Command::new(example_bin())
+            .args(["--addr", "127.0.0.1:0"])
+            .args(args)
+            .current_dir(dir)
+            .env("RUST_LOG", "warn")
+            .env_remove("DATABASE_URL")
+            .env_remove("CLERK_SECRET_KEY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut lines = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line == "ready" => break,
+                Ok(line) => lines.push(line),
+                Err(_) => panic!("the server did not get ready; it printed:\n{}", lines.join("\n")),
+            }
+        }
+        let base = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("tokengate example server listening on "))
+            .expect("the address line")
+            .to_owned();
+        Server { child, base, lines }
+    }
+
+    /// The value printed after `label` at start-up.
+    fn printed(&self, label: &str) -> String {
+        self.lines
+            .iter()
+            .find_map(|l| l.strip_prefix(label))
+            .unwrap_or_else(|| panic!("no `{label}` line in:\n{}", self.lines.join("\n")))
+            .trim()
+            .to_owned()
+    }
+}
+
+struct Reply {
+    status: u16,
+    body: Value,
+}
+
+async fn call(method: reqwest::Method, url: String, token: Option<&str>) -> Reply {
+    let client = reqwest::Client::new();
+    let mut request = client.request(method, url).timeout(Duration::from_secs(10));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Reply { status, body }
+}
+
+async fn get(s: &Server, path: &str, token: Option<&str>) -> Reply {
+    call(reqwest::Method::GET, format!("{}{path}", s.base), token).await
+}
+
+async fn post(s: &Server, path: &str, token: Option<&str>) -> Reply {
+    call(reqwest::Method::POST, format!("{}{path}", s.base), token).await
+}
+
+async fn delete(s: &Server, path: &str, token: Option<&str>) -> Reply {
+    call(reqwest::Method::DELETE, format!("{}{path}", s.base), token).await
+}
+
+fn cli(args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    use std::io::Write as _;
+    let mut child = Command::new(cli_bin())
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn create_key(database: &str, subject: &str, scopes: &[&str]) -> (String, String) {
+    let mut args = vec![
+        "keys",
+        "create",
+        "--database",
+        database,
+        "--subject",
+        subject,
+        "--format",
+        "json",
+    ];
+    for s in scopes {
+        args.extend(["--scope", s]);
+    }
+    let (code, out, err) = cli(&args, None);
+    assert_eq!(code, 0, "keys create failed: {err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    (
+        v["id"].as_str().unwrap().to_owned(),
+        v["secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// An RSA key that signs test tokens.
+struct Signer {
+    private_pem: String,
+    public_pem: String,
+    kid: &'static str,
+}
+
+impl Signer {
+    fn generate(kid: &'static str) -> Signer {
+        use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
+        use aws_lc_rs::signature::KeyPair as _;
+        let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let private: Pkcs8V1Der<'_> = pair.as_der().unwrap();
+        let public: PublicKeyX509Der<'_> = pair.public_key().as_der().unwrap();
+        Signer {
+            private_pem: pem::encode(&pem::Pem::new("PRIVATE KEY", private.as_ref().to_vec())),
+            public_pem: pem::encode(&pem::Pem::new("PUBLIC KEY", public.as_ref().to_vec())),
+            kid,
+        }
+    }
+
+    fn from_private_pem(private_pem: String, kid: &'static str) -> Signer {
+        Signer {
+            private_pem,
+            public_pem: String::new(),
+            kid,
+        }
+    }
+
+    fn sign(&self, typ: &str, claims: &Value) -> String {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid = Some(self.kid.to_owned());
+        header.typ = Some(typ.to_owned());
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(self.private_pem.as_bytes()).unwrap();
+        jsonwebtoken::encode(&header, claims, &key).unwrap()
+    }
+
+    fn jwks(&self) -> Value {
+        tokengate::jwt::jwks_from_pem(&self.public_pem, Some(self.kid), tokengate::jwt::Algorithm::RS256).unwrap()
+    }
+}
+
+/// A JWKS endpoint on loopback.
+async fn serve_jwks(jwks: Value) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().route("/jwks", axum::routing::get(move || async move { axum::Json(jwks) }));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/jwks")
+}
+
+fn reason(r: &Reply) -> &str {
+    r.body["reason"].as_str().unwrap_or("")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn development_mode_every_route_every_token_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_file = dir.path().join("e2e.db");
+    let database = format!("sqlite://{}", db_file.display());
+    let s = Server::start(dir.path(), &["--database", &database, "--key-cache-ttl", "1"]);
+    assert!(
+        s.lines.iter().any(|l| l.contains("NOT FOR PRODUCTION")),
+        "development mode is announced loudly"
+    );
+    let writer = s.printed("demo API key (write:users):");
+    let reader = s.printed("demo API key (no scopes):");
+    let machine = s.printed("demo M2M token (write:users):");
+    let session = s.printed("dev session token (1 hour):");
+    let oauth = s.printed("dev OAuth token (write:users):");
+    assert!(writer.starts_with("ak_") && reader.starts_with("ak_") && machine.starts_with("mt_"));
+    assert!(
+        s.lines.iter().any(|l| l.trim_start().starts_with("curl ")),
+        "curl lines are printed"
+    );
+
+    let r = get(&s, "/health", None).await;
+    assert_eq!((r.status, r.body["status"].as_str()), (200, Some("ok")));
+
+    // GET /api/example: API keys only.
+    let r = get(&s, "/api/example", None).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.body["error"], "Unauthorized");
+    assert_eq!(reason(&r), "missing-credentials");
+    let r = get(&s, "/api/example", Some(&writer)).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["userId"], "user_demo");
+    assert!(r.body.get("claims").is_some());
+    assert_eq!(get(&s, "/api/example", Some(&reader)).await.status, 200);
+    for other in [&session, &oauth, &machine] {
+        let r = get(&s, "/api/example", Some(other)).await;
+        assert_eq!((r.status, reason(&r)), (401, "token-type-mismatch"));
+    }
+    let r = get(&s, "/api/example", Some("garbage")).await;
+    assert_eq!((r.status, reason(&r)), (401, "malformed-token"));
+    let mistyped = format!("{}x", &writer[..writer.len() - 1]);
+    let r = get(&s, "/api/example", Some(&mistyped)).await;
+    assert_eq!((r.status, reason(&r)), (401, "bad-checksum"));
+
+    // POST /api/example: sessions and OAuth pass, keys need write:users.
+    for token in [&session, &oauth, &writer] {
+        let r = post(&s, "/api/example", Some(token)).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert_eq!(r.body["data"][0]["id"], "user_demo", "{:?}", r.body);
+    }
+    let r = post(&s, "/api/example", Some(&reader)).await;
+    assert_eq!(r.status, 403);
+    assert!(
+        r.body["message"].as_str().unwrap().contains("write:users"),
+        "{:?}",
+        r.body
+    );
+    let r = post(&s, "/api/example", Some(&machine)).await;
+    assert_eq!((r.status, reason(&r)), (401, "token-type-mismatch"));
+
+    // An expired session token, signed with the development key kept beside the database.
+    let dev_key = std::fs::read_to_string(dir.path().join("tokengate-dev-key.pem")).unwrap();
+    let dev = Signer::from_private_pem(dev_key, "tokengate-dev");
+    let expired = dev.sign(
+        "JWT",
+        &json!({"sub": "user_demo", "sid": "s", "iat": now() - 7200, "exp": now() - 3600}),
+    );
+    let r = post(&s, "/api/example", Some(&expired)).await;
+    assert_eq!((r.status, reason(&r)), (401, "token-expired"));
+
+    // DELETE /api/users/{id}: keys, OAuth and M2M with write:users.
+    for token in [&machine, &oauth, &writer] {
+        assert_eq!(delete(&s, "/api/users/user_nobody", Some(token)).await.status, 404);
+    }
+    assert_eq!(delete(&s, "/api/users/user_nobody", Some(&reader)).await.status, 403);
+    let r = delete(&s, "/api/users/user_nobody", Some(&session)).await;
+    assert_eq!((r.status, reason(&r)), (401, "token-type-mismatch"));
+
+    // A key from the CLI on the same database works at once; revoked, it stops within the TTL.
+    let (id, secret) = create_key(&database, "user_123", &["write:users"]);
+    let r = get(&s, "/api/example", Some(&secret)).await;
+    assert_eq!((r.status, r.body["userId"].as_str()), (200, Some("user_123")));
+    let (code, _, err) = cli(
+        &["keys", "revoke", &id, "--database", &database, "--reason", "test"],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = get(&s, "/api/example", Some(&secret)).await;
+        if r.status == 401 {
+            assert_eq!(reason(&r), "token-revoked");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the revoked key was still accepted after 5 s (TTL 1 s)"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Deleting the demo user: 204, then 404, and the POST route sees no rows.
+    assert_eq!(delete(&s, "/api/users/user_demo", Some(&machine)).await.status, 204);
+    assert_eq!(delete(&s, "/api/users/user_demo", Some(&machine)).await.status, 404);
+    let r = post(&s, "/api/example", Some(&session)).await;
+    assert_eq!(r.body["data"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn configured_issuers_on_a_loopback_jwks() {
+    let signer = Signer::generate("test-key-1");
+    let stranger = Signer::generate("test-key-1");
+    let jwks_url = serve_jwks(signer.jwks()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("e2e.db").display());
+    let s = Server::start(
+        dir.path(),
+        &[
+            "--database",
+            &database,
+            "--session-jwks-url",
+            &jwks_url,
+            "--authorized-party",
+            "https://app.example",
+            "--oauth-jwks-url",
+            &jwks_url,
+            "--oauth-issuer-name",
+            "https://issuer.example",
+            "--oauth-audience",
+            "api://tokengate-example",
+        ],
+    );
+    assert!(
+        !s.lines.iter().any(|l| l.contains("DEVELOPMENT MODE")),
+        "no development key when keys are configured"
+    );
+
+    let t = now();
+    let session = |azp: &str| json!({"sub": "user_9", "sid": "sess_9", "azp": azp, "iat": t, "nbf": t, "exp": t + 600});
+    let r = post(
+        &s,
+        "/api/example",
+        Some(&signer.sign("JWT", &session("https://app.example"))),
+    )
+    .await;
+    assert_eq!((r.status, r.body["data"].clone()), (200, json!([])));
+    let r = post(
+        &s,
+        "/api/example",
+        Some(&signer.sign("JWT", &session("https://evil.example"))),
+    )
+    .await;
+    assert_eq!((r.status, reason(&r)), (401, "wrong-authorized-party"));
+    let r = post(
+        &s,
+        "/api/example",
+        Some(&stranger.sign("JWT", &session("https://app.example"))),
+    )
+    .await;
+    assert_eq!((r.status, reason(&r)), (401, "bad-signature"));
+
+    let access = |scope: &str, exp: i64| {
+        json!({"iss": "https://issuer.example", "aud": "api://tokengate-example", "sub": "user_9",
+               "client_id": "client_1", "scope": scope, "iat": t - 10, "exp": exp, "jti": format!("j{exp}{scope}")})
+    };
+    let oauth = signer.sign("at+jwt", &access("write:users read:users", t + 600));
+    assert_eq!(delete(&s, "/api/users/user_nobody", Some(&oauth)).await.status, 404);
+    assert_eq!(post(&s, "/api/example", Some(&oauth)).await.status, 200);
+    let weak = signer.sign("at+jwt", &access("read:users", t + 600));
+    let r = delete(&s, "/api/users/user_nobody", Some(&weak)).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.body["missing_scopes"], json!(["write:users"]));
+    let expired = signer.sign("at+jwt", &access("write:users", t - 60));
+    let r = delete(&s, "/api/users/user_nobody", Some(&expired)).await;
+    assert_eq!((r.status, reason(&r)), (401, "token-expired"));
+
+    // Keys from the CLI work in this mode too.
+    let (_, secret) = create_key(&database, "user_9", &[]);
+    assert_eq!(get(&s, "/api/example", Some(&secret)).await.status, 200);
+    assert_eq!(post(&s, "/api/example", Some(&secret)).await.status, 403);
+}
+
+fn run_example(args: &[&str]) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(example_bin())
+        .args(args)
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn mistakes_in_flags_fail_at_start_up_with_one_line_and_exit_2() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--no-such-flag"], "--no-such-flag"),
+        (
+            &["--session-public-key", "/nonexistent/key.pem", "--addr", "127.0.0.1:0"],
+            "/nonexistent/key.pem",
+        ),
+        (
+            &["--session-public-key", "a.pem", "--session-jwks-url", "https://x/jwks"],
+            "cannot be used with",
+        ),
+        (
+            &["--oauth-introspection-url", "https://as/introspect"],
+            "--oauth-client-id",
+        ),
+        (&["--addr", "not-an-address"], "not-an-address"),
+        (&["--format", "json"], "--policy-report"),
+        (&["--policy-report", "--format", "yaml"], "markdown, json or openapi"),
+        (
+            &["--session-jwks-url", "http://example.com/jwks", "--addr", "127.0.0.1:0"],
+            "https",
+        ),
+    ];
+    for (args, expected) in cases {
+        let (code, _, err) = run_example(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{args:?} printed more than one line:\n{err}");
+        assert!(lines[0].contains(expected), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn policy_report_lists_every_route_without_starting_anything() {
+    let (code, out, err) = run_example(&["--policy-report", "--format", "json", "--deny-unguarded"]);
+    assert_eq!(code, 0, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let rows: Vec<(String, String, String)> = report["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["method"].as_str().unwrap().into(),
+                r["path"].as_str().unwrap().into(),
+                r["status"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let expect = |m: &str, p: &str, st: &str| (m.to_owned(), p.to_owned(), st.to_owned());
+    assert_eq!(
+        rows,
+        vec![
+            expect("GET", "/api/example", "guarded"),
+            expect("POST", "/api/example", "guarded"),
+            expect("DELETE", "/api/users/{id}", "guarded"),
+            expect("GET", "/health", "public"),
+        ]
+    );
+    assert_eq!(report["routes"][1]["requirements"][0]["applies_to"], json!(["api_key"]));
+    assert!(
+        report["routes"][0]["source"]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("api_server.rs")
+    );
+
+    let (code, out, _) = run_example(&["--policy-report"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("| DELETE | `/api/users/{id}` | guarded |"), "{out}");
+    let (code, out, _) = run_example(&["--policy-report", "--format", "openapi"]);
+    assert_eq!(code, 0);
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        doc["paths"]["/api/example"]["post"]["security"][2],
+        json!({"api_key": ["write:users"]})
+    );
+    // Nothing was created in the working directory: no database, no key.
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new(example_bin())
+        .arg("--policy-report")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(status.status.success());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
