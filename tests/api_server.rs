@@ -528,3 +528,118 @@ fn policy_report_lists_every_route_without_starting_anything() {
     assert!(status.status.success());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+/// A minimal stand-in for Clerk's Backend API on loopback, to the excerpted spec: the JWKS
+/// (with the secret key) and the API-key and M2M verify endpoints.
+async fn serve_clerk(secret: &'static str, jwks: Value) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::http::{HeaderMap, StatusCode};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = std::sync::Arc::new(AtomicUsize::new(0));
+    let authorized = move |h: &HeaderMap| {
+        h.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {secret}"))
+            && h.get("clerk-api-version").is_some()
+    };
+    let counted = calls.clone();
+    let verify_key = move |headers: HeaderMap, axum::Json(body): axum::Json<Value>| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if !authorized(&headers) {
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    axum::Json(json!({"errors": [{"message": "bad key", "code": "unauthorized"}]})),
+                );
+            }
+            if body["secret"] != "ak_clerkIssuedKey0123456789abcdefghij" {
+                return (
+                    StatusCode::NOT_FOUND,
+                    axum::Json(json!({"errors": [{"message": "not found", "code": "not_found"}]})),
+                );
+            }
+            let now = now() * 1000;
+            (
+                StatusCode::OK,
+                axum::Json(json!({
+                    "object": "api_key", "id": "ak_2abc", "type": "api_key", "subject": "user_clerk",
+                    "name": "ci", "description": null, "claims": {"plan": "pro"}, "scopes": ["write:users"],
+                    "revoked": false, "revocation_reason": null, "expired": false, "expiration": null,
+                    "created_by": "user_clerk", "last_used_at": null, "created_at": now, "updated_at": now
+                })),
+            )
+        }
+    };
+    let app = axum::Router::new()
+        .route(
+            "/v1/jwks",
+            axum::routing::get(move |headers: HeaderMap| async move {
+                if authorized(&headers) {
+                    (StatusCode::OK, axum::Json(jwks))
+                } else {
+                    (StatusCode::UNAUTHORIZED, axum::Json(json!({"errors": []})))
+                }
+            }),
+        )
+        .route("/api_keys/verify", axum::routing::post(verify_key));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), calls)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clerk_hosted_mode_verifies_sessions_and_api_keys_with_clerk() {
+    const SECRET: &str = "sk_test_exampleSecretKey0123456789";
+    let signer = Signer::generate("ins_clerk_1");
+    let (api, calls) = serve_clerk(SECRET, signer.jwks()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("e2e.db").display());
+    let s = Server::start(
+        dir.path(),
+        &[
+            "--database",
+            &database,
+            "--clerk-secret-key",
+            SECRET,
+            "--clerk-api-url",
+            &api,
+        ],
+    );
+    assert!(s.lines.iter().any(|l| l.contains("Clerk-hosted mode")), "{:?}", s.lines);
+
+    // A session token signed with the instance key, fetched from GET /v1/jwks with the secret key.
+    let t = now();
+    let session = signer.sign(
+        "JWT",
+        &json!({"sub": "user_clerk", "sid": "sess_1", "iat": t, "nbf": t, "exp": t + 600}),
+    );
+    let r = post(&s, "/api/example", Some(&session)).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+
+    // An API key issued by Clerk, verified by the Backend API, then served from the cache.
+    let key = "ak_clerkIssuedKey0123456789abcdefghij";
+    for _ in 0..3 {
+        let r = get(&s, "/api/example", Some(key)).await;
+        assert_eq!(
+            (r.status, r.body["userId"].as_str()),
+            (200, Some("user_clerk")),
+            "{:?}",
+            r.body
+        );
+    }
+    assert_eq!(r_calls(&calls), 1, "verified once, then cached");
+    assert_eq!(
+        post(&s, "/api/example", Some(key)).await.status,
+        200,
+        "the key carries write:users"
+    );
+    let r = get(&s, "/api/example", Some("ak_unknownKey0123456789abcdefghijkl")).await;
+    assert_eq!((r.status, reason(&r)), (401, "unknown-token"));
+    // A string that cannot be a Clerk key never reaches the API.
+    let before = r_calls(&calls);
+    let r = get(&s, "/api/example", Some("ak_x")).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r_calls(&calls), before);
+}
+
+fn r_calls(calls: &std::sync::atomic::AtomicUsize) -> usize {
+    calls.load(std::sync::atomic::Ordering::SeqCst)
+}
