@@ -463,6 +463,19 @@ fn mistakes_in_flags_fail_at_start_up_with_one_line_and_exit_2() {
             &["--session-jwks-url", "http://example.com/jwks", "--addr", "127.0.0.1:0"],
             "https",
         ),
+        // Nothing listens on port 9 of loopback: discovery fails at start-up, not per request.
+        (
+            &[
+                "--oauth-issuer",
+                "http://127.0.0.1:9",
+                "--oauth-audience",
+                "api://x",
+                "--addr",
+                "127.0.0.1:0",
+            ],
+            "OAuth discovery at http://127.0.0.1:9 failed",
+        ),
+        (&["--oauth-issuer", "https://as.example"], "--oauth-audience"),
     ];
     for (args, expected) in cases {
         let (code, _, err) = run_example(args);
