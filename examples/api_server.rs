@@ -200,18 +200,28 @@ impl UsersDb {
     /// Deletes a user; how many rows went.
     async fn delete(&self, id: &str) -> Result<u64, sqlx::Error> {
         Ok(match self {
-            UsersDb::Sqlite(pool) => sqlx::query("DELETE FROM users WHERE id = ?").bind(id).execute(pool).await?.rows_affected(),
-            UsersDb::Postgres(pool) => sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(pool).await?.rows_affected(),
+            UsersDb::Sqlite(pool) => sqlx::query("DELETE FROM users WHERE id = ?")
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            UsersDb::Postgres(pool) => sqlx::query("DELETE FROM users WHERE id = $1")
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected(),
         })
     }
 
     async fn seed_demo_user(&self) -> Result<(), sqlx::Error> {
         match self {
             UsersDb::Sqlite(pool) => {
-                sqlx::query("INSERT OR IGNORE INTO users (id, name, email) VALUES (?, 'Demo User', 'demo@example.com')")
-                    .bind(DEMO_USER)
-                    .execute(pool)
-                    .await?;
+                sqlx::query(
+                    "INSERT OR IGNORE INTO users (id, name, email) VALUES (?, 'Demo User', 'demo@example.com')",
+                )
+                .bind(DEMO_USER)
+                .execute(pool)
+                .await?;
             }
             UsersDb::Postgres(pool) => {
                 sqlx::query(
@@ -360,9 +370,12 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<(), Fatal> {
     let db_path = sqlite_path(&args.database)?;
-    let store = open_store(&args.database)
-        .await
-        .map_err(|e| fail(format!("cannot open the key store at {}: {e}", redact_url(&args.database))))?;
+    let store = open_store(&args.database).await.map_err(|e| {
+        fail(format!(
+            "cannot open the key store at {}: {e}",
+            redact_url(&args.database)
+        ))
+    })?;
     let db = match &db_path {
         Some(path) => UsersDb::Sqlite(open_users_db(path).await?),
         None => UsersDb::Postgres(open_users_pg(&args.database).await?),

@@ -187,7 +187,10 @@ async fn two_instances_share_keys_and_revocations_and_survive_a_database_outage(
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    eprintln!("both instances refused the revoked key after {:?}", revoked_at.elapsed());
+    eprintln!(
+        "both instances refused the revoked key after {:?}",
+        revoked_at.elapsed()
+    );
 
     // PostgreSQL stops: keys in the cache keep working until their TTL, others get 503.
     let (_, cached) = create_key(&database, "user_cached");
@@ -202,7 +205,10 @@ async fn two_instances_share_keys_and_revocations_and_survive_a_database_outage(
         assert_eq!(status, 503);
         assert_eq!(s.get("/health", None).await.0, 200);
     }
-    assert!(a.still_running() && b.still_running(), "an instance died with the database");
+    assert!(
+        a.still_running() && b.still_running(),
+        "an instance died with the database"
+    );
 
     // Back up: both recover without a restart.
     cluster.restart();

@@ -46,7 +46,11 @@ async fn listeners(admin: &sqlx::PgPool) -> Vec<i32> {
 async fn wait_for_listeners(admin: &sqlx::PgPool, count: usize, except: &[i32], within: Duration) -> Vec<i32> {
     let deadline = Instant::now() + within;
     loop {
-        let now: Vec<i32> = listeners(admin).await.into_iter().filter(|p| !except.contains(p)).collect();
+        let now: Vec<i32> = listeners(admin)
+            .await
+            .into_iter()
+            .filter(|p| !except.contains(p))
+            .collect();
         if now.len() >= count {
             return now;
         }
@@ -137,11 +141,20 @@ async fn a_revocation_on_one_instance_evicts_the_key_on_every_instance() {
     let last_used = store_b.get(&key.record.id).await.unwrap().unwrap().last_used_at;
     assert!(last_used.is_some());
     let heard = tokio::time::timeout(Duration::from_millis(500), spy.recv()).await;
-    assert!(heard.is_err(), "a last_used_at write sent a revocation notice: {heard:?}");
+    assert!(
+        heard.is_err(),
+        "a last_used_at write sent a revocation notice: {heard:?}"
+    );
     // …while a revocation does (the spy is a working listener).
     a.revoke(&key.record.id, None).await.unwrap();
     let heard = tokio::time::timeout(Duration::from_secs(2), spy.recv()).await;
-    let hex: String = key.secret.hash().as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = key
+        .secret
+        .hash()
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     assert_eq!(heard.unwrap().unwrap().payload(), hex);
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();

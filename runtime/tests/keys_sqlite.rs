@@ -618,7 +618,10 @@ async fn open_store_understands_urls_and_paths() {
 
     // PostgreSQL URLs go to the PostgreSQL store (tested in keys_postgres.rs); a malformed one
     // is a configuration error that does not echo the password.
-    let err = open_store("postgres://app:hunter2@localhost:notaport/app").await.err().unwrap();
+    let err = open_store("postgres://app:hunter2@localhost:notaport/app")
+        .await
+        .err()
+        .unwrap();
     assert!(matches!(err, StoreError::InvalidConfig(_)), "{err:?}");
     assert!(err.to_string().contains("not a valid PostgreSQL URL"), "{err}");
     assert!(!err.to_string().contains("hunter2"), "{err}");

@@ -7,8 +7,8 @@ use std::sync::Arc;
 mod pg_support;
 
 use tokengate_runtime::keys::{
-    KeyKind, KeySpec, KeyStore, LastUsed, MemoryKeyStore, NewKey, PostgresKeyStore, Secret, SqliteKeyStore,
-    StoreError, issue, open_store,
+    KeyKind, KeySpec, KeyStore, LastUsed, MemoryKeyStore, NewKey, PostgresKeyStore, Secret, SqliteKeyStore, StoreError,
+    issue, open_store,
 };
 
 async fn contract(store: Arc<dyn KeyStore>) {

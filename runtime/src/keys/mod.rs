@@ -34,7 +34,9 @@ pub use memory::MemoryKeyStore;
 pub use postgres::{PostgresKeyStore, PostgresOptions, redact_url};
 pub use secret::{KeyKind, Secret, SecretHash, check_secret};
 pub use sqlite::SqliteKeyStore;
-pub use store::{IssuedKey, KeyRecord, KeySpec, KeyStore, LastUsed, NewKey, RevocationNotice, StoreError, StoreFuture, issue, now_unix,
+pub use store::{
+    IssuedKey, KeyRecord, KeySpec, KeyStore, LastUsed, NewKey, RevocationNotice, StoreError, StoreFuture, issue,
+    now_unix,
 };
 pub use verifier::{
     DEFAULT_CACHE_TTL, DEFAULT_FLUSH_INTERVAL, DEFAULT_NEGATIVE_CACHE_TTL, KeyVerifier, KeyVerifierBuilder,

@@ -277,7 +277,11 @@ impl PostgresKeyStore {
             return true;
         }
         let task = runtime.spawn(listen(self.pool.clone(), self.notices.sender.clone()));
-        *self.notices.task.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(task);
+        *self
+            .notices
+            .task
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(task);
         true
     }
 }

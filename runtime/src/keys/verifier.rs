@@ -46,9 +46,7 @@ use crate::rejection::InvalidReason;
 use crate::verifier::{Credential, Verifier, VerifyError, VerifyFuture};
 
 use super::secret::{KeyKind, SecretHash, check_secret};
-use super::store::{
-    IssuedKey, KeyRecord, KeySpec, KeyStore, LastUsed, RevocationNotice, StoreError, issue, now_unix,
-};
+use super::store::{IssuedKey, KeyRecord, KeySpec, KeyStore, LastUsed, RevocationNotice, StoreError, issue, now_unix};
 
 /// How long a verified key is trusted without asking the store again; the longest a
 /// revocation made in another process takes to be seen.

@@ -135,16 +135,7 @@ impl Cluster {
         let data = cluster.data.display().to_string();
         cluster.run(
             "initdb",
-            &[
-                "-D",
-                &data,
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-            ],
+            &["-D", &data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
         );
         // A port picked now may be taken before the server binds it: try a few.
         for attempt in 0..5 {
