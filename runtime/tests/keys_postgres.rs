@@ -160,8 +160,36 @@ async fn a_revocation_on_one_instance_evicts_the_key_on_every_instance() {
     b.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// Log lines written while the test runs (on its thread: the runtime is single-threaded).
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn a_dropped_notification_connection_reconnects_and_evicts_again() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
     let Some((_cluster, url)) = pg_support::database().await else {
         return;
     };
@@ -191,6 +219,21 @@ async fn a_dropped_notification_connection_reconnects_and_evicts_again() {
     writer.revoke(&key.record.id, None, now_unix()).await.unwrap();
     until_revoked(&b, secret, PROPAGATION).await;
     b.shutdown().await.unwrap();
+
+    // The loss and the recovery were both logged, at target tokengate::keys.
+    let text = logs.text();
+    let lost = text
+        .lines()
+        .find(|l| l.contains("revocation listener") && (l.contains("lost") || l.contains("failed")))
+        .unwrap_or_else(|| panic!("no log line for the lost connection in:\n{text}"));
+    assert!(lost.contains("WARN") && lost.contains("tokengate::keys"), "{lost}");
+    assert!(lost.contains("cache TTL"), "{lost}");
+    let back = text
+        .lines()
+        .find(|l| l.contains("revocation listener reconnected"))
+        .unwrap_or_else(|| panic!("no log line for the reconnection in:\n{text}"));
+    assert!(back.contains("INFO"), "{back}");
+    assert!(!text.contains(secret), "a secret was logged");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
