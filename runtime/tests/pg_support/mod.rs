@@ -41,7 +41,10 @@ fn skip(why: &str) {
     if required() {
         panic!("{message}TOKENGATE_REQUIRE_POSTGRES=1: PostgreSQL tests must run here");
     }
-    eprintln!("{message}");
+    // Straight to the process's stderr: libtest captures `eprintln!` of passing tests, and a
+    // skip must be seen.
+    use std::io::Write as _;
+    let _ = std::io::stderr().write_all(message.as_bytes());
 }
 
 fn find_bin() -> Option<PathBuf> {
