@@ -291,3 +291,34 @@ async fn a_stopped_database_keeps_cached_keys_refuses_others_with_503_and_recove
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_hangs_is_a_503_after_the_query_timeout() {
+    let Some((_cluster, url)) = pg_support::database().await else {
+        return;
+    };
+    let options = PostgresOptions::new().query_timeout(Duration::from_millis(500));
+    let store = Arc::new(PostgresKeyStore::connect_with(&url, options).await.unwrap());
+    let v = verifier(&store);
+    let key = v.issue(KeySpec::api_key("user_1", "k")).await.unwrap();
+
+    // Another session holds the key table locked (a stuck migration, a long maintenance job).
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    let mut lock = admin.begin().await.unwrap();
+    sqlx::query("LOCK TABLE tokengate_keys IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let err = v.verify_secret(key.secret.expose()).await.unwrap_err();
+    assert!(matches!(err, VerifyError::Unavailable { .. }), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    lock.rollback().await.unwrap();
+    // Released: the same verifier answers again.
+    v.verify_secret(key.secret.expose()).await.unwrap();
+    v.shutdown().await.unwrap();
+}

@@ -27,6 +27,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::future::Future;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,6 +50,10 @@ pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
 /// How long a query waits for a connection by default before the store reports itself
 /// unavailable (a `503`).
 pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long one store operation may take by default (waiting for a connection included)
+/// before it is abandoned as unavailable: a database that hangs, or a network that drops
+/// packets without an error, is a `503`, not a request stuck for minutes.
+pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The first and the longest wait between two reconnection attempts of the notification
 /// listener.
 const RECONNECT_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
@@ -109,6 +114,7 @@ macro_rules! columns {
 pub struct PostgresOptions {
     max_connections: u32,
     acquire_timeout: Duration,
+    query_timeout: Duration,
 }
 
 impl Default for PostgresOptions {
@@ -123,7 +129,15 @@ impl PostgresOptions {
         PostgresOptions {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
+            query_timeout: DEFAULT_QUERY_TIMEOUT,
         }
+    }
+
+    /// How long one store operation may take, waiting for a connection included (default
+    /// 5 s); past it the operation is abandoned and the store reports itself unavailable.
+    pub fn query_timeout(mut self, timeout: Duration) -> PostgresOptions {
+        self.query_timeout = timeout;
+        self
     }
 
     /// How many connections the pool opens at most (default 10; one more is held by the
@@ -147,6 +161,11 @@ impl PostgresOptions {
                 "the PostgreSQL pool needs at least 2 connections (one is held by the revocation listener); got {}",
                 self.max_connections
             )));
+        }
+        if self.query_timeout.is_zero() {
+            return Err(StoreError::InvalidConfig(
+                "the PostgreSQL query timeout must be more than zero (e.g. 5 s)".into(),
+            ));
         }
         if self.acquire_timeout.is_zero() {
             return Err(StoreError::InvalidConfig(
@@ -178,6 +197,7 @@ impl Drop for Notices {
 #[derive(Clone)]
 pub struct PostgresKeyStore {
     pool: PgPool,
+    query_timeout: Duration,
     notices: Arc<Notices>,
 }
 
@@ -216,18 +236,23 @@ impl PostgresKeyStore {
                     "cannot connect to the PostgreSQL database `{what}`: {e}; check that the server runs and the URL's host, port, user and password"
                 ))
             })?;
-        PostgresKeyStore::from_pool_named(pool, &what).await
+        PostgresKeyStore::from_pool_named(pool, &what, options.query_timeout).await
     }
 
     /// Wraps an existing pool (sharing the application's database) and runs the migrations.
     pub async fn from_pool(pool: PgPool) -> Result<PostgresKeyStore, StoreError> {
-        PostgresKeyStore::from_pool_named(pool, "the shared pool").await
+        PostgresKeyStore::from_pool_named(pool, "the shared pool", DEFAULT_QUERY_TIMEOUT).await
     }
 
-    async fn from_pool_named(pool: PgPool, what: &str) -> Result<PostgresKeyStore, StoreError> {
+    async fn from_pool_named(
+        pool: PgPool,
+        what: &str,
+        query_timeout: Duration,
+    ) -> Result<PostgresKeyStore, StoreError> {
         let (sender, _) = broadcast::channel(1024);
         let store = PostgresKeyStore {
             pool,
+            query_timeout,
             notices: Arc::new(Notices {
                 sender,
                 started: AtomicBool::new(false),
@@ -264,6 +289,17 @@ impl PostgresKeyStore {
     /// Closes every connection, the revocation listener's too. Later calls fail as unavailable.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// Runs one store operation within the query timeout.
+    async fn timed<T>(&self, operation: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.query_timeout, operation).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "PostgreSQL did not answer within {:?}",
+                self.query_timeout
+            ))),
+        }
     }
 
     fn start_listener(&self) -> bool {
@@ -437,7 +473,7 @@ fn record_from_row(row: &PgRow) -> Result<KeyRecord, StoreError> {
 
 impl KeyStore for PostgresKeyStore {
     fn create(&self, key: NewKey) -> StoreFuture<'_, KeyRecord> {
-        Box::pin(async move {
+        Box::pin(self.timed(async move {
             sqlx::query(
                 "INSERT INTO tokengate_keys (id, kind, secret_hash, name, description, subject, scopes, claims, \
                  created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -456,22 +492,22 @@ impl KeyStore for PostgresKeyStore {
             .await
             .map_err(db_error)?;
             Ok(KeyRecord::from_new(key))
-        })
+        }))
     }
 
     fn get<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<KeyRecord>> {
-        Box::pin(async move {
+        Box::pin(self.timed(async move {
             let row = sqlx::query(concat!("SELECT ", columns!(), " FROM tokengate_keys WHERE id = $1"))
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(db_error)?;
             row.as_ref().map(record_from_row).transpose()
-        })
+        }))
     }
 
     fn list<'a>(&'a self, subject: Option<&'a str>) -> StoreFuture<'a, Vec<KeyRecord>> {
-        Box::pin(async move {
+        Box::pin(self.timed(async move {
             let rows = match subject {
                 Some(subject) => {
                     sqlx::query(concat!(
@@ -495,11 +531,11 @@ impl KeyStore for PostgresKeyStore {
             }
             .map_err(db_error)?;
             rows.iter().map(record_from_row).collect()
-        })
+        }))
     }
 
     fn revoke<'a>(&'a self, id: &'a str, reason: Option<&'a str>, at: i64) -> StoreFuture<'a, Option<KeyRecord>> {
-        Box::pin(async move {
+        Box::pin(self.timed(async move {
             // The trigger notifies every listening instance when this commits.
             sqlx::query(
                 "UPDATE tokengate_keys SET revoked_at = $1, revocation_reason = $2 WHERE id = $3 AND revoked_at IS NULL",
@@ -511,11 +547,11 @@ impl KeyStore for PostgresKeyStore {
             .await
             .map_err(db_error)?;
             self.get(id).await
-        })
+        }))
     }
 
     fn find_by_hash<'a>(&'a self, hash: &'a SecretHash) -> StoreFuture<'a, Option<KeyRecord>> {
-        Box::pin(async move {
+        Box::pin(self.timed(async move {
             let row = sqlx::query(concat!(
                 "SELECT ",
                 columns!(),
@@ -526,11 +562,11 @@ impl KeyStore for PostgresKeyStore {
             .await
             .map_err(db_error)?;
             row.as_ref().map(record_from_row).transpose()
-        })
+        }))
     }
 
     fn record_last_used<'a>(&'a self, uses: &'a [LastUsed]) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
+        Box::pin(self.timed(async move {
             if uses.is_empty() {
                 return Ok(());
             }
@@ -552,7 +588,7 @@ impl KeyStore for PostgresKeyStore {
             .await
             .map_err(db_error)?;
             Ok(())
-        })
+        }))
     }
 
     fn name(&self) -> &'static str {
@@ -602,6 +638,11 @@ mod tests {
             .validate()
             .unwrap_err();
         assert!(err.to_string().contains("acquire timeout"), "{err}");
+        let err = PostgresOptions::new()
+            .query_timeout(Duration::ZERO)
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("query timeout"), "{err}");
         assert!(PostgresOptions::default().validate().is_ok());
     }
 }
