@@ -7,6 +7,7 @@
 //! ```
 //!
 //! With no key option it runs in development mode: an SQLite file in the working directory
+//! (or the PostgreSQL database `--database postgres://…` names, shared by several instances)
 //! holds the API keys and a `users` table, a development RSA key pair is generated beside it
 //! (and reused), and start-up prints a demo API key, a development session token, OAuth
 //! token and M2M token, with a `curl` line for each route.
@@ -23,10 +24,11 @@ use axum::extract::{FromRef, Path as UrlPath, State};
 use axum::http::StatusCode;
 use clap::Parser;
 use serde_json::{Value, json};
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use tokengate::introspection::{IntrospectionConfig, IntrospectionVerifier};
 use tokengate::jwt::{Algorithm, JwtVerifier, KeySet, M2mRules, OAuthRules, SessionRules, jwks_from_pem};
-use tokengate::keys::{DEFAULT_DATABASE_URL, KeySpec, KeyVerifier, open_store};
+use tokengate::keys::{DEFAULT_DATABASE_URL, KeySpec, KeyVerifier, is_postgres_url, open_store, redact_url};
 use tokengate::report::Format;
 use tokengate::routing::{Router, delete, get};
 use tokengate::verifier::ByFormat;
@@ -50,8 +52,10 @@ struct Args {
     #[arg(long, env = "TOKENGATE_ADDR", default_value = "127.0.0.1:3000")]
     addr: SocketAddr,
 
-    /// Database holding the API keys and the `users` table (`sqlite://PATH` or a file path).
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    /// Database holding the API keys and the `users` table: `sqlite://PATH`, a file path, or
+    /// `postgres://USER:PASSWORD@HOST/DB` (shared by several instances; a revocation reaches
+    /// all of them within about a second).
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
     database: String,
 
     /// PEM public key (or JWK/JWKS file) that signs session tokens.
@@ -142,8 +146,9 @@ struct Args {
     #[arg(long, env = "CLERK_JWT_KEY", requires = "clerk_secret_key")]
     clerk_jwt_key: Option<String>,
 
-    /// How long a verified API key is cached, in seconds: the longest a revocation made
-    /// elsewhere (the CLI, another instance) takes to be seen.
+    /// How long a verified API key is cached, in seconds: on SQLite, the longest a revocation
+    /// made elsewhere (the CLI, another instance) takes to be seen; on PostgreSQL, only while
+    /// the revocation notices' connection is down.
     #[arg(long, env = "TOKENGATE_KEY_CACHE_TTL", value_name = "SECONDS", default_value_t = 30)]
     key_cache_ttl: u64,
 
@@ -164,7 +169,79 @@ struct Args {
 #[derive(Clone)]
 struct App {
     gate: TokenGate,
-    db: SqlitePool,
+    db: UsersDb,
+}
+
+/// The `users` table, in SQLite or PostgreSQL (wherever the keys are).
+#[derive(Clone)]
+enum UsersDb {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl UsersDb {
+    async fn find(&self, id: &str) -> Result<Vec<(String, String, String)>, sqlx::Error> {
+        match self {
+            UsersDb::Sqlite(pool) => {
+                sqlx::query_as("SELECT id, name, email FROM users WHERE id = ?")
+                    .bind(id)
+                    .fetch_all(pool)
+                    .await
+            }
+            UsersDb::Postgres(pool) => {
+                sqlx::query_as("SELECT id, name, email FROM users WHERE id = $1")
+                    .bind(id)
+                    .fetch_all(pool)
+                    .await
+            }
+        }
+    }
+
+    /// Deletes a user; how many rows went.
+    async fn delete(&self, id: &str) -> Result<u64, sqlx::Error> {
+        Ok(match self {
+            UsersDb::Sqlite(pool) => sqlx::query("DELETE FROM users WHERE id = ?")
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            UsersDb::Postgres(pool) => sqlx::query("DELETE FROM users WHERE id = $1")
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+        })
+    }
+
+    async fn seed_demo_user(&self) -> Result<(), sqlx::Error> {
+        match self {
+            UsersDb::Sqlite(pool) => {
+                sqlx::query(
+                    "INSERT OR IGNORE INTO users (id, name, email) VALUES (?, 'Demo User', 'demo@example.com')",
+                )
+                .bind(DEMO_USER)
+                .execute(pool)
+                .await?;
+            }
+            UsersDb::Postgres(pool) => {
+                sqlx::query(
+                    "INSERT INTO users (id, name, email) VALUES ($1, 'Demo User', 'demo@example.com') \
+                     ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(DEMO_USER)
+                .execute(pool)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn close(&self) {
+        match self {
+            UsersDb::Sqlite(pool) => pool.close().await,
+            UsersDb::Postgres(pool) => pool.close().await,
+        }
+    }
 }
 
 impl FromRef<App> for TokenGate {
@@ -184,9 +261,9 @@ async fn get_example(auth: Auth) -> Json<Value> {
 #[accepts_token(session_token, oauth_token, api_key)]
 #[require_scope(api_key: "write:users")]
 async fn post_example(State(app): State<App>, auth: Auth) -> Result<Json<Value>, StatusCode> {
-    let rows: Vec<(String, String, String)> = sqlx::query_as("SELECT id, name, email FROM users WHERE id = ?")
-        .bind(auth.user_id.as_deref().unwrap_or_default())
-        .fetch_all(&app.db)
+    let rows = app
+        .db
+        .find(auth.user_id.as_deref().unwrap_or_default())
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "users query failed");
@@ -203,12 +280,8 @@ async fn post_example(State(app): State<App>, auth: Auth) -> Result<Json<Value>,
 #[accepts_token(api_key, oauth_token, m2m_token)]
 #[require_scope("write:users")]
 async fn delete_user(State(app): State<App>, UrlPath(id): UrlPath<String>) -> StatusCode {
-    match sqlx::query("DELETE FROM users WHERE id = ?")
-        .bind(&id)
-        .execute(&app.db)
-        .await
-    {
-        Ok(done) if done.rows_affected() > 0 => StatusCode::NO_CONTENT,
+    match app.db.delete(&id).await {
+        Ok(deleted) if deleted > 0 => StatusCode::NO_CONTENT,
         Ok(_) => StatusCode::NOT_FOUND,
         Err(e) => {
             tracing::error!(error = %e, "users delete failed");
@@ -297,10 +370,16 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<(), Fatal> {
     let db_path = sqlite_path(&args.database)?;
-    let store = open_store(&args.database)
-        .await
-        .map_err(|e| fail(format!("cannot open the key store at {}: {e}", args.database)))?;
-    let db = open_users_db(&db_path).await?;
+    let store = open_store(&args.database).await.map_err(|e| {
+        fail(format!(
+            "cannot open the key store at {}: {e}",
+            redact_url(&args.database)
+        ))
+    })?;
+    let db = match &db_path {
+        Some(path) => UsersDb::Sqlite(open_users_db(path).await?),
+        None => UsersDb::Postgres(open_users_pg(&args.database).await?),
+    };
     let keys = Arc::new(
         KeyVerifier::builder(Arc::clone(&store))
             .cache_ttl(Duration::from_secs(args.key_cache_ttl))
@@ -313,7 +392,7 @@ async fn run(args: Args) -> Result<(), Fatal> {
         return run_clerk(args.clone(), secret_key, db, keys).await;
     }
     let dev_key = if dev_mode {
-        Some(DevKey::load_or_create(&dev_key_path(&db_path))?)
+        Some(DevKey::load_or_create(&dev_key_path(db_path.as_deref()))?)
     } else {
         None
     };
@@ -407,7 +486,7 @@ async fn run(args: Args) -> Result<(), Fatal> {
 
 /// Clerk-hosted mode: session tokens with the instance's keys (PEM or the Backend API's
 /// JWKS), API keys, M2M and OAuth tokens through the Backend API, JWT machine tokens locally.
-async fn run_clerk(args: Args, secret_key: &str, db: SqlitePool, keys: Arc<KeyVerifier>) -> Result<(), Fatal> {
+async fn run_clerk(args: Args, secret_key: &str, db: UsersDb, keys: Arc<KeyVerifier>) -> Result<(), Fatal> {
     use tokengate::clerk::{ClerkConfig, ClerkMachineVerifier, SessionKeys};
     let mut config = ClerkConfig::new(secret_key)?.with_authorized_parties(args.authorized_parties.clone());
     if let Some(url) = &args.clerk_api_url {
@@ -450,7 +529,7 @@ async fn run_clerk(args: Args, secret_key: &str, db: SqlitePool, keys: Arc<KeyVe
 async fn serve(
     args: &Args,
     gate: TokenGate,
-    db: SqlitePool,
+    db: UsersDb,
     keys: Arc<KeyVerifier>,
     dev_key: Option<DevKey>,
 ) -> Result<(), Fatal> {
@@ -469,11 +548,11 @@ async fn serve(
     println!("tokengate example server listening on http://{addr}");
     println!(
         "database: {} (TTL of the key cache, i.e. the revocation delay: {}s)",
-        args.database,
+        redact_url(&args.database),
         keys.cache_ttl().as_secs()
     );
     if let Some(dev) = &dev_key {
-        seed_demo_user(&db).await?;
+        db.seed_demo_user().await?;
         print_demo_credentials(addr, dev, &keys, &args.authorized_parties).await?;
     }
     println!("ready");
@@ -513,13 +592,11 @@ async fn shutdown_signal() {
     tokio::select! { () = ctrl_c => {}, () = term => {} }
 }
 
-/// The SQLite file a database URL names.
-fn sqlite_path(database: &str) -> Result<PathBuf, Fatal> {
+/// The SQLite file a database URL names; `None` for a PostgreSQL URL.
+fn sqlite_path(database: &str) -> Result<Option<PathBuf>, Fatal> {
     let database = database.trim();
-    if database.starts_with("postgres://") || database.starts_with("postgresql://") {
-        return Err(fail(
-            "the example server keeps its users table in SQLite; PostgreSQL is not supported yet",
-        ));
+    if is_postgres_url(database) {
+        return Ok(None);
     }
     let path = database
         .strip_prefix("sqlite://")
@@ -531,11 +608,15 @@ fn sqlite_path(database: &str) -> Result<PathBuf, Fatal> {
             "--database {database}: the example server needs a database file (e.g. {DEFAULT_DATABASE_URL})"
         )));
     }
-    Ok(PathBuf::from(path))
+    Ok(Some(PathBuf::from(path)))
 }
 
-fn dev_key_path(db_path: &Path) -> PathBuf {
-    db_path.parent().unwrap_or(Path::new("")).join(DEV_KEY_FILE)
+/// Beside the SQLite file, or in the working directory with PostgreSQL.
+fn dev_key_path(db_path: Option<&Path>) -> PathBuf {
+    db_path
+        .and_then(Path::parent)
+        .unwrap_or(Path::new(""))
+        .join(DEV_KEY_FILE)
 }
 
 async fn open_users_db(path: &Path) -> Result<SqlitePool, Fatal> {
@@ -555,12 +636,23 @@ async fn open_users_db(path: &Path) -> Result<SqlitePool, Fatal> {
     Ok(pool)
 }
 
-async fn seed_demo_user(db: &SqlitePool) -> Result<(), Fatal> {
-    sqlx::query("INSERT OR IGNORE INTO users (id, name, email) VALUES (?, 'Demo User', 'demo@example.com')")
-        .bind(DEMO_USER)
-        .execute(db)
+async fn open_users_pg(url: &str) -> Result<PgPool, Fatal> {
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect(url)
+        .await
+        .map_err(|e| fail(format!("cannot open the database {}: {e}", redact_url(url))))?;
+    // Instances starting together would race on CREATE TABLE IF NOT EXISTS: take turns.
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('tokengate-example-users'))")
+        .execute(&mut *tx)
         .await?;
-    Ok(())
+    sqlx::query("CREATE TABLE IF NOT EXISTS users (id TEXT PRIMARY KEY, name TEXT NOT NULL, email TEXT NOT NULL)")
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(pool)
 }
 
 /// The development RSA key pair: generated once, kept beside the database.

@@ -1,5 +1,6 @@
 //! The `tokengate` command: issue, list, revoke and verify API keys and M2M tokens in the
-//! same database the server reads (by default `tokengate.db` in the working directory).
+//! same database the server reads (by default `tokengate.db` in the working directory; a
+//! `postgres://` URL for a PostgreSQL database shared by several servers).
 //!
 //! ```text
 //! tokengate keys create --subject user_123 --name ci --scope write:users --expires-in 30d
@@ -18,6 +19,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokengate_runtime::keys::{
     DEFAULT_DATABASE_URL, KeyKind, KeyRecord, KeySpec, KeyStore, KeyVerifier, StoreError, issue, now_unix, open_store,
+    redact_url,
 };
 use tokengate_runtime::{Auth, VerifyError};
 
@@ -49,7 +51,8 @@ enum KeysCommand {
 
 #[derive(Args)]
 struct Database {
-    /// The key database: `sqlite://PATH`, a file path, or `memory:`.
+    /// The key database: `sqlite://PATH`, a file path, `postgres://USER:PASSWORD@HOST/DB`, or
+    /// `memory:`.
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, value_name = "URL")]
     database: String,
 }
@@ -324,7 +327,7 @@ async fn revoke(args: RevokeArgs) -> Result<(), Failure> {
         return Err(Failure::new(format!(
             "no key with id `{}` in {}; `tokengate keys list` shows the ids",
             args.id.escape_debug(),
-            args.db.database
+            redact_url(&args.db.database)
         )));
     };
     if let Some(at) = before.revoked_at {
@@ -335,10 +338,17 @@ async fn revoke(args: RevokeArgs) -> Result<(), Failure> {
         .revoke(&args.id, args.reason.as_deref(), now_unix())
         .await?
         .ok_or_else(|| Failure::new(format!("the key `{}` disappeared while revoking it", args.id)))?;
-    println!(
-        "Revoked {}; servers stop accepting it within their key cache TTL (30 s by default)",
-        record.id
-    );
+    if store.name() == "postgres" {
+        println!(
+            "Revoked {}; servers on this PostgreSQL database are notified and stop accepting it within about a second",
+            record.id
+        );
+    } else {
+        println!(
+            "Revoked {}; servers stop accepting it within their key cache TTL (30 s by default)",
+            record.id
+        );
+    }
     Ok(())
 }
 

@@ -224,8 +224,13 @@ fn bad_flags_are_usage_errors() {
         (&["keys", "create", "--subject", "bob"], "user_"),
         (&["keys", "create", "--subject", "user_1", "--scope", "a b"], "scope"),
         (
-            &["keys", "list", "--database", "postgres://localhost/app"],
-            "not supported yet",
+            &[
+                "keys",
+                "list",
+                "--database",
+                "postgres://app:hunter2@localhost:notaport/app",
+            ],
+            "not a valid PostgreSQL URL",
         ),
         (&["keys", "list", "--format", "yaml"], "json"),
         (&["keys", "frobnicate"], "unrecognized subcommand"),
@@ -244,4 +249,25 @@ fn bad_flags_are_usage_errors() {
     // None of them created a key.
     let out = tokengate(dir.path(), &["keys", "list", "--format", "json"], None);
     assert_eq!(json(&out), serde_json::json!([]));
+}
+
+#[test]
+fn an_unreachable_postgres_database_is_a_failure_that_hides_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    // A loopback port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://app:hunter2@127.0.0.1:{port}/app");
+    let out = tokengate(dir.path(), &["keys", "list", "--database", &url], None);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot connect to the PostgreSQL database"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("app:***@127.0.0.1"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("hunter2"), "{}", stderr(&out));
 }

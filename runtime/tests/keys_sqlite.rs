@@ -616,9 +616,15 @@ async fn open_store_understands_urls_and_paths() {
     assert_eq!(memory.list(None).await.unwrap().len(), 1);
     assert_eq!(open_store("memory:").await.unwrap().name(), "memory");
 
-    let err = open_store("postgres://localhost/app").await.err().unwrap();
-    assert!(matches!(err, StoreError::Unsupported(_)));
-    assert!(err.to_string().contains("not supported yet"), "{err}");
+    // PostgreSQL URLs go to the PostgreSQL store (tested in keys_postgres.rs); a malformed one
+    // is a configuration error that does not echo the password.
+    let err = open_store("postgres://app:hunter2@localhost:notaport/app")
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(err, StoreError::InvalidConfig(_)), "{err:?}");
+    assert!(err.to_string().contains("not a valid PostgreSQL URL"), "{err}");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
     let err = open_store("mysql://localhost/app").await.err().unwrap();
     assert!(err.to_string().contains("sqlite://"), "{err}");
     assert!(open_store("  ").await.is_err());

@@ -1,11 +1,14 @@
-//! The `KeyStore` contract, run against every store (memory and a real SQLite file; the
-//! PostgreSQL store will join here): the same operations must mean the same thing.
+//! The `KeyStore` contract, run against every store (memory, a real SQLite file and a real
+//! PostgreSQL server): the same operations must mean the same thing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::sync::Arc;
 
+mod pg_support;
+
 use tokengate_runtime::keys::{
-    KeyKind, KeySpec, KeyStore, LastUsed, MemoryKeyStore, NewKey, Secret, SqliteKeyStore, StoreError, issue,
+    KeyKind, KeySpec, KeyStore, LastUsed, MemoryKeyStore, NewKey, PostgresKeyStore, Secret, SqliteKeyStore, StoreError,
+    issue, open_store,
 };
 
 async fn contract(store: Arc<dyn KeyStore>) {
@@ -160,4 +163,35 @@ async fn sqlite_store_shares_a_pool_with_application_tables() {
         .await
         .unwrap();
     assert_eq!(users, 0);
+}
+
+#[tokio::test]
+async fn postgres_store() {
+    let Some((_cluster, url)) = pg_support::database().await else {
+        return;
+    };
+    let store = open_store(&url).await.unwrap();
+    assert_eq!(store.name(), "postgres");
+    contract(store).await;
+}
+
+#[tokio::test]
+async fn postgres_store_shares_a_pool_with_application_tables() {
+    let Some((_cluster, url)) = pg_support::database().await else {
+        return;
+    };
+    let first = PostgresKeyStore::connect(&url).await.unwrap();
+    sqlx::query("CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT)")
+        .execute(first.pool())
+        .await
+        .unwrap();
+    // Re-running the migrations on the same database (a second instance, a restart) is a no-op.
+    let second = PostgresKeyStore::from_pool(first.pool().clone()).await.unwrap();
+    contract(Arc::new(second)).await;
+    let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(first.pool())
+        .await
+        .unwrap();
+    assert_eq!(users, 0);
+    first.close().await;
 }

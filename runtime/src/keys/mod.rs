@@ -1,9 +1,11 @@
 //! API keys (`ak_…`) and opaque M2M tokens (`mt_…`): issued and verified by tokengate itself,
-//! on a real database (SQLite by default: a file, nothing to start).
+//! on a real database (SQLite by default: a file, nothing to start; PostgreSQL for several
+//! instances sharing keys, with revocations announced to all of them).
 //!
 //! - [`secret`]: the secret format, its checksum, and the hash that is stored instead;
 //! - [`store`]: the database-agnostic [`KeyStore`] trait, its records, and [`issue`];
-//! - [`memory`] and [`sqlite`]: the stores; [`open_store`] picks one from a database URL;
+//! - [`memory`], [`sqlite`] and [`postgres`]: the stores; [`open_store`] picks one from a
+//!   database URL;
 //! - [`verifier`]: [`KeyVerifier`], the cached [`Verifier`](crate::Verifier) for both kinds.
 //!
 //! ```
@@ -20,6 +22,7 @@
 //! ```
 
 pub mod memory;
+pub mod postgres;
 pub mod secret;
 pub mod sqlite;
 pub mod store;
@@ -28,9 +31,13 @@ pub mod verifier;
 use std::sync::Arc;
 
 pub use memory::MemoryKeyStore;
+pub use postgres::{PostgresKeyStore, PostgresOptions, redact_url};
 pub use secret::{KeyKind, Secret, SecretHash, check_secret};
 pub use sqlite::SqliteKeyStore;
-pub use store::{IssuedKey, KeyRecord, KeySpec, KeyStore, LastUsed, NewKey, StoreError, StoreFuture, issue, now_unix};
+pub use store::{
+    IssuedKey, KeyRecord, KeySpec, KeyStore, LastUsed, NewKey, RevocationNotice, StoreError, StoreFuture, issue,
+    now_unix,
+};
 pub use verifier::{
     DEFAULT_CACHE_TTL, DEFAULT_FLUSH_INTERVAL, DEFAULT_NEGATIVE_CACHE_TTL, KeyVerifier, KeyVerifierBuilder,
 };
@@ -47,7 +54,8 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://tokengate.db";
 /// - `sqlite://PATH`, `sqlite:PATH`, `sqlite::memory:` → [`SqliteKeyStore`];
 /// - a plain file path (`tokengate.db`, `/var/lib/app/keys.db`) → [`SqliteKeyStore`];
 /// - `memory:` → [`MemoryKeyStore`] (nothing persisted);
-/// - `postgres://…` → an error: PostgreSQL is not supported yet.
+/// - `postgres://…` / `postgresql://…` → [`PostgresKeyStore`] with the default
+///   [`PostgresOptions`] (use [`PostgresKeyStore::connect_with`] for others).
 pub async fn open_store(database: &str) -> Result<Arc<dyn KeyStore>, StoreError> {
     let database = database.trim();
     if database.is_empty() {
@@ -55,16 +63,19 @@ pub async fn open_store(database: &str) -> Result<Arc<dyn KeyStore>, StoreError>
             "the database URL is empty; give `{DEFAULT_DATABASE_URL}`, another `sqlite://PATH`, or a file path"
         )));
     }
-    if database.starts_with("postgres://") || database.starts_with("postgresql://") {
-        return Err(StoreError::Unsupported(
-            "PostgreSQL key stores are not supported yet; use an SQLite database (`sqlite://PATH` or a file path)"
-                .into(),
-        ));
+    if is_postgres_url(database) {
+        return Ok(Arc::new(PostgresKeyStore::connect(database).await?));
     }
     if database == "memory:" || database == "memory://" {
         return Ok(Arc::new(MemoryKeyStore::new()));
     }
     Ok(Arc::new(open_sqlite(database).await?))
+}
+
+/// Whether `database` names a PostgreSQL database (`postgres://…` or `postgresql://…`).
+pub fn is_postgres_url(database: &str) -> bool {
+    let database = database.trim();
+    database.starts_with("postgres://") || database.starts_with("postgresql://")
 }
 
 /// Opens an SQLite database from the same forms as [`open_store`] (`sqlite://PATH`,
@@ -77,7 +88,7 @@ pub async fn open_sqlite(database: &str) -> Result<SqliteKeyStore, StoreError> {
     }
     if let Some((scheme, _)) = database.split_once("://") {
         return Err(StoreError::InvalidConfig(format!(
-            "unsupported database URL scheme `{scheme}://`; use `sqlite://PATH`, a file path, or `memory:`"
+            "unsupported database URL scheme `{scheme}://`; use `sqlite://PATH`, a file path, `postgres://…` or `memory:`"
         )));
     }
     if database.is_empty() {

@@ -2,8 +2,8 @@
 //! [`issue`], which creates a key and returns its secret once.
 //!
 //! The trait is database-agnostic: an in-memory store ([`MemoryKeyStore`](super::MemoryKeyStore))
-//! and an SQLite store ([`SqliteKeyStore`](super::SqliteKeyStore)) ship today; a PostgreSQL
-//! store will implement the same trait. Times are seconds since the Unix epoch.
+//! an SQLite store ([`SqliteKeyStore`](super::SqliteKeyStore)) and a PostgreSQL store
+//! ([`PostgresKeyStore`](super::PostgresKeyStore)) implement it. Times are seconds since the Unix epoch.
 //!
 //! ```
 //! use tokengate_runtime::keys::{KeySpec, KeyStore, MemoryKeyStore, SecretHash, issue};
@@ -220,6 +220,18 @@ pub struct LastUsed {
     pub at: i64,
 }
 
+/// A change made by another process (another server instance, the CLI) that a verifier's
+/// cache must forget, announced by stores that can (PostgreSQL's `LISTEN/NOTIFY`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RevocationNotice {
+    /// The key whose secret hashes to this was revoked, changed or deleted.
+    Revoked(SecretHash),
+    /// Notices may have been missed (the notification connection was lost and is back, or
+    /// this receiver fell behind): forget every cached key.
+    Resync,
+}
+
 /// Where keys live. Implementations must be safe to share between tasks; every method is
 /// one short operation (no lock held across an `.await` by callers).
 pub trait KeyStore: Send + Sync + 'static {
@@ -245,6 +257,14 @@ pub trait KeyStore: Send + Sync + 'static {
     /// A short name for logs (`"sqlite"`, `"memory"`).
     fn name(&self) -> &'static str {
         "custom"
+    }
+
+    /// Revocations made by other processes, for stores that can announce them (the
+    /// PostgreSQL store does, with `LISTEN/NOTIFY`). A [`KeyVerifier`](super::KeyVerifier)
+    /// subscribes when it is built and evicts what it hears; without notices (the default,
+    /// `None`), a revocation made elsewhere is seen within the cache TTL.
+    fn revocation_notices(&self) -> Option<tokio::sync::broadcast::Receiver<RevocationNotice>> {
+        None
     }
 }
 
@@ -275,6 +295,10 @@ impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
 
     fn name(&self) -> &'static str {
         (**self).name()
+    }
+
+    fn revocation_notices(&self) -> Option<tokio::sync::broadcast::Receiver<RevocationNotice>> {
+        (**self).revocation_notices()
     }
 }
 

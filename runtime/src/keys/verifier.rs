@@ -5,6 +5,10 @@
 //!   how long a revocation made elsewhere (the CLI, another process) takes to be seen**; a
 //!   revocation through [`KeyVerifier::revoke`] evicts the key at once. Unknown, revoked and
 //!   expired secrets are cached for [`DEFAULT_NEGATIVE_CACHE_TTL`] (5 s).
+//! - Over a store that announces revocations ([`KeyStore::revocation_notices`]: the
+//!   PostgreSQL store), the verifier listens from the moment it is built and evicts a key
+//!   revoked by any process within about a second; the TTL is then only the fallback while
+//!   the notification connection is down.
 //! - `last_used_at` is written in batches by a background task every
 //!   [`DEFAULT_FLUSH_INTERVAL`]; call [`KeyVerifier::shutdown`] on graceful shutdown so the
 //!   last batch is written.
@@ -42,7 +46,7 @@ use crate::rejection::InvalidReason;
 use crate::verifier::{Credential, Verifier, VerifyError, VerifyFuture};
 
 use super::secret::{KeyKind, SecretHash, check_secret};
-use super::store::{IssuedKey, KeyRecord, KeySpec, KeyStore, LastUsed, StoreError, issue, now_unix};
+use super::store::{IssuedKey, KeyRecord, KeySpec, KeyStore, LastUsed, RevocationNotice, StoreError, issue, now_unix};
 
 /// How long a verified key is trusted without asking the store again; the longest a
 /// revocation made in another process takes to be seen.
@@ -74,6 +78,8 @@ struct Inner {
     /// Bumped by every revocation, so a lookup racing with one does not cache a stale key.
     revocations: AtomicU64,
     flusher_started: AtomicBool,
+    /// Whether the revocation-notice task runs (or the store has no notices).
+    listener_started: AtomicBool,
     stopped: AtomicBool,
     stop: Arc<Notify>,
     flush_interval: Duration,
@@ -152,6 +158,12 @@ impl KeyVerifierBuilder {
     }
 
     fn build_unchecked(self) -> KeyVerifier {
+        let verifier = self.build_cache();
+        verifier.start_listener();
+        verifier
+    }
+
+    fn build_cache(self) -> KeyVerifier {
         let positive_capacity = if self.cache_ttl.is_zero() {
             0
         } else {
@@ -172,6 +184,7 @@ impl KeyVerifierBuilder {
                 pending: Mutex::new(Vec::new()),
                 revocations: AtomicU64::new(0),
                 flusher_started: AtomicBool::new(false),
+                listener_started: AtomicBool::new(false),
                 stopped: AtomicBool::new(false),
                 stop: Arc::new(Notify::new()),
                 flush_interval: self.flush_interval,
@@ -233,6 +246,9 @@ impl KeyVerifier {
     }
 
     async fn verify_kind(&self, secret: &str, kind: KeyKind) -> Result<Auth, VerifyError> {
+        if !self.inner.listener_started.load(Ordering::Relaxed) {
+            self.start_listener();
+        }
         let hash = SecretHash::of(secret);
         let now = now_unix();
         if let Some(cached) = self.inner.positive.get(&hash) {
@@ -314,6 +330,45 @@ impl KeyVerifier {
     pub fn clear_cache(&self) {
         self.inner.positive.invalidate_all();
         self.inner.negative.invalidate_all();
+    }
+
+    /// Subscribes to the store's revocation notices (if it has any) and evicts what they name.
+    /// Needs a Tokio runtime: without one (a verifier built outside it), the first
+    /// verification starts it.
+    fn start_listener(&self) {
+        if self.inner.listener_started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.inner.listener_started.store(false, Ordering::SeqCst);
+            return;
+        };
+        let Some(mut notices) = self.inner.store.revocation_notices() else {
+            return;
+        };
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        runtime.spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                let notice = notices.recv().await;
+                // No strong reference while waiting: a dropped verifier ends the task.
+                let Some(inner) = weak.upgrade() else { return };
+                match notice {
+                    Ok(RevocationNotice::Revoked(hash)) => {
+                        inner.revocations.fetch_add(1, Ordering::SeqCst);
+                        inner.positive.invalidate(&hash);
+                        inner.negative.invalidate(&hash);
+                        tracing::debug!(target: "tokengate::keys", "evicted a key revoked by another instance");
+                    }
+                    Ok(RevocationNotice::Resync) | Err(RecvError::Lagged(_)) => {
+                        inner.revocations.fetch_add(1, Ordering::SeqCst);
+                        inner.positive.invalidate_all();
+                        inner.negative.invalidate_all();
+                    }
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
     }
 
     fn start_flusher(&self) {

@@ -1,0 +1,648 @@
+//! A PostgreSQL [`KeyStore`]: one database shared by several server instances, with
+//! revocations announced to all of them at once through `LISTEN/NOTIFY`.
+//!
+//! - Migrations run on open, tracked in `_tokengate_migrations` (as in SQLite), under
+//!   PostgreSQL's advisory lock, so instances starting together do not race.
+//! - A trigger on `tokengate_keys` sends `NOTIFY tokengate_key_revoked, '<hex sha-256>'` when a
+//!   key is revoked, changed (expiry, scopes, claims, subject) or deleted — by this library,
+//!   the CLI or plain SQL. Every [`KeyVerifier`](super::KeyVerifier) built over a
+//!   `PostgresKeyStore` listens (one connection per store) and evicts the key from its cache
+//!   within milliseconds.
+//! - If the notification connection drops, it is logged (target `tokengate::keys`), the cache
+//!   TTL bounds the revocation delay meanwhile, and the listener reconnects with backoff; on
+//!   recovery it is logged again and caches are cleared, since notices may have been missed.
+//! - A database that cannot be reached is [`StoreError::Unavailable`] (a `503`) once the pool's
+//!   acquire timeout ([`PostgresOptions::acquire_timeout`]) has passed.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use tokengate_runtime::keys::{KeyVerifier, PostgresKeyStore, PostgresOptions};
+//!
+//! # async fn run() -> Result<(), tokengate_runtime::keys::StoreError> {
+//! let options = PostgresOptions::new().max_connections(20).acquire_timeout(Duration::from_secs(2));
+//! let store = PostgresKeyStore::connect_with("postgres://app@db.internal/app", options).await?;
+//! let verifier = KeyVerifier::new(std::sync::Arc::new(store));
+//! # Ok(()) }
+//! ```
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use sqlx::Row;
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::types::Json;
+use tokio::sync::broadcast;
+
+use super::secret::{KeyKind, SecretHash};
+use super::store::{KeyRecord, KeyStore, LastUsed, NewKey, RevocationNotice, StoreError, StoreFuture};
+
+/// The channel the revocation trigger notifies, with the secret's SHA-256 in hex as payload.
+pub const REVOCATION_CHANNEL: &str = "tokengate_key_revoked";
+/// How many connections the pool opens at most, by default.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+/// How long a query waits for a connection by default before the store reports itself
+/// unavailable (a `503`).
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long one store operation may take by default (waiting for a connection included)
+/// before it is abandoned as unavailable: a database that hangs, or a network that drops
+/// packets without an error, is a `503`, not a request stuck for minutes.
+pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The first and the longest wait between two reconnection attempts of the notification
+/// listener.
+const RECONNECT_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
+
+const MIGRATIONS_TABLE: &str = "_tokengate_migrations";
+
+const MIGRATION_1: &str = "\
+CREATE TABLE IF NOT EXISTS tokengate_keys (
+    seq BIGSERIAL NOT NULL,
+    id TEXT PRIMARY KEY NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('api_key', 'm2m_token')),
+    secret_hash BYTEA NOT NULL,
+    name TEXT NOT NULL,
+    description TEXT,
+    subject TEXT NOT NULL,
+    scopes JSONB NOT NULL,
+    claims JSONB NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT,
+    revoked_at BIGINT,
+    revocation_reason TEXT,
+    last_used_at BIGINT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS tokengate_keys_secret_hash ON tokengate_keys (secret_hash);
+CREATE INDEX IF NOT EXISTS tokengate_keys_subject ON tokengate_keys (subject, created_at, seq);
+
+CREATE OR REPLACE FUNCTION tokengate_keys_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('tokengate_key_revoked', encode(OLD.secret_hash, 'hex'));
+    RETURN NULL;
+END
+$$;
+DROP TRIGGER IF EXISTS tokengate_keys_changed ON tokengate_keys;
+CREATE TRIGGER tokengate_keys_changed AFTER UPDATE ON tokengate_keys FOR EACH ROW
+    WHEN (OLD.revoked_at IS DISTINCT FROM NEW.revoked_at
+       OR OLD.expires_at IS DISTINCT FROM NEW.expires_at
+       OR OLD.scopes IS DISTINCT FROM NEW.scopes
+       OR OLD.claims IS DISTINCT FROM NEW.claims
+       OR OLD.subject IS DISTINCT FROM NEW.subject
+       OR OLD.kind IS DISTINCT FROM NEW.kind
+       OR OLD.secret_hash IS DISTINCT FROM NEW.secret_hash)
+    EXECUTE FUNCTION tokengate_keys_notify();
+DROP TRIGGER IF EXISTS tokengate_keys_deleted ON tokengate_keys;
+CREATE TRIGGER tokengate_keys_deleted AFTER DELETE ON tokengate_keys FOR EACH ROW
+    EXECUTE FUNCTION tokengate_keys_notify();
+";
+
+macro_rules! columns {
+    () => {
+        "id, kind, secret_hash, name, description, subject, scopes, claims, created_at, expires_at, \
+         revoked_at, revocation_reason, last_used_at"
+    };
+}
+
+/// Connection-pool settings of a [`PostgresKeyStore`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub struct PostgresOptions {
+    max_connections: u32,
+    acquire_timeout: Duration,
+    query_timeout: Duration,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        PostgresOptions::new()
+    }
+}
+
+impl PostgresOptions {
+    /// [`DEFAULT_MAX_CONNECTIONS`] connections, [`DEFAULT_ACQUIRE_TIMEOUT`].
+    pub fn new() -> PostgresOptions {
+        PostgresOptions {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
+            query_timeout: DEFAULT_QUERY_TIMEOUT,
+        }
+    }
+
+    /// How long one store operation may take, waiting for a connection included (default
+    /// 5 s); past it the operation is abandoned and the store reports itself unavailable.
+    pub fn query_timeout(mut self, timeout: Duration) -> PostgresOptions {
+        self.query_timeout = timeout;
+        self
+    }
+
+    /// How many connections the pool opens at most (default 10; one more is held by the
+    /// revocation listener once a verifier subscribes).
+    pub fn max_connections(mut self, max: u32) -> PostgresOptions {
+        self.max_connections = max;
+        self
+    }
+
+    /// How long a query waits for a connection (opening one included) before the store
+    /// reports itself unavailable (default 3 s): the longest an uncached key waits for its
+    /// `503` while the database is down.
+    pub fn acquire_timeout(mut self, timeout: Duration) -> PostgresOptions {
+        self.acquire_timeout = timeout;
+        self
+    }
+
+    fn validate(&self) -> Result<(), StoreError> {
+        if self.max_connections < 2 {
+            return Err(StoreError::InvalidConfig(format!(
+                "the PostgreSQL pool needs at least 2 connections (one is held by the revocation listener); got {}",
+                self.max_connections
+            )));
+        }
+        if self.query_timeout.is_zero() {
+            return Err(StoreError::InvalidConfig(
+                "the PostgreSQL query timeout must be more than zero (e.g. 5 s)".into(),
+            ));
+        }
+        if self.acquire_timeout.is_zero() {
+            return Err(StoreError::InvalidConfig(
+                "the PostgreSQL acquire timeout must be more than zero (e.g. 3 s)".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The revocation listener of one store (shared by its clones); stopped when the last clone
+/// is dropped.
+struct Notices {
+    sender: broadcast::Sender<RevocationNotice>,
+    started: AtomicBool,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for Notices {
+    fn drop(&mut self) {
+        let task = self.task.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(task) = task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Keys in a PostgreSQL database.
+#[derive(Clone)]
+pub struct PostgresKeyStore {
+    pool: PgPool,
+    query_timeout: Duration,
+    notices: Arc<Notices>,
+}
+
+impl fmt::Debug for PostgresKeyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresKeyStore")
+            .field("connections", &self.pool.size())
+            .field("listening", &self.notices.started.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresKeyStore {
+    /// Connects to a `postgres://` / `postgresql://` URL with the default pool settings and
+    /// runs the migrations.
+    pub async fn connect(url: &str) -> Result<PostgresKeyStore, StoreError> {
+        PostgresKeyStore::connect_with(url, PostgresOptions::new()).await
+    }
+
+    /// Connects with explicit pool settings and runs the migrations.
+    pub async fn connect_with(url: &str, options: PostgresOptions) -> Result<PostgresKeyStore, StoreError> {
+        options.validate()?;
+        let what = redact_url(url);
+        let connect = PgConnectOptions::from_str(url).map_err(|e| {
+            StoreError::InvalidConfig(format!(
+                "`{what}` is not a valid PostgreSQL URL ({e}); write `postgres://USER:PASSWORD@HOST:PORT/DATABASE`"
+            ))
+        })?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot connect to the PostgreSQL database `{what}`: {e}; check that the server runs and the URL's host, port, user and password"
+                ))
+            })?;
+        PostgresKeyStore::from_pool_named(pool, &what, options.query_timeout).await
+    }
+
+    /// Wraps an existing pool (sharing the application's database) and runs the migrations.
+    pub async fn from_pool(pool: PgPool) -> Result<PostgresKeyStore, StoreError> {
+        PostgresKeyStore::from_pool_named(pool, "the shared pool", DEFAULT_QUERY_TIMEOUT).await
+    }
+
+    async fn from_pool_named(
+        pool: PgPool,
+        what: &str,
+        query_timeout: Duration,
+    ) -> Result<PostgresKeyStore, StoreError> {
+        let (sender, _) = broadcast::channel(1024);
+        let store = PostgresKeyStore {
+            pool,
+            query_timeout,
+            notices: Arc::new(Notices {
+                sender,
+                started: AtomicBool::new(false),
+                task: std::sync::Mutex::new(None),
+            }),
+        };
+        store.migrate(what).await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self, what: &str) -> Result<(), StoreError> {
+        let migration = Migration::new(
+            1,
+            Cow::Borrowed("tokengate keys"),
+            MigrationType::Simple,
+            MIGRATION_1.into_sql_str(),
+            false,
+        );
+        let mut migrator = Migrator::with_migrations(vec![migration]);
+        migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
+        migrator.set_ignore_missing(true);
+        migrator.run(&self.pool).await.map_err(|e| {
+            StoreError::Unavailable(format!(
+                "cannot migrate the key tables in the PostgreSQL database `{what}`: {e}"
+            ))
+        })
+    }
+
+    /// The connection pool, to keep application tables in the same database.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Closes every connection, the revocation listener's too. Later calls fail as unavailable.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Runs one store operation within the query timeout.
+    async fn timed<T>(&self, operation: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.query_timeout, operation).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "PostgreSQL did not answer within {:?}",
+                self.query_timeout
+            ))),
+        }
+    }
+
+    fn start_listener(&self) -> bool {
+        if self.notices.started.load(Ordering::SeqCst) {
+            return true;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        if self.notices.started.swap(true, Ordering::SeqCst) {
+            return true;
+        }
+        let task = runtime.spawn(listen(self.pool.clone(), self.notices.sender.clone()));
+        *self
+            .notices
+            .task
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(task);
+        true
+    }
+}
+
+/// Keeps a `LISTEN` connection open, forwarding notices; reconnects with backoff.
+async fn listen(pool: PgPool, sender: broadcast::Sender<RevocationNotice>) {
+    let mut backoff = RECONNECT_BACKOFF.0;
+    // Whether the connection was up before (to log the loss and the recovery once each).
+    let mut lost = false;
+    let mut failures: u32 = 0;
+    loop {
+        if pool.is_closed() {
+            return;
+        }
+        let mut listener = match subscribe(&pool).await {
+            Ok(listener) => listener,
+            Err(sqlx::Error::PoolClosed) => return,
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                if failures == 1 {
+                    tracing::warn!(
+                        target: "tokengate::keys",
+                        error = %e,
+                        "cannot listen for revocations on PostgreSQL; keys revoked elsewhere are refused within the cache TTL until it reconnects (retrying with backoff)"
+                    );
+                } else {
+                    tracing::debug!(target: "tokengate::keys", error = %e, attempt = failures, "revocation listener: reconnection failed");
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(RECONNECT_BACKOFF.1);
+                continue;
+            }
+        };
+        if lost || failures > 0 {
+            tracing::info!(
+                target: "tokengate::keys",
+                "revocation listener reconnected to PostgreSQL; revocations from other instances are seen at once again"
+            );
+        }
+        // Whatever happened before this connection listened may have been missed.
+        let _ = sender.send(RevocationNotice::Resync);
+        backoff = RECONNECT_BACKOFF.0;
+        failures = 0;
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(notification)) => match parse_hash(notification.payload()) {
+                    Some(hash) => {
+                        let _ = sender.send(RevocationNotice::Revoked(hash));
+                    }
+                    None => {
+                        tracing::warn!(target: "tokengate::keys", "ignored a malformed revocation notice");
+                    }
+                },
+                Ok(None) => {
+                    tracing::warn!(
+                        target: "tokengate::keys",
+                        "the PostgreSQL revocation listener lost its connection; keys revoked elsewhere are refused within the cache TTL until it reconnects"
+                    );
+                    break;
+                }
+                Err(sqlx::Error::PoolClosed) => return,
+                Err(e) => {
+                    tracing::warn!(
+                        target: "tokengate::keys",
+                        error = %e,
+                        "the PostgreSQL revocation listener failed; keys revoked elsewhere are refused within the cache TTL until it reconnects"
+                    );
+                    break;
+                }
+            }
+        }
+        drop(listener);
+        lost = true;
+        tokio::time::sleep(backoff).await;
+    }
+}
+
+async fn subscribe(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    // A lost connection is re-established by `listen` above, with backoff and logs.
+    listener.eager_reconnect(false);
+    listener.listen(REVOCATION_CHANNEL).await?;
+    Ok(listener)
+}
+
+fn parse_hash(hex: &str) -> Option<SecretHash> {
+    let hex = hex.as_bytes();
+    if hex.len() != 64 {
+        return None;
+    }
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    };
+    let mut bytes = [0u8; 32];
+    for (byte, pair) in bytes.iter_mut().zip(hex.chunks_exact(2)) {
+        *byte = (digit(pair[0])? << 4) | digit(pair[1])?;
+    }
+    SecretHash::from_slice(&bytes)
+}
+
+/// `url` with its password replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let url = url.trim();
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+fn db_error(e: sqlx::Error) -> StoreError {
+    if e.as_database_error().is_some_and(|d| d.is_unique_violation()) {
+        return StoreError::Conflict;
+    }
+    StoreError::Unavailable(format!("PostgreSQL: {e}"))
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Unavailable(format!("PostgreSQL: the key table holds an invalid {what}"))
+}
+
+fn record_from_row(row: &PgRow) -> Result<KeyRecord, StoreError> {
+    let kind: String = row.try_get("kind").map_err(db_error)?;
+    let hash: Vec<u8> = row.try_get("secret_hash").map_err(db_error)?;
+    let scopes: Json<Vec<String>> = row.try_get("scopes").map_err(|_| corrupt("scope list"))?;
+    let claims: Json<serde_json::Value> = row.try_get("claims").map_err(|_| corrupt("claims object"))?;
+    Ok(KeyRecord {
+        id: row.try_get("id").map_err(db_error)?,
+        kind: KeyKind::from_name(&kind).ok_or_else(|| corrupt("kind"))?,
+        name: row.try_get("name").map_err(db_error)?,
+        description: row.try_get("description").map_err(db_error)?,
+        subject: row.try_get("subject").map_err(db_error)?,
+        scopes: scopes.0,
+        claims: claims.0,
+        created_at: row.try_get("created_at").map_err(db_error)?,
+        expires_at: row.try_get("expires_at").map_err(db_error)?,
+        revoked_at: row.try_get("revoked_at").map_err(db_error)?,
+        revocation_reason: row.try_get("revocation_reason").map_err(db_error)?,
+        last_used_at: row.try_get("last_used_at").map_err(db_error)?,
+        secret_hash: SecretHash::from_slice(&hash).ok_or_else(|| corrupt("secret hash"))?,
+    })
+}
+
+impl KeyStore for PostgresKeyStore {
+    fn create(&self, key: NewKey) -> StoreFuture<'_, KeyRecord> {
+        Box::pin(self.timed(async move {
+            sqlx::query(
+                "INSERT INTO tokengate_keys (id, kind, secret_hash, name, description, subject, scopes, claims, \
+                 created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&key.id)
+            .bind(key.kind.as_str())
+            .bind(&key.secret_hash.as_bytes()[..])
+            .bind(&key.name)
+            .bind(&key.description)
+            .bind(&key.subject)
+            .bind(Json(&key.scopes))
+            .bind(Json(&key.claims))
+            .bind(key.created_at)
+            .bind(key.expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+            Ok(KeyRecord::from_new(key))
+        }))
+    }
+
+    fn get<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<KeyRecord>> {
+        Box::pin(self.timed(async move {
+            let row = sqlx::query(concat!("SELECT ", columns!(), " FROM tokengate_keys WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?;
+            row.as_ref().map(record_from_row).transpose()
+        }))
+    }
+
+    fn list<'a>(&'a self, subject: Option<&'a str>) -> StoreFuture<'a, Vec<KeyRecord>> {
+        Box::pin(self.timed(async move {
+            let rows = match subject {
+                Some(subject) => {
+                    sqlx::query(concat!(
+                        "SELECT ",
+                        columns!(),
+                        " FROM tokengate_keys WHERE subject = $1 ORDER BY created_at, seq"
+                    ))
+                    .bind(subject)
+                    .fetch_all(&self.pool)
+                    .await
+                }
+                None => {
+                    sqlx::query(concat!(
+                        "SELECT ",
+                        columns!(),
+                        " FROM tokengate_keys ORDER BY created_at, seq"
+                    ))
+                    .fetch_all(&self.pool)
+                    .await
+                }
+            }
+            .map_err(db_error)?;
+            rows.iter().map(record_from_row).collect()
+        }))
+    }
+
+    fn revoke<'a>(&'a self, id: &'a str, reason: Option<&'a str>, at: i64) -> StoreFuture<'a, Option<KeyRecord>> {
+        Box::pin(self.timed(async move {
+            // The trigger notifies every listening instance when this commits.
+            sqlx::query(
+                "UPDATE tokengate_keys SET revoked_at = $1, revocation_reason = $2 WHERE id = $3 AND revoked_at IS NULL",
+            )
+            .bind(at)
+            .bind(reason)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+            self.get(id).await
+        }))
+    }
+
+    fn find_by_hash<'a>(&'a self, hash: &'a SecretHash) -> StoreFuture<'a, Option<KeyRecord>> {
+        Box::pin(self.timed(async move {
+            let row = sqlx::query(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM tokengate_keys WHERE secret_hash = $1"
+            ))
+            .bind(&hash.as_bytes()[..])
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+            row.as_ref().map(record_from_row).transpose()
+        }))
+    }
+
+    fn record_last_used<'a>(&'a self, uses: &'a [LastUsed]) -> StoreFuture<'a, ()> {
+        Box::pin(self.timed(async move {
+            if uses.is_empty() {
+                return Ok(());
+            }
+            // One statement for the batch; an id twice keeps its latest time.
+            let mut latest: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
+            for u in uses {
+                let at = latest.entry(u.id.as_str()).or_insert(u.at);
+                *at = (*at).max(u.at);
+            }
+            let ids: Vec<&str> = latest.keys().copied().collect();
+            let times: Vec<i64> = latest.values().copied().collect();
+            sqlx::query(
+                "UPDATE tokengate_keys AS k SET last_used_at = GREATEST(COALESCE(k.last_used_at, 0), u.at) \
+                 FROM UNNEST($1::text[], $2::bigint[]) AS u(id, at) WHERE k.id = u.id",
+            )
+            .bind(ids)
+            .bind(times)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+            Ok(())
+        }))
+    }
+
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn revocation_notices(&self) -> Option<broadcast::Receiver<RevocationNotice>> {
+        // Subscribe before the listener starts, so its first notices are not lost.
+        let receiver = self.notices.sender.subscribe();
+        self.start_listener().then_some(receiver)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/keys?sslmode=require"),
+            "postgres://app:***@db:5432/keys?sslmode=require"
+        );
+        assert_eq!(redact_url("postgres://app@db/keys"), "postgres://app@db/keys");
+        assert_eq!(redact_url("postgresql://db/keys"), "postgresql://db/keys");
+        assert_eq!(redact_url("sqlite://keys.db"), "sqlite://keys.db");
+    }
+
+    #[test]
+    fn notice_payloads_parse_as_hashes() {
+        let hash = SecretHash::of("ak_x");
+        let hex: String = hash.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(parse_hash(&hex), Some(hash));
+        assert_eq!(parse_hash(&hex.to_uppercase()), Some(hash));
+        assert_eq!(parse_hash(&hex[1..]), None);
+        assert_eq!(parse_hash(&format!("{}zz", &hex[2..])), None);
+        assert_eq!(parse_hash(""), None);
+    }
+
+    #[test]
+    fn pool_settings_are_checked() {
+        let err = PostgresOptions::new().max_connections(1).validate().unwrap_err();
+        assert!(err.to_string().contains("at least 2"), "{err}");
+        let err = PostgresOptions::new()
+            .acquire_timeout(Duration::ZERO)
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("acquire timeout"), "{err}");
+        let err = PostgresOptions::new()
+            .query_timeout(Duration::ZERO)
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("query timeout"), "{err}");
+        assert!(PostgresOptions::default().validate().is_ok());
+    }
+}
