@@ -45,7 +45,7 @@ pub enum RequirementKind {
 }
 
 impl RequirementKind {
-    /// `scope`, `role` or `permission`.
+    /// `scope`, `role`, `permission` or `condition`.
     pub const fn as_str(self) -> &'static str {
         match self {
             RequirementKind::Scope => "scope",

@@ -274,6 +274,10 @@ impl Rejection {
                 f.kind.as_str()
             )
             .into(),
+            Rejection::Forbidden(f) if f.kind == RequirementKind::Condition => {
+                let list = f.missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>();
+                format!("the request does not meet the condition {} of this route", list.join(" and ")).into()
+            }
             Rejection::Forbidden(f) => {
                 let list = f.missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>();
                 let (kind, joiner) = match f.matching {
