@@ -270,7 +270,7 @@ impl Rejection {
                 format!("this route does not accept {presented}; it accepts {accepted}").into()
             }
             Rejection::Forbidden(f) if f.reason == "no-active-organization" => format!(
-                "this route needs a {} in an active organization; select one",
+                "this route needs an organization {}, but the session has no active organization; select an organization (Clerk: `setActive({{ organization }})`) and retry",
                 f.kind.as_str()
             )
             .into(),
