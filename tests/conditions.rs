@@ -107,13 +107,20 @@ async fn a_predicate_reads_the_path_parameter() {
     let calls = || IS_SELF_CALLS.load(Ordering::SeqCst);
 
     let own = support::get(&app, "/users/user_alice", Some(&alice)).await;
-    assert_eq!((own.status, own.text.as_str()), (StatusCode::OK, "user_alice:user_alice"));
+    assert_eq!(
+        (own.status, own.text.as_str()),
+        (StatusCode::OK, "user_alice:user_alice")
+    );
     assert_eq!(calls(), 1);
 
     let other = support::get(&app, "/users/user_bob", Some(&alice)).await;
     assert_eq!(other.status, StatusCode::FORBIDDEN, "{}", other.text);
     assert_eq!(other.reason(), "condition-failed");
-    assert!(other.json()["message"].as_str().unwrap().contains("`is_self`"), "{}", other.text);
+    assert!(
+        other.json()["message"].as_str().unwrap().contains("`is_self`"),
+        "{}",
+        other.text
+    );
     assert_eq!(other.json()["missing_conditions"], json!(["is_self"]));
     assert!(
         other
@@ -168,9 +175,16 @@ async fn predicates_run_in_order_and_stop_at_the_first_failure() {
     assert_eq!(send(None).await.0, StatusCode::OK);
     assert_eq!(calls(), (1, 1));
     let (status, body) = send(Some("first")).await;
-    assert_eq!((status, body["reason"].as_str()), (StatusCode::FORBIDDEN, Some("condition-failed")));
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (StatusCode::FORBIDDEN, Some("condition-failed"))
+    );
     assert_eq!(body["missing_conditions"], json!(["checks::first"]));
-    assert_eq!(calls(), (2, 1), "the second predicate is not called when the first fails");
+    assert_eq!(
+        calls(),
+        (2, 1),
+        "the second predicate is not called when the first fails"
+    );
     let (status, body) = send(Some("second")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["missing_conditions"], json!(["crate::checks::second"]));
@@ -238,7 +252,10 @@ fn the_report_lists_conditions_beside_the_other_requirements() {
 
     let openapi: Value = serde_json::from_str(&report.render(Format::OpenApi)).unwrap();
     let description = openapi["paths"]["/users/{id}"]["get"]["description"].as_str().unwrap();
-    assert!(description.starts_with("Requires condition `is_self`."), "{description}");
+    assert!(
+        description.starts_with("Requires condition `is_self`."),
+        "{description}"
+    );
     assert!(description.contains("`condition-failed`"), "{description}");
     let description = openapi["paths"]["/admin"]["get"]["description"].as_str().unwrap();
     assert!(
@@ -246,5 +263,8 @@ fn the_report_lists_conditions_beside_the_other_requirements() {
         "{description}"
     );
     // Conditions are not scopes: the security requirement lists none.
-    assert_eq!(openapi["paths"]["/users/{id}"]["get"]["security"], json!([{"session_token": []}]));
+    assert_eq!(
+        openapi["paths"]["/users/{id}"]["get"]["security"],
+        json!([{"session_token": []}])
+    );
 }

@@ -81,7 +81,10 @@ fn router() -> Router {
             policy!(require_role("org:admin"), require_permission(any("org:reports:read"))),
         ));
     let mixed_group = Router::new()
-        .route("/group/invoices", get(|auth: Auth| async move { auth.token_type.to_string() }))
+        .route(
+            "/group/invoices",
+            get(|auth: Auth| async move { auth.token_type.to_string() }),
+        )
         .layer(PolicyLayer::new(
             gate.clone(),
             policy!(
@@ -164,10 +167,7 @@ fn assert_refused(reply: &Reply, reason: &str) {
     assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text);
     assert_eq!(reply.reason(), reason, "{}", reply.text);
     let challenge = reply.challenge.as_deref().unwrap_or_default();
-    assert!(
-        challenge.contains("error=\"insufficient_scope\""),
-        "{challenge}"
-    );
+    assert!(challenge.contains("error=\"insufficient_scope\""), "{challenge}");
 }
 
 #[tokio::test]
@@ -194,7 +194,10 @@ async fn require_role_reads_v1_and_v2_claims() {
 async fn any_of_roles_needs_one() {
     let (r, t) = (router(), tokens());
     assert_eq!(call(&r, "/admin-or-billing", &t.v2_admin).await.status, StatusCode::OK);
-    assert_eq!(call(&r, "/admin-or-billing", &t.v2_billing).await.status, StatusCode::OK);
+    assert_eq!(
+        call(&r, "/admin-or-billing", &t.v2_billing).await.status,
+        StatusCode::OK
+    );
     assert_eq!(call(&r, "/admin-or-billing", &t.v1_admin).await.status, StatusCode::OK);
     assert_refused(&call(&r, "/admin-or-billing", &t.v2_member).await, "missing-role");
     assert_refused(&call(&r, "/admin-or-billing", &t.v1_member).await, "missing-role");
@@ -263,7 +266,10 @@ async fn machine_tokens_are_governed_by_scopes_not_roles() {
     assert_refused(&call(&r, "/mixed/scoped", AK_PLAIN).await, "insufficient-scope");
     assert_eq!(call(&r, "/mixed/scoped", AK_ADMIN).await.status, StatusCode::OK);
     let session = call(&r, "/mixed/scoped", &t.v2_admin).await;
-    assert_eq!((session.status, session.text.as_str()), (StatusCode::OK, "session_token"));
+    assert_eq!(
+        (session.status, session.text.as_str()),
+        (StatusCode::OK, "session_token")
+    );
     assert_refused(&call(&r, "/mixed/scoped", &t.v1_member).await, "missing-role");
     // An invalid key is still a 401.
     assert_eq!(
@@ -288,7 +294,10 @@ async fn policy_macro_roles_and_permissions_in_a_group_layer() {
     assert_eq!(call(&r, "/group/invoices", &t.v2_admin).await.status, StatusCode::OK);
     assert_eq!(call(&r, "/group/invoices", &t.v1_admin).await.status, StatusCode::OK);
     assert_refused(&call(&r, "/group/invoices", &t.v2_billing).await, "missing-permission");
-    assert_refused(&call(&r, "/group/invoices", &t.v2_no_org).await, "no-active-organization");
+    assert_refused(
+        &call(&r, "/group/invoices", &t.v2_no_org).await,
+        "no-active-organization",
+    );
     assert_eq!(call(&r, "/group/invoices", AK_ADMIN).await.text, "api_key");
     assert_refused(&call(&r, "/group/invoices", AK_PLAIN).await, "insufficient-scope");
 }

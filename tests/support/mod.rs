@@ -40,7 +40,10 @@ pub fn public_pem(pair: &aws_lc_rs::rsa::KeyPair) -> String {
         .chunks(64)
         .map(|c| std::str::from_utf8(c).unwrap())
         .collect();
-    format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", lines.join("\n"))
+    format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        lines.join("\n")
+    )
 }
 
 /// An RS256 JWT with these claims, signed with `pair`.
@@ -157,5 +160,9 @@ pub async fn get(router: &Router, uri: &str, token: Option<&str>) -> Reply {
     if let Some(token) = token {
         assert!(!text.contains(token), "a response body must never echo the token");
     }
-    Reply { status, challenge, text }
+    Reply {
+        status,
+        challenge,
+        text,
+    }
 }
