@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use support::{V2Org, session_verifier, token, v2};
 use tokengate::report::Format;
 use tokengate::routing::{Router, get};
-use tokengate::{Auth, Parts, TokenGate, TokenType, require, require_role};
+use tokengate::{Auth, Parts, PolicyLayer, TokenGate, TokenType, policy, require, require_role};
 
 static IS_SELF_CALLS: AtomicUsize = AtomicUsize::new(0);
 
@@ -266,5 +266,54 @@ fn the_report_lists_conditions_beside_the_other_requirements() {
     assert_eq!(
         openapi["paths"]["/users/{id}"]["get"]["security"],
         json!([{"session_token": []}])
+    );
+}
+
+static IN_PATH_ORG_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// A group layer with a condition: `/orgs/{org}/...` only for admins of that organization.
+fn org_routes(gate: TokenGate) -> Router<TokenGate> {
+    Router::new()
+        .route("/orgs/{org}/stats", get(|| async { "stats" }))
+        .guard(
+            PolicyLayer::new(gate, policy!(require_role("org:admin"))).with_condition("in_path_org", |auth, parts| {
+                Box::pin(async move {
+                    IN_PATH_ORG_CALLS.fetch_add(1, Ordering::SeqCst);
+                    match Path::<String>::from_request_parts(parts, &()).await {
+                        Ok(Path(org)) => auth.org_id.as_deref() == Some(org.as_str()),
+                        Err(_) => false,
+                    }
+                })
+            }),
+        )
+}
+
+#[tokio::test]
+async fn a_group_layer_condition_reads_the_path_and_is_reported() {
+    let gate = gate();
+    let app = org_routes(gate.clone()).with_state(gate.clone()).into_axum();
+    let calls = || IN_PATH_ORG_CALLS.load(Ordering::SeqCst);
+    let admin = session("user_a", Some("admin"));
+
+    let own = support::get(&app, "/orgs/org_1/stats", Some(&admin)).await;
+    assert_eq!((own.status, own.text.as_str()), (StatusCode::OK, "stats"));
+    assert_eq!(calls(), 1);
+    let other = support::get(&app, "/orgs/org_2/stats", Some(&admin)).await;
+    assert_eq!(other.status, StatusCode::FORBIDDEN);
+    assert_eq!(other.reason(), "condition-failed");
+    assert_eq!(other.json()["missing_conditions"], json!(["in_path_org"]));
+    assert_eq!(calls(), 2);
+    // The policy comes first: a member or a bad token never reaches the predicate.
+    let member = support::get(&app, "/orgs/org_1/stats", Some(&session("user_m", Some("member")))).await;
+    assert_eq!(member.reason(), "missing-role");
+    let forged = support::sign(&support::FORGER, &v2("user_a", None));
+    let reply = support::get(&app, "/orgs/org_1/stats", Some(&forged)).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(calls(), 2);
+
+    let markdown = org_routes(gate).report().render(Format::Markdown);
+    assert!(
+        markdown.contains("| role `org:admin` (for session_token); condition `in_path_org` |"),
+        "{markdown}"
     );
 }

@@ -171,8 +171,9 @@ pub fn require_permission(args: TokenStream, item: TokenStream) -> TokenStream {
 /// reason `condition-failed`, naming the predicate. A request with a bad token never reaches
 /// them.
 ///
-/// Conditions are per handler: `policy!` (group layers) does not take them. The report lists
-/// each as a requirement of kind `condition` whose value is the path.
+/// The report lists each as a requirement of kind `condition` whose value is the path.
+/// `policy!` does not take conditions (a policy is data); a group layer gets one with
+/// `PolicyLayer::with_condition("name", |auth, parts| Box::pin(async move { ... }))`.
 ///
 /// Compile errors: an empty `#[require()]`, a string or other literal instead of a path,
 /// `any(...)`, a call (`is_owner()`), the same predicate twice, `#[public]` with

@@ -119,7 +119,7 @@ fn conditions(d: &Declared, paths: &[syn::Path], context: Context, out: &mut Vec
     if context == Context::Layer {
         errors.at(
             d.span,
-            "`require(...)` is not available in `policy!`: conditions are checked per handler, so give each handler of the group its own `require` attribute (or check the condition in a middleware of your own), and remove `require` here",
+            "`require(...)` is not available in `policy!`: a policy is data and a predicate is code; add it to the layer with `PolicyLayer::new(gate, policy!(...)).with_condition(\"name\", |auth, parts| Box::pin(async move { ... }))`, or give each handler its own `require` attribute",
         );
         return;
     }

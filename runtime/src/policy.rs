@@ -121,6 +121,16 @@ impl Requirement {
         })
     }
 
+    /// The record of a named condition (a group layer's predicate), for the report.
+    pub(crate) fn condition(name: &'static str) -> Requirement {
+        Requirement {
+            kind: RequirementKind::Condition,
+            matching: Match::All,
+            values: Cow::Owned(vec![Cow::Borrowed(name)]),
+            applies_to: TokenTypes::EMPTY,
+        }
+    }
+
     /// Limits the requirement to some token types; others pass it.
     #[must_use]
     pub fn only_for(mut self, types: TokenTypes) -> Requirement {
