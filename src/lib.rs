@@ -39,6 +39,20 @@
 //!     format!("{:?}", auth.org_id)
 //! }
 //!
+//! /// Only the user themself: a custom condition reading the `{id}` path parameter.
+//! async fn is_self(auth: &tokengate::Auth, parts: &mut tokengate::Parts) -> bool {
+//!     use axum::extract::{FromRequestParts, Path};
+//!     match Path::<String>::from_request_parts(parts, &()).await {
+//!         Ok(Path(id)) => auth.user_id.as_deref() == Some(id.as_str()),
+//!         Err(_) => false,
+//!     }
+//! }
+//!
+//! #[tokengate::require(is_self)]
+//! pub async fn profile(axum::extract::Path(id): axum::extract::Path<String>) -> String {
+//!     id
+//! }
+//!
 //! /// Intentionally open, and reported as such.
 //! #[public]
 //! pub async fn health() -> &'static str {
@@ -50,11 +64,12 @@
 //!     .route("/users", post(create_user).get(list_users))
 //!     .route("/export", get(export))
 //!     .route("/settings", get(settings))
+//!     .route("/users/{id}", get(profile))
 //!     .route("/health", get(health));
 //! ```
 //!
 //! The forms of each attribute: [`accepts_token`], [`require_scope`], [`require_role`],
-//! [`require_permission`], [`public`]. The same declarations make a group layer's policy:
+//! [`require_permission`], [`require`], [`public`]. The same declarations make a group layer's policy:
 //!
 //! ```
 //! use std::sync::Arc;
@@ -148,6 +163,13 @@
 //! ```compile_fail
 //! #[tokengate::accepts_token(api_key)]
 //! fn handler() {}
+//! ```
+//!
+//! A predicate named by a string instead of its path:
+//!
+//! ```compile_fail
+//! #[tokengate::require("is_owner")]
+//! async fn invoice() {}
 //! ```
 //!
 //! The same checks in `policy!`:

@@ -1,5 +1,5 @@
 //! Attribute macros of tokengate: `#[accepts_token]`, `#[require_scope]`, `#[require_role]`,
-//! `#[require_permission]`, `#[public]`, and `policy!` for group layers.
+//! `#[require_permission]`, `#[require]`, `#[public]`, and `policy!` for group layers.
 //!
 //! Use them through the `tokengate` crate, which re-exports them; the generated code refers
 //! to `::tokengate`. Each entry point here is one line into the `handler` or `policy`
@@ -111,6 +111,19 @@ pub fn require_scope(args: TokenStream, item: TokenStream) -> TokenStream {
 /// token types the route accepts are governed by `#[require_scope]`. A session without an
 /// active organization is refused (`403`, reason `no-active-organization`). A route that
 /// accepts no session tokens cannot require a role: that is a compile error.
+///
+/// **Machine tokens are not held to it.** On a route that also accepts machine tokens, a
+/// role says nothing about them (they belong to no organization session): with only
+/// `#[require_role]`, *any* valid API key passes. Give them a scope of their own:
+///
+/// ```text
+/// #[accepts_token(session_token, api_key)]
+/// #[require_role("org:admin")]                 // sessions: the organization role
+/// #[require_scope(api_key: "admin")]           // API keys: a scope
+/// ```
+///
+/// (A compile-time warning for the scope-less case is not possible on stable Rust, so this
+/// is documented rather than diagnosed.)
 #[proc_macro_attribute]
 pub fn require_role(args: TokenStream, item: TokenStream) -> TokenStream {
     handler::expand(AttrKind::RequireRole, args.into(), item.into()).into()
@@ -125,10 +138,50 @@ pub fn require_role(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 ///
 /// Permissions are of the form `org:<feature>:<action>`. Like `#[require_role]`, the
-/// requirement applies to session tokens only, and needs a route that accepts them.
+/// requirement applies to session tokens only, and needs a route that accepts them; on a
+/// route that also accepts machine tokens, give those a `#[require_scope]` (see
+/// `#[require_role]`), or any valid machine token passes.
 #[proc_macro_attribute]
 pub fn require_permission(args: TokenStream, item: TokenStream) -> TokenStream {
     handler::expand(AttrKind::RequirePermission, args.into(), item.into()).into()
+}
+
+/// Requires custom conditions: async predicates over the verified caller and the request.
+///
+/// ```text
+/// #[accepts_token(session_token, api_key)]
+/// #[require(is_self)]                          // one predicate
+/// #[require(crate::auth::is_member, is_open)]  // several: all must hold, checked in order
+/// async fn profile(auth: Auth, Path(id): Path<String>) -> String { ... }
+///
+/// async fn is_self(auth: &Auth, parts: &mut Parts) -> bool {
+///     match Path::<String>::from_request_parts(parts, &()).await {
+///         Ok(Path(id)) => auth.user_id.as_deref() == Some(id.as_str()),
+///         Err(_) => false,
+///     }
+/// }
+/// ```
+///
+/// A predicate is named by its path and has the signature
+/// `async fn(auth: &Auth, parts: &mut Parts) -> bool` (`Parts` is `http::request::Parts`,
+/// re-exported as `tokengate::Parts`); its future must be `Send`. The predicates run in the
+/// guard, after the token was verified and every scope, role and permission passed, and
+/// before the handler's other extractors; they are awaited in the order written (several
+/// attributes too), and the first that returns `false` refuses the request with `403`,
+/// reason `condition-failed`, naming the predicate. A request with a bad token never reaches
+/// them.
+///
+/// The report lists each as a requirement of kind `condition` whose value is the path.
+/// `policy!` does not take conditions (a policy is data); a group layer gets one with
+/// `PolicyLayer::with_condition("name", |auth, parts| Box::pin(async move { ... }))`.
+///
+/// Compile errors: an empty `#[require()]`, a string or other literal instead of a path,
+/// `any(...)`, a call (`is_owner()`), the same predicate twice, `#[public]` with
+/// `#[require]`; an unknown predicate or one with the wrong signature is the compiler's own
+/// error at the name.
+#[proc_macro_attribute]
+pub fn require(args: TokenStream, item: TokenStream) -> TokenStream {
+    handler::expand(AttrKind::Require, args.into(), item.into()).into()
 }
 
 /// Marks a handler as intentionally open, for the route-policy report.

@@ -102,15 +102,18 @@ pub(crate) enum AttrKind {
     RequireScope,
     RequireRole,
     RequirePermission,
+    /// `#[require(predicate, ...)]`: custom conditions.
+    Require,
     Public,
 }
 
 impl AttrKind {
-    pub(crate) const ALL: [AttrKind; 5] = [
+    pub(crate) const ALL: [AttrKind; 6] = [
         AttrKind::AcceptsToken,
         AttrKind::RequireScope,
         AttrKind::RequireRole,
         AttrKind::RequirePermission,
+        AttrKind::Require,
         AttrKind::Public,
     ];
 
@@ -120,6 +123,7 @@ impl AttrKind {
             AttrKind::RequireScope => "require_scope",
             AttrKind::RequireRole => "require_role",
             AttrKind::RequirePermission => "require_permission",
+            AttrKind::Require => "require",
             AttrKind::Public => "public",
         }
     }
@@ -133,6 +137,7 @@ impl AttrKind {
         match self {
             AttrKind::RequireRole => "role",
             AttrKind::RequirePermission => "permission",
+            AttrKind::Require => "condition",
             _ => "scope",
         }
     }
@@ -142,6 +147,7 @@ impl AttrKind {
         match self {
             AttrKind::RequireRole => "org:admin",
             AttrKind::RequirePermission => "org:invoices:create",
+            AttrKind::Require => "is_owner",
             _ => "write:users",
         }
     }

@@ -3,7 +3,8 @@
 //! checked in [`validate`](crate::validate).
 
 use proc_macro2::{Delimiter, Ident, Punct, Spacing, Span, TokenStream, TokenTree};
-use syn::{Attribute, LitStr, Meta};
+use syn::parse::Parser as _;
+use syn::{Attribute, LitStr, Meta, Path};
 
 use crate::errors::Errors;
 use crate::names::{AttrKind, nearest, valid_types};
@@ -25,6 +26,8 @@ pub(crate) enum Args {
     Accepts(Vec<TypeArg>),
     /// `require_scope(...)`, `require_role(...)`, `require_permission(...)`.
     Require(RequireArgs),
+    /// `require(...)`: the predicates' paths, as written.
+    Conditions(Vec<Path>),
     /// `public`.
     Public,
 }
@@ -107,6 +110,7 @@ pub(crate) fn declared(kind: AttrKind, span: Span, args: TokenStream, errors: &m
         AttrKind::RequireScope | AttrKind::RequireRole | AttrKind::RequirePermission => {
             Args::Require(require_args(kind, span, chunks, errors))
         }
+        AttrKind::Require => Args::Conditions(chunks.iter().filter_map(|c| condition_arg(c, errors)).collect()),
         AttrKind::Public => {
             if let Some(first) = chunks.first().and_then(|c| c.first()) {
                 errors.at(
@@ -133,6 +137,7 @@ pub(crate) fn example(kind: AttrKind) -> &'static str {
         AttrKind::RequireScope => "`#[require_scope(\"write:users\")]`",
         AttrKind::RequireRole => "`#[require_role(\"org:admin\")]`",
         AttrKind::RequirePermission => "`#[require_permission(\"org:invoices:create\")]`",
+        AttrKind::Require => "`#[require(is_owner)]`",
         AttrKind::Public => "`#[public]`",
     }
 }
@@ -353,6 +358,51 @@ fn limit_types(tokens: &[TokenTree], colon: Span, errors: &mut Errors) -> Vec<Ty
     }
     flush(&mut part, colon, errors);
     types
+}
+
+/// The signature a `#[require]` predicate has, for messages.
+pub(crate) const PREDICATE_SIGNATURE: &str = "async fn is_owner(auth: &Auth, parts: &mut Parts) -> bool";
+
+/// One predicate of `#[require(...)]`: a path like `is_owner` or `crate::auth::is_owner`.
+fn condition_arg(chunk: &[TokenTree], errors: &mut Errors) -> Option<Path> {
+    let tokens: TokenStream = chunk.iter().cloned().collect();
+    if let Ok(path) = Path::parse_mod_style.parse2(tokens) {
+        return Some(path);
+    }
+    let first = chunk.first().map_or_else(Span::call_site, TokenTree::span);
+    let message = match chunk {
+        [tt] if lit_str(tt).is_some() => {
+            let value = lit_str(tt).map(|l| l.value()).unwrap_or_default();
+            if Path::parse_mod_style.parse_str(&value).is_ok() {
+                format!(
+                    "a predicate is named by its path, not a string: write `#[require({value})]` without the quotes"
+                )
+            } else {
+                format!(
+                    "a predicate is named by its path, not a string, e.g. `#[require(is_owner)]` for `{PREDICATE_SIGNATURE}`"
+                )
+            }
+        }
+        [TokenTree::Literal(_)] => format!(
+            "expected the path of a predicate, found the literal `{}`; write e.g. `#[require(is_owner)]` for `{PREDICATE_SIGNATURE}`",
+            render(chunk)
+        ),
+        [TokenTree::Ident(name), TokenTree::Group(_)] if name == "any" || name == "all" => format!(
+            "`#[require]` takes predicate paths, all of which must hold; `{name}(...)` is not supported: write one predicate that combines the others"
+        ),
+        [.., TokenTree::Group(group)] if group.delimiter() == Delimiter::Parenthesis => {
+            let name = render(&chunk[..chunk.len() - 1]).replace(" :: ", "::");
+            format!(
+                "name the predicate without calling it: `#[require({name})]`; tokengate calls it with the request's `&Auth` and `&mut Parts`"
+            )
+        }
+        _ => format!(
+            "expected the path of a predicate, e.g. `is_owner` or `crate::auth::is_owner`, found `{}`",
+            render(chunk)
+        ),
+    };
+    errors.at(first, message);
+    None
 }
 
 /// One required value; `nested` inside `any(...)`/`all(...)`.

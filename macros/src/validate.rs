@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use crate::errors::Errors;
 use crate::names::{AttrKind, TokenType, TypeSet, unknown_type_message, valid_types};
-use crate::parse::{Args, Declared, RequireArgs, TypeArg, ValueArg};
+use crate::parse::{Args, Declared, PREDICATE_SIGNATURE, RequireArgs, TypeArg, ValueArg};
 
 /// Where the declarations are used.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -23,7 +23,17 @@ pub(crate) enum Context {
 pub(crate) struct Spec {
     pub(crate) accepts: Accepts,
     pub(crate) requirements: Vec<Req>,
+    /// The `#[require(...)]` predicates, in the order written; all must hold.
+    pub(crate) conditions: Vec<Condition>,
     pub(crate) public: bool,
+}
+
+/// A checked `#[require]` predicate.
+pub(crate) struct Condition {
+    /// The path as the user wrote it (its spans point at the user's tokens).
+    pub(crate) path: syn::Path,
+    /// The path as text, `crate::auth::is_owner`: the name in the report and the rejection.
+    pub(crate) name: String,
 }
 
 /// Which token types the route accepts.
@@ -70,6 +80,7 @@ pub(crate) fn validate(decls: &[Declared], context: Context, errors: &mut Errors
     let mut spec = Spec {
         accepts: Accepts::Default,
         requirements: Vec::new(),
+        conditions: Vec::new(),
         public: false,
     };
     check_counts(decls, context, errors);
@@ -90,12 +101,50 @@ pub(crate) fn validate(decls: &[Declared], context: Context, errors: &mut Errors
         }
     }
     for d in decls {
-        if let Args::Require(args) = &d.args {
-            let accepts = accepts_known.then_some(spec.accepts);
-            spec.requirements.push(requirement(d, args, accepts, context, errors));
+        match &d.args {
+            Args::Require(args) => {
+                let accepts = accepts_known.then_some(spec.accepts);
+                spec.requirements.push(requirement(d, args, accepts, context, errors));
+            }
+            Args::Conditions(paths) => conditions(d, paths, context, &mut spec.conditions, errors),
+            _ => {}
         }
     }
     spec
+}
+
+/// `#[require(a, b)]`: at least one predicate, none twice (across attributes too), and only
+/// on handlers.
+fn conditions(d: &Declared, paths: &[syn::Path], context: Context, out: &mut Vec<Condition>, errors: &mut Errors) {
+    if context == Context::Layer {
+        errors.at(
+            d.span,
+            "`require(...)` is not available in `policy!`: a policy is data and a predicate is code; add it to the layer with `PolicyLayer::new(gate, policy!(...)).with_condition(\"name\", |auth, parts| Box::pin(async move { ... }))`, or give each handler its own `require` attribute",
+        );
+        return;
+    }
+    if paths.is_empty() && !d.malformed {
+        errors.at(
+            d.span,
+            format!(
+                "`#[require]` needs at least one predicate, e.g. `#[require(is_owner)]` with `{PREDICATE_SIGNATURE}`"
+            ),
+        );
+    }
+    for path in paths {
+        let name = quote::quote!(#path).to_string().replace(' ', "");
+        if out.iter().any(|c| c.name == name) {
+            errors.push(syn::Error::new_spanned(
+                path,
+                format!("predicate `{name}` is required twice; remove one"),
+            ));
+        } else {
+            out.push(Condition {
+                path: path.clone(),
+                name,
+            });
+        }
+    }
 }
 
 /// The same attribute twice, `#[public]` with a policy.

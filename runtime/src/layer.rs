@@ -26,16 +26,35 @@ use std::task::{Context, Poll};
 
 use axum::response::Response;
 use http::Request;
+use http::request::Parts;
 use tower::{Layer, Service};
 
+use crate::auth::Auth;
 use crate::gate::TokenGate;
-use crate::policy::Policy;
+use crate::policy::{Policy, Requirement};
+use crate::rejection::Rejection;
+
+/// The future of a group layer's predicate: `true` lets the request through.
+pub type PredicateFuture<'a> = Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
+
+type Predicate = Arc<dyn for<'a> Fn(&'a Auth, &'a mut Parts) -> PredicateFuture<'a> + Send + Sync>;
+
+/// A group layer's named predicates, checked in order.
+#[derive(Clone, Default)]
+struct Conditions(Arc<Vec<(&'static str, Predicate)>>);
+
+impl std::fmt::Debug for Conditions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|(name, _)| name)).finish()
+    }
+}
 
 /// Applies a policy to every request that reaches the wrapped service.
 #[derive(Clone, Debug)]
 pub struct PolicyLayer {
     gate: TokenGate,
     policy: Arc<Policy>,
+    conditions: Conditions,
 }
 
 impl PolicyLayer {
@@ -44,7 +63,33 @@ impl PolicyLayer {
         PolicyLayer {
             gate,
             policy: Arc::new(policy),
+            conditions: Conditions::default(),
         }
+    }
+
+    /// Adds a custom condition, the group's `#[require(name)]`: an async predicate over the
+    /// verified caller and the request head, run after the policy passed, in the order
+    /// added; `false` refuses the request with `403`, reason `condition-failed`, naming it.
+    /// `name` is what the rejection and the report show.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use tokengate_runtime::{Policy, PolicyLayer, TokenGate, TokenType, TokenTypes, verifier::StaticVerifier};
+    /// # let gate = TokenGate::builder().verifier(TokenType::ApiKey, Arc::new(StaticVerifier::new())).build().unwrap();
+    /// let layer = PolicyLayer::new(gate, Policy::accepting(TokenTypes::EMPTY.with(TokenType::ApiKey)))
+    ///     .with_condition("has_subject", |auth, _parts| Box::pin(async move { auth.subject.is_some() }));
+    /// ```
+    #[must_use]
+    pub fn with_condition<F>(mut self, name: &'static str, predicate: F) -> PolicyLayer
+    where
+        F: for<'a> Fn(&'a Auth, &'a mut Parts) -> PredicateFuture<'a> + Send + Sync + 'static,
+    {
+        let policy = (*self.policy).clone().require(Requirement::condition(name));
+        self.policy = Arc::new(policy);
+        let mut conditions: Vec<(&'static str, Predicate)> = self.conditions.0.iter().cloned().collect();
+        conditions.push((name, Arc::new(predicate)));
+        self.conditions = Conditions(Arc::new(conditions));
+        self
     }
 
     /// The enforced policy.
@@ -61,6 +106,7 @@ impl<S> Layer<S> for PolicyLayer {
             inner,
             gate: self.gate.clone(),
             policy: Arc::clone(&self.policy),
+            conditions: self.conditions.clone(),
         }
     }
 }
@@ -71,6 +117,7 @@ pub struct PolicyService<S> {
     inner: S,
     gate: TokenGate,
     policy: Arc<Policy>,
+    conditions: Conditions,
 }
 
 impl<S> PolicyService<S> {
@@ -129,11 +176,18 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let gate = self.gate.clone();
         let policy = Arc::clone(&self.policy);
+        let conditions = self.conditions.clone();
         ResponseFuture {
             inner: Box::pin(async move {
                 let (mut parts, body) = request.into_parts();
                 match gate.authorize(&parts.headers, &parts.extensions, &policy).await {
                     Ok(auth) => {
+                        for (name, predicate) in conditions.0.iter() {
+                            if !predicate(&auth, &mut parts).await {
+                                tracing::debug!(target: "tokengate", reason = "condition-failed", condition = *name, "request rejected by a condition");
+                                return Ok(gate.render(Rejection::condition_failed(name)));
+                            }
+                        }
                         parts.extensions.insert(auth);
                         inner.call(Request::from_parts(parts, body)).await
                     }

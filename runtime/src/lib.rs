@@ -44,6 +44,10 @@ pub use rejection::Rejection;
 pub use token::{TokenType, TokenTypes};
 pub use verifier::{ByFormat, Credential, StaticVerifier, Verifier, VerifyError};
 
+/// The request head (`http::request::Parts`), as `#[require]` predicates and
+/// [`PolicySource::conditions`] receive it: `async fn is_owner(auth: &Auth, parts: &mut Parts) -> bool`.
+pub use http::request::Parts;
+
 /// What the attributes' generated code refers to. Not a public API.
 #[doc(hidden)]
 pub mod __private {

@@ -45,7 +45,7 @@ pub enum RequirementKind {
 }
 
 impl RequirementKind {
-    /// `scope`, `role` or `permission`.
+    /// `scope`, `role`, `permission` or `condition`.
     pub const fn as_str(self) -> &'static str {
         match self {
             RequirementKind::Scope => "scope",
@@ -119,6 +119,16 @@ impl Requirement {
             values: Cow::Owned(values),
             applies_to: TokenTypes::EMPTY,
         })
+    }
+
+    /// The record of a named condition (a group layer's predicate), for the report.
+    pub(crate) fn condition(name: &'static str) -> Requirement {
+        Requirement {
+            kind: RequirementKind::Condition,
+            matching: Match::All,
+            values: Cow::Owned(vec![Cow::Borrowed(name)]),
+            applies_to: TokenTypes::EMPTY,
+        }
     }
 
     /// Limits the requirement to some token types; others pass it.

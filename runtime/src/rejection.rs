@@ -270,10 +270,14 @@ impl Rejection {
                 format!("this route does not accept {presented}; it accepts {accepted}").into()
             }
             Rejection::Forbidden(f) if f.reason == "no-active-organization" => format!(
-                "this route needs a {} in an active organization; select one",
+                "this route needs an organization {}, but the session has no active organization; select an organization (Clerk: `setActive({{ organization }})`) and retry",
                 f.kind.as_str()
             )
             .into(),
+            Rejection::Forbidden(f) if f.kind == RequirementKind::Condition => {
+                let list = f.missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>();
+                format!("the request does not meet the condition {} of this route", list.join(" and ")).into()
+            }
             Rejection::Forbidden(f) => {
                 let list = f.missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>();
                 let (kind, joiner) = match f.matching {

@@ -57,12 +57,12 @@ pub struct SourceLocation {
 /// One requirement, as reported.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RequirementReport {
-    /// `scope`, `role` or `permission`.
+    /// `scope`, `role`, `permission` or `condition`.
     pub kind: RequirementKind,
     /// `all` or `any`.
     #[serde(rename = "match")]
     pub matching: Match,
-    /// The required values.
+    /// The required values (for a condition: the predicate's path, e.g. `crate::auth::is_owner`).
     pub values: Vec<String>,
     /// The token types it applies to (all the route accepts when the declaration named none).
     pub applies_to: TokenTypes,
@@ -369,7 +369,11 @@ fn describe(r: &RequirementReport) -> String {
         .map(|v| format!("`{v}`"))
         .collect::<Vec<_>>()
         .join(joiner);
-    format!("{} {values} (for {})", r.kind.as_str(), r.applies_to)
+    match r.kind {
+        // Checked for every accepted type, by the handler's guard: the "for" would be noise.
+        RequirementKind::Condition => format!("condition {values}"),
+        _ => format!("{} {values} (for {})", r.kind.as_str(), r.applies_to),
+    }
 }
 
 fn operation_description(r: &RouteReport) -> String {
@@ -381,6 +385,11 @@ fn operation_description(r: &RouteReport) -> String {
         .collect();
     if non_scope.is_empty() {
         String::new()
+    } else if r.requirements.iter().any(|q| q.kind == RequirementKind::Condition) {
+        format!(
+            "Requires {}. A condition is a check in the service's code (a predicate over the caller and the request); a request that fails it gets `403` with reason `condition-failed`.",
+            non_scope.join("; ")
+        )
     } else {
         format!("Requires {}.", non_scope.join("; "))
     }
