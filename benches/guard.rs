@@ -1,0 +1,324 @@
+//! What a guard adds to a request, in process: an axum `Router` called with
+//! `tower::ServiceExt::oneshot`, a fresh request each iteration, the same handler unguarded and
+//! guarded by `#[accepts_token(api_key)]` (a cached key from a real SQLite store),
+//! `#[accepts_token(session_token)]` (RS256, verified-token cache off and on) and a three-type
+//! policy with a scope check. Then the rejections that must stay cheap (garbage, a token of a
+//! type the route does not accept, an API key with a bad checksum), through the router and
+//! through `TokenGate::authorize` alone.
+//!
+//! Run: `cargo bench --bench guard -- --warm-up-time 1 --measurement-time 3`.
+//! Figures from this machine and what they mean: `BENCHMARKS.md`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::future::Future;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::{Extensions, HeaderMap, HeaderValue, Request, StatusCode, header};
+use serde_json::json;
+use tokengate::jwt::{JwtVerifier, KeySet, SessionRules, TokenCacheConfig};
+use tokengate::keys::{KeySpec, KeyVerifier, SqliteKeyStore};
+use tokengate::verifier::{Credential, Verifier, VerifyFuture};
+use tokengate::{Policy, TokenGate, TokenType, TokenTypes, accepts_token, require_scope};
+use tower::ServiceExt as _;
+
+/// The handler body, identical in every route.
+async fn unguarded() -> &'static str {
+    "ok"
+}
+
+#[accepts_token(api_key)]
+async fn api_key_only() -> &'static str {
+    "ok"
+}
+
+#[accepts_token(session_token)]
+async fn session_only() -> &'static str {
+    "ok"
+}
+
+#[accepts_token(session_token, oauth_token, api_key)]
+#[require_scope(api_key: "write:users")]
+async fn three_types() -> &'static str {
+    "ok"
+}
+
+/// Wraps a verifier and counts its calls: a rejection that must not reach a verifier proves it.
+struct Counting<V> {
+    inner: V,
+    calls: AtomicUsize,
+}
+
+impl<V: Verifier> Verifier for Counting<V> {
+    fn verify<'a>(&'a self, credential: Credential<'a>) -> VerifyFuture<'a> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.verify(credential)
+    }
+
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+}
+
+fn counting<V>(inner: V) -> Arc<Counting<V>> {
+    Arc::new(Counting {
+        inner,
+        calls: AtomicUsize::new(0),
+    })
+}
+
+/// Polls a future that must complete without waiting (cached and rejected paths).
+fn now<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("this path must not wait"),
+    }
+}
+
+/// An RSA key pair (PKCS#8 private PEM, SPKI public PEM), as tests/api_server.rs makes them.
+fn rsa_pems() -> (String, String) {
+    use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
+    use aws_lc_rs::signature::KeyPair as _;
+    let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    let private: Pkcs8V1Der<'_> = pair.as_der().unwrap();
+    let public: PublicKeyX509Der<'_> = pair.public_key().as_der().unwrap();
+    (
+        pem::encode(&pem::Pem::new("PRIVATE KEY", private.as_ref().to_vec())),
+        pem::encode(&pem::Pem::new("PUBLIC KEY", public.as_ref().to_vec())),
+    )
+}
+
+/// A Clerk-shaped session token signed with `private_pem`.
+fn session_token(private_pem: &str) -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let claims = json!({
+        "azp": "https://app.example.com", "exp": now + 3600, "iat": now, "nbf": now - 10,
+        "iss": "https://clerk.example.com", "sid": "sess_2abcdefghijklmnopqrstuvwxyz", "sts": "active",
+        "sub": "user_2abcdefghijklmnopqrstuvwxyz", "v": 2,
+    });
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("ins_bench".to_owned());
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(private_pem.as_bytes()).unwrap();
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+fn jwt_verifier(public_pem: &str, cache: TokenCacheConfig) -> JwtVerifier {
+    JwtVerifier::builder()
+        .keys(KeySet::from_pem(public_pem).unwrap())
+        .session(SessionRules::new().authorized_parties(["https://app.example.com"]))
+        .token_cache(cache)
+        .build()
+        .unwrap()
+}
+
+struct Fixture {
+    rt: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+    /// Session verifier with the verified-token cache disabled.
+    app_uncached: Router,
+    /// Session verifier with the verified-token cache enabled (the default).
+    app_cached: Router,
+    gate: TokenGate,
+    keys: Arc<Counting<Arc<KeyVerifier>>>,
+    session: Arc<Counting<JwtVerifier>>,
+    api_key: String,
+    bad_checksum: String,
+    token: String,
+}
+
+fn router(gate: TokenGate) -> Router {
+    Router::<TokenGate>::new()
+        .route("/open", get(unguarded))
+        .route("/api_key", get(api_key_only))
+        .route("/session", get(session_only))
+        .route("/three", get(three_types))
+        .with_state(gate)
+}
+
+fn fixture() -> Fixture {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (keys, api_key) = rt.block_on(async {
+        let store = Arc::new(SqliteKeyStore::open(dir.path().join("bench.db")).await.unwrap());
+        let keys = Arc::new(
+            KeyVerifier::builder(store)
+                .flush_interval(Duration::from_secs(3600))
+                .build()
+                .unwrap(),
+        );
+        let issued = keys
+            .issue(KeySpec::api_key("user_bench", "bench").scope("write:users"))
+            .await
+            .unwrap();
+        let secret = issued.secret.expose().to_owned();
+        // Verified once: every request below finds it in the cache.
+        keys.verify(Credential::new_for_tests(&secret, TokenType::ApiKey))
+            .await
+            .unwrap();
+        (keys, secret)
+    });
+    let mut typo = api_key.clone().into_bytes();
+    typo[20] = if typo[20] == b'a' { b'b' } else { b'a' };
+    let bad_checksum = String::from_utf8(typo).unwrap();
+
+    let (private_pem, public_pem) = rsa_pems();
+    let token = session_token(&private_pem);
+    let keys = counting(keys);
+    let session = counting(jwt_verifier(&public_pem, TokenCacheConfig::default()));
+    let session_uncached = Arc::new(jwt_verifier(&public_pem, TokenCacheConfig::disabled()));
+    let build = |session: Arc<dyn Verifier>| {
+        TokenGate::builder()
+            .verifier(TokenType::ApiKey, keys.clone())
+            .verifier(TokenType::SessionToken, session.clone())
+            // OAuth: the three-type policy needs a verifier; it is never called here.
+            .verifier(TokenType::OAuthToken, session)
+            .build()
+            .unwrap()
+    };
+    let gate = build(session.clone());
+    let uncached_gate = build(session_uncached);
+    Fixture {
+        rt,
+        _dir: dir,
+        app_uncached: router(uncached_gate),
+        app_cached: router(gate.clone()),
+        gate,
+        keys,
+        session,
+        api_key,
+        bad_checksum,
+        token,
+    }
+}
+
+fn request(path: &str, token: Option<&str>) -> Request<Body> {
+    let mut builder = Request::get(path);
+    if let Some(token) = token {
+        builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    builder.body(Body::empty()).unwrap()
+}
+
+/// One request through `app`; the status it answered.
+fn call(f: &Fixture, app: &Router, path: &str, token: Option<&str>) -> StatusCode {
+    let response = f.rt.block_on(app.clone().oneshot(request(path, token))).unwrap();
+    response.status()
+}
+
+fn guarded_requests(c: &mut Criterion) {
+    let f = fixture();
+    let (api_key, token) = (f.api_key.as_str(), f.token.as_str());
+    // Every case must answer what it claims, or the comparison means nothing.
+    for (app, path, token) in [
+        (&f.app_cached, "/open", None),
+        (&f.app_cached, "/api_key", Some(api_key)),
+        (&f.app_uncached, "/session", Some(token)),
+        (&f.app_cached, "/session", Some(token)),
+        (&f.app_cached, "/three", Some(api_key)),
+        (&f.app_cached, "/three", Some(token)),
+    ] {
+        assert_eq!(call(&f, app, path, token), StatusCode::OK, "{path}");
+    }
+
+    let mut group = c.benchmark_group("request");
+    group.bench_function("unguarded", |b| {
+        b.iter(|| call(&f, &f.app_cached, black_box("/open"), None))
+    });
+    group.bench_function("api_key_cached", |b| {
+        b.iter(|| call(&f, &f.app_cached, "/api_key", Some(black_box(api_key))))
+    });
+    group.bench_function("session_rs256_cache_off", |b| {
+        b.iter(|| call(&f, &f.app_uncached, "/session", Some(black_box(token))))
+    });
+    group.bench_function("session_rs256_cache_on", |b| {
+        b.iter(|| call(&f, &f.app_cached, "/session", Some(black_box(token))))
+    });
+    group.bench_function("three_types_scope_api_key", |b| {
+        b.iter(|| call(&f, &f.app_cached, "/three", Some(black_box(api_key))))
+    });
+    group.bench_function("three_types_scope_session_cache_on", |b| {
+        b.iter(|| call(&f, &f.app_cached, "/three", Some(black_box(token))))
+    });
+    group.finish();
+}
+
+fn rejections(c: &mut Criterion) {
+    let f = fixture();
+    let (garbage, token, bad) = ("garbage", f.token.as_str(), f.bad_checksum.as_str());
+    assert_eq!(
+        call(&f, &f.app_cached, "/api_key", Some(garbage)),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(&f, &f.app_cached, "/api_key", Some(token)),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(call(&f, &f.app_cached, "/api_key", Some(bad)), StatusCode::UNAUTHORIZED);
+
+    let api_key_policy = Policy::accepting(TokenTypes::from_slice(&[TokenType::ApiKey]));
+    let headers = |token: &str| {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+        );
+        h
+    };
+    let extensions = Extensions::new();
+    let reason = |token: &str| {
+        now(f.gate.authorize(&headers(token), &extensions, &api_key_policy))
+            .unwrap_err()
+            .reason()
+    };
+    assert_eq!(reason(garbage), "malformed-token");
+    assert_eq!(reason(token), "token-type-mismatch");
+    assert_eq!(reason(bad), "bad-checksum");
+
+    let mut group = c.benchmark_group("reject");
+    for (name, token, reaches_key_verifier) in [
+        ("garbage", garbage, false),
+        ("wrong_type_session_jwt", token, false),
+        ("bad_checksum", bad, true),
+    ] {
+        let keys_before = f.keys.calls.load(Ordering::Relaxed);
+        let session_before = f.session.calls.load(Ordering::Relaxed);
+        let h = headers(token);
+        group.bench_function(format!("authorize/{name}"), |b| {
+            b.iter(|| {
+                let result = now(f.gate.authorize(black_box(&h), &extensions, &api_key_policy));
+                black_box(result.unwrap_err())
+            })
+        });
+        group.bench_function(format!("router/{name}"), |b| {
+            b.iter(|| call(&f, &f.app_cached, "/api_key", Some(black_box(token))))
+        });
+        // Garbage and the wrong type never reach a verifier. The bad checksum reaches the key
+        // verifier, whose first step is the checksum: no cache lookup, no store query.
+        assert_eq!(
+            f.session.calls.load(Ordering::Relaxed),
+            session_before,
+            "{name} reached the session verifier"
+        );
+        let key_calls = f.keys.calls.load(Ordering::Relaxed) - keys_before;
+        assert_eq!(
+            key_calls > 0,
+            reaches_key_verifier,
+            "{name}: {key_calls} key verifier calls"
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, guarded_requests, rejections);
+criterion_main!(benches);
