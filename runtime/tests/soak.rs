@@ -153,7 +153,7 @@ async fn client(shared: Arc<Shared>, url: String, http: reqwest::Client) -> Tall
             4..=6 => {
                 // A fresh, distinct session token: floods the verified-token cache.
                 let phase = shared.phase.load(Ordering::SeqCst);
-                let key = if phase >= 1 && shared.random() % 2 == 0 {
+                let key = if phase >= 1 && shared.random().is_multiple_of(2) {
                     &*RSA2
                 } else {
                     &*RSA
@@ -236,11 +236,11 @@ async fn client(shared: Arc<Shared>, url: String, http: reqwest::Client) -> Tall
 /// Creates and revokes keys while the clients run: every 40 ms a new key, and a revocation,
 /// alternately through the verifier (evicts at once) and straight in the store (as the CLI).
 async fn churn(shared: Arc<Shared>, verifier: KeyVerifier, store: Arc<SqliteKeyStore>) {
-    let mut i = 1_000;
+    let mut i = 1_000u32;
     while !shared.stop.load(Ordering::Relaxed) {
         tokio::time::sleep(Duration::from_millis(40)).await;
         i += 1;
-        let spec = if i % 3 == 0 {
+        let spec = if i.is_multiple_of(3) {
             KeySpec::m2m_token(format!("mch_{i}"), "soak")
         } else {
             KeySpec::api_key(format!("user_{i}"), "soak")
@@ -264,7 +264,7 @@ async fn churn(shared: Arc<Shared>, verifier: KeyVerifier, store: Arc<SqliteKeyS
             (live.len() > 8).then(|| Arc::clone(&live[(shared.random() % live.len() as u64) as usize]))
         };
         let Some(target) = target else { continue };
-        let through_verifier = i % 2 == 0;
+        let through_verifier = i.is_multiple_of(2);
         let hash = tokengate_runtime::keys::SecretHash::of(&target.lock().unwrap().secret);
         let id = store.find_by_hash(&hash).await.unwrap().unwrap().id;
         target.lock().unwrap().revoked = Some((Instant::now(), None, through_verifier));
@@ -350,9 +350,9 @@ async fn soak_mixed_traffic_with_churn_and_rotation() {
         ..Shared::default()
     });
     // Starting keys: some forever, some expiring during the run.
-    for i in 0..12 {
+    for i in 0..12u64 {
         let mut spec = KeySpec::api_key(format!("user_{i}"), "soak");
-        if i % 4 == 0 {
+        if i.is_multiple_of(4) {
             spec = spec.expires_in(Duration::from_secs(2 + i / 4));
         }
         let issued = keys.issue(spec).await.unwrap();
