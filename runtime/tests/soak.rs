@@ -197,8 +197,9 @@ async fn client(shared: Arc<Shared>, url: String, http: reqwest::Client) -> Tall
                     _ if expired_before => Some(false),
                     // Revoked in this process: refused at once.
                     Some((_, Some(done), true)) if done <= start => Some(false),
-                    // Revoked elsewhere: refused once the positive cache entry has expired.
-                    Some((_, Some(done), false)) if done + KEY_CACHE_TTL + Duration::from_millis(100) <= start => {
+                    // Revoked elsewhere: refused once the positive cache entry has expired (a
+                    // lookup racing with the revocation may cache the key just after it: margin).
+                    Some((_, Some(done), false)) if done + KEY_CACHE_TTL + Duration::from_secs(1) <= start => {
                         Some(false)
                     }
                     Some((began, _, _)) if began >= end => valid_until_end.then_some(true),
