@@ -68,7 +68,10 @@ pub fn api_key(data: &[u8]) {
     let token = String::from_utf8_lossy(data);
     let _ = tokengate_runtime::keys::check_secret(&token);
     if let Ok(kind) = tokengate_runtime::keys::check_secret(&token) {
-        assert!(token.starts_with(kind.prefix()), "a secret accepted under another prefix");
+        assert!(
+            token.starts_with(kind.prefix()),
+            "a secret accepted under another prefix"
+        );
     }
 }
 
@@ -92,7 +95,10 @@ fn jwt_fixture() -> &'static JwtFixture {
         let verifier = JwtVerifier::builder()
             .keys(KeySet::from_pem(&pem).expect("the PEM parses"))
             .session(SessionRules::new().authorized_parties(["https://app.example.com"]))
-            .oauth(OAuthRules::new("https://issuer.example.com", ["https://api.example.com"]))
+            .oauth(OAuthRules::new(
+                "https://issuer.example.com",
+                ["https://api.example.com"],
+            ))
             .m2m(M2mRules::new())
             .token_cache(TokenCacheConfig::disabled())
             .build()

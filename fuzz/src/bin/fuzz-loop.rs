@@ -224,7 +224,10 @@ fn main() {
             runs += 1;
             if let Err(message) = run_one(t, &input) {
                 let path = save_crash(root, t, &input);
-                eprintln!("{t}: panic after {runs} runs: {message}; input saved to {}", path.display());
+                eprintln!(
+                    "{t}: panic after {runs} runs: {message}; input saved to {}",
+                    path.display()
+                );
                 failed = true;
                 break;
             }
