@@ -39,7 +39,8 @@ pub use store::{
     now_unix,
 };
 pub use verifier::{
-    DEFAULT_CACHE_TTL, DEFAULT_FLUSH_INTERVAL, DEFAULT_NEGATIVE_CACHE_TTL, KeyVerifier, KeyVerifierBuilder,
+    DEFAULT_CACHE_TTL, DEFAULT_FLUSH_INTERVAL, DEFAULT_NEGATIVE_CACHE_CAPACITY, DEFAULT_NEGATIVE_CACHE_TTL,
+    KeyVerifier, KeyVerifierBuilder,
 };
 
 /// The database file the CLI and the example server use when none is given, in the working

@@ -57,6 +57,8 @@ pub const DEFAULT_NEGATIVE_CACHE_TTL: Duration = Duration::from_secs(5);
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
 /// How many verified keys the cache holds.
 pub const DEFAULT_CACHE_CAPACITY: u64 = 100_000;
+/// How many refused secrets (unknown, revoked, expired) the negative cache holds.
+pub const DEFAULT_NEGATIVE_CACHE_CAPACITY: u64 = 10_000;
 
 /// A verified key in the cache, with its pending `last_used_at`.
 struct CachedKey {
@@ -105,6 +107,7 @@ pub struct KeyVerifierBuilder {
     cache_ttl: Duration,
     negative_cache_ttl: Duration,
     cache_capacity: u64,
+    negative_cache_capacity: u64,
     flush_interval: Duration,
 }
 
@@ -115,6 +118,7 @@ impl fmt::Debug for KeyVerifierBuilder {
             .field("cache_ttl", &self.cache_ttl)
             .field("negative_cache_ttl", &self.negative_cache_ttl)
             .field("cache_capacity", &self.cache_capacity)
+            .field("negative_cache_capacity", &self.negative_cache_capacity)
             .field("flush_interval", &self.flush_interval)
             .finish()
     }
@@ -138,6 +142,13 @@ impl KeyVerifierBuilder {
     /// How many verified keys are cached (default 100 000).
     pub fn cache_capacity(mut self, capacity: u64) -> Self {
         self.cache_capacity = capacity;
+        self
+    }
+
+    /// How many refused secrets are remembered (default 10 000). Bounds the memory a flood
+    /// of distinct random secrets can take.
+    pub fn negative_cache_capacity(mut self, capacity: u64) -> Self {
+        self.negative_cache_capacity = capacity;
         self
     }
 
@@ -169,7 +180,11 @@ impl KeyVerifierBuilder {
         } else {
             self.cache_capacity
         };
-        let negative_capacity = if self.negative_cache_ttl.is_zero() { 0 } else { 10_000 };
+        let negative_capacity = if self.negative_cache_ttl.is_zero() {
+            0
+        } else {
+            self.negative_cache_capacity
+        };
         KeyVerifier {
             inner: Arc::new(Inner {
                 store: self.store,
@@ -207,6 +222,7 @@ impl KeyVerifier {
             cache_ttl: DEFAULT_CACHE_TTL,
             negative_cache_ttl: DEFAULT_NEGATIVE_CACHE_TTL,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
+            negative_cache_capacity: DEFAULT_NEGATIVE_CACHE_CAPACITY,
             flush_interval: DEFAULT_FLUSH_INTERVAL,
         }
     }
@@ -219,6 +235,20 @@ impl KeyVerifier {
     /// The positive cache's TTL: the longest a revocation from elsewhere takes to be seen.
     pub fn cache_ttl(&self) -> Duration {
         self.inner.cache_ttl
+    }
+
+    /// How many verified keys are cached now (after pending cache maintenance runs); never
+    /// more than the configured capacity.
+    pub fn cached_keys(&self) -> u64 {
+        self.inner.positive.run_pending_tasks();
+        self.inner.positive.entry_count()
+    }
+
+    /// How many refused secrets are remembered now (after pending cache maintenance runs);
+    /// never more than the configured negative capacity.
+    pub fn cached_rejections(&self) -> u64 {
+        self.inner.negative.run_pending_tasks();
+        self.inner.negative.entry_count()
     }
 
     /// Issues a key in the store; returns its secret once.
