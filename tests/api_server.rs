@@ -283,7 +283,9 @@ async fn development_mode_every_route_every_token_type() {
     }
     let r = get(&s, "/api/example", Some("garbage")).await;
     assert_eq!((r.status, reason(&r)), (401, "malformed-token"));
-    let mistyped = format!("{}x", &writer[..writer.len() - 1]);
+    // One character changed (to one it is not already): the checksum no longer matches.
+    let last = if writer.ends_with('x') { 'y' } else { 'x' };
+    let mistyped = format!("{}{last}", &writer[..writer.len() - 1]);
     let r = get(&s, "/api/example", Some(&mistyped)).await;
     assert_eq!((r.status, reason(&r)), (401, "bad-checksum"));
 

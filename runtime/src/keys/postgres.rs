@@ -25,7 +25,6 @@
 //! # Ok(()) }
 //! ```
 
-use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::str::FromStr;
@@ -34,14 +33,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sqlx::Row;
-use sqlx::SqlSafeStr;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use tokio::sync::broadcast;
 
 use super::secret::{KeyKind, SecretHash};
-use super::store::{KeyRecord, KeyStore, LastUsed, NewKey, RevocationNotice, StoreError, StoreFuture};
+use super::store::{KeyRecord, KeyStore, LastUsed, NewKey, RevocationNotice, StoreError, StoreFuture, key_migrator};
 
 /// The channel the revocation trigger notifies, with the secret's SHA-256 in hex as payload.
 pub const REVOCATION_CHANNEL: &str = "tokengate_key_revoked";
@@ -57,8 +54,6 @@ pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The first and the longest wait between two reconnection attempts of the notification
 /// listener.
 const RECONNECT_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
-
-const MIGRATIONS_TABLE: &str = "_tokengate_migrations";
 
 const MIGRATION_1: &str = "\
 CREATE TABLE IF NOT EXISTS tokengate_keys (
@@ -264,17 +259,7 @@ impl PostgresKeyStore {
     }
 
     async fn migrate(&self, what: &str) -> Result<(), StoreError> {
-        let migration = Migration::new(
-            1,
-            Cow::Borrowed("tokengate keys"),
-            MigrationType::Simple,
-            MIGRATION_1.into_sql_str(),
-            false,
-        );
-        let mut migrator = Migrator::with_migrations(vec![migration]);
-        migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
-        migrator.set_ignore_missing(true);
-        migrator.run(&self.pool).await.map_err(|e| {
+        key_migrator(MIGRATION_1).run(&self.pool).await.map_err(|e| {
             StoreError::Unavailable(format!(
                 "cannot migrate the key tables in the PostgreSQL database `{what}`: {e}"
             ))

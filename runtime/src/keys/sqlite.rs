@@ -16,24 +16,19 @@
 //! # });
 //! ```
 
-use std::borrow::Cow;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::Row;
-use sqlx::SqlSafeStr;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow};
 
 use super::secret::{KeyKind, SecretHash};
-use super::store::{KeyRecord, KeyStore, LastUsed, NewKey, StoreError, StoreFuture};
+use super::store::{KeyRecord, KeyStore, LastUsed, NewKey, StoreError, StoreFuture, key_migrator};
 
 /// How long a statement waits for a lock held by another connection or process before the
 /// store reports itself unavailable (a `503`).
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(3);
-
-const MIGRATIONS_TABLE: &str = "_tokengate_migrations";
 
 const MIGRATION_1: &str = "\
 CREATE TABLE IF NOT EXISTS tokengate_keys (
@@ -140,17 +135,7 @@ impl SqliteKeyStore {
     }
 
     async fn migrate(&self, what: &str) -> Result<(), StoreError> {
-        let migration = Migration::new(
-            1,
-            Cow::Borrowed("tokengate keys"),
-            MigrationType::Simple,
-            MIGRATION_1.into_sql_str(),
-            false,
-        );
-        let mut migrator = Migrator::with_migrations(vec![migration]);
-        migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
-        migrator.set_ignore_missing(true);
-        migrator.run(&self.pool).await.map_err(|e| {
+        key_migrator(MIGRATION_1).run(&self.pool).await.map_err(|e| {
             StoreError::Unavailable(format!(
                 "cannot migrate the key tables in the SQLite database `{what}`: {e}"
             ))
