@@ -485,6 +485,26 @@ pub fn now_unix() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// The table both SQL stores track their migrations in (beside the application's own).
+pub(crate) const MIGRATIONS_TABLE: &str = "_tokengate_migrations";
+
+/// The key-table migration `sql` as an sqlx migrator tracked in [`MIGRATIONS_TABLE`], so an
+/// application's own migrations in the same database are left alone.
+pub(crate) fn key_migrator(sql: &'static str) -> sqlx::migrate::Migrator {
+    use sqlx::SqlSafeStr as _;
+    let migration = sqlx::migrate::Migration::new(
+        1,
+        std::borrow::Cow::Borrowed("tokengate keys"),
+        sqlx::migrate::MigrationType::Simple,
+        sql.into_sql_str(),
+        false,
+    );
+    let mut migrator = sqlx::migrate::Migrator::with_migrations(vec![migration]);
+    migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
+    migrator.set_ignore_missing(true);
+    migrator
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -521,24 +541,4 @@ mod tests {
                 .is_err()
         );
     }
-}
-
-/// The table both SQL stores track their migrations in (beside the application's own).
-pub(crate) const MIGRATIONS_TABLE: &str = "_tokengate_migrations";
-
-/// The key-table migration `sql` as an sqlx migrator tracked in [`MIGRATIONS_TABLE`], so an
-/// application's own migrations in the same database are left alone.
-pub(crate) fn key_migrator(sql: &'static str) -> sqlx::migrate::Migrator {
-    use sqlx::SqlSafeStr as _;
-    let migration = sqlx::migrate::Migration::new(
-        1,
-        std::borrow::Cow::Borrowed("tokengate keys"),
-        sqlx::migrate::MigrationType::Simple,
-        sql.into_sql_str(),
-        false,
-    );
-    let mut migrator = sqlx::migrate::Migrator::with_migrations(vec![migration]);
-    migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
-    migrator.set_ignore_missing(true);
-    migrator
 }
