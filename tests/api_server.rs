@@ -6,105 +6,13 @@
 //! `target/<profile>/tokengate`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-fn target_dir() -> PathBuf {
-    // target/<profile>/deps/api_server-<hash>
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().to_path_buf()
-}
-
-fn example_bin() -> PathBuf {
-    let path = target_dir().join("examples").join("api_server");
-    assert!(
-        path.exists(),
-        "{} is missing: run the tests with `cargo test`, which builds the examples",
-        path.display()
-    );
-    path
-}
-
-fn cli_bin() -> PathBuf {
-    let path = target_dir().join("tokengate");
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo test --workspace`, which builds the CLI",
-        path.display()
-    );
-    path
-}
-
-/// A running example server; killed when dropped.
-struct Server {
-    child: Child,
-    base: String,
-    lines: Vec<String>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(dir: &Path, args: &[&str]) -> Server {
-        let mut child = Command::new(example_bin())
-            .args(["--addr", "127.0.0.1:0"])
-            .args(args)
-            .current_dir(dir)
-            .env("RUST_LOG", "warn")
-            .env_remove("DATABASE_URL")
-            .env_remove("CLERK_SECRET_KEY")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut lines = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) if line == "ready" => break,
-                Ok(line) => lines.push(line),
-                Err(_) => panic!("the server did not get ready; it printed:\n{}", lines.join("\n")),
-            }
-        }
-        let base = lines
-            .iter()
-            .find_map(|l| l.strip_prefix("tokengate example server listening on "))
-            .expect("the address line")
-            .to_owned();
-        Server { child, base, lines }
-    }
-
-    /// The value printed after `label` at start-up.
-    fn printed(&self, label: &str) -> String {
-        self.lines
-            .iter()
-            .find_map(|l| l.strip_prefix(label))
-            .unwrap_or_else(|| panic!("no `{label}` line in:\n{}", self.lines.join("\n")))
-            .trim()
-            .to_owned()
-    }
-}
+mod process;
+use process::{Server, cli, create_key, example_bin};
 
 struct Reply {
     status: u16,
@@ -134,51 +42,6 @@ async fn post(s: &Server, path: &str, token: Option<&str>) -> Reply {
 
 async fn delete(s: &Server, path: &str, token: Option<&str>) -> Reply {
     call(reqwest::Method::DELETE, format!("{}{path}", s.base), token).await
-}
-
-fn cli(args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
-    use std::io::Write as _;
-    let mut child = Command::new(cli_bin())
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn create_key(database: &str, subject: &str, scopes: &[&str]) -> (String, String) {
-    let mut args = vec![
-        "keys",
-        "create",
-        "--database",
-        database,
-        "--subject",
-        subject,
-        "--format",
-        "json",
-    ];
-    for s in scopes {
-        args.extend(["--scope", s]);
-    }
-    let (code, out, err) = cli(&args, None);
-    assert_eq!(code, 0, "keys create failed: {err}");
-    let v: Value = serde_json::from_str(&out).unwrap();
-    (
-        v["id"].as_str().unwrap().to_owned(),
-        v["secret"].as_str().unwrap().to_owned(),
-    )
 }
 
 fn now() -> i64 {
