@@ -478,6 +478,13 @@ impl Inner {
             state.in_flight = None;
         }
         let now = Instant::now();
+        // A fetch that finished between the caller's look at the keys and this lock stored
+        // them before clearing its slot: use them rather than fetching again.
+        if trigger == Trigger::NoKeys && this.freshness(&this.snapshot.load(), now) != Freshness::Unusable {
+            let (done, rx) = watch::channel(());
+            drop(done);
+            return Ok(rx);
+        }
         if trigger != Trigger::Manual {
             if let Some(retry_at) = state.retry_at
                 && now < retry_at
