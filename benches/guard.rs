@@ -62,6 +62,14 @@ impl<V: Verifier> Verifier for Counting<V> {
         self.inner.verify(credential)
     }
 
+    fn verify_cached(
+        &self,
+        credential: &Credential<'_>,
+    ) -> Option<Result<tokengate::Auth, tokengate::verifier::VerifyError>> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.verify_cached(credential)
+    }
+
     fn name(&self) -> &'static str {
         self.inner.name()
     }
@@ -251,6 +259,27 @@ fn guarded_requests(c: &mut Criterion) {
         b.iter(|| call(&f, &f.app_cached, "/three", Some(black_box(token))))
     });
     group.finish();
+
+    // The guard alone, without the router: `TokenGate::authorize` on an accepted token.
+    let api_key_policy = Policy::accepting(TokenTypes::from_slice(&[TokenType::ApiKey]));
+    let session_policy = Policy::accepting(TokenTypes::from_slice(&[TokenType::SessionToken]));
+    let extensions = Extensions::new();
+    let mut group = c.benchmark_group("authorize");
+    for (name, token, policy) in [
+        ("api_key_cached", api_key, &api_key_policy),
+        ("session_cache_on", token, &session_policy),
+    ] {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+        );
+        assert!(now(f.gate.authorize(&h, &extensions, policy)).is_ok(), "{name}");
+        group.bench_function(name, |b| {
+            b.iter(|| black_box(now(f.gate.authorize(black_box(&h), &extensions, policy)).unwrap()))
+        });
+    }
+    group.finish();
 }
 
 fn rejections(c: &mut Criterion) {
@@ -294,6 +323,12 @@ fn rejections(c: &mut Criterion) {
         let keys_before = f.keys.calls.load(Ordering::Relaxed);
         let session_before = f.session.calls.load(Ordering::Relaxed);
         let h = headers(token);
+        // Once before measuring, so the checks below hold even when a filter skips the benches.
+        assert!(now(f.gate.authorize(&h, &extensions, &api_key_policy)).is_err());
+        assert_eq!(
+            call(&f, &f.app_cached, "/api_key", Some(token)),
+            StatusCode::UNAUTHORIZED
+        );
         group.bench_function(format!("authorize/{name}"), |b| {
             b.iter(|| {
                 let result = now(f.gate.authorize(black_box(&h), &extensions, &api_key_policy));

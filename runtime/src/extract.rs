@@ -91,28 +91,30 @@ pub fn extract(headers: &HeaderMap, session_cookie: bool) -> Result<Option<Prese
 }
 
 /// Parses one `Authorization` value: `Ok(None)` for another scheme.
+///
+/// Works on bytes, in one pass over the token: a bearer token that passes the `b64token`
+/// check is ASCII, so the whole value is ASCII without a separate scan. Values of other
+/// schemes are still checked for non-ASCII bytes (they are malformed whatever their scheme).
 fn bearer(value: &[u8]) -> Result<Option<&str>, Rejection> {
+    const MALFORMED: Rejection = Rejection::InvalidRequest(InvalidRequest::MalformedAuthorization);
     if value.len() > MAX_HEADER_BYTES {
         return Err(Rejection::InvalidRequest(InvalidRequest::HeaderTooLarge));
     }
-    let Ok(value) = std::str::from_utf8(value) else {
-        return Err(Rejection::InvalidRequest(InvalidRequest::MalformedAuthorization));
-    };
-    if !value.is_ascii() {
-        return Err(Rejection::InvalidRequest(InvalidRequest::MalformedAuthorization));
-    }
-    let (scheme, rest) = match value.split_once(' ') {
-        Some((scheme, rest)) => (scheme, Some(rest)),
+    let (scheme, rest) = match value.iter().position(|&b| b == b' ') {
+        Some(space) => (&value[..space], Some(&value[space + 1..])),
         None => (value, None),
     };
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        if !value.is_ascii() {
+            return Err(MALFORMED);
+        }
         // Another scheme (Basic, Digest, …) carries no bearer credentials: RFC 6750 §3.1.
         return Ok(None);
     }
     match rest {
-        None | Some("") => Err(Rejection::InvalidRequest(InvalidRequest::MissingBearerToken)),
-        Some(token) if is_b64token(token) => Ok(Some(token)),
-        Some(_) => Err(Rejection::InvalidRequest(InvalidRequest::MalformedAuthorization)),
+        None | Some([]) => Err(Rejection::InvalidRequest(InvalidRequest::MissingBearerToken)),
+        Some(token) if is_b64token_bytes(token) => std::str::from_utf8(token).map(Some).map_err(|_| MALFORMED),
+        Some(_) => Err(MALFORMED),
     }
 }
 
@@ -151,11 +153,30 @@ fn session_from_cookies(headers: &HeaderMap) -> Result<Option<Presented<'_>>, Re
 
 /// RFC 6750 §2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
 pub fn is_b64token(token: &str) -> bool {
-    let bytes = token.as_bytes();
+    is_b64token_bytes(token.as_bytes())
+}
+
+fn is_b64token_bytes(bytes: &[u8]) -> bool {
     let body_len = bytes.len() - bytes.iter().rev().take_while(|b| **b == b'=').count();
-    // A branch-free fold rather than `all`: the compiler vectorizes it, and a session token
-    // is hundreds of bytes long on every request (it was a third of a rejection's cost).
-    body_len > 0 && bytes[..body_len].iter().fold(true, |ok, &b| ok & is_b64token_byte(b))
+    body_len > 0 && all_bytes(&bytes[..body_len], is_b64token_byte)
+}
+
+/// Whether every byte passes `ok`, a branch-free test.
+///
+/// Sixteen bytes at a time, each block a branch-free fold the compiler turns into vector
+/// compares; the tail is one more block that overlaps the last, rather than a byte-by-byte
+/// loop (for an API key of 46 bytes the scalar tail was most of the work). A session token
+/// is hundreds of bytes long on every request; a short-circuiting `all` was once a third of
+/// a rejection's cost.
+#[inline(always)]
+pub(crate) fn all_bytes(bytes: &[u8], ok: impl Fn(u8) -> bool + Copy) -> bool {
+    let block = |chunk: &[u8; 16]| chunk.iter().fold(true, |all, &b| all & ok(b));
+    if bytes.len() < 16 {
+        return bytes.iter().fold(true, |all, &b| all & ok(b));
+    }
+    let (blocks, _) = bytes.as_chunks::<16>();
+    let last = bytes.last_chunk::<16>().is_some_and(block);
+    last & blocks.iter().fold(true, |all, chunk| all & block(chunk))
 }
 
 /// `ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/"`, without branches.
@@ -178,6 +199,19 @@ mod tests {
             headers.append(header::AUTHORIZATION, HeaderValue::from_bytes(v).unwrap());
         }
         headers
+    }
+
+    #[test]
+    fn every_position_of_every_length_is_checked() {
+        for len in 1..80 {
+            let good = "a".repeat(len);
+            assert!(is_b64token(&good), "{len}");
+            for at in 0..len {
+                let mut bad = good.clone().into_bytes();
+                bad[at] = b'"';
+                assert!(!is_b64token_bytes(&bad), "length {len}, bad byte at {at}");
+            }
+        }
     }
 
     #[test]

@@ -184,10 +184,12 @@ impl TokenGate {
             return Err(Rejection::Misconfigured("no verifier for an accepted token type"));
         };
         let credential = Credential::new(presented.token(), token_type, classified.format(), presented.source());
-        let auth = verifier
-            .verify(credential)
-            .await
-            .map_err(|e| e.into_rejection(token_type))?;
+        // A remembered key or token is answered without a future; anything else is verified.
+        let verified = match verifier.verify_cached(&credential) {
+            Some(answer) => answer,
+            None => verifier.verify(credential).await,
+        };
+        let auth = verified.map_err(|e| e.into_rejection(token_type))?;
         if auth.token_type != token_type {
             tracing::error!(
                 target: "tokengate",

@@ -15,6 +15,7 @@
 //! Most users depend on the `tokengate` facade crate and write `#[accepts_token(...)]`.
 
 pub mod auth;
+mod cache;
 pub mod classify;
 pub mod clerk;
 pub mod extract;

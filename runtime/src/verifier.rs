@@ -159,6 +159,14 @@ pub trait Verifier: Send + Sync + 'static {
     /// Verifies `credential`. Must not log the token.
     fn verify<'a>(&'a self, credential: Credential<'a>) -> VerifyFuture<'a>;
 
+    /// Answers from memory when it can, without a future: `Some` with the answer
+    /// [`verify`](Self::verify) would give for a token this verifier still remembers (a cached
+    /// key or token), `None` to go on to `verify`. The gate asks this first on every request,
+    /// so it must be cheap and must never wait. The default remembers nothing.
+    fn verify_cached(&self, _credential: &Credential<'_>) -> Option<Result<Auth, VerifyError>> {
+        None
+    }
+
     /// A short name for logs and the route report (`"jwt"`, `"api-key-store"`…).
     fn name(&self) -> &'static str {
         "custom"
@@ -168,6 +176,10 @@ pub trait Verifier: Send + Sync + 'static {
 impl<V: Verifier + ?Sized> Verifier for Arc<V> {
     fn verify<'a>(&'a self, credential: Credential<'a>) -> VerifyFuture<'a> {
         (**self).verify(credential)
+    }
+
+    fn verify_cached(&self, credential: &Credential<'_>) -> Option<Result<Auth, VerifyError>> {
+        (**self).verify_cached(credential)
     }
 
     fn name(&self) -> &'static str {
@@ -285,6 +297,13 @@ impl Verifier for ByFormat {
             Some(v) => v.verify(credential),
             // A format nobody verifies here is a token this service does not accept.
             None => Box::pin(std::future::ready(Err(VerifyError::Invalid(InvalidReason::WrongType)))),
+        }
+    }
+
+    fn verify_cached(&self, credential: &Credential<'_>) -> Option<Result<Auth, VerifyError>> {
+        match credential.format() {
+            TokenFormat::Jwt => self.jwt.as_ref()?.verify_cached(credential),
+            TokenFormat::Opaque => self.opaque.as_ref()?.verify_cached(credential),
         }
     }
 

@@ -17,12 +17,12 @@
 //! ```
 
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use moka::Expiry;
 use sha2::{Digest, Sha256};
 
 use crate::auth::Auth;
+use crate::cache::TtlCache;
 use crate::token::TokenType;
 
 /// How the verified-token cache behaves. On by default.
@@ -79,27 +79,18 @@ struct Entry {
     token_type: TokenType,
     exp: i64,
     generation: u64,
-    ttl: Duration,
-}
-
-struct EntryExpiry;
-
-impl Expiry<[u8; 32], Entry> for EntryExpiry {
-    fn expire_after_create(&self, _key: &[u8; 32], value: &Entry, _created_at: Instant) -> Option<Duration> {
-        Some(value.ttl)
-    }
 }
 
 /// The cache itself.
 pub(crate) struct TokenCache {
-    entries: moka::sync::Cache<[u8; 32], Entry>,
+    entries: TtlCache<[u8; 32], Entry>,
     max_ttl: Duration,
 }
 
 impl fmt::Debug for TokenCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenCache")
-            .field("entries", &self.entries.entry_count())
+            .field("entries", &self.entries.raw_len())
             .field("max_ttl", &self.max_ttl)
             .finish()
     }
@@ -116,10 +107,7 @@ impl TokenCache {
             return None;
         }
         Some(TokenCache {
-            entries: moka::sync::Cache::builder()
-                .max_capacity(config.max_entries)
-                .expire_after(EntryExpiry)
-                .build(),
+            entries: TtlCache::new(config.max_entries)?,
             max_ttl: config.max_ttl,
         })
     }
@@ -129,7 +117,7 @@ impl TokenCache {
     pub(crate) fn get(&self, hash: &[u8; 32], token_type: TokenType, generation: u64, now: i64) -> Option<Auth> {
         let entry = self.entries.get(hash)?;
         if entry.generation != generation || entry.token_type != token_type || now >= entry.exp {
-            self.entries.invalidate(hash);
+            self.entries.remove(hash);
             return None;
         }
         Some(entry.auth)
@@ -149,20 +137,19 @@ impl TokenCache {
                 token_type: auth.token_type,
                 exp,
                 generation,
-                ttl,
             },
+            ttl,
         );
     }
 
     /// Drops every entry (the key set changed).
     pub(crate) fn clear(&self) {
-        self.entries.invalidate_all();
+        self.entries.clear();
     }
 
-    /// How many entries the cache holds (approximate until pending work runs).
+    /// How many unexpired entries the cache holds.
     pub(crate) fn len(&self) -> u64 {
-        self.entries.run_pending_tasks();
-        self.entries.entry_count()
+        self.entries.len()
     }
 }
 

@@ -24,6 +24,7 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::extract::all_bytes;
 use crate::rejection::InvalidReason;
 use crate::token::TokenType;
 
@@ -176,16 +177,27 @@ pub fn check_secret(token: &str) -> Result<KeyKind, InvalidReason> {
     };
     let bytes = token.as_bytes();
     let prefix_len = kind.prefix().len();
-    if bytes.len() != prefix_len + BODY_LEN || !bytes[prefix_len..].iter().all(u8::is_ascii_alphanumeric) {
+    // Branch-free and vectorized: every byte is looked at anyway when the secret is well
+    // formed, which is the common case.
+    if bytes.len() != prefix_len + BODY_LEN || !all_bytes(&bytes[prefix_len..], is_base62) {
         return Err(InvalidReason::Malformed);
     }
     let (payload, checksum) = bytes.split_at(prefix_len + RANDOM_LEN);
-    let expected = encode_checksum(crc32(payload));
-    if bool::from(expected.ct_eq(checksum)) {
+    // A plain comparison: the checksum is computed from the presented token alone, so how long
+    // the comparison takes tells the sender nothing they do not already have.
+    if encode_checksum(crc32(payload)) == checksum {
         Ok(kind)
     } else {
         Err(InvalidReason::BadChecksum)
     }
+}
+
+/// `[0-9A-Za-z]`, without branches.
+#[inline(always)]
+fn is_base62(b: u8) -> bool {
+    let letter = (b | 0x20).wrapping_sub(b'a') < 26;
+    let digit = b.wrapping_sub(b'0') < 10;
+    letter | digit
 }
 
 /// A new record id: the kind's prefix and 32 lowercase hex digits (128 random bits), as
@@ -230,35 +242,23 @@ fn encode_checksum(mut crc: u32) -> [u8; CHECKSUM_LEN] {
     out
 }
 
-const CRC_TABLE: [u32; 256] = {
-    let mut table = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
-            k += 1;
-        }
-        table[i] = c;
-        i += 1;
-    }
-    table
-};
-
-/// CRC-32 (IEEE 802.3), as zlib's `crc32`.
+/// CRC-32 (IEEE 802.3), as zlib's `crc32`. `crc32fast` rather than a hand-written table: it
+/// reads 16 bytes a step, several times faster on the 36 bytes checked on every request.
 fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc = CRC_TABLE[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
-    }
-    !crc
+    crc32fast::hash(bytes)
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base62_alphabet_byte_by_byte() {
+        for b in 0..=255u8 {
+            assert_eq!(is_base62(b), b.is_ascii_alphanumeric(), "byte {b:#04x}");
+        }
+    }
 
     #[test]
     fn crc32_matches_the_reference_value() {

@@ -33,15 +33,16 @@
 //! # });
 //! ```
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use moka::sync::Cache;
 use tokio::sync::Notify;
 
 use crate::auth::Auth;
+use crate::cache::TtlCache;
 use crate::rejection::InvalidReason;
 use crate::verifier::{Credential, Verifier, VerifyError, VerifyFuture};
 
@@ -60,23 +61,26 @@ pub const DEFAULT_CACHE_CAPACITY: u64 = 100_000;
 /// How many refused secrets (unknown, revoked, expired) the negative cache holds.
 pub const DEFAULT_NEGATIVE_CACHE_CAPACITY: u64 = 10_000;
 
-/// A verified key in the cache, with its pending `last_used_at`.
+/// A verified key in the cache: what a handler sees, and the last use already recorded.
+///
+/// Cloning it is one reference-count increment (the [`Auth`]): the id, kind and expiry are
+/// read from the `Auth` itself, so a cache hit touches no other shared counter. `recorded`
+/// changes at most once a second per key, by replacing the entry, so the hot path only reads.
+#[derive(Clone)]
 struct CachedKey {
     auth: Auth,
-    id: String,
-    kind: KeyKind,
-    hash: SecretHash,
-    expires_at: Option<i64>,
-    last_used: AtomicI64,
-    dirty: AtomicBool,
+    /// The [`Inner::tick`] of the last use recorded for `last_used_at` (0: none yet).
+    recorded: u64,
 }
 
 struct Inner {
     store: Arc<dyn KeyStore>,
-    positive: Cache<SecretHash, Arc<CachedKey>>,
-    negative: Cache<SecretHash, InvalidReason>,
-    /// Keys used since the last flush (each at most once while dirty).
-    pending: Mutex<Vec<Arc<CachedKey>>>,
+    /// Verified keys (`None`: the cache is off).
+    positive: Option<TtlCache<SecretHash, CachedKey>>,
+    /// Refused secrets (`None`: the cache is off).
+    negative: Option<TtlCache<SecretHash, InvalidReason>>,
+    /// Keys used since the last flush: id → the tick of the latest use.
+    pending: Mutex<HashMap<String, u64>>,
     /// Bumped by every revocation, so a lookup racing with one does not cache a stale key.
     revocations: AtomicU64,
     flusher_started: AtomicBool,
@@ -86,6 +90,9 @@ struct Inner {
     stop: Arc<Notify>,
     flush_interval: Duration,
     cache_ttl: Duration,
+    negative_cache_ttl: Duration,
+    /// The origin of [`Inner::tick`].
+    epoch: Instant,
 }
 
 /// Verifies API keys (`ak_…`) and opaque M2M tokens (`mt_…`) against a [`KeyStore`].
@@ -188,15 +195,9 @@ impl KeyVerifierBuilder {
         KeyVerifier {
             inner: Arc::new(Inner {
                 store: self.store,
-                positive: Cache::builder()
-                    .max_capacity(positive_capacity)
-                    .time_to_live(self.cache_ttl.max(Duration::from_millis(1)))
-                    .build(),
-                negative: Cache::builder()
-                    .max_capacity(negative_capacity)
-                    .time_to_live(self.negative_cache_ttl.max(Duration::from_millis(1)))
-                    .build(),
-                pending: Mutex::new(Vec::new()),
+                positive: TtlCache::new(positive_capacity),
+                negative: TtlCache::new(negative_capacity),
+                pending: Mutex::new(HashMap::new()),
                 revocations: AtomicU64::new(0),
                 flusher_started: AtomicBool::new(false),
                 listener_started: AtomicBool::new(false),
@@ -204,6 +205,8 @@ impl KeyVerifierBuilder {
                 stop: Arc::new(Notify::new()),
                 flush_interval: self.flush_interval,
                 cache_ttl: self.cache_ttl,
+                negative_cache_ttl: self.negative_cache_ttl,
+                epoch: Instant::now(),
             }),
         }
     }
@@ -240,21 +243,21 @@ impl KeyVerifier {
     /// How many verified keys are cached now (after pending cache maintenance runs); never
     /// more than the configured capacity.
     pub fn cached_keys(&self) -> u64 {
-        self.inner.positive.run_pending_tasks();
-        self.inner.positive.entry_count()
+        self.inner.positive.as_ref().map_or(0, TtlCache::len)
     }
 
     /// How many refused secrets are remembered now (after pending cache maintenance runs);
     /// never more than the configured negative capacity.
     pub fn cached_rejections(&self) -> u64 {
-        self.inner.negative.run_pending_tasks();
-        self.inner.negative.entry_count()
+        self.inner.negative.as_ref().map_or(0, TtlCache::len)
     }
 
     /// Issues a key in the store; returns its secret once.
     pub async fn issue(&self, spec: KeySpec) -> Result<IssuedKey, StoreError> {
         let issued = issue(&*self.inner.store, spec).await?;
-        self.inner.negative.invalidate(&issued.record.secret_hash);
+        if let Some(negative) = &self.inner.negative {
+            negative.remove(&issued.record.secret_hash);
+        }
         Ok(issued)
     }
 
@@ -263,8 +266,8 @@ impl KeyVerifier {
         self.inner.revocations.fetch_add(1, Ordering::SeqCst);
         let record = self.inner.store.revoke(id, reason, now_unix()).await?;
         if let Some(record) = &record {
-            self.inner.positive.invalidate(&record.secret_hash);
-            self.inner.negative.insert(record.secret_hash, InvalidReason::Revoked);
+            self.inner.evict(&record.secret_hash);
+            self.inner.remember_refusal(record.secret_hash, InvalidReason::Revoked);
         }
         Ok(record)
     }
@@ -280,12 +283,8 @@ impl KeyVerifier {
             self.start_listener();
         }
         let hash = SecretHash::of(secret);
-        let now = now_unix();
-        if let Some(cached) = self.inner.positive.get(&hash) {
-            return self.use_cached(&cached, kind, now);
-        }
-        if let Some(reason) = self.inner.negative.get(&hash) {
-            return Err(VerifyError::Invalid(reason));
+        if let Some(answer) = self.answer_from_cache(&hash, kind) {
+            return answer;
         }
         let generation = self.inner.revocations.load(Ordering::SeqCst);
         let record = self.inner.store.find_by_hash(&hash).await.map_err(|e| {
@@ -293,45 +292,107 @@ impl KeyVerifier {
             VerifyError::unavailable(e.to_string())
         })?;
         let Some(record) = record.filter(|r| r.secret_hash.ct_eq(&hash)) else {
-            self.inner.negative.insert(hash, InvalidReason::UnknownToken);
+            self.inner.remember_refusal(hash, InvalidReason::UnknownToken);
             return Err(InvalidReason::UnknownToken.into());
         };
-        if let Err(reason) = record.check_usable_at(now) {
-            self.inner.negative.insert(hash, reason);
+        if let Err(reason) = record.check_usable_at(now_unix()) {
+            self.inner.remember_refusal(hash, reason);
             return Err(reason.into());
         }
-        let cached = Arc::new(CachedKey {
-            auth: Auth::new(record.to_auth_info()),
-            id: record.id,
-            kind: record.kind,
-            hash,
-            expires_at: record.expires_at,
-            last_used: AtomicI64::new(0),
-            dirty: AtomicBool::new(false),
-        });
-        if self.inner.revocations.load(Ordering::SeqCst) == generation {
-            self.inner.positive.insert(hash, Arc::clone(&cached));
-        }
-        self.use_cached(&cached, kind, now)
-    }
-
-    fn use_cached(&self, cached: &Arc<CachedKey>, kind: KeyKind, now: i64) -> Result<Auth, VerifyError> {
-        if cached.kind != kind {
+        if record.kind != kind {
+            // The secret's prefix and the stored kind disagree: never accept it as either.
             return Err(InvalidReason::WrongType.into());
         }
-        if cached.expires_at.is_some_and(|exp| exp <= now) {
-            self.inner.positive.invalidate(&cached.hash);
+        let auth = Auth::new(record.to_auth_info());
+        let now = Instant::now();
+        let recorded = self.record_use(&auth, now);
+        if self.inner.revocations.load(Ordering::SeqCst) == generation
+            && let Some(positive) = &self.inner.positive
+        {
+            positive.insert(
+                hash,
+                CachedKey {
+                    auth: auth.clone(),
+                    recorded,
+                },
+                self.inner.cache_ttl,
+            );
+        }
+        Ok(auth)
+    }
+
+    /// The cached answer for a secret, if there is one: the hot path of every request that
+    /// reuses a key, with no store call and no future.
+    fn answer_from_cache(&self, hash: &SecretHash, kind: KeyKind) -> Option<Result<Auth, VerifyError>> {
+        // One clock read for the whole hit: the cache's deadline and `last_used` both use it.
+        let now = Instant::now();
+        if let Some(positive) = &self.inner.positive
+            && let Some((cached, until)) = positive.get_entry_at(hash, now)
+        {
+            return Some(self.use_cached(positive, hash, cached, until, kind, now));
+        }
+        let reason = self.inner.negative.as_ref().and_then(|c| c.get_at(hash, now))?;
+        Some(Err(VerifyError::Invalid(reason)))
+    }
+
+    /// Checks a credential's kind and checksum: what both the cached and the full path do first.
+    fn check_credential(credential: &Credential<'_>) -> Result<KeyKind, VerifyError> {
+        let Some(expected) = KeyKind::from_token_type(credential.token_type()) else {
+            return Err(VerifyError::Misconfigured(format!(
+                "the key verifier was configured for {} tokens; it verifies only api_key and m2m_token",
+                credential.token_type()
+            )));
+        };
+        let kind = check_secret(credential.token())?;
+        if kind != expected {
+            return Err(InvalidReason::WrongType.into());
+        }
+        Ok(kind)
+    }
+
+    fn use_cached(
+        &self,
+        positive: &TtlCache<SecretHash, CachedKey>,
+        hash: &SecretHash,
+        cached: CachedKey,
+        until: Instant,
+        kind: KeyKind,
+        now: Instant,
+    ) -> Result<Auth, VerifyError> {
+        if cached.auth.token_type != kind.token_type() {
+            return Err(InvalidReason::WrongType.into());
+        }
+        // The wall clock is read only for keys that expire.
+        if let Some(exp) = cached.auth.expiration
+            && exp <= now_unix()
+        {
+            self.inner.evict(hash);
             return Err(InvalidReason::Expired.into());
         }
-        // Plain loads first: a hot key is written at most once a second, not on every request.
-        if cached.last_used.load(Ordering::SeqCst) < now {
-            cached.last_used.fetch_max(now, Ordering::SeqCst);
+        // A hot key is recorded at most once a second, not on every request. The entry keeps
+        // its deadline, and is only replaced if still there (never brought back after an
+        // eviction: a revocation wins).
+        if cached.recorded < self.inner.tick(now) {
+            let recorded = self.record_use(&cached.auth, now);
+            let refreshed = CachedKey {
+                auth: cached.auth.clone(),
+                recorded,
+            };
+            positive.replace(*hash, refreshed, until);
         }
-        if !cached.dirty.load(Ordering::SeqCst) && !cached.dirty.swap(true, Ordering::SeqCst) {
-            self.inner.lock_pending().push(Arc::clone(cached));
-            self.start_flusher();
+        Ok(cached.auth)
+    }
+
+    /// Notes a use of `auth`'s key for the next `last_used_at` write; returns its tick.
+    fn record_use(&self, auth: &Auth, now: Instant) -> u64 {
+        let tick = self.inner.tick(now);
+        if let Some(id) = &auth.id {
+            let mut pending = self.inner.lock_pending();
+            let latest = pending.entry(id.clone()).or_insert(tick);
+            *latest = (*latest).max(tick);
         }
-        Ok(cached.auth.clone())
+        self.start_flusher();
+        tick
     }
 
     /// Writes pending `last_used_at` times now; returns how many keys were written. On a
@@ -352,14 +413,12 @@ impl KeyVerifier {
 
     /// Evicts one secret's cached result, e.g. on a revocation notice from another instance.
     pub fn evict(&self, hash: &SecretHash) {
-        self.inner.positive.invalidate(hash);
-        self.inner.negative.invalidate(hash);
+        self.inner.evict(hash);
     }
 
     /// Evicts every cached result (positive and negative).
     pub fn clear_cache(&self) {
-        self.inner.positive.invalidate_all();
-        self.inner.negative.invalidate_all();
+        self.inner.evict_all();
     }
 
     /// Subscribes to the store's revocation notices (if it has any) and evicts what they name.
@@ -386,14 +445,12 @@ impl KeyVerifier {
                 match notice {
                     Ok(RevocationNotice::Revoked(hash)) => {
                         inner.revocations.fetch_add(1, Ordering::SeqCst);
-                        inner.positive.invalidate(&hash);
-                        inner.negative.invalidate(&hash);
+                        inner.evict(&hash);
                         tracing::debug!(target: "tokengate::keys", "evicted a key revoked by another instance");
                     }
                     Ok(RevocationNotice::Resync) | Err(RecvError::Lagged(_)) => {
                         inner.revocations.fetch_add(1, Ordering::SeqCst);
-                        inner.positive.invalidate_all();
-                        inner.negative.invalidate_all();
+                        inner.evict_all();
                     }
                     Err(RecvError::Closed) => return,
                 }
@@ -432,7 +489,36 @@ impl KeyVerifier {
 }
 
 impl Inner {
-    fn lock_pending(&self) -> std::sync::MutexGuard<'_, Vec<Arc<CachedKey>>> {
+    /// Whole seconds since the verifier was built, plus one (zero means never).
+    fn tick(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_secs().saturating_add(1)
+    }
+
+    fn evict(&self, hash: &SecretHash) {
+        if let Some(positive) = &self.positive {
+            positive.remove(hash);
+        }
+        if let Some(negative) = &self.negative {
+            negative.remove(hash);
+        }
+    }
+
+    fn evict_all(&self) {
+        if let Some(positive) = &self.positive {
+            positive.clear();
+        }
+        if let Some(negative) = &self.negative {
+            negative.clear();
+        }
+    }
+
+    fn remember_refusal(&self, hash: SecretHash, reason: InvalidReason) {
+        if let Some(negative) = &self.negative {
+            negative.insert(hash, reason, self.negative_cache_ttl);
+        }
+    }
+
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -441,13 +527,16 @@ impl Inner {
         if pending.is_empty() {
             return Ok(0);
         }
+        // Ticks to Unix times: a use `n` seconds of monotonic time ago happened `n` seconds
+        // before the wall clock's now.
+        let (tick_now, unix_now) = (self.tick(Instant::now()), now_unix());
         let uses: Vec<LastUsed> = pending
             .iter()
-            .map(|k| {
-                k.dirty.store(false, Ordering::SeqCst);
+            .map(|(id, tick)| {
+                let ago = tick_now.saturating_sub(*tick);
                 LastUsed {
-                    id: k.id.clone(),
-                    at: k.last_used.load(Ordering::SeqCst),
+                    id: id.clone(),
+                    at: unix_now.saturating_sub(i64::try_from(ago).unwrap_or(i64::MAX)),
                 }
             })
             .collect();
@@ -455,10 +544,9 @@ impl Inner {
             Ok(()) => Ok(uses.len()),
             Err(e) => {
                 let mut requeue = self.lock_pending();
-                for k in pending {
-                    if !k.dirty.swap(true, Ordering::SeqCst) {
-                        requeue.push(k);
-                    }
+                for (id, tick) in pending {
+                    let latest = requeue.entry(id).or_insert(tick);
+                    *latest = (*latest).max(tick);
                 }
                 Err(e)
             }
@@ -471,7 +559,7 @@ impl fmt::Debug for KeyVerifier {
         f.debug_struct("KeyVerifier")
             .field("store", &self.inner.store.name())
             .field("cache_ttl", &self.inner.cache_ttl)
-            .field("cached", &self.inner.positive.entry_count())
+            .field("cached", &self.inner.positive.as_ref().map_or(0, TtlCache::raw_len))
             .finish_non_exhaustive()
     }
 }
@@ -479,18 +567,17 @@ impl fmt::Debug for KeyVerifier {
 impl Verifier for KeyVerifier {
     fn verify<'a>(&'a self, credential: Credential<'a>) -> VerifyFuture<'a> {
         Box::pin(async move {
-            let Some(expected) = KeyKind::from_token_type(credential.token_type()) else {
-                return Err(VerifyError::Misconfigured(format!(
-                    "the key verifier was configured for {} tokens; it verifies only api_key and m2m_token",
-                    credential.token_type()
-                )));
-            };
-            let kind = check_secret(credential.token())?;
-            if kind != expected {
-                return Err(InvalidReason::WrongType.into());
-            }
+            let kind = KeyVerifier::check_credential(&credential)?;
             self.verify_kind(credential.token(), kind).await
         })
+    }
+
+    fn verify_cached(&self, credential: &Credential<'_>) -> Option<Result<Auth, VerifyError>> {
+        let kind = match KeyVerifier::check_credential(credential) {
+            Ok(kind) => kind,
+            Err(refused) => return Some(Err(refused)),
+        };
+        self.answer_from_cache(&SecretHash::of(credential.token()), kind)
     }
 
     fn name(&self) -> &'static str {
