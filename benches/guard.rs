@@ -339,7 +339,8 @@ fn rejections(c: &mut Criterion) {
             b.iter(|| call(&f, &f.app_cached, "/api_key", Some(black_box(token))))
         });
         // Garbage and the wrong type never reach a verifier. The bad checksum reaches the key
-        // verifier, whose first step is the checksum: no cache lookup, no store query.
+        // verifier: a miss in its cache of verified keys, then the checksum; no negative-cache
+        // lookup, no store query.
         assert_eq!(
             f.session.calls.load(Ordering::Relaxed),
             session_before,

@@ -26,7 +26,7 @@ use crate::extract::{TokenSource, extract};
 use crate::policy::Policy;
 use crate::rejection::{DEFAULT_REALM, InvalidReason, Rejection, is_valid_realm};
 use crate::token::{TokenType, TokenTypes};
-use crate::verifier::{Credential, Verifier};
+use crate::verifier::{Credential, Verifier, VerifyError};
 
 type Responder = dyn Fn(&Rejection) -> Option<Response> + Send + Sync;
 
@@ -139,41 +139,48 @@ impl TokenGate {
         extensions: &Extensions,
         policy: &Policy,
     ) -> Result<Auth, Rejection> {
-        let result = self.authorize_inner(headers, extensions, policy).await;
+        let result = match self.authorize_now(headers, extensions, policy) {
+            Step::Done(result) => result,
+            Step::Verify(pending) => self.verify_pending(pending, policy).await,
+        };
         if let Err(rejection) = &result {
             tracing::debug!(target: "tokengate", reason = rejection.reason(), status = rejection.status().as_u16(), "request rejected");
         }
         result
     }
 
-    async fn authorize_inner(
-        &self,
-        headers: &HeaderMap,
-        extensions: &Extensions,
-        policy: &Policy,
-    ) -> Result<Auth, Rejection> {
+    /// Everything that needs no waiting, as a plain function: extract, classify, check the
+    /// type, ask the verifier's memory, check the policy. Most requests (a reused key or
+    /// token, any rejection before verification) end here; kept out of the `async fn` so the
+    /// handler's future stays small and the hot path is one call.
+    fn authorize_now<'a>(&'a self, headers: &'a HeaderMap, extensions: &Extensions, policy: &Policy) -> Step<'a> {
         if let Some(auth) = extensions.get::<Auth>() {
-            policy.check(auth)?;
-            return Ok(auth.clone());
+            return Step::Done(policy.check(auth).map(|()| auth.clone()));
         }
         let accepts = policy.accepts();
-        let presented =
-            extract(headers, accepts.contains(TokenType::SessionToken))?.ok_or(Rejection::MissingCredentials)?;
-        let classified = self.0.classifier.classify(presented.token())?;
+        let presented = match extract(headers, accepts.contains(TokenType::SessionToken)) {
+            Ok(Some(presented)) => presented,
+            Ok(None) => return Step::Done(Err(Rejection::MissingCredentials)),
+            Err(rejection) => return Step::Done(Err(rejection)),
+        };
+        let classified = match self.0.classifier.classify(presented.token()) {
+            Ok(classified) => classified,
+            Err(rejection) => return Step::Done(Err(rejection)),
+        };
         let token_type = classified.token_type();
         if presented.source() == TokenSource::Cookie && token_type != TokenType::SessionToken {
-            return Err(Rejection::InvalidToken(InvalidReason::MachineTokenInCookie));
+            return Step::Done(Err(Rejection::InvalidToken(InvalidReason::MachineTokenInCookie)));
         }
         let not_accepted = Rejection::TokenTypeNotAccepted {
             presented: token_type,
             accepted: accepts,
         };
         if !accepts.contains(token_type) {
-            return Err(not_accepted);
+            return Step::Done(Err(not_accepted));
         }
         let Some(verifier) = &self.0.verifiers[token_type.index()] else {
             if accepts.is_any() {
-                return Err(not_accepted);
+                return Step::Done(Err(not_accepted));
             }
             tracing::error!(
                 target: "tokengate",
@@ -181,27 +188,21 @@ impl TokenGate {
                 "a route accepts {token_type} but the TokenGate has no verifier for it; \
                  configure one with TokenGateBuilder::verifier"
             );
-            return Err(Rejection::Misconfigured("no verifier for an accepted token type"));
+            return Step::Done(Err(Rejection::Misconfigured("no verifier for an accepted token type")));
         };
         let credential = Credential::new(presented.token(), token_type, classified.format(), presented.source());
         // A remembered key or token is answered without a future; anything else is verified.
-        let verified = match verifier.verify_cached(&credential) {
-            Some(answer) => answer,
-            None => verifier.verify(credential).await,
-        };
-        let auth = verified.map_err(|e| e.into_rejection(token_type))?;
-        if auth.token_type != token_type {
-            tracing::error!(
-                target: "tokengate",
-                expected = %token_type,
-                returned = %auth.token_type,
-                verifier = verifier.name(),
-                "a verifier returned an identity of another token type; refusing it"
-            );
-            return Err(Rejection::Misconfigured("verifier returned the wrong token type"));
+        match verifier.verify_cached(&credential) {
+            Some(answer) => Step::Done(accept(answer, token_type, &**verifier, policy)),
+            None => Step::Verify(Pending { verifier, credential }),
         }
-        policy.check(&auth)?;
-        Ok(auth)
+    }
+
+    /// The part that waits: a verifier that must check a signature or ask a store or a server.
+    async fn verify_pending(&self, pending: Pending<'_>, policy: &Policy) -> Result<Auth, Rejection> {
+        let token_type = pending.credential.token_type();
+        let answer = pending.verifier.verify(pending.credential).await;
+        accept(answer, token_type, &**pending.verifier, policy)
     }
 
     /// Renders a rejection: the configured responder's response, or the RFC 6750 default.
@@ -213,6 +214,42 @@ impl TokenGate {
         }
         rejection.into_response_with_realm(&self.0.realm)
     }
+}
+
+/// Where [`TokenGate::authorize_now`] stopped.
+enum Step<'a> {
+    /// Decided without waiting.
+    Done(Result<Auth, Rejection>),
+    /// The verifier must be awaited.
+    Verify(Pending<'a>),
+}
+
+/// A credential for a verifier that had no answer in memory.
+struct Pending<'a> {
+    verifier: &'a Arc<dyn Verifier>,
+    credential: Credential<'a>,
+}
+
+/// A verifier's answer, checked: an identity of the classified type that meets the policy.
+fn accept(
+    answer: Result<Auth, VerifyError>,
+    token_type: TokenType,
+    verifier: &dyn Verifier,
+    policy: &Policy,
+) -> Result<Auth, Rejection> {
+    let auth = answer.map_err(|e| e.into_rejection(token_type))?;
+    if auth.token_type != token_type {
+        tracing::error!(
+            target: "tokengate",
+            expected = %token_type,
+            returned = %auth.token_type,
+            verifier = verifier.name(),
+            "a verifier returned an identity of another token type; refusing it"
+        );
+        return Err(Rejection::Misconfigured("verifier returned the wrong token type"));
+    }
+    policy.check(&auth)?;
+    Ok(auth)
 }
 
 impl TokenGateBuilder {

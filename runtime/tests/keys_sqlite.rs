@@ -386,6 +386,42 @@ async fn a_bad_checksum_never_reaches_the_store() {
         verify(&verifier, secret, TokenType::M2mToken).await,
         Err(invalid(InvalidReason::WrongType))
     );
+
+    // The synchronous path the gate asks first: the cached key answers at once; typos of it
+    // fail their checksum there too, and are not remembered as refusals.
+    let cached = |token: &str| verifier.verify_cached(&Credential::new_for_tests(token, TokenType::ApiKey));
+    assert_eq!(cached(secret).unwrap().unwrap().id, Some(key.record.id.clone()));
+    let refusals = verifier.cached_rejections();
+    for i in 3..secret.len() {
+        let mut typo = secret.as_bytes().to_vec();
+        typo[i] = if typo[i] == b'q' { b'r' } else { b'q' };
+        let typo = String::from_utf8(typo).unwrap();
+        assert_eq!(
+            cached(&typo),
+            Some(Err(invalid(InvalidReason::BadChecksum))),
+            "a change at {i}"
+        );
+    }
+    assert_eq!(
+        verifier.cached_rejections(),
+        refusals,
+        "no bad checksum in the negative cache"
+    );
+    assert_eq!(
+        cached(unknown.expose()),
+        Some(Err(invalid(InvalidReason::UnknownToken))),
+        "a remembered refusal"
+    );
+    assert_eq!(
+        cached(Secret::generate(KeyKind::ApiKey).unwrap().expose()),
+        None,
+        "not known yet"
+    );
+    assert_eq!(
+        counting.finds.load(Ordering::SeqCst),
+        2,
+        "the synchronous path never reads the store"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

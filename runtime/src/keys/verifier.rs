@@ -1,6 +1,8 @@
 //! The key verifier: checksum → hash → cache → store, for API keys and opaque M2M tokens.
 //!
-//! - A secret whose checksum does not match is refused (`bad-checksum`) without a lookup.
+//! - A secret whose checksum does not match is refused (`bad-checksum`) before the negative
+//!   cache or the store is consulted (only the cache of verified keys is looked at first: a
+//!   hit there is a secret that passed its checksum already).
 //! - Verified keys are cached for [`DEFAULT_CACHE_TTL`] (30 s, configurable). **That TTL bounds
 //!   how long a revocation made elsewhere (the CLI, another process) takes to be seen**; a
 //!   revocation through [`KeyVerifier::revoke`] evicts the key at once. Unknown, revoked and
@@ -283,8 +285,12 @@ impl KeyVerifier {
             self.start_listener();
         }
         let hash = SecretHash::of(secret);
-        if let Some(answer) = self.answer_from_cache(&hash, kind) {
+        let now = Instant::now();
+        if let Some(answer) = self.cached_key(&hash, kind, now) {
             return answer;
+        }
+        if let Some(refused) = self.remembered_refusal(&hash, now) {
+            return refused;
         }
         let generation = self.inner.revocations.load(Ordering::SeqCst);
         let record = self.inner.store.find_by_hash(&hash).await.map_err(|e| {
@@ -321,28 +327,34 @@ impl KeyVerifier {
         Ok(auth)
     }
 
-    /// The cached answer for a secret, if there is one: the hot path of every request that
-    /// reuses a key, with no store call and no future.
-    fn answer_from_cache(&self, hash: &SecretHash, kind: KeyKind) -> Option<Result<Auth, VerifyError>> {
-        // One clock read for the whole hit: the cache's deadline and `last_used` both use it.
-        let now = Instant::now();
-        if let Some(positive) = &self.inner.positive
-            && let Some((cached, until)) = positive.get_entry_at(hash, now)
-        {
-            return Some(self.use_cached(positive, hash, cached, until, kind, now));
-        }
-        let reason = self.inner.negative.as_ref().and_then(|c| c.get_at(hash, now))?;
+    /// The cached key for a secret's hash, if there is one: the hot path of every request
+    /// that reuses a key, with no store call and no future. `now` is the one clock read of the
+    /// request: the cache's deadline and `last_used_at` both use it.
+    fn cached_key(&self, hash: &SecretHash, kind: KeyKind, now: Instant) -> Option<Result<Auth, VerifyError>> {
+        let positive = self.inner.positive.as_ref()?;
+        let (cached, until) = positive.get_entry_at(hash, now)?;
+        Some(self.use_cached(positive, hash, cached, until, kind, now))
+    }
+
+    /// A refusal remembered for a secret's hash (unknown, revoked, expired).
+    fn remembered_refusal(&self, hash: &SecretHash, now: Instant) -> Option<Result<Auth, VerifyError>> {
+        let reason = self.inner.negative.as_ref()?.get_at(hash, now)?;
         Some(Err(VerifyError::Invalid(reason)))
+    }
+
+    /// The kind a credential's type calls for: only API keys and M2M tokens are verified here.
+    fn expected_kind(credential: &Credential<'_>) -> Result<KeyKind, VerifyError> {
+        KeyKind::from_token_type(credential.token_type()).ok_or_else(|| {
+            VerifyError::Misconfigured(format!(
+                "the key verifier was configured for {} tokens; it verifies only api_key and m2m_token",
+                credential.token_type()
+            ))
+        })
     }
 
     /// Checks a credential's kind and checksum: what both the cached and the full path do first.
     fn check_credential(credential: &Credential<'_>) -> Result<KeyKind, VerifyError> {
-        let Some(expected) = KeyKind::from_token_type(credential.token_type()) else {
-            return Err(VerifyError::Misconfigured(format!(
-                "the key verifier was configured for {} tokens; it verifies only api_key and m2m_token",
-                credential.token_type()
-            )));
-        };
+        let expected = KeyVerifier::expected_kind(credential)?;
         let kind = check_secret(credential.token())?;
         if kind != expected {
             return Err(InvalidReason::WrongType.into());
@@ -572,12 +584,24 @@ impl Verifier for KeyVerifier {
         })
     }
 
+    /// A cached key first: a hit means this exact secret (same SHA-256) passed its checksum
+    /// when it was first verified, so a reused key pays a hash and a lookup, no checksum. On
+    /// a miss the checksum runs before anything else is consulted, so a forged or mistyped
+    /// secret never reaches the negative cache or the store.
     fn verify_cached(&self, credential: &Credential<'_>) -> Option<Result<Auth, VerifyError>> {
-        let kind = match KeyVerifier::check_credential(credential) {
+        let expected = match KeyVerifier::expected_kind(credential) {
             Ok(kind) => kind,
-            Err(refused) => return Some(Err(refused)),
+            Err(misconfigured) => return Some(Err(misconfigured)),
         };
-        self.answer_from_cache(&SecretHash::of(credential.token()), kind)
+        let hash = SecretHash::of(credential.token());
+        let now = Instant::now();
+        if let Some(answer) = self.cached_key(&hash, expected, now) {
+            return Some(answer);
+        }
+        if let Err(refused) = KeyVerifier::check_credential(credential) {
+            return Some(Err(refused));
+        }
+        self.remembered_refusal(&hash, now)
     }
 
     fn name(&self) -> &'static str {
