@@ -19,11 +19,9 @@ REQUESTS="${REQUESTS:-2000}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 
-if ! command -v valgrind >/dev/null 2>&1; then
-    echo "valgrind is missing: installing it with apt-get" >&2
-    if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
-    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq valgrind >/dev/null
-fi
+# shellcheck source=bench/common.sh
+source "$ROOT/bench/common.sh"
+ensure_installed valgrind
 
 echo "building the bench server (release)..." >&2
 (cd "$ROOT" && cargo build --release --example bench_server --quiet)

@@ -21,11 +21,9 @@ CONNECTIONS="${CONNECTIONS:-32}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 
-if ! command -v wrk >/dev/null 2>&1; then
-    echo "wrk is missing: installing it with apt-get" >&2
-    if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
-    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq wrk >/dev/null
-fi
+# shellcheck source=bench/common.sh
+source "$ROOT/bench/common.sh"
+ensure_installed wrk
 
 echo "building the example server (release)..." >&2
 (cd "$ROOT" && cargo build --release --example api_server --example bench_server --quiet)
