@@ -5,6 +5,11 @@
 //! policy, and answers with the verified [`Auth`] or a [`VerifyError`]. An unreachable
 //! backend is [`VerifyError::Unavailable`] (a `503`), never an invalid token.
 //!
+//! The gate first calls [`Verifier::verify_cached`], a synchronous answer from what the
+//! verifier remembers (a cached key or token, a remembered refusal); only when it has none is
+//! the future of [`Verifier::verify`] awaited. A custom verifier without a cache can ignore
+//! it: the default remembers nothing.
+//!
 //! ```
 //! use tokengate_runtime::verifier::{Credential, StaticVerifier, Verifier};
 //! use tokengate_runtime::{AuthInfo, TokenType};
