@@ -19,7 +19,7 @@ use tokengate_runtime::jwt::{
     jwks_from_pem,
 };
 use tokengate_runtime::rejection::InvalidReason;
-use tokengate_runtime::verifier::VerifyError;
+use tokengate_runtime::verifier::{ByFormat, Credential, Verifier, VerifyError};
 use tokengate_runtime::{Auth, Policy, PolicyLayer, TokenGate, TokenType, TokenTypes};
 use tower::ServiceExt as _;
 
@@ -165,6 +165,46 @@ async fn m2m_jwts_are_classified_and_verified() {
     let (status, body) = call(router(TokenTypes::DEFAULT), &RSA.token(&claims)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["reason"], "token-type-mismatch");
+}
+
+#[tokio::test]
+async fn the_synchronous_path_answers_only_for_tokens_already_verified() {
+    let verifier = Arc::new(
+        JwtVerifier::builder()
+            .keys(KeySet::from_pem(&RSA.public_pem()).unwrap())
+            .session(SessionRules::new())
+            .build()
+            .unwrap(),
+    );
+    let by_format = ByFormat::new().jwt(verifier.clone());
+    let token = RSA.token(&session_claims());
+    let session = Credential::new_for_tests(&token, TokenType::SessionToken);
+    assert!(verifier.verify_cached(&session).is_none(), "nothing verified yet");
+    assert!(by_format.verify_cached(&session).is_none());
+
+    let verified = verifier.verify(session).await.unwrap();
+    assert_eq!(verifier.verify_cached(&session), Some(Ok(verified.clone())));
+    assert_eq!(by_format.verify_cached(&session), Some(Ok(verified)));
+    // The entry is a session token's: the same token as another type is not answered here.
+    let as_oauth = Credential::new_for_tests(&token, TokenType::OAuthToken);
+    assert!(verifier.verify_cached(&as_oauth).is_none());
+    // An opaque token is no JWT: the JWT verifier refuses it at once; a ByFormat without an
+    // opaque verifier leaves the answer to `verify`.
+    let opaque = Credential::new_for_tests("oat_opaque", TokenType::OAuthToken);
+    assert_eq!(
+        verifier.verify_cached(&opaque),
+        Some(Err(VerifyError::Invalid(InvalidReason::Malformed)))
+    );
+    assert!(by_format.verify_cached(&opaque).is_none());
+
+    let uncached = JwtVerifier::builder()
+        .keys(KeySet::from_pem(&RSA.public_pem()).unwrap())
+        .session(SessionRules::new())
+        .token_cache(TokenCacheConfig::disabled())
+        .build()
+        .unwrap();
+    uncached.verify(session).await.unwrap();
+    assert!(uncached.verify_cached(&session).is_none(), "the cache is off");
 }
 
 #[tokio::test]
