@@ -355,11 +355,15 @@ impl KeyVerifier {
     /// Checks a credential's kind and checksum: what both the cached and the full path do first.
     fn check_credential(credential: &Credential<'_>) -> Result<KeyKind, VerifyError> {
         let expected = KeyVerifier::expected_kind(credential)?;
-        let kind = check_secret(credential.token())?;
-        if kind != expected {
-            return Err(InvalidReason::WrongType.into());
+        KeyVerifier::check_secret_of(credential.token(), expected)
+    }
+
+    /// The secret's shape and checksum, and a prefix of the kind expected.
+    fn check_secret_of(secret: &str, expected: KeyKind) -> Result<KeyKind, VerifyError> {
+        match check_secret(secret)? {
+            kind if kind == expected => Ok(kind),
+            _ => Err(InvalidReason::WrongType.into()),
         }
-        Ok(kind)
     }
 
     fn use_cached(
@@ -598,7 +602,7 @@ impl Verifier for KeyVerifier {
         if let Some(answer) = self.cached_key(&hash, expected, now) {
             return Some(answer);
         }
-        if let Err(refused) = KeyVerifier::check_credential(credential) {
+        if let Err(refused) = KeyVerifier::check_secret_of(credential.token(), expected) {
             return Some(Err(refused));
         }
         self.remembered_refusal(&hash, now)
