@@ -66,13 +66,15 @@ pub const DEFAULT_NEGATIVE_CACHE_CAPACITY: u64 = 10_000;
 /// A verified key in the cache: what a handler sees, and the last use already recorded.
 ///
 /// Cloning it is one reference-count increment (the [`Auth`]): the id, kind and expiry are
-/// read from the `Auth` itself, so a cache hit touches no other shared counter. `recorded`
+/// read from the `Auth` itself, so a cache hit touches no other shared counter. `record_at`
 /// changes at most once a second per key, by replacing the entry, so the hot path only reads.
 #[derive(Clone)]
 struct CachedKey {
     auth: Auth,
-    /// The [`Inner::tick`] of the last use recorded for `last_used_at` (0: none yet).
-    recorded: u64,
+    /// When the next use is recorded for `last_used_at`: the end of the [`Inner::tick`] of the
+    /// last use recorded. An instant, so a hit compares it with the request's clock read
+    /// without converting either.
+    record_at: Instant,
 }
 
 struct Inner {
@@ -311,7 +313,7 @@ impl KeyVerifier {
         }
         let auth = Auth::new(record.to_auth_info());
         let now = Instant::now();
-        let recorded = self.record_use(&auth, now);
+        let record_at = self.record_use(&auth, now);
         if self.inner.revocations.load(Ordering::SeqCst) == generation
             && let Some(positive) = &self.inner.positive
         {
@@ -319,7 +321,7 @@ impl KeyVerifier {
                 hash,
                 CachedKey {
                     auth: auth.clone(),
-                    recorded,
+                    record_at,
                 },
                 self.inner.cache_ttl,
             );
@@ -388,19 +390,20 @@ impl KeyVerifier {
         // A hot key is recorded at most once a second, not on every request. The entry keeps
         // its deadline, and is only replaced if still there (never brought back after an
         // eviction: a revocation wins).
-        if cached.recorded < self.inner.tick(now) {
-            let recorded = self.record_use(&cached.auth, now);
+        if now >= cached.record_at {
+            let record_at = self.record_use(&cached.auth, now);
             let refreshed = CachedKey {
                 auth: cached.auth.clone(),
-                recorded,
+                record_at,
             };
             positive.replace(*hash, refreshed, until);
         }
         Ok(cached.auth)
     }
 
-    /// Notes a use of `auth`'s key for the next `last_used_at` write; returns its tick.
-    fn record_use(&self, auth: &Auth, now: Instant) -> u64 {
+    /// Notes a use of `auth`'s key for the next `last_used_at` write; returns when the next
+    /// use is worth recording (the end of this use's tick).
+    fn record_use(&self, auth: &Auth, now: Instant) -> Instant {
         let tick = self.inner.tick(now);
         if let Some(id) = &auth.id {
             let mut pending = self.inner.lock_pending();
@@ -408,7 +411,7 @@ impl KeyVerifier {
             *latest = (*latest).max(tick);
         }
         self.start_flusher();
-        tick
+        self.inner.tick_end(tick)
     }
 
     /// Writes pending `last_used_at` times now; returns how many keys were written. On a
@@ -508,6 +511,13 @@ impl Inner {
     /// Whole seconds since the verifier was built, plus one (zero means never).
     fn tick(&self, now: Instant) -> u64 {
         now.saturating_duration_since(self.epoch).as_secs().saturating_add(1)
+    }
+
+    /// The first instant of the tick after `tick`: `tick(i) > tick` exactly when
+    /// `i >= tick_end(tick)`.
+    fn tick_end(&self, tick: u64) -> Instant {
+        // Past Instant's range (centuries away), every later use is recorded: harmless.
+        self.epoch.checked_add(Duration::from_secs(tick)).unwrap_or(self.epoch)
     }
 
     fn evict(&self, hash: &SecretHash) {
