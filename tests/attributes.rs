@@ -758,3 +758,16 @@ async fn over_a_real_socket() {
     assert_eq!(f.body_reads(), 1);
     server.abort();
 }
+
+#[test]
+fn the_auth_is_shared_only_with_handlers_that_could_read_it() {
+    use tokengate::PolicySource;
+    // Checked when the test compiles. The guard is the only parameter: nothing runs after
+    // it, so the `Auth` is not stored.
+    const { assert!(!<__tokengate_policy_all_of as PolicySource>::SHARE_AUTH) };
+    const { assert!(!<__tokengate_policy_invoices as PolicySource>::SHARE_AUTH) };
+    // Any other parameter may read it (`Auth`, `Option<Auth>`, a custom extractor).
+    const { assert!(<__tokengate_policy_and_together as PolicySource>::SHARE_AUTH) };
+    const { assert!(<__tokengate_policy_limited_to_machines as PolicySource>::SHARE_AUTH) };
+    const { assert!(<__tokengate_policy_create_user as PolicySource>::SHARE_AUTH) };
+}

@@ -317,3 +317,9 @@ async fn a_group_layer_condition_reads_the_path_and_is_reported() {
         "{markdown}"
     );
 }
+
+#[test]
+fn a_handler_with_conditions_keeps_the_auth_for_them() {
+    use tokengate::PolicySource;
+    const { assert!(<__tokengate_policy_ordered as PolicySource>::SHARE_AUTH) };
+}

@@ -21,7 +21,7 @@ use axum::response::Response;
 use http::{Extensions, HeaderMap};
 
 use crate::auth::Auth;
-use crate::classify::{Classifier, Prefixes};
+use crate::classify::{Classifier, Prefixes, TokenFormat};
 use crate::extract::{TokenSource, extract};
 use crate::policy::Policy;
 use crate::rejection::{DEFAULT_REALM, InvalidReason, Rejection, is_valid_realm};
@@ -144,7 +144,7 @@ impl TokenGate {
             Step::Verify(pending) => self.verify_pending(pending, policy).await,
         };
         if let Err(rejection) = &result {
-            tracing::debug!(target: "tokengate", reason = rejection.reason(), status = rejection.status().as_u16(), "request rejected");
+            log_rejection(rejection);
         }
         result
     }
@@ -153,7 +153,12 @@ impl TokenGate {
     /// type, ask the verifier's memory, check the policy. Most requests (a reused key or
     /// token, any rejection before verification) end here; kept out of the `async fn` so the
     /// handler's future stays small and the hot path is one call.
-    fn authorize_now<'a>(&'a self, headers: &'a HeaderMap, extensions: &Extensions, policy: &Policy) -> Step<'a> {
+    pub(crate) fn authorize_now<'a>(
+        &'a self,
+        headers: &'a HeaderMap,
+        extensions: &Extensions,
+        policy: &Policy,
+    ) -> Step<'a> {
         if let Some(auth) = extensions.get::<Auth>() {
             return Step::Done(policy.check(auth).map(|()| auth.clone()));
         }
@@ -171,24 +176,18 @@ impl TokenGate {
         if presented.source() == TokenSource::Cookie && token_type != TokenType::SessionToken {
             return Step::Done(Err(Rejection::InvalidToken(InvalidReason::MachineTokenInCookie)));
         }
-        let not_accepted = Rejection::TokenTypeNotAccepted {
+        let not_accepted = || Rejection::TokenTypeNotAccepted {
             presented: token_type,
             accepted: accepts,
         };
         if !accepts.contains(token_type) {
-            return Step::Done(Err(not_accepted));
+            return Step::Done(Err(not_accepted()));
         }
         let Some(verifier) = &self.0.verifiers[token_type.index()] else {
             if accepts.is_any() {
-                return Step::Done(Err(not_accepted));
+                return Step::Done(Err(not_accepted()));
             }
-            tracing::error!(
-                target: "tokengate",
-                %token_type,
-                "a route accepts {token_type} but the TokenGate has no verifier for it; \
-                 configure one with TokenGateBuilder::verifier"
-            );
-            return Step::Done(Err(Rejection::Misconfigured("no verifier for an accepted token type")));
+            return Step::Done(Err(no_verifier(token_type)));
         };
         let credential = Credential::new(presented.token(), token_type, classified.format(), presented.source());
         // A remembered key or token is answered without a future; anything else is verified.
@@ -205,6 +204,32 @@ impl TokenGate {
         accept(answer, token_type, &**pending.verifier, policy)
     }
 
+    /// The part that waits, for a caller that could not keep the [`Pending`] borrow (the
+    /// guard, whose future owns the gate): finds the token in the same `headers` again (a
+    /// header lookup, not a second classification) and awaits its verifier.
+    pub(crate) async fn verify_resumed(
+        &self,
+        headers: &HeaderMap,
+        resume: Resume,
+        policy: &Policy,
+    ) -> Result<Auth, Rejection> {
+        let presented = match extract(headers, policy.accepts().contains(TokenType::SessionToken)) {
+            Ok(Some(presented)) if presented.source() == resume.source => presented,
+            // The headers are the ones `authorize_now` read; a different answer is a bug.
+            _ => {
+                return Err(Rejection::Misconfigured(
+                    "the request's headers changed during authorization",
+                ));
+            }
+        };
+        let Some(verifier) = &self.0.verifiers[resume.token_type.index()] else {
+            return Err(Rejection::Misconfigured("no verifier for an accepted token type"));
+        };
+        let credential = Credential::new(presented.token(), resume.token_type, resume.format, presented.source());
+        let answer = verifier.verify(credential).await;
+        accept(answer, resume.token_type, &**verifier, policy)
+    }
+
     /// Renders a rejection: the configured responder's response, or the RFC 6750 default.
     pub fn render(&self, rejection: Rejection) -> Response {
         if let Some(responder) = &self.0.responder
@@ -216,8 +241,25 @@ impl TokenGate {
     }
 }
 
+/// A route accepts a type the gate has no verifier for: a configuration mistake, logged.
+#[cold]
+fn no_verifier(token_type: TokenType) -> Rejection {
+    tracing::error!(
+        target: "tokengate",
+        %token_type,
+        "a route accepts {token_type} but the TokenGate has no verifier for it; \
+         configure one with TokenGateBuilder::verifier"
+    );
+    Rejection::Misconfigured("no verifier for an accepted token type")
+}
+
+/// Logs a refusal at debug level (its reason and status; never the token).
+pub(crate) fn log_rejection(rejection: &Rejection) {
+    tracing::debug!(target: "tokengate", reason = rejection.reason(), status = rejection.status().as_u16(), "request rejected");
+}
+
 /// Where [`TokenGate::authorize_now`] stopped.
-enum Step<'a> {
+pub(crate) enum Step<'a> {
     /// Decided without waiting.
     Done(Result<Auth, Rejection>),
     /// The verifier must be awaited.
@@ -225,9 +267,29 @@ enum Step<'a> {
 }
 
 /// A credential for a verifier that had no answer in memory.
-struct Pending<'a> {
+pub(crate) struct Pending<'a> {
     verifier: &'a Arc<dyn Verifier>,
     credential: Credential<'a>,
+}
+
+impl Pending<'_> {
+    /// What [`TokenGate::verify_resumed`] needs to pick the verification up again.
+    pub(crate) fn resume(&self) -> Resume {
+        Resume {
+            token_type: self.credential.token_type(),
+            format: self.credential.format(),
+            source: self.credential.source(),
+        }
+    }
+}
+
+/// A [`Pending`] verification without its borrows: the classification, kept so the token
+/// is not classified twice.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Resume {
+    token_type: TokenType,
+    format: TokenFormat,
+    source: TokenSource,
 }
 
 /// A verifier's answer, checked: an identity of the classified type that meets the policy.
@@ -239,17 +301,23 @@ fn accept(
 ) -> Result<Auth, Rejection> {
     let auth = answer.map_err(|e| e.into_rejection(token_type))?;
     if auth.token_type != token_type {
-        tracing::error!(
-            target: "tokengate",
-            expected = %token_type,
-            returned = %auth.token_type,
-            verifier = verifier.name(),
-            "a verifier returned an identity of another token type; refusing it"
-        );
-        return Err(Rejection::Misconfigured("verifier returned the wrong token type"));
+        return Err(wrong_type_returned(token_type, &auth, verifier));
     }
     policy.check(&auth)?;
     Ok(auth)
+}
+
+/// A verifier answered with an identity of another type: a bug in that verifier, logged.
+#[cold]
+fn wrong_type_returned(token_type: TokenType, auth: &Auth, verifier: &dyn Verifier) -> Rejection {
+    tracing::error!(
+        target: "tokengate",
+        expected = %token_type,
+        returned = %auth.token_type,
+        verifier = verifier.name(),
+        "a verifier returned an identity of another token type; refusing it"
+    );
+    Rejection::Misconfigured("verifier returned the wrong token type")
 }
 
 impl TokenGateBuilder {

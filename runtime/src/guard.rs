@@ -21,16 +21,17 @@
 //! ```
 
 use std::fmt;
-use std::future::Future;
+use std::future::{Future, Ready, ready};
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::response::Response;
 use http::request::Parts;
 
 use crate::auth::Auth;
-use crate::gate::TokenGate;
+use crate::gate::{Step, TokenGate, log_rejection};
 use crate::policy::Policy;
 use crate::rejection::Rejection;
 
@@ -46,8 +47,16 @@ pub trait PolicySource: Send + Sync + 'static {
     /// The policy, built once.
     fn policy() -> &'static Policy;
 
+    /// Whether the guard leaves the verified [`Auth`] in the request's extensions, for the
+    /// extractors after it (`Auth`, `Option<Auth>`, your own). `true` by default. The
+    /// attributes set it to `false` for a handler whose only parameter is the guard and that
+    /// has no conditions: no extractor runs after the guard there, so nothing could read it,
+    /// and the request skips an allocation.
+    const SHARE_AUTH: bool = true;
+
     /// Custom conditions (`#[require(predicate)]`), run after the token and its scopes
-    /// passed. `None` (the default) when there are none, so nothing is allocated.
+    /// passed. `None` (the default) when there are none, so nothing is allocated. It may be
+    /// called more than once per request: do the work in the returned future, not before.
     fn conditions<'a>(_auth: &'a Auth, _parts: &'a mut Parts) -> Option<ConditionFuture<'a>> {
         None
     }
@@ -70,20 +79,78 @@ where
 {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+    /// Decides at once when it can — a remembered key or token, any refusal before a
+    /// verifier — and returns a ready future: no state machine and no allocation on a
+    /// request's hot path. Only a verifier that must wait, or a route with conditions, gets
+    /// a boxed future.
+    fn from_request_parts(parts: &mut Parts, state: &S) -> impl Future<Output = Result<Self, Self::Rejection>> + Send {
         let gate = TokenGate::from_ref(state);
-        match gate.authorize(&parts.headers, &parts.extensions, P::policy()).await {
-            Ok(auth) => {
-                parts.extensions.insert(auth.clone());
-                if let Some(conditions) = P::conditions(&auth, parts)
-                    && let Err(rejection) = conditions.await
-                {
-                    tracing::debug!(target: "tokengate", reason = rejection.reason(), "request rejected by a condition");
-                    return Err(gate.render(rejection));
+        let policy = P::policy();
+        let decided = match gate.authorize_now(&parts.headers, &parts.extensions, policy) {
+            Step::Done(result) => Ok(result),
+            Step::Verify(pending) => Err(pending.resume()),
+        };
+        match decided {
+            Ok(Ok(auth)) => {
+                // Whether the route has conditions: building their future runs none of them.
+                if P::conditions(&auth, parts).is_none() {
+                    if P::SHARE_AUTH {
+                        parts.extensions.insert(auth);
+                    }
+                    return GuardFuture::Ready(ready(Ok(Guard(PhantomData))));
                 }
-                Ok(Guard(PhantomData))
+                GuardFuture::Waiting(Box::pin(async move { admit::<P>(&gate, Ok(auth), parts).await }))
             }
-            Err(rejection) => Err(gate.render(rejection)),
+            Ok(Err(rejection)) => {
+                log_rejection(&rejection);
+                GuardFuture::Ready(ready(Err(gate.render(rejection))))
+            }
+            Err(resume) => GuardFuture::Waiting(Box::pin(async move {
+                let result = gate.verify_resumed(&parts.headers, resume, policy).await;
+                admit::<P>(&gate, result, parts).await
+            })),
+        }
+    }
+}
+
+/// The end of a guard that waited: the verifier's answer, then the route's conditions.
+async fn admit<P: PolicySource>(
+    gate: &TokenGate,
+    result: Result<Auth, Rejection>,
+    parts: &mut Parts,
+) -> Result<Guard<P>, Response> {
+    let auth = match result {
+        Ok(auth) => auth,
+        Err(rejection) => {
+            log_rejection(&rejection);
+            return Err(gate.render(rejection));
+        }
+    };
+    if P::SHARE_AUTH {
+        parts.extensions.insert(auth.clone());
+    }
+    if let Some(conditions) = P::conditions(&auth, parts)
+        && let Err(rejection) = conditions.await
+    {
+        tracing::debug!(target: "tokengate", reason = rejection.reason(), "request rejected by a condition");
+        return Err(gate.render(rejection));
+    }
+    Ok(Guard(PhantomData))
+}
+
+/// The guard's future: ready at once on the hot path, boxed when a verifier must wait.
+enum GuardFuture<'a, P> {
+    Ready(Ready<Result<Guard<P>, Response>>),
+    Waiting(Pin<Box<dyn Future<Output = Result<Guard<P>, Response>> + Send + 'a>>),
+}
+
+impl<P> Future for GuardFuture<'_, P> {
+    type Output = Result<Guard<P>, Response>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            GuardFuture::Ready(ready) => Pin::new(ready).poll(cx),
+            GuardFuture::Waiting(waiting) => waiting.as_mut().poll(cx),
         }
     }
 }
