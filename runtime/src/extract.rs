@@ -118,6 +118,8 @@ fn bearer(value: &[u8]) -> Result<Option<&str>, Rejection> {
     }
 }
 
+/// The `__session` cookie's token. Out of line: a bearer header is the common case.
+#[inline(never)]
 fn session_from_cookies(headers: &HeaderMap) -> Result<Option<Presented<'_>>, Rejection> {
     for value in headers.get_all(header::COOKIE) {
         let bytes = value.as_bytes();
