@@ -108,6 +108,18 @@ impl Classifier {
         &self.prefixes
     }
 
+    /// Whether `token` would be classified as a JWT if it decodes: no opaque prefix, three
+    /// dot-separated segments, and a header that starts like a JSON object (`eyJ`, the base64
+    /// of `{"`). Cheap; a `false` for a JWT with an unusual header only costs a classification.
+    pub fn may_be_jwt(&self, token: &str) -> bool {
+        let p = &self.prefixes;
+        token.starts_with("eyJ")
+            && !has_prefix(token, &p.m2m_token)
+            && !has_prefix(token, &p.oauth_token)
+            && !has_prefix(token, &p.api_key)
+            && token.bytes().fold(0usize, |dots, b| dots + usize::from(b == b'.')) == 2
+    }
+
     /// Classifies `token`. Fails with `invalid_token` (`malformed-token`) for a JWT-shaped
     /// string whose header or payload does not decode, or an unprefixed opaque string when
     /// opaque OAuth tokens are not enabled.
@@ -256,6 +268,38 @@ mod tests {
         });
         assert_eq!(c.classify("key_1").unwrap().token_type(), TokenType::ApiKey);
         assert!(c.classify("ak_1").is_err());
+    }
+
+    #[test]
+    fn may_be_jwt_holds_for_every_jwt_the_classifier_reads_as_one() {
+        let c = Classifier::default();
+        for token in [
+            jwt(r#"{"alg":"RS256"}"#, r#"{"sub":"user_1"}"#),
+            jwt(r#"{"alg":"RS256","typ":"at+jwt"}"#, r#"{"sub":"user_1"}"#),
+            jwt(r#"{"alg":"RS256"}"#, r#"{"sub":"mch_1"}"#),
+        ] {
+            assert_eq!(c.classify(&token).unwrap().format(), TokenFormat::Jwt);
+            assert!(c.may_be_jwt(&token), "{token}");
+        }
+        let session = jwt(r#"{"alg":"RS256"}"#, r#"{"sub":"user_1"}"#);
+        for not_jwt in [
+            "ak_x.y.z",
+            "mt_eyJ.a.b",
+            "eyJ.a",
+            "eyJ.a.b.c",
+            "eyJab",
+            "abc.def.ghi",
+            "",
+        ] {
+            assert!(!c.may_be_jwt(not_jwt), "{not_jwt}");
+        }
+        // An opaque prefix wins, even one that looks like a JWT header.
+        let odd = Classifier::new(Prefixes {
+            api_key: "eyJ".into(),
+            ..Prefixes::default()
+        });
+        assert!(!odd.may_be_jwt(&session));
+        assert_eq!(odd.classify(&session).unwrap().token_type(), TokenType::ApiKey);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use http::{Extensions, HeaderMap};
 
 use crate::auth::Auth;
 use crate::classify::{Classifier, Prefixes, TokenFormat};
-use crate::extract::{TokenSource, extract};
+use crate::extract::{Presented, TokenSource, extract};
 use crate::policy::Policy;
 use crate::rejection::{DEFAULT_REALM, InvalidReason, Rejection, is_valid_realm};
 use crate::token::{TokenType, TokenTypes};
@@ -168,6 +168,9 @@ impl TokenGate {
             Ok(None) => return Step::Done(Err(Rejection::MissingCredentials)),
             Err(rejection) => return Step::Done(Err(rejection)),
         };
+        if let Some(recalled) = self.recall(&presented, policy) {
+            return recalled;
+        }
         let classified = match self.0.classifier.classify(presented.token()) {
             Ok(classified) => classified,
             Err(rejection) => return Step::Done(Err(rejection)),
@@ -195,6 +198,60 @@ impl TokenGate {
             Some(answer) => Step::Done(accept(answer, token_type, &**verifier, policy)),
             None => Step::Verify(Pending { verifier, credential }),
         }
+    }
+
+    /// A JWT a verifier of this gate accepted before and still remembers, decided without
+    /// classifying it again: a reused session token costs its hash and one lookup, not a
+    /// base64 and JSON read as well. `None` (classify as usual) for anything else.
+    ///
+    /// The answer is the one classification would lead to: a JWT's type is a function of its
+    /// own bytes (the classifier reads only its header and payload once no opaque prefix
+    /// matches), so the type the remembered identity was verified as is the type the token
+    /// classifies as now. It is trusted only when this gate sends that type to the verifier
+    /// that answered, and the usual cookie, type and policy checks follow.
+    fn recall(&self, presented: &Presented<'_>, policy: &Policy) -> Option<Step<'_>> {
+        let token = presented.token();
+        if !self.0.classifier.may_be_jwt(token) {
+            return None;
+        }
+        let accepts = policy.accepts();
+        let mut asked: [Option<&Arc<dyn Verifier>>; 3] = [None; 3];
+        for (i, jwt_type) in JWT_TYPES.into_iter().enumerate() {
+            let Some(verifier) = self.0.verifiers[jwt_type.index()]
+                .as_ref()
+                .filter(|_| accepts.contains(jwt_type))
+            else {
+                continue;
+            };
+            // One verifier often serves several types; ask it once.
+            if asked.iter().flatten().any(|seen| Arc::ptr_eq(seen, verifier)) {
+                continue;
+            }
+            asked[i] = Some(verifier);
+            let Some(auth) = verifier.recall_jwt(token) else {
+                continue;
+            };
+            let token_type = auth.token_type;
+            if !self.0.verifiers[token_type.index()]
+                .as_ref()
+                .is_some_and(|v| Arc::ptr_eq(v, verifier))
+            {
+                return None;
+            }
+            if presented.source() == TokenSource::Cookie && token_type != TokenType::SessionToken {
+                return Some(Step::Done(Err(Rejection::InvalidToken(
+                    InvalidReason::MachineTokenInCookie,
+                ))));
+            }
+            if !accepts.contains(token_type) {
+                return Some(Step::Done(Err(Rejection::TokenTypeNotAccepted {
+                    presented: token_type,
+                    accepted: accepts,
+                })));
+            }
+            return Some(Step::Done(accept(Ok(auth), token_type, &**verifier, policy)));
+        }
+        None
     }
 
     /// The part that waits: a verifier that must check a signature or ask a store or a server.
@@ -240,6 +297,9 @@ impl TokenGate {
         rejection.into_response_with_realm(&self.0.realm)
     }
 }
+
+/// The types a JWT can be, in the order [`TokenGate::recall`] asks their verifiers.
+const JWT_TYPES: [TokenType; 3] = [TokenType::SessionToken, TokenType::M2mToken, TokenType::OAuthToken];
 
 /// A route accepts a type the gate has no verifier for: a configuration mistake, logged.
 #[cold]

@@ -172,6 +172,16 @@ pub trait Verifier: Send + Sync + 'static {
         None
     }
 
+    /// The identity of a JWT this verifier accepted before and still remembers, whatever type
+    /// it was classified as (the `Auth`'s `token_type` says which), or `None`. The gate asks
+    /// it before classifying a JWT, so a reused session token skips the base64 and JSON read
+    /// of classification. Answer only under the rules [`verify_cached`](Self::verify_cached)
+    /// follows (unexpired, same key set), and only for a token [`verify`](Self::verify)
+    /// accepted. The default remembers nothing.
+    fn recall_jwt(&self, _token: &str) -> Option<Auth> {
+        None
+    }
+
     /// A short name for logs and the route report (`"jwt"`, `"api-key-store"`…).
     fn name(&self) -> &'static str {
         "custom"
@@ -185,6 +195,10 @@ impl<V: Verifier + ?Sized> Verifier for Arc<V> {
 
     fn verify_cached(&self, credential: &Credential<'_>) -> Option<Result<Auth, VerifyError>> {
         (**self).verify_cached(credential)
+    }
+
+    fn recall_jwt(&self, token: &str) -> Option<Auth> {
+        (**self).recall_jwt(token)
     }
 
     fn name(&self) -> &'static str {
@@ -310,6 +324,10 @@ impl Verifier for ByFormat {
             TokenFormat::Jwt => self.jwt.as_ref()?.verify_cached(credential),
             TokenFormat::Opaque => self.opaque.as_ref()?.verify_cached(credential),
         }
+    }
+
+    fn recall_jwt(&self, token: &str) -> Option<Auth> {
+        self.jwt.as_ref()?.recall_jwt(token)
     }
 
     fn name(&self) -> &'static str {

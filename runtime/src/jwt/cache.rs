@@ -76,7 +76,6 @@ impl TokenCacheConfig {
 #[derive(Clone)]
 struct Entry {
     auth: Auth,
-    token_type: TokenType,
     exp: i64,
     generation: u64,
 }
@@ -115,8 +114,15 @@ impl TokenCache {
     /// A cached identity for the token, if it was verified under the current key set, is of
     /// the same type and has not expired at `now` (seconds since the epoch).
     pub(crate) fn get(&self, hash: &[u8; 32], token_type: TokenType, generation: u64, now: i64) -> Option<Auth> {
+        self.get_any_type(hash, generation, now)
+            .filter(|auth| auth.token_type == token_type)
+    }
+
+    /// A cached identity for the token, if it was verified under the current key set and has
+    /// not expired at `now`, whatever its type (the `Auth` carries it).
+    pub(crate) fn get_any_type(&self, hash: &[u8; 32], generation: u64, now: i64) -> Option<Auth> {
         let entry = self.entries.get(hash)?;
-        if entry.generation != generation || entry.token_type != token_type || now >= entry.exp {
+        if entry.generation != generation || now >= entry.exp {
             self.entries.remove(hash);
             return None;
         }
@@ -134,7 +140,6 @@ impl TokenCache {
             hash,
             Entry {
                 auth: auth.clone(),
-                token_type: auth.token_type,
                 exp,
                 generation,
             },

@@ -497,6 +497,14 @@ impl Verifier for JwtVerifier {
         self.cached_token(credential.token(), credential.token_type()).map(Ok)
     }
 
+    fn recall_jwt(&self, token: &str) -> Option<Auth> {
+        let cache = self.inner.cache.as_ref()?;
+        if token.len() > self.inner.max_token_bytes {
+            return None;
+        }
+        cache.get_any_type(&token_hash(token), self.generation(), now_secs())
+    }
+
     fn name(&self) -> &'static str {
         "jwt"
     }
