@@ -39,6 +39,13 @@ async fn api_key_only() -> &'static str {
     "ok"
 }
 
+/// The same guard on a handler that reads the caller: the guard shares the `Auth` with it.
+#[accepts_token(api_key)]
+async fn api_key_with_auth(auth: tokengate::Auth) -> &'static str {
+    black_box(auth);
+    "ok"
+}
+
 #[accepts_token(session_token)]
 async fn session_only() -> &'static str {
     "ok"
@@ -68,6 +75,11 @@ impl<V: Verifier> Verifier for Counting<V> {
     ) -> Option<Result<tokengate::Auth, tokengate::verifier::VerifyError>> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.inner.verify_cached(credential)
+    }
+
+    fn recall_jwt(&self, token: &str) -> Option<tokengate::Auth> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.recall_jwt(token)
     }
 
     fn name(&self) -> &'static str {
@@ -146,6 +158,7 @@ fn router(gate: TokenGate) -> Router {
     Router::<TokenGate>::new()
         .route("/open", get(unguarded))
         .route("/api_key", get(api_key_only))
+        .route("/api_key_auth", get(api_key_with_auth))
         .route("/session", get(session_only))
         .route("/three", get(three_types))
         .with_state(gate)
@@ -233,6 +246,7 @@ fn guarded_requests(c: &mut Criterion) {
     for (app, path, token) in [
         (&f.app_cached, "/open", None),
         (&f.app_cached, "/api_key", Some(api_key)),
+        (&f.app_cached, "/api_key_auth", Some(api_key)),
         (&f.app_uncached, "/session", Some(token)),
         (&f.app_cached, "/session", Some(token)),
         (&f.app_cached, "/three", Some(api_key)),
@@ -247,6 +261,9 @@ fn guarded_requests(c: &mut Criterion) {
     });
     group.bench_function("api_key_cached", |b| {
         b.iter(|| call(&f, &f.app_cached, "/api_key", Some(black_box(api_key))))
+    });
+    group.bench_function("api_key_cached_auth_argument", |b| {
+        b.iter(|| call(&f, &f.app_cached, "/api_key_auth", Some(black_box(api_key))))
     });
     group.bench_function("session_rs256_cache_off", |b| {
         b.iter(|| call(&f, &f.app_uncached, "/session", Some(black_box(token))))

@@ -210,11 +210,14 @@ impl TokenGate {
     /// classifies as now. It is trusted only when this gate sends that type to the verifier
     /// that answered, and the usual cookie, type and policy checks follow.
     fn recall(&self, presented: &Presented<'_>, policy: &Policy) -> Option<Step<'_>> {
+        let accepts = policy.accepts();
+        if !JWT_TYPES.into_iter().any(|t| accepts.contains(t)) {
+            return None;
+        }
         let token = presented.token();
         if !self.0.classifier.may_be_jwt(token) {
             return None;
         }
-        let accepts = policy.accepts();
         let mut asked: [Option<&Arc<dyn Verifier>>; 3] = [None; 3];
         for (i, jwt_type) in JWT_TYPES.into_iter().enumerate() {
             let Some(verifier) = self.0.verifiers[jwt_type.index()]
