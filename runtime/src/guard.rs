@@ -2,7 +2,12 @@
 //!
 //! The attributes put a [`Guard`] first in the handler's arguments; axum runs extractors in
 //! order, so a request with a bad token is refused before its body is read. The verified
-//! [`Auth`](crate::Auth) is left in the request's extensions for the `Auth` extractor.
+//! [`Auth`] is left in the request's extensions for the `Auth` extractor (unless the guard is
+//! the handler's only parameter: see [`PolicySource::SHARE_AUTH`]).
+//!
+//! A request whose answer is known at once — a remembered key or token, any refusal before a
+//! verifier — is decided when axum calls the guard, and its future is ready: no state
+//! machine, no allocation. Only a verifier that must wait gets a boxed future.
 //!
 //! Without the attributes, name the policy with a type:
 //!

@@ -2,7 +2,7 @@
 //! analogue of `clerkMiddleware` route protection.
 //!
 //! It composes with handler attributes: the layer verifies the token once and leaves the
-//! [`Auth`](crate::Auth) in the request; a handler's own policy is then checked against it
+//! [`Auth`] in the request; a handler's own policy is then checked against it
 //! without verifying again. Both must pass.
 //!
 //! ```

@@ -10,6 +10,12 @@
 //! the future of [`Verifier::verify`] awaited. A custom verifier without a cache can ignore
 //! it: the default remembers nothing.
 //!
+//! On a route that accepts a JWT type, a JWT-shaped token is offered to
+//! [`Verifier::recall_jwt`] of those types' verifiers before it is even classified: a JWT the
+//! verifier accepted before comes back with the type it was verified as, and the gate checks
+//! that type against the policy itself. Only the JWT verifiers (and [`ByFormat`]) implement
+//! it.
+//!
 //! ```
 //! use tokengate_runtime::verifier::{Credential, StaticVerifier, Verifier};
 //! use tokengate_runtime::{AuthInfo, TokenType};
