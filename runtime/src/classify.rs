@@ -190,13 +190,20 @@ fn classify_jwt(header: &str, payload: &str) -> Result<TokenType, Rejection> {
     }
     let header: PeekHeader<'_> = serde_json::from_slice(&header).map_err(|_| malformed())?;
     let claims: PeekClaims = serde_json::from_slice(&payload).map_err(|_| malformed())?;
-    let machine = matches!(&claims.sub, Some(serde_json::Value::String(s)) if s.starts_with(MACHINE_SUBJECT_PREFIX));
-    if machine {
-        return Ok(TokenType::M2mToken);
+    Ok(jwt_type(header.typ.as_deref(), claims.sub.as_ref()))
+}
+
+/// The type of a JWT with this header `typ` and payload `sub`: Clerk's rule, `sub: mch_…` →
+/// M2M, then `typ: at+jwt` → OAuth, else a session token. The JWT verifier applies the same
+/// function to the token it verified, so it never accepts (nor remembers) a token as a type
+/// this classifier would not give it.
+pub(crate) fn jwt_type(typ: Option<&str>, sub: Option<&serde_json::Value>) -> TokenType {
+    if matches!(sub, Some(serde_json::Value::String(s)) if s.starts_with(MACHINE_SUBJECT_PREFIX)) {
+        return TokenType::M2mToken;
     }
-    match header.typ.as_deref() {
-        Some(typ) if is_access_token_typ(typ) => Ok(TokenType::OAuthToken),
-        _ => Ok(TokenType::SessionToken),
+    match typ {
+        Some(typ) if is_access_token_typ(typ) => TokenType::OAuthToken,
+        _ => TokenType::SessionToken,
     }
 }
 

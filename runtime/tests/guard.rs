@@ -619,3 +619,57 @@ async fn conditions_run_after_the_policy_and_read_path_parameters() {
     let r = call(&router, get_with("/users/user_1", Some(b"Bearer ak_nope"))).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
+
+/// A verifier that answers from memory (`verify_cached`), as the key and JWT verifiers do for
+/// a token they saw before: requests through it take the guard's synchronous path.
+struct Remembering(Arc<StaticVerifier>);
+
+impl Verifier for Remembering {
+    fn verify<'a>(&'a self, credential: Credential<'a>) -> VerifyFuture<'a> {
+        self.0.verify(credential)
+    }
+
+    fn verify_cached(&self, credential: &Credential<'_>) -> Option<Result<Auth, VerifyError>> {
+        // The StaticVerifier's answer, without a future to wait on.
+        let mut future = self.0.verify(*credential);
+        let waker = std::task::Waker::noop();
+        match future.as_mut().poll(&mut std::task::Context::from_waker(waker)) {
+            std::task::Poll::Ready(answer) => Some(answer),
+            std::task::Poll::Pending => None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_synchronous_path_shares_the_auth_and_runs_conditions() {
+    let v = verifiers();
+    let keys = v.keys.clone();
+    let gate = TokenGate::builder()
+        .verifier(TokenType::ApiKey, Arc::new(Remembering(keys.clone())))
+        .build()
+        .unwrap();
+    let router = Router::new()
+        .route("/whoami", get(whoami))
+        .route("/users/{id}", get(|_g: Guard<SelfOnly>| async { "mine" }))
+        .route("/plain", get(|_g: Guard<ApiKeyOnly>| async { "plain" }))
+        .with_state(gate);
+    let calls = keys.calls();
+
+    // A handler that takes the Auth finds it, though the guard's future was ready at once.
+    let r = call(&router, get_with("/whoami", Some(b"Bearer ak_writer"))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("user_1"), "{}", r.body);
+    // Conditions still run, and still refuse.
+    let r = call(&router, get_with("/users/user_1", Some(b"Bearer ak_reader"))).await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "mine"));
+    let r = call(&router, get_with("/users/user_2", Some(b"Bearer ak_reader"))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.json()["reason"], "condition-failed");
+    let r = call(&router, get_with("/plain", Some(b"Bearer ak_reader"))).await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "plain"));
+    // Refusals too.
+    let r = call(&router, get_with("/plain", Some(b"Bearer ak_nope"))).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // Every answer came from `verify_cached`, none from awaiting `verify`.
+    assert_eq!(keys.calls() - calls, 5);
+}

@@ -482,6 +482,14 @@ async fn a_reused_jwt_is_recalled_before_classification_with_the_same_checks() {
     assert!(gate.authorize(&bearer(&machine), &extensions, &machines).await.is_ok());
     let after = jwt.counts();
     assert_eq!((after.1, after.2), (before.1, before.2), "all three answered by recall");
+    // One verifier serving three accepted types is asked once per request.
+    let all_jwts = Policy::accepting(
+        TokenTypes::DEFAULT
+            .with(TokenType::M2mToken)
+            .with(TokenType::OAuthToken),
+    );
+    assert!(gate.authorize(&bearer(&session), &extensions, &all_jwts).await.is_ok());
+    assert_eq!(jwt.counts().0, after.0 + 1);
 
     // A route that accepts no JWT type never hashes a JWT to recall it: classification
     // refuses it first.
@@ -535,4 +543,41 @@ async fn a_recalled_type_counts_only_if_the_gate_sends_that_type_to_the_same_ver
     assert_eq!(refused, Rejection::InvalidToken(InvalidReason::UnknownToken));
     // Not trusted from the JWT verifier, so classified and sent to the M2M verifier.
     assert_eq!(machines_elsewhere.counts(), (0, 1, 1));
+}
+
+#[tokio::test]
+async fn a_jwt_is_verified_only_as_the_type_it_classifies_as() {
+    // An RFC 9068-shaped token whose subject is a machine: Clerk's rule makes it an M2M token.
+    let v = verifier();
+    let mut claims = oauth_claims();
+    claims["sub"] = json!("mch_1");
+    let token = at(&claims, "at+jwt");
+    assert_eq!(
+        v.verify_token(&token, TokenType::OAuthToken).await.unwrap_err(),
+        VerifyError::Invalid(InvalidReason::WrongType)
+    );
+    assert!(v.recall_jwt(&token).is_none(), "a refused token is not remembered");
+    // A session token asked for as an OAuth token, and the reverse, are refused too.
+    let session = RSA.token(&session_claims());
+    assert!(v.verify_token(&session, TokenType::OAuthToken).await.is_err());
+    let oauth = at(&oauth_claims(), "at+jwt");
+    assert!(v.verify_token(&oauth, TokenType::SessionToken).await.is_err());
+    assert!(v.recall_jwt(&oauth).is_none() && v.recall_jwt(&session).is_none());
+
+    // Through the gate, the machine token is what the classifier says, on every route.
+    let gate = TokenGate::builder()
+        .verifier_for(v.token_types(), Arc::new(v))
+        .build()
+        .unwrap();
+    let oauth_only = Policy::accepting(TokenTypes::EMPTY.with(TokenType::OAuthToken));
+    for _ in 0..2 {
+        assert!(matches!(
+            gate.authorize(&bearer(&token), &http::Extensions::new(), &oauth_only)
+                .await,
+            Err(Rejection::TokenTypeNotAccepted {
+                presented: TokenType::M2mToken,
+                ..
+            })
+        ));
+    }
 }

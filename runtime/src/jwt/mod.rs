@@ -20,7 +20,11 @@
 //!
 //! The order of checks: size cap → verified-token cache → three base64url segments →
 //! header (no `crit`, allowed `alg`, expected `typ`) → key by `kid` bound to the `alg` →
-//! signature → claims. A token's `jku`, `x5u`, `jwk` and `x5c` headers are ignored.
+//! signature → the type the classifier gives the token (`sub: mch_…` → M2M, `typ: at+jwt` →
+//! OAuth, else session) must be the type asked for → claims. A token's `jku`, `x5u`, `jwk`
+//! and `x5c` headers are ignored. Because of that type check, what the verified-token cache
+//! remembers is what classification would say, and the gate may recall a reused JWT before
+//! classifying it ([`Verifier::recall_jwt`](crate::Verifier::recall_jwt)).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -68,7 +72,7 @@ pub use self::jwks::{JwksCache, JwksCacheBuilder, JwksError};
 pub use self::keys::{AlgorithmSet, KeyError, KeySet, jwks_from_pem};
 use self::keys::{Lookup, MAX_KID_LEN, parse_algorithm};
 use crate::auth::Auth;
-use crate::classify::{TokenFormat, is_access_token_typ};
+use crate::classify::{TokenFormat, is_access_token_typ, jwt_type};
 use crate::rejection::InvalidReason;
 use crate::token::{TokenType, TokenTypes};
 use crate::verifier::{Credential, Verifier, VerifyError, VerifyFuture};
@@ -460,6 +464,12 @@ impl JwtVerifier {
 
         let payload = URL_SAFE_NO_PAD.decode(payload_b64).map_err(|_| malformed())?;
         let claims = claims::parse_object(&payload)?;
+        // Only as the type the classifier gives this token (an `at+jwt` with an `mch_` subject
+        // is an M2M token, whatever a caller asks): the gate recalls a remembered JWT before
+        // classifying it, so what the cache holds must be what classification would say.
+        if jwt_type(typ, claims.get("sub")) != token_type {
+            return Err(InvalidReason::WrongType.into());
+        }
         let clock = Clock {
             now,
             leeway: inner.leeway,
