@@ -24,7 +24,7 @@
 //! OAuth, else session) must be the type asked for → claims. A token's `jku`, `x5u`, `jwk`
 //! and `x5c` headers are ignored. Because of that type check, what the verified-token cache
 //! remembers is what classification would say, and the gate may recall a reused JWT before
-//! classifying it ([`Verifier::recall_jwt`](crate::Verifier::recall_jwt)).
+//! classifying it ([`Verifier::recall_jwt`]).
 //!
 //! ```
 //! use std::sync::Arc;
