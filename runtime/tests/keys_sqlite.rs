@@ -687,3 +687,123 @@ async fn invalid_specs_are_refused_with_a_reason() {
         "only the valid key was created"
     );
 }
+
+/// A store whose lookups wait until the test opens the gate, and are counted.
+struct Gated {
+    inner: Arc<SqliteKeyStore>,
+    gate: tokio::sync::Semaphore,
+    finds: AtomicUsize,
+}
+
+impl KeyStore for Gated {
+    fn create(&self, key: NewKey) -> StoreFuture<'_, KeyRecord> {
+        self.inner.create(key)
+    }
+    fn get<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<KeyRecord>> {
+        self.inner.get(id)
+    }
+    fn list<'a>(&'a self, subject: Option<&'a str>) -> StoreFuture<'a, Vec<KeyRecord>> {
+        self.inner.list(subject)
+    }
+    fn revoke<'a>(&'a self, id: &'a str, reason: Option<&'a str>, at: i64) -> StoreFuture<'a, Option<KeyRecord>> {
+        self.inner.revoke(id, reason, at)
+    }
+    fn find_by_hash<'a>(&'a self, hash: &'a SecretHash) -> StoreFuture<'a, Option<KeyRecord>> {
+        self.finds.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            let _open = self.gate.acquire().await;
+            self.inner.find_by_hash(hash).await
+        })
+    }
+    fn record_last_used<'a>(&'a self, uses: &'a [LastUsed]) -> StoreFuture<'a, ()> {
+        self.inner.record_last_used(uses)
+    }
+}
+
+async fn gated(dir: &tempfile::TempDir) -> (Arc<Gated>, Arc<KeyVerifier>) {
+    let store = Arc::new(Gated {
+        inner: open(&db_path(dir)).await,
+        gate: tokio::sync::Semaphore::new(0),
+        finds: AtomicUsize::new(0),
+    });
+    let verifier = Arc::new(KeyVerifier::new(store.clone()));
+    (store, verifier)
+}
+
+/// Waits until `count()` reaches `n` (the spawned requests have reached the store or joined).
+async fn until(n: usize, count: impl Fn() -> usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count() < n {
+        assert!(Instant::now() < deadline, "timed out waiting for {n}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_misses_for_one_secret_share_one_store_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, verifier) = gated(&dir).await;
+    let key = verifier.issue(KeySpec::api_key("user_1", "burst")).await.unwrap();
+    let secret = key.secret.expose().to_string();
+    let stranger = Secret::generate(KeyKind::ApiKey).unwrap();
+
+    // 32 requests with a key no cache holds yet, 8 with an unknown (well-formed) secret.
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let (verifier, secret) = (verifier.clone(), secret.clone());
+        let stranger = stranger.expose().to_string();
+        tasks.push(tokio::spawn(async move {
+            let presented = if i < 32 { secret } else { stranger };
+            verify(&verifier, &presented, TokenType::ApiKey).await
+        }));
+    }
+    until(2, || store.finds.load(Ordering::SeqCst)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await; // the rest join the two lookups
+    assert_eq!(verifier.lookups_in_flight(), 2);
+    store.gate.add_permits(1_000);
+    for (i, task) in tasks.into_iter().enumerate() {
+        let answer = task.await.unwrap();
+        if i < 32 {
+            assert_eq!(answer.unwrap().subject.as_deref(), Some("user_1"));
+        } else {
+            assert_eq!(answer.unwrap_err(), invalid(InvalidReason::UnknownToken));
+        }
+    }
+    assert_eq!(store.finds.load(Ordering::SeqCst), 2, "one store query per secret");
+    assert_eq!(verifier.lookups_in_flight(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_lookup_leaves_nothing_behind_and_a_revocation_starts_a_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, verifier) = gated(&dir).await;
+    let key = verifier.issue(KeySpec::api_key("user_1", "cancel")).await.unwrap();
+    let secret = key.secret.expose().to_string();
+
+    // A client that disconnects while its lookup waits on the store.
+    let spawn = |secret: String| {
+        let verifier = verifier.clone();
+        tokio::spawn(async move { verify(&verifier, &secret, TokenType::ApiKey).await })
+    };
+    let gone = spawn(secret.clone());
+    until(1, || store.finds.load(Ordering::SeqCst)).await;
+    gone.abort();
+    assert!(gone.await.unwrap_err().is_cancelled());
+    assert_eq!(verifier.lookups_in_flight(), 0, "the cancelled lookup is removed");
+
+    // A lookup in flight when the key is revoked: a request that starts after the revocation
+    // does not join it. It is refused at once (the revocation is remembered), while the
+    // earlier lookup still waits on the store.
+    let before = spawn(secret.clone());
+    until(2, || store.finds.load(Ordering::SeqCst)).await;
+    verifier.revoke(&key.record.id, Some("leaked")).await.unwrap();
+    assert_eq!(verifier.lookups_in_flight(), 0, "the revocation dropped the lookup");
+    let after = spawn(secret.clone());
+    assert_eq!(after.await.unwrap().unwrap_err(), invalid(InvalidReason::Revoked));
+    assert!(!before.is_finished());
+    store.gate.add_permits(1_000);
+    // The earlier request reads the store once the gate opens, so it is refused as well.
+    assert!(before.await.unwrap().is_err());
+    assert_eq!(store.finds.load(Ordering::SeqCst), 2);
+    assert_eq!(verifier.lookups_in_flight(), 0);
+}

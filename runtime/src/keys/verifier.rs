@@ -7,6 +7,10 @@
 //!   how long a revocation made elsewhere (the CLI, another process) takes to be seen**; a
 //!   revocation through [`KeyVerifier::revoke`] evicts the key at once. Unknown, revoked and
 //!   expired secrets are cached for [`DEFAULT_NEGATIVE_CACHE_TTL`] (5 s).
+//! - Concurrent misses for one secret (a hot key whose entry just expired, a burst from a new
+//!   client) share one store query; the others wait for its answer. A lookup whose requests
+//!   are all gone (clients that disconnected) is dropped, and a revocation drops the lookup
+//!   of the revoked key, so a request that starts after it never joins an earlier read.
 //! - Over a store that announces revocations ([`KeyStore::revocation_notices`]: the
 //!   PostgreSQL store), the verifier listens from the moment it is built and evicts a key
 //!   revoked by any process within about a second; the TTL is then only the fallback while
@@ -97,6 +101,59 @@ struct Inner {
     negative_cache_ttl: Duration,
     /// The origin of [`Inner::tick`].
     epoch: Instant,
+    /// Store lookups in flight, by secret hash, with how many requests wait for each.
+    in_flight: Mutex<HashMap<SecretHash, Lookup>>,
+}
+
+/// The shared answer of one store lookup.
+type LookupCell = tokio::sync::OnceCell<Result<Auth, VerifyError>>;
+
+/// A store lookup in flight and the number of requests waiting for it.
+struct Lookup {
+    cell: Arc<LookupCell>,
+    waiters: usize,
+}
+
+/// A request's place in a store lookup: joins the lookup in flight for its secret, or starts
+/// one. When the last waiter is dropped (answered or cancelled) the lookup is removed, so a
+/// client that disconnects mid-query leaves nothing behind; a cancelled lookup is taken over
+/// by the next waiter (`OnceCell::get_or_init`).
+struct InFlight<'a> {
+    inner: &'a Inner,
+    hash: SecretHash,
+    cell: Arc<LookupCell>,
+}
+
+impl<'a> InFlight<'a> {
+    fn join(inner: &'a Inner, hash: SecretHash) -> InFlight<'a> {
+        let mut in_flight = inner.lock_in_flight();
+        let lookup = in_flight.entry(hash).or_insert_with(|| Lookup {
+            cell: Arc::new(LookupCell::new()),
+            waiters: 0,
+        });
+        lookup.waiters += 1;
+        InFlight {
+            inner,
+            hash,
+            cell: Arc::clone(&lookup.cell),
+        }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut in_flight = self.inner.lock_in_flight();
+        // The entry may be another lookup's: an eviction drops a lookup and a later request
+        // starts a new one for the same secret.
+        if let Some(lookup) = in_flight.get_mut(&self.hash)
+            && Arc::ptr_eq(&lookup.cell, &self.cell)
+        {
+            lookup.waiters = lookup.waiters.saturating_sub(1);
+            if lookup.waiters == 0 {
+                in_flight.remove(&self.hash);
+            }
+        }
+    }
 }
 
 /// Verifies API keys (`ak_…`) and opaque M2M tokens (`mt_…`) against a [`KeyStore`].
@@ -211,6 +268,7 @@ impl KeyVerifierBuilder {
                 cache_ttl: self.cache_ttl,
                 negative_cache_ttl: self.negative_cache_ttl,
                 epoch: Instant::now(),
+                in_flight: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -294,6 +352,20 @@ impl KeyVerifier {
         if let Some(refused) = self.remembered_refusal(&hash, now) {
             return refused;
         }
+        // Concurrent misses for one secret (a hot key whose entry just expired, a burst from a
+        // new client) share one store query.
+        let flight = InFlight::join(&self.inner, hash);
+        flight.cell.get_or_init(|| self.look_up(hash, kind)).await.clone()
+    }
+
+    /// How many store lookups are in flight now (one per secret, however many requests wait
+    /// for it). For diagnostics and tests.
+    pub fn lookups_in_flight(&self) -> usize {
+        self.inner.lock_in_flight().len()
+    }
+
+    /// The store lookup of a secret that neither cache knows, and what the caches learn from it.
+    async fn look_up(&self, hash: SecretHash, kind: KeyKind) -> Result<Auth, VerifyError> {
         let generation = self.inner.revocations.load(Ordering::SeqCst);
         let record = self.inner.store.find_by_hash(&hash).await.map_err(|e| {
             tracing::warn!(target: "tokengate::keys", store = self.inner.store.name(), error = %e, "key store lookup failed");
@@ -521,6 +593,8 @@ impl Inner {
     }
 
     fn evict(&self, hash: &SecretHash) {
+        // A request that starts after this must not join a lookup that read the store before.
+        self.lock_in_flight().remove(hash);
         if let Some(positive) = &self.positive {
             positive.remove(hash);
         }
@@ -530,6 +604,7 @@ impl Inner {
     }
 
     fn evict_all(&self) {
+        self.lock_in_flight().clear();
         if let Some(positive) = &self.positive {
             positive.clear();
         }
@@ -546,6 +621,10 @@ impl Inner {
 
     fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<SecretHash, Lookup>> {
+        self.in_flight.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     async fn flush(&self) -> Result<usize, StoreError> {
