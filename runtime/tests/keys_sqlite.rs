@@ -47,21 +47,33 @@ fn bearer(token: &str) -> HeaderMap {
     headers
 }
 
-/// A store that counts the calls reaching the real SQLite store.
+/// A store that counts the calls reaching the real SQLite store. Its lookups pass a gate,
+/// open unless the store was made with [`Counting::gated`].
 struct Counting {
     inner: SqliteKeyStore,
     finds: AtomicUsize,
     last_used_batches: AtomicUsize,
     last_used_rows: AtomicUsize,
+    gate: tokio::sync::Semaphore,
 }
 
 impl Counting {
     fn new(inner: SqliteKeyStore) -> Arc<Counting> {
+        Counting::with_gate(inner, tokio::sync::Semaphore::MAX_PERMITS)
+    }
+
+    /// Lookups wait until the test adds permits to `gate`.
+    fn gated(inner: SqliteKeyStore) -> Arc<Counting> {
+        Counting::with_gate(inner, 0)
+    }
+
+    fn with_gate(inner: SqliteKeyStore, permits: usize) -> Arc<Counting> {
         Arc::new(Counting {
             inner,
             finds: AtomicUsize::new(0),
             last_used_batches: AtomicUsize::new(0),
             last_used_rows: AtomicUsize::new(0),
+            gate: tokio::sync::Semaphore::new(permits),
         })
     }
 }
@@ -81,7 +93,10 @@ impl KeyStore for Counting {
     }
     fn find_by_hash<'a>(&'a self, hash: &'a SecretHash) -> StoreFuture<'a, Option<KeyRecord>> {
         self.finds.fetch_add(1, Ordering::SeqCst);
-        self.inner.find_by_hash(hash)
+        Box::pin(async move {
+            let _open = self.gate.acquire().await;
+            self.inner.find_by_hash(hash).await
+        })
     }
     fn record_last_used<'a>(&'a self, uses: &'a [LastUsed]) -> StoreFuture<'a, ()> {
         self.last_used_batches.fetch_add(1, Ordering::SeqCst);
@@ -688,44 +703,8 @@ async fn invalid_specs_are_refused_with_a_reason() {
     );
 }
 
-/// A store whose lookups wait until the test opens the gate, and are counted.
-struct Gated {
-    inner: Arc<SqliteKeyStore>,
-    gate: tokio::sync::Semaphore,
-    finds: AtomicUsize,
-}
-
-impl KeyStore for Gated {
-    fn create(&self, key: NewKey) -> StoreFuture<'_, KeyRecord> {
-        self.inner.create(key)
-    }
-    fn get<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<KeyRecord>> {
-        self.inner.get(id)
-    }
-    fn list<'a>(&'a self, subject: Option<&'a str>) -> StoreFuture<'a, Vec<KeyRecord>> {
-        self.inner.list(subject)
-    }
-    fn revoke<'a>(&'a self, id: &'a str, reason: Option<&'a str>, at: i64) -> StoreFuture<'a, Option<KeyRecord>> {
-        self.inner.revoke(id, reason, at)
-    }
-    fn find_by_hash<'a>(&'a self, hash: &'a SecretHash) -> StoreFuture<'a, Option<KeyRecord>> {
-        self.finds.fetch_add(1, Ordering::SeqCst);
-        Box::pin(async move {
-            let _open = self.gate.acquire().await;
-            self.inner.find_by_hash(hash).await
-        })
-    }
-    fn record_last_used<'a>(&'a self, uses: &'a [LastUsed]) -> StoreFuture<'a, ()> {
-        self.inner.record_last_used(uses)
-    }
-}
-
-async fn gated(dir: &tempfile::TempDir) -> (Arc<Gated>, Arc<KeyVerifier>) {
-    let store = Arc::new(Gated {
-        inner: open(&db_path(dir)).await,
-        gate: tokio::sync::Semaphore::new(0),
-        finds: AtomicUsize::new(0),
-    });
+async fn gated(dir: &tempfile::TempDir) -> (Arc<Counting>, Arc<KeyVerifier>) {
+    let store = Counting::gated(SqliteKeyStore::open(db_path(dir)).await.unwrap());
     let verifier = Arc::new(KeyVerifier::new(store.clone()));
     (store, verifier)
 }
@@ -774,7 +753,7 @@ async fn concurrent_misses_for_one_secret_share_one_store_query() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cancelled_lookup_leaves_nothing_behind_and_a_revocation_starts_a_new_one() {
+async fn a_cancelled_lookup_leaves_nothing_behind_and_a_revocation_drops_the_lookup() {
     let dir = tempfile::tempdir().unwrap();
     let (store, verifier) = gated(&dir).await;
     let key = verifier.issue(KeySpec::api_key("user_1", "cancel")).await.unwrap();
