@@ -176,19 +176,12 @@ impl TokenGate {
             Err(rejection) => return Step::Done(Err(rejection)),
         };
         let token_type = classified.token_type();
-        if presented.source() == TokenSource::Cookie && token_type != TokenType::SessionToken {
-            return Step::Done(Err(Rejection::InvalidToken(InvalidReason::MachineTokenInCookie)));
-        }
-        let not_accepted = || Rejection::TokenTypeNotAccepted {
-            presented: token_type,
-            accepted: accepts,
-        };
-        if !accepts.contains(token_type) {
-            return Step::Done(Err(not_accepted()));
+        if let Err(rejection) = check_type(presented.source(), token_type, accepts) {
+            return Step::Done(Err(rejection));
         }
         let Some(verifier) = &self.0.verifiers[token_type.index()] else {
             if accepts.is_any() {
-                return Step::Done(Err(not_accepted()));
+                return Step::Done(Err(not_accepted(token_type, accepts)));
             }
             return Step::Done(Err(no_verifier(token_type)));
         };
@@ -241,18 +234,10 @@ impl TokenGate {
             {
                 return None;
             }
-            if presented.source() == TokenSource::Cookie && token_type != TokenType::SessionToken {
-                return Some(Step::Done(Err(Rejection::InvalidToken(
-                    InvalidReason::MachineTokenInCookie,
-                ))));
-            }
-            if !accepts.contains(token_type) {
-                return Some(Step::Done(Err(Rejection::TokenTypeNotAccepted {
-                    presented: token_type,
-                    accepted: accepts,
-                })));
-            }
-            return Some(Step::Done(accept(Ok(auth), token_type, &**verifier, policy)));
+            let checked = check_type(presented.source(), token_type, accepts);
+            return Some(Step::Done(
+                checked.and_then(|()| accept(Ok(auth), token_type, &**verifier, policy)),
+            ));
         }
         None
     }
@@ -303,6 +288,22 @@ impl TokenGate {
 
 /// The types a JWT can be, in the order [`TokenGate::recall`] asks their verifiers.
 const JWT_TYPES: [TokenType; 3] = [TokenType::SessionToken, TokenType::M2mToken, TokenType::OAuthToken];
+
+/// The checks on a token's type, whether classified or recalled: a machine token never comes
+/// from the session cookie, and the route must accept the type.
+fn check_type(source: TokenSource, token_type: TokenType, accepts: TokenTypes) -> Result<(), Rejection> {
+    if source == TokenSource::Cookie && token_type != TokenType::SessionToken {
+        return Err(Rejection::InvalidToken(InvalidReason::MachineTokenInCookie));
+    }
+    if !accepts.contains(token_type) {
+        return Err(not_accepted(token_type, accepts));
+    }
+    Ok(())
+}
+
+fn not_accepted(presented: TokenType, accepted: TokenTypes) -> Rejection {
+    Rejection::TokenTypeNotAccepted { presented, accepted }
+}
 
 /// A route accepts a type the gate has no verifier for: a configuration mistake, logged.
 #[cold]

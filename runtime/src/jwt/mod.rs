@@ -391,11 +391,7 @@ impl JwtVerifier {
     /// The cached identity of a token verified before, if the cache still holds it: what a
     /// reused token costs (a SHA-256 and a lookup, no signature check, no future).
     pub fn cached_token(&self, token: &str, token_type: TokenType) -> Option<Auth> {
-        let cache = self.inner.cache.as_ref()?;
-        if token.len() > self.inner.max_token_bytes {
-            return None;
-        }
-        cache.get(&token_hash(token), token_type, self.generation(), now_secs())
+        self.recall_jwt(token).filter(|auth| auth.token_type == token_type)
     }
 
     /// Verifies a token of `token_type` (as classified).
