@@ -1,5 +1,18 @@
 # Shared by the scripts in bench/ (sourced, not run).
 
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Where cargo puts the binaries: CARGO_TARGET_DIR, as cargo reads it.
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+
+# build_examples NAME...: builds the examples in release mode; they are then in
+# $TARGET_DIR/release/examples/.
+build_examples() {
+    local args=() name
+    for name in "$@"; do args+=(--example "$name"); done
+    echo "building ${*} (release)..." >&2
+    (cd "$ROOT" && cargo build --release "${args[@]}" --quiet)
+}
+
 # ensure_installed COMMAND [PACKAGE]: installs Debian's PACKAGE (default: COMMAND) with
 # apt-get when COMMAND is missing.
 ensure_installed() {

@@ -16,15 +16,10 @@
 set -euo pipefail
 
 REQUESTS="${REQUESTS:-2000}"
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-
 # shellcheck source=bench/common.sh
-source "$ROOT/bench/common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 ensure_installed valgrind
-
-echo "building the bench server (release)..." >&2
-(cd "$ROOT" && cargo build --release --example bench_server --quiet)
+build_examples bench_server
 SERVER="$TARGET_DIR/release/examples/bench_server"
 
 WORK="$(mktemp -d)"

@@ -18,15 +18,10 @@ PAIR_ROUNDS="${PAIR_ROUNDS:-10}"
 PAIR_DURATION="${PAIR_DURATION:-3s}"
 THREADS="${THREADS:-2}"
 CONNECTIONS="${CONNECTIONS:-32}"
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-
 # shellcheck source=bench/common.sh
-source "$ROOT/bench/common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 ensure_installed wrk
-
-echo "building the example server (release)..." >&2
-(cd "$ROOT" && cargo build --release --example api_server --example bench_server --quiet)
+build_examples api_server bench_server
 SERVER="$TARGET_DIR/release/examples/api_server"
 BENCH_SERVER="$TARGET_DIR/release/examples/bench_server"
 

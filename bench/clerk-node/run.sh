@@ -9,8 +9,8 @@ set -euo pipefail
 
 SECONDS_EACH="${SECONDS_EACH:-5}"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
-TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+# shellcheck source=bench/common.sh
+source "$HERE/../common.sh"
 CORE="${CORE:-0}"
 
 command -v node >/dev/null || { echo "node is required (v18+)" >&2; exit 1; }
@@ -18,8 +18,7 @@ echo "node $(node --version), @clerk/backend $(cd "$HERE" && npm view @clerk/bac
 (cd "$HERE" && npm install --no-audit --no-fund --silent)
 echo "installed @clerk/backend $(node -p "require('$HERE/node_modules/@clerk/backend/package.json').version")" >&2
 
-echo "building examples/bench_verify.rs (release)..." >&2
-(cd "$ROOT" && cargo build --release --example bench_verify --quiet)
+build_examples bench_verify
 
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
