@@ -22,3 +22,14 @@ ensure_installed() {
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq && $sudo apt-get install -y -qq "$package" >/dev/null
 }
+
+# stop_server: stops the server started in the background as $SERVER_PID (SIGINT, so it shuts
+# down gracefully), if it still runs.
+SERVER_PID=""
+stop_server() {
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -INT "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    SERVER_PID=""
+}

@@ -23,12 +23,8 @@ build_examples bench_server
 SERVER="$TARGET_DIR/release/examples/bench_server"
 
 WORK="$(mktemp -d)"
-SERVER_PID=""
 cleanup() {
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -INT "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
+    stop_server
     rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM

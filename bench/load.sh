@@ -26,14 +26,6 @@ SERVER="$TARGET_DIR/release/examples/api_server"
 BENCH_SERVER="$TARGET_DIR/release/examples/bench_server"
 
 WORK="$(mktemp -d)"
-SERVER_PID=""
-stop_server() {
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -INT "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    SERVER_PID=""
-}
 cleanup() {
     stop_server
     rm -rf "$WORK"
