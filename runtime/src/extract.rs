@@ -72,17 +72,18 @@ impl fmt::Debug for Presented<'_> {
 /// sends a non-Bearer `Authorization` scheme has no bearer credentials either; the cookie is
 /// then still consulted when `session_cookie` is true.
 pub fn extract(headers: &HeaderMap, session_cookie: bool) -> Result<Option<Presented<'_>>, Rejection> {
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    if let Some(value) = values.next() {
-        if values.next().is_some() {
-            return Err(Rejection::InvalidRequest(InvalidRequest::MultipleAuthorizationHeaders));
-        }
-        if let Some(token) = bearer(value.as_bytes())? {
-            return Ok(Some(Presented {
-                token,
-                source: TokenSource::Header,
-            }));
-        }
+    // A map without a repeated name (nearly every request) cannot hold two Authorization
+    // headers: only a map with one counts them.
+    if headers.len() != headers.keys_len() && has_two_authorization_headers(headers) {
+        return Err(Rejection::InvalidRequest(InvalidRequest::MultipleAuthorizationHeaders));
+    }
+    if let Some(value) = headers.get(header::AUTHORIZATION)
+        && let Some(token) = bearer(value.as_bytes())?
+    {
+        return Ok(Some(Presented {
+            token,
+            source: TokenSource::Header,
+        }));
     }
     if session_cookie {
         return session_from_cookies(headers);
@@ -90,31 +91,68 @@ pub fn extract(headers: &HeaderMap, session_cookie: bool) -> Result<Option<Prese
     Ok(None)
 }
 
+#[cold]
+#[inline(never)]
+fn has_two_authorization_headers(headers: &HeaderMap) -> bool {
+    headers.get_all(header::AUTHORIZATION).iter().nth(1).is_some()
+}
+
 /// Parses one `Authorization` value: `Ok(None)` for another scheme.
 ///
+/// `Bearer ` in any case is matched as one word; anything else takes [`other_scheme`].
 /// Works on bytes, in one pass over the token: a bearer token that passes the `b64token`
-/// check is ASCII, so the whole value is ASCII without a separate scan. Values of other
-/// schemes are still checked for non-ASCII bytes (they are malformed whatever their scheme).
+/// check is ASCII, so the whole value is ASCII without a separate scan.
 fn bearer(value: &[u8]) -> Result<Option<&str>, Rejection> {
-    const MALFORMED: Rejection = Rejection::InvalidRequest(InvalidRequest::MalformedAuthorization);
     if value.len() > MAX_HEADER_BYTES {
         return Err(Rejection::InvalidRequest(InvalidRequest::HeaderTooLarge));
     }
+    match value.split_first_chunk::<7>() {
+        Some((scheme, token)) if is_bearer_and_space(scheme) => bearer_token(token).map(Some),
+        _ => other_scheme(value),
+    }
+}
+
+/// Whether seven bytes are `bearer ` in any case: the six letters as one word, each byte's
+/// `0x20` bit set (which maps an ASCII letter, and only that letter's other case, onto the
+/// lowercase letter).
+#[inline(always)]
+fn is_bearer_and_space(scheme: &[u8; 7]) -> bool {
+    let [b, e, a, r, e2, r2, space] = *scheme;
+    let word = u64::from_le_bytes([b, e, a, r, e2, r2, 0, 0]);
+    space == b' ' && word | 0x2020_2020_2020 == u64::from_le_bytes(*b"bearer\0\0")
+}
+
+/// The token after `Bearer `.
+fn bearer_token(token: &[u8]) -> Result<&str, Rejection> {
+    const MALFORMED: Rejection = Rejection::InvalidRequest(InvalidRequest::MalformedAuthorization);
+    if token.is_empty() {
+        return Err(Rejection::InvalidRequest(InvalidRequest::MissingBearerToken));
+    }
+    if !is_b64token_bytes(token) {
+        return Err(MALFORMED);
+    }
+    std::str::from_utf8(token).map_err(|_| MALFORMED)
+}
+
+/// A value that does not start with `Bearer ` (any case): another scheme, `Bearer` alone, or
+/// a malformed value. Values of other schemes are still checked for non-ASCII bytes (they are
+/// malformed whatever their scheme).
+#[inline(never)]
+fn other_scheme(value: &[u8]) -> Result<Option<&str>, Rejection> {
     let (scheme, rest) = match value.iter().position(|&b| b == b' ') {
         Some(space) => (&value[..space], Some(&value[space + 1..])),
         None => (value, None),
     };
     if !scheme.eq_ignore_ascii_case(b"bearer") {
         if !value.is_ascii() {
-            return Err(MALFORMED);
+            return Err(Rejection::InvalidRequest(InvalidRequest::MalformedAuthorization));
         }
         // Another scheme (Basic, Digest, …) carries no bearer credentials: RFC 6750 §3.1.
         return Ok(None);
     }
     match rest {
         None | Some([]) => Err(Rejection::InvalidRequest(InvalidRequest::MissingBearerToken)),
-        Some(token) if is_b64token_bytes(token) => std::str::from_utf8(token).map(Some).map_err(|_| MALFORMED),
-        Some(_) => Err(MALFORMED),
+        Some(token) => bearer_token(token).map(Some),
     }
 }
 
@@ -235,6 +273,33 @@ mod tests {
             Err(Rejection::InvalidRequest(r)) => r,
             other => panic!("expected invalid_request, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn scheme_word_agrees_with_the_general_parser() {
+        // Every byte value at every position of the scheme and its space: the one-word match
+        // takes a value only when the general parser reads it as `Bearer <token>` too.
+        for at in 0..7 {
+            for b in 0..=255u8 {
+                let mut value = b"Bearer ak_1".to_vec();
+                value[at] = b;
+                assert_eq!(
+                    format!("{:?}", bearer(&value)),
+                    format!("{:?}", other_scheme(&value)),
+                    "{value:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn other_repeated_headers_are_not_a_second_authorization() {
+        let mut h = with_auth(&[b"Bearer ak_1"]);
+        h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        h.append("x-forwarded-for", HeaderValue::from_static("10.0.0.2"));
+        assert_eq!(extract(&h, false).unwrap().unwrap().token(), "ak_1");
+        h.append(header::AUTHORIZATION, HeaderValue::from_static("Bearer ak_2"));
+        assert_eq!(reason(&h), InvalidRequest::MultipleAuthorizationHeaders);
     }
 
     #[test]
