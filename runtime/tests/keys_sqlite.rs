@@ -786,3 +786,43 @@ async fn a_cancelled_lookup_leaves_nothing_behind_and_a_revocation_drops_the_loo
     assert_eq!(store.finds.load(Ordering::SeqCst), 2);
     assert_eq!(verifier.lookups_in_flight(), 0);
 }
+
+#[tokio::test]
+async fn evicting_one_key_by_its_hash_leaves_the_others_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let counting = Counting::new(SqliteKeyStore::open(db_path(&dir)).await.unwrap());
+    let verifier = KeyVerifier::new(counting.clone());
+    let mut keys = Vec::new();
+    for user in ["user_1", "user_2", "user_3"] {
+        keys.push(verifier.issue(KeySpec::api_key(user, "ci")).await.unwrap());
+    }
+    for key in &keys {
+        verify(&verifier, key.secret.expose(), TokenType::ApiKey).await.unwrap();
+    }
+    assert_eq!(counting.finds.load(Ordering::SeqCst), 3);
+    assert_eq!(verifier.cached_keys(), 3);
+
+    // A revocation notice names a key by the SHA-256 the store holds.
+    verifier.evict(&keys[1].record.secret_hash);
+    assert_eq!(verifier.cached_keys(), 2);
+    for (i, key) in keys.iter().enumerate() {
+        let credential = Credential::new_for_tests(key.secret.expose(), TokenType::ApiKey);
+        let cached = verifier.verify_cached(&credential);
+        assert_eq!(
+            cached.is_some(),
+            i != 1,
+            "key {i} answered without the store: {cached:?}"
+        );
+        let auth = verifier.verify(credential).await.unwrap();
+        assert_eq!(auth.id.as_deref(), Some(keys[i].record.id.as_str()));
+    }
+    assert_eq!(
+        counting.finds.load(Ordering::SeqCst),
+        4,
+        "only the evicted key was looked up again"
+    );
+    assert_eq!(verifier.cached_keys(), 3);
+
+    verifier.evict(&SecretHash::of("ak_not_cached"));
+    assert_eq!(verifier.cached_keys(), 3, "an unknown hash evicts nothing");
+}
