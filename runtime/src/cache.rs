@@ -60,7 +60,8 @@ impl Clock for Exact {
 
 /// The kernel's coarse monotonic clock (`CLOCK_MONOTONIC_COARSE` on Linux, through
 /// `coarsetime`): the time of the last timer tick, a few milliseconds behind the exact clock
-/// at most, read in a few nanoseconds without the time-stamp counter.
+/// at most, read in a few nanoseconds without the time-stamp counter. On systems where
+/// `coarsetime` would read the wall clock (which can step back), it is the exact clock.
 pub(crate) struct Coarse;
 
 impl Clock for Coarse {
@@ -77,31 +78,84 @@ impl Clock for Coarse {
 
 /// An instant of the [`Coarse`] clock.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct CoarseInstant(coarsetime::Instant);
+pub(crate) struct CoarseInstant(coarse::Raw);
 
 impl CoarseInstant {
-    /// Now, on the coarse clock. (Not `coarsetime::Instant::now`, which also stores the
-    /// reading in a global shared by every thread.)
+    /// Now, on the coarse clock.
     pub(crate) fn now() -> CoarseInstant {
-        CoarseInstant(coarsetime::Instant::now_without_cache_update())
+        CoarseInstant(coarse::now())
     }
 
     /// `self + duration`; `None` past the clock's range (about 136 years).
     pub(crate) fn checked_add(self, duration: Duration) -> Option<CoarseInstant> {
-        let secs = u32::try_from(duration.as_secs()).ok()?;
-        let duration = coarsetime::Duration::new(u64::from(secs), duration.subsec_nanos());
-        self.0.checked_add(duration).map(CoarseInstant)
+        coarse::checked_add(self.0, duration).map(CoarseInstant)
     }
 
     /// The time from `earlier` to `self`; zero if `earlier` is later.
     pub(crate) fn saturating_duration_since(self, earlier: CoarseInstant) -> Duration {
-        (self.0 - earlier.0).into()
+        coarse::saturating_duration_since(self.0, earlier.0)
     }
 }
 
 impl fmt::Debug for CoarseInstant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CoarseInstant({})", self.0.as_ticks())
+        f.debug_tuple("CoarseInstant").field(&self.0).finish()
+    }
+}
+
+/// Where `coarsetime` reads a monotonic clock: `CLOCK_MONOTONIC_COARSE` (Linux, Android),
+/// `CLOCK_MONOTONIC_RAW_APPROX` (macOS), `CLOCK_MONOTONIC_FAST` (FreeBSD), `GetTickCount64`
+/// (Windows).
+#[cfg(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    target_os = "freebsd",
+    windows
+))]
+mod coarse {
+    use std::time::Duration;
+
+    pub(super) type Raw = coarsetime::Instant;
+
+    pub(super) fn now() -> Raw {
+        // Not `Instant::now`, which also stores the reading in a global every thread writes.
+        coarsetime::Instant::now_without_cache_update()
+    }
+
+    pub(super) fn checked_add(instant: Raw, duration: Duration) -> Option<Raw> {
+        let secs = u32::try_from(duration.as_secs()).ok()?;
+        instant.checked_add(coarsetime::Duration::new(u64::from(secs), duration.subsec_nanos()))
+    }
+
+    pub(super) fn saturating_duration_since(later: Raw, earlier: Raw) -> Duration {
+        (later - earlier).into()
+    }
+}
+
+/// Elsewhere `coarsetime` reads the wall clock: the exact monotonic clock instead.
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    target_os = "freebsd",
+    windows
+)))]
+mod coarse {
+    use std::time::{Duration, Instant};
+
+    pub(super) type Raw = Instant;
+
+    pub(super) fn now() -> Raw {
+        Instant::now()
+    }
+
+    pub(super) fn checked_add(instant: Raw, duration: Duration) -> Option<Raw> {
+        instant.checked_add(duration)
+    }
+
+    pub(super) fn saturating_duration_since(later: Raw, earlier: Raw) -> Duration {
+        later.saturating_duration_since(earlier)
     }
 }
 
@@ -230,11 +284,11 @@ mod tests {
     #[test]
     fn coarse_entries_expire_at_their_deadline() {
         let cache = TtlCache::<u32, &str, Coarse>::new(100).unwrap();
-        cache.insert(1, "short", Duration::from_millis(30));
+        cache.insert(1, "short", Duration::from_millis(300));
         cache.insert(2, "long", Duration::from_secs(3600));
         assert_eq!(cache.get(&1), Some("short"));
         // Past the deadline by more than a tick of the coarse clock (4 ms at 250 Hz).
-        std::thread::sleep(Duration::from_millis(60));
+        std::thread::sleep(Duration::from_millis(400));
         assert_eq!(cache.get(&1), None, "expired");
         assert_eq!(cache.get(&2), Some("long"));
         cache.insert(3, "zero", Duration::ZERO);

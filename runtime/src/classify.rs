@@ -88,7 +88,7 @@ pub struct Classifier {
 /// A prefix of up to eight bytes as a little-endian word and the mask of its length, so a
 /// token's prefix is one load, one `and` and one compare: no loop, no call, no pointer to the
 /// prefix's bytes (this runs on every request, usually with the CPU's caches cold). Longer
-/// prefixes take [`has_prefix`].
+/// prefixes take [`Classifier::opaque_type_by_bytes`].
 #[derive(Clone, Copy, Debug, Default)]
 struct PrefixWord {
     word: u64,

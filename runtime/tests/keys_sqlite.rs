@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderValue, header};
 use tokengate_runtime::keys::{
-    KeyKind, KeyRecord, KeySpec, KeyStore, KeyVerifier, LastUsed, NewKey, Secret, SecretHash, SqliteKeyStore,
-    StoreError, StoreFuture, issue, now_unix,
+    KeyKind, KeyRecord, KeySpec, KeyStore, KeyVerifier, LastUsed, NewKey, RevocationNotice, Secret, SecretHash,
+    SqliteKeyStore, StoreError, StoreFuture, issue, now_unix,
 };
 use tokengate_runtime::rejection::InvalidReason;
 use tokengate_runtime::verifier::{Credential, Verifier};
@@ -55,6 +55,14 @@ struct Counting {
     last_used_batches: AtomicUsize,
     last_used_rows: AtomicUsize,
     gate: tokio::sync::Semaphore,
+    /// Lookups that read the store, then wait here before answering (open by default).
+    after_read: tokio::sync::Semaphore,
+    reads: AtomicUsize,
+    /// Revocations wait here before they reach the store (open by default).
+    before_revoke: tokio::sync::Semaphore,
+    revokes: AtomicUsize,
+    /// Revocation notices, as a store shared with other instances sends them.
+    notices: Option<tokio::sync::broadcast::Sender<RevocationNotice>>,
 }
 
 impl Counting {
@@ -68,12 +76,40 @@ impl Counting {
     }
 
     fn with_gate(inner: SqliteKeyStore, permits: usize) -> Arc<Counting> {
-        Arc::new(Counting {
+        Arc::new(Counting::unshared(inner, permits))
+    }
+
+    fn unshared(inner: SqliteKeyStore, permits: usize) -> Counting {
+        let open = tokio::sync::Semaphore::MAX_PERMITS;
+        Counting {
             inner,
             finds: AtomicUsize::new(0),
             last_used_batches: AtomicUsize::new(0),
             last_used_rows: AtomicUsize::new(0),
             gate: tokio::sync::Semaphore::new(permits),
+            after_read: tokio::sync::Semaphore::new(open),
+            reads: AtomicUsize::new(0),
+            before_revoke: tokio::sync::Semaphore::new(open),
+            revokes: AtomicUsize::new(0),
+            notices: None,
+        }
+    }
+
+    /// Lookups wait after reading the store, revocations before changing it, until the test
+    /// adds permits: a lookup can then read a key just before its revocation lands.
+    fn racing(inner: SqliteKeyStore) -> Arc<Counting> {
+        Arc::new(Counting {
+            after_read: tokio::sync::Semaphore::new(0),
+            before_revoke: tokio::sync::Semaphore::new(0),
+            ..Counting::unshared(inner, tokio::sync::Semaphore::MAX_PERMITS)
+        })
+    }
+
+    /// A store that announces revocations made elsewhere, through `notices`.
+    fn announcing(inner: SqliteKeyStore) -> Arc<Counting> {
+        Arc::new(Counting {
+            notices: Some(tokio::sync::broadcast::channel(64).0),
+            ..Counting::unshared(inner, tokio::sync::Semaphore::MAX_PERMITS)
         })
     }
 }
@@ -89,14 +125,24 @@ impl KeyStore for Counting {
         self.inner.list(subject)
     }
     fn revoke<'a>(&'a self, id: &'a str, reason: Option<&'a str>, at: i64) -> StoreFuture<'a, Option<KeyRecord>> {
-        self.inner.revoke(id, reason, at)
+        self.revokes.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            let _open = self.before_revoke.acquire().await;
+            self.inner.revoke(id, reason, at).await
+        })
     }
     fn find_by_hash<'a>(&'a self, hash: &'a SecretHash) -> StoreFuture<'a, Option<KeyRecord>> {
         self.finds.fetch_add(1, Ordering::SeqCst);
         Box::pin(async move {
             let _open = self.gate.acquire().await;
-            self.inner.find_by_hash(hash).await
+            let found = self.inner.find_by_hash(hash).await;
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            let _answer = self.after_read.acquire().await;
+            found
         })
+    }
+    fn revocation_notices(&self) -> Option<tokio::sync::broadcast::Receiver<RevocationNotice>> {
+        self.notices.as_ref().map(tokio::sync::broadcast::Sender::subscribe)
     }
     fn record_last_used<'a>(&'a self, uses: &'a [LastUsed]) -> StoreFuture<'a, ()> {
         self.last_used_batches.fetch_add(1, Ordering::SeqCst);
@@ -241,6 +287,7 @@ async fn expired_keys_are_refused_from_the_store_and_from_the_cache() {
             }
         }
     }
+    assert_eq!(verifier.cached_keys(), 0, "the expired key left the cache");
 }
 
 #[tokio::test]
@@ -825,4 +872,75 @@ async fn evicting_one_key_by_its_hash_leaves_the_others_cached() {
 
     verifier.evict(&SecretHash::of("ak_not_cached"));
     assert_eq!(verifier.cached_keys(), 3, "an unknown hash evicts nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_that_read_the_store_before_a_revocation_does_not_cache_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Counting::racing(SqliteKeyStore::open(db_path(&dir)).await.unwrap());
+    let verifier = Arc::new(KeyVerifier::new(store.clone()));
+    let key = verifier.issue(KeySpec::api_key("user_1", "race")).await.unwrap();
+    let secret = key.secret.expose().to_string();
+
+    // The revocation starts, and waits before its change reaches the store.
+    let revoking = tokio::spawn({
+        let (verifier, id) = (verifier.clone(), key.record.id.clone());
+        async move { verifier.revoke(&id, None).await }
+    });
+    until(1, || store.revokes.load(Ordering::SeqCst)).await;
+    // A request reads the key, still valid, and waits before its answer comes back.
+    let request = tokio::spawn({
+        let (verifier, secret) = (verifier.clone(), secret.clone());
+        async move { verify(&verifier, &secret, TokenType::ApiKey).await }
+    });
+    until(1, || store.reads.load(Ordering::SeqCst)).await;
+    // The revocation lands and evicts (nothing is cached yet); then the request's answer.
+    store.before_revoke.add_permits(1);
+    assert!(revoking.await.unwrap().unwrap().is_some());
+    store.after_read.add_permits(1_000);
+    let _ = request.await.unwrap(); // read before the revocation: either answer is fair
+
+    assert_eq!(
+        verifier.cached_keys(),
+        0,
+        "the key read before its revocation was cached"
+    );
+    assert_eq!(
+        verify(&verifier, &secret, TokenType::ApiKey).await,
+        Err(invalid(InvalidReason::Revoked))
+    );
+}
+
+#[tokio::test]
+async fn revocation_notices_evict_what_they_name_in_one_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Counting::announcing(SqliteKeyStore::open(db_path(&dir)).await.unwrap());
+    let verifier = KeyVerifier::new(store.clone());
+    let mut keys = Vec::new();
+    for user in ["user_1", "user_2", "user_3", "user_4"] {
+        let key = verifier.issue(KeySpec::api_key(user, "ci")).await.unwrap();
+        verify(&verifier, key.secret.expose(), TokenType::ApiKey).await.unwrap();
+        keys.push(key);
+    }
+    assert_eq!(verifier.cached_keys(), 4);
+    let cached = |i: usize| {
+        verifier
+            .verify_cached(&Credential::new_for_tests(keys[i].secret.expose(), TokenType::ApiKey))
+            .is_some()
+    };
+
+    // Two keys revoked by another instance, announced back to back.
+    let notices = store.notices.as_ref().unwrap();
+    for i in [0, 2] {
+        notices
+            .send(RevocationNotice::Revoked(keys[i].record.secret_hash))
+            .unwrap();
+    }
+    until(2, || 4 - verifier.cached_keys() as usize).await;
+    assert_eq!((cached(0), cached(1), cached(2), cached(3)), (false, true, false, true));
+
+    // Notices may have been missed: everything goes.
+    notices.send(RevocationNotice::Resync).unwrap();
+    until(4, || 4 - verifier.cached_keys() as usize).await;
+    assert_eq!(verifier.cached_keys(), 0);
 }

@@ -132,11 +132,12 @@ impl fmt::Debug for Secret {
 
 /// The SHA-256 of a secret: what a store keeps and looks keys up by.
 ///
-/// It is the key of the verifier's caches, looked up on every request, so equality and
-/// hashing work on words: equality folds four 64-bit differences (no early exit, no `memcmp`
-/// call), and hashing feeds the first 16 bytes to the map's hasher. A SHA-256 is uniformly
-/// distributed, so those bytes spread keys as well as all 32 would; the caches' hashers are
-/// randomly seeded, so a client cannot aim keys at one bucket either way.
+/// The verifier computes it when its cache of verified keys (keyed by a cheaper keyed hash)
+/// misses: it keys the cache of refusals and the store lookups in flight, and names a key in a
+/// revocation. Equality and hashing work on words: equality folds four 64-bit differences (no
+/// early exit, no `memcmp` call), and hashing feeds the first 16 bytes to the map's hasher. A
+/// SHA-256 is uniformly distributed, so those bytes spread keys as well as all 32 would; the
+/// maps' hashers are randomly seeded, so a client cannot aim keys at one bucket either way.
 #[derive(Clone, Copy)]
 pub struct SecretHash([u8; 32]);
 

@@ -1,11 +1,15 @@
-//! The key verifier: checksum → hash → cache → store, for API keys and opaque M2M tokens.
+//! The key verifier, for API keys and opaque M2M tokens: cache of verified keys → checksum →
+//! SHA-256 → cache of refusals → store.
 //!
+//! - The cache of verified keys is looked at first, under a keyed SipHash of the secret (see
+//!   `CacheKey`): a hit is a secret that passed its checksum already, and costs no SHA-256.
 //! - A secret whose checksum does not match is refused (`bad-checksum`) before the negative
-//!   cache or the store is consulted (only the cache of verified keys is looked at first: a
-//!   hit there is a secret that passed its checksum already).
+//!   cache or the store is consulted; the SHA-256 the store holds is computed after it.
 //! - Verified keys are cached for [`DEFAULT_CACHE_TTL`] (30 s, configurable). **That TTL bounds
-//!   how long a revocation made elsewhere (the CLI, another process) takes to be seen**; a
-//!   revocation through [`KeyVerifier::revoke`] evicts the key at once. Unknown, revoked and
+//!   how long a revocation made elsewhere (the CLI, another process) takes to be seen** (plus
+//!   a tick of the coarse clock the key caches read, a few milliseconds); a revocation through
+//!   [`KeyVerifier::revoke`] evicts the key at once: it is counted after the store has it, so
+//!   a lookup that read the store just before never caches the key. Unknown, revoked and
 //!   expired secrets are cached for [`DEFAULT_NEGATIVE_CACHE_TTL`] (5 s).
 //! - Concurrent misses for one secret (a hot key whose entry just expired, a burst from a new
 //!   client) share one store query; the others wait for its answer. A lookup whose requests
@@ -39,7 +43,7 @@
 //! # });
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -114,12 +118,21 @@ impl fmt::Debug for CacheKey {
     }
 }
 
+/// The SipHash of [`CacheKey`] with its key. Its `Debug` shows no key (SipHash's own does).
+struct CacheKeys(SipHasher24);
+
+impl fmt::Debug for CacheKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CacheKeys(..)")
+    }
+}
+
 struct Inner {
     store: Arc<dyn KeyStore>,
     /// Verified keys (`None`: the cache is off).
     positive: Option<TtlCache<CacheKey, CachedKey, Coarse>>,
     /// The keyed hash of [`CacheKey`].
-    cache_keys: SipHasher24,
+    cache_keys: CacheKeys,
     /// Refused secrets (`None`: the cache is off).
     negative: Option<TtlCache<SecretHash, InvalidReason, Coarse>>,
     /// Keys used since the last flush: id → the tick of the latest use.
@@ -272,25 +285,31 @@ impl KeyVerifierBuilder {
     }
 
     fn build_unchecked(self) -> KeyVerifier {
-        let verifier = self.build_cache();
-        verifier.start_listener();
-        verifier
-    }
-
-    fn build_cache(self) -> KeyVerifier {
         // The cache key's key, drawn once. Should the operating system refuse it (it never
         // does on a working machine), the cache of verified keys stays off: every request then
         // asks the store, which is slow but right.
         let mut seed = [0u8; 16];
-        let seeded = getrandom::fill(&mut seed);
-        if let Err(e) = &seeded {
-            tracing::error!(target: "tokengate::keys", error = %e, "no randomness for the key cache; it is off");
-        }
-        let positive_capacity = if self.cache_ttl.is_zero() || seeded.is_err() {
+        let seed = match getrandom::fill(&mut seed) {
+            Ok(()) => Some(seed),
+            Err(e) => {
+                tracing::error!(target: "tokengate::keys", error = %e, "no randomness for the key cache; it is off");
+                None
+            }
+        };
+        let verifier = self.build_cache(seed);
+        verifier.start_listener();
+        verifier
+    }
+
+    /// The verifier; `seed` keys its [`CacheKey`]s, and without one its cache of verified keys
+    /// is off.
+    fn build_cache(self, seed: Option<[u8; 16]>) -> KeyVerifier {
+        let positive_capacity = if self.cache_ttl.is_zero() || seed.is_none() {
             0
         } else {
             self.cache_capacity
         };
+        let seed = seed.unwrap_or_default();
         let (k0, k1) = seed.split_at(8);
         let word = |half: &[u8]| u64::from_le_bytes(half.try_into().unwrap_or_default());
         let negative_capacity = if self.negative_cache_ttl.is_zero() {
@@ -302,7 +321,7 @@ impl KeyVerifierBuilder {
             inner: Arc::new(Inner {
                 store: self.store,
                 positive: TtlCache::new(positive_capacity),
-                cache_keys: SipHasher24::new_with_keys(word(k0), word(k1)),
+                cache_keys: CacheKeys(SipHasher24::new_with_keys(word(k0), word(k1))),
                 negative: TtlCache::new(negative_capacity),
                 pending: Mutex::new(HashMap::new()),
                 revocations: AtomicU64::new(0),
@@ -371,8 +390,11 @@ impl KeyVerifier {
 
     /// Revokes a key and evicts it from this verifier's cache at once. `None` for an unknown id.
     pub async fn revoke(&self, id: &str, reason: Option<&str>) -> Result<Option<KeyRecord>, StoreError> {
+        let record = self.inner.store.revoke(id, reason, now_unix()).await;
+        // After the store's change, not before: a lookup that reads the store before the
+        // change and caches after this eviction sees the count move (see `look_up`).
         self.inner.revocations.fetch_add(1, Ordering::SeqCst);
-        let record = self.inner.store.revoke(id, reason, now_unix()).await?;
+        let record = record?;
         if let Some(record) = &record {
             self.inner.evict(&record.secret_hash);
             self.inner.remember_refusal(record.secret_hash, InvalidReason::Revoked);
@@ -433,6 +455,10 @@ impl KeyVerifier {
         let auth = Auth::new(record.to_auth_info());
         let now = CoarseInstant::now();
         let record_at = self.record_use(&auth, now);
+        // Cached only if no revocation was counted since the store was read. A revocation
+        // counts after its change is in the store, then evicts: one counted before the check
+        // below keeps the key out; one counted after the insert finds and evicts it; one
+        // counted in between is caught by the second check.
         if self.inner.revocations.load(Ordering::SeqCst) == generation
             && let Some(positive) = &self.inner.positive
         {
@@ -445,6 +471,9 @@ impl KeyVerifier {
                 },
                 self.inner.cache_ttl,
             );
+            if self.inner.revocations.load(Ordering::SeqCst) != generation {
+                positive.remove(&key);
+            }
         }
         Ok(auth)
     }
@@ -577,22 +606,38 @@ impl KeyVerifier {
         };
         let weak: Weak<Inner> = Arc::downgrade(&self.inner);
         runtime.spawn(async move {
-            use tokio::sync::broadcast::error::RecvError;
+            use tokio::sync::broadcast::error::{RecvError, TryRecvError};
             loop {
                 let notice = notices.recv().await;
                 // No strong reference while waiting: a dropped verifier ends the task.
                 let Some(inner) = weak.upgrade() else { return };
-                match notice {
-                    Ok(RevocationNotice::Revoked(hash)) => {
-                        inner.revocations.fetch_add(1, Ordering::SeqCst);
-                        inner.evict(&hash);
-                        tracing::debug!(target: "tokengate::keys", "evicted a key revoked by another instance");
-                    }
+                let mut revoked = match notice {
+                    Ok(RevocationNotice::Revoked(hash)) => HashSet::from([hash]),
                     Ok(RevocationNotice::Resync) | Err(RecvError::Lagged(_)) => {
                         inner.revocations.fetch_add(1, Ordering::SeqCst);
                         inner.evict_all();
+                        continue;
                     }
                     Err(RecvError::Closed) => return,
+                };
+                // The notices already waiting (a bulk revocation elsewhere) are evicted in one
+                // pass over the cache.
+                let mut resync = false;
+                loop {
+                    match notices.try_recv() {
+                        Ok(RevocationNotice::Revoked(hash)) => {
+                            revoked.insert(hash);
+                        }
+                        Ok(RevocationNotice::Resync) | Err(TryRecvError::Lagged(_)) => resync = true,
+                        Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+                    }
+                }
+                inner.revocations.fetch_add(1, Ordering::SeqCst);
+                if resync {
+                    inner.evict_all();
+                } else {
+                    inner.evict_many(&revoked);
+                    tracing::debug!(target: "tokengate::keys", keys = revoked.len(), "evicted keys revoked by another instance");
                 }
             }
         });
@@ -643,7 +688,7 @@ impl Inner {
 
     /// The key the cache of verified keys files `secret` under.
     fn cache_key(&self, secret: &str) -> CacheKey {
-        let hash = self.cache_keys.hash(secret.as_bytes());
+        let hash = self.cache_keys.0.hash(secret.as_bytes());
         CacheKey {
             h1: hash.h1,
             h2: hash.h2,
@@ -654,13 +699,24 @@ impl Inner {
     /// keys is keyed by another hash ([`CacheKey`]), so this looks at each of its entries: a
     /// revocation's cost, not a request's.
     fn evict(&self, hash: &SecretHash) {
+        self.evict_many(&HashSet::from([*hash]));
+    }
+
+    /// [`evict`](Self::evict) for several secrets, in one pass over the cache.
+    fn evict_many(&self, hashes: &HashSet<SecretHash>) {
         // A request that starts after this must not join a lookup that read the store before.
-        self.lock_in_flight().remove(hash);
+        let mut in_flight = self.lock_in_flight();
+        for hash in hashes {
+            in_flight.remove(hash);
+        }
+        drop(in_flight);
         if let Some(positive) = &self.positive {
-            positive.remove_where(|cached| cached.hash == *hash);
+            positive.remove_where(|cached| hashes.contains(&cached.hash));
         }
         if let Some(negative) = &self.negative {
-            negative.remove(hash);
+            for hash in hashes {
+                negative.remove(hash);
+            }
         }
     }
 
@@ -771,5 +827,37 @@ impl Verifier for KeyVerifier {
 
     fn name(&self) -> &'static str {
         "api-key-store"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TokenType;
+    use crate::keys::SqliteKeyStore;
+
+    #[tokio::test]
+    async fn without_randomness_the_key_cache_is_off_and_every_request_asks_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteKeyStore::open(dir.path().join("keys.db")).await.unwrap());
+        let verifier = KeyVerifier::builder(store).build_cache(None);
+        let key = verifier.issue(KeySpec::api_key("user_1", "ci")).await.unwrap();
+        let credential = || Credential::new_for_tests(key.secret.expose(), TokenType::ApiKey);
+        for _ in 0..3 {
+            assert_eq!(
+                verifier.verify(credential()).await.unwrap().subject.as_deref(),
+                Some("user_1")
+            );
+            assert!(
+                verifier.verify_cached(&credential()).is_none(),
+                "answered from a cache that is off"
+            );
+        }
+        assert_eq!(verifier.cached_keys(), 0);
+        verifier.revoke(&key.record.id, None).await.unwrap();
+        assert_eq!(
+            verifier.verify(credential()).await,
+            Err(VerifyError::Invalid(InvalidReason::Revoked))
+        );
     }
 }
