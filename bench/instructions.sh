@@ -10,9 +10,11 @@
 # Unlike a throughput figure, an instruction count does not depend on what else the machine
 # is doing: the same binary gives the same count (±0.1 %) on a busy machine, so this is the
 # figure to compare two versions of the guard with. It is not a time: the kernel's work (most
-# of a loopback request) is not counted, and valgrind hides the CPU's SHA extensions, so the
-# SHA-256 of the key runs its portable code here (about 3 500 instructions, against a few
-# hundred with SHA-NI on a real run). Installs valgrind with apt-get when it is missing.
+# of a loopback request) is not counted, nor is where the instructions wait for memory (under
+# load, most of the guard's time: see the cold benches in benches/guard.rs). A cached key is
+# hashed with SipHash, which runs the same under valgrind; valgrind hides the CPU's SHA
+# extensions, so a miss's SHA-256 would run its portable code (about 3 500 instructions) here.
+# Installs valgrind with apt-get when it is missing.
 set -euo pipefail
 
 REQUESTS="${REQUESTS:-2000}"
