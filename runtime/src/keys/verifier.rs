@@ -54,7 +54,7 @@ use siphasher::sip128::SipHasher24;
 use tokio::sync::Notify;
 
 use crate::auth::Auth;
-use crate::cache::{Coarse, CoarseInstant, TtlCache};
+use crate::cache::{CoarseInstant, TtlCache};
 use crate::rejection::InvalidReason;
 use crate::verifier::{Credential, Verifier, VerifyError, VerifyFuture};
 
@@ -130,11 +130,11 @@ impl fmt::Debug for CacheKeys {
 struct Inner {
     store: Arc<dyn KeyStore>,
     /// Verified keys (`None`: the cache is off).
-    positive: Option<TtlCache<CacheKey, CachedKey, Coarse>>,
+    positive: Option<TtlCache<CacheKey, CachedKey, CoarseInstant>>,
     /// The keyed hash of [`CacheKey`].
     cache_keys: CacheKeys,
     /// Refused secrets (`None`: the cache is off).
-    negative: Option<TtlCache<SecretHash, InvalidReason, Coarse>>,
+    negative: Option<TtlCache<SecretHash, InvalidReason, CoarseInstant>>,
     /// Keys used since the last flush: id → the tick of the latest use.
     pending: Mutex<HashMap<String, u64>>,
     /// Bumped by every revocation, so a lookup racing with one does not cache a stale key.
@@ -519,7 +519,7 @@ impl KeyVerifier {
 
     fn use_cached(
         &self,
-        positive: &TtlCache<CacheKey, CachedKey, Coarse>,
+        positive: &TtlCache<CacheKey, CachedKey, CoarseInstant>,
         key: CacheKey,
         cached: CachedKey,
         until: CoarseInstant,
