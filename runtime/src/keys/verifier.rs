@@ -805,7 +805,7 @@ impl Verifier for KeyVerifier {
         })
     }
 
-    /// A cached key first: a hit means this exact secret (same [`CacheKey`]) passed its
+    /// A cached key first: a hit means this exact secret (same keyed SipHash) passed its
     /// checksum when it was first verified, so a reused key pays a hash and a lookup, no
     /// checksum and no SHA-256. On
     /// a miss the checksum runs before anything else is consulted, so a forged or mistyped
