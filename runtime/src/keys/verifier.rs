@@ -807,9 +807,8 @@ impl Verifier for KeyVerifier {
 
     /// A cached key first: a hit means this exact secret (same keyed SipHash) passed its
     /// checksum when it was first verified, so a reused key pays a hash and a lookup, no
-    /// checksum and no SHA-256. On
-    /// a miss the checksum runs before anything else is consulted, so a forged or mistyped
-    /// secret never reaches the negative cache or the store.
+    /// checksum and no SHA-256. On a miss the checksum runs before anything else is consulted,
+    /// so a forged or mistyped secret never reaches the negative cache or the store.
     fn verify_cached(&self, credential: &Credential<'_>) -> Option<Result<Auth, VerifyError>> {
         let expected = match KeyVerifier::expected_kind(credential) {
             Ok(kind) => kind,
