@@ -581,6 +581,11 @@ impl KeyVerifier {
     }
 
     /// Evicts one secret's cached result, e.g. on a revocation notice from another instance.
+    ///
+    /// The cache of verified keys is keyed by a SipHash of the secret, not by this SHA-256, so
+    /// this visits every cached key (up to the cache's capacity, 100 000 by default): a cost
+    /// for rare events such as revocations, not for each request. Notices that arrive together
+    /// are evicted in one visit.
     pub fn evict(&self, hash: &SecretHash) {
         self.inner.evict(hash);
     }
