@@ -82,6 +82,6 @@ echo "| added by the guard | $(((GUARDED - OPEN) / REQUESTS)) |"
 echo
 echo "the guard's largest parts (inclusive instructions per request, /guarded):"
 callgrind_annotate --inclusive=yes --threshold=100 "$WORK/callgrind.out.2" 2>/dev/null |
-    grep -E 'tokengate_runtime|quick_cache|sha2::|crc32' |
+    grep -E 'tokengate_runtime|quick_cache|siphasher|sha2::|crc32' |
     sed -E 's/^ *([0-9,]+) \( *[0-9.]+%\) +[^:]*:(.*) \[[^]]*\]$/\1 \2/' |
     awk -v n="$REQUESTS" '{c = $1; gsub(",", "", c); $1 = ""; printf "  %6d %s\n", c / n, $0}' | head -n 15

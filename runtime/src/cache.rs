@@ -12,7 +12,8 @@
 //! Why not `moka`, used elsewhere in this crate: its `get` records every read for its
 //! eviction policy and reads the clock itself; measured on this crate's benchmark machine it
 //! cost 140–170 ns per hit on one thread and 230–360 ns with two threads reading one hot key,
-//! against 20 ns and 70–130 ns here (BENCHMARKS.md, "The cached API key under load"). A
+//! against 20 ns and 70–130 ns here (measured in round 2 of BENCHMARKS.md; the comparison is in
+//! that file's git history). A
 //! cached API key or session token is looked up on every request, so that difference is most
 //! of what the guard costs. `moka` stays where its single-flight loading matters and the
 //! lookup is not on every request (introspection, Clerk's API).
@@ -31,7 +32,7 @@ use quick_cache::sync::Cache;
 use quick_cache::{OptionsBuilder, UnitWeighter};
 
 /// An instant of the clock a cache's deadlines are read on: `std::time::Instant` (exact to the
-/// nanosecond, about 25 ns to read on the benchmark machine, the time-stamp counter in a
+/// nanosecond, about 28 ns to read on the benchmark machine, the time-stamp counter in a
 /// virtual machine) or [`CoarseInstant`].
 pub(crate) trait Moment: Copy + Ord + Send + Sync + 'static {
     /// Now.

@@ -1,8 +1,10 @@
 //! The key verifier, for API keys and opaque M2M tokens: cache of verified keys → checksum →
 //! SHA-256 → cache of refusals → store.
 //!
-//! - The cache of verified keys is looked at first, under a keyed SipHash of the secret (see
-//!   `CacheKey`): a hit is a secret that passed its checksum already, and costs no SHA-256.
+//! - The cache of verified keys is looked at first on the gate's synchronous path
+//!   (`verify_cached`), under a keyed SipHash of the secret (see `CacheKey`): a hit is a secret
+//!   that passed its checksum already, and costs no SHA-256. `verify` and `verify_secret` check
+//!   the checksum first, then the same caches.
 //! - A secret whose checksum does not match is refused (`bad-checksum`) before the negative
 //!   cache or the store is consulted; the SHA-256 the store holds is computed after it.
 //! - Verified keys are cached for [`DEFAULT_CACHE_TTL`] (30 s, configurable). **That TTL bounds
