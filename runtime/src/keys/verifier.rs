@@ -392,16 +392,19 @@ impl KeyVerifier {
 
     /// Revokes a key and evicts it from this verifier's cache at once. `None` for an unknown id.
     pub async fn revoke(&self, id: &str, reason: Option<&str>) -> Result<Option<KeyRecord>, StoreError> {
+        // Evicted after the store's change, not before (`Inner::evict` counts the revocation):
+        // a lookup that read the store before the change then sees the count move.
         let record = self.inner.store.revoke(id, reason, now_unix()).await;
-        // After the store's change, not before: a lookup that reads the store before the
-        // change and caches after this eviction sees the count move (see `look_up`).
-        self.inner.revocations.fetch_add(1, Ordering::SeqCst);
-        let record = record?;
-        if let Some(record) = &record {
-            self.inner.evict(&record.secret_hash);
-            self.inner.remember_refusal(record.secret_hash, InvalidReason::Revoked);
+        match &record {
+            Ok(Some(record)) => {
+                self.inner.evict(&record.secret_hash);
+                self.inner.remember_refusal(record.secret_hash, InvalidReason::Revoked);
+            }
+            // The store may have made the change before failing: no lookup caches across it.
+            Err(_) => self.inner.count_revocation(),
+            Ok(None) => {}
         }
-        Ok(record)
+        record
     }
 
     /// Verifies a secret of either kind (what [`Verifier::verify`] does once the type is known).
@@ -621,7 +624,6 @@ impl KeyVerifier {
                 let mut revoked = match notice {
                     Ok(RevocationNotice::Revoked(hash)) => HashSet::from([hash]),
                     Ok(RevocationNotice::Resync) | Err(RecvError::Lagged(_)) => {
-                        inner.revocations.fetch_add(1, Ordering::SeqCst);
                         inner.evict_all();
                         continue;
                     }
@@ -639,7 +641,6 @@ impl KeyVerifier {
                         Err(TryRecvError::Empty | TryRecvError::Closed) => break,
                     }
                 }
-                inner.revocations.fetch_add(1, Ordering::SeqCst);
                 if resync {
                     inner.evict_all();
                 } else {
@@ -711,14 +712,33 @@ impl Inner {
 
     /// [`evict`](Self::evict) for several secrets, in one pass over the cache.
     fn evict_many(&self, hashes: &HashSet<SecretHash>) {
+        self.count_revocation();
+        self.forget(hashes, |positive| {
+            positive.remove_where(|cached| hashes.contains(&cached.hash))
+        });
+    }
+
+    /// [`evict`](Self::evict) for an expired key whose entry is at hand: no scan, and nothing
+    /// to count (the store holds no change a lookup could race with).
+    fn evict_entry(&self, key: CacheKey, hash: &SecretHash) {
+        self.forget([hash], |positive| positive.remove(&key));
+    }
+
+    /// Drops what the caches and the lookups in flight hold for `hashes`; `positive` removes
+    /// their entries from the cache of verified keys.
+    fn forget<'h>(
+        &self,
+        hashes: impl IntoIterator<Item = &'h SecretHash> + Copy,
+        positive: impl FnOnce(&TtlCache<CacheKey, CachedKey, CoarseInstant>),
+    ) {
         // A request that starts after this must not join a lookup that read the store before.
         let mut in_flight = self.lock_in_flight();
         for hash in hashes {
             in_flight.remove(hash);
         }
         drop(in_flight);
-        if let Some(positive) = &self.positive {
-            positive.remove_where(|cached| hashes.contains(&cached.hash));
+        if let Some(cache) = &self.positive {
+            positive(cache);
         }
         if let Some(negative) = &self.negative {
             for hash in hashes {
@@ -727,18 +747,8 @@ impl Inner {
         }
     }
 
-    /// [`evict`](Self::evict) when the entry is at hand: no scan.
-    fn evict_entry(&self, key: CacheKey, hash: &SecretHash) {
-        self.lock_in_flight().remove(hash);
-        if let Some(positive) = &self.positive {
-            positive.remove(&key);
-        }
-        if let Some(negative) = &self.negative {
-            negative.remove(hash);
-        }
-    }
-
     fn evict_all(&self) {
+        self.count_revocation();
         self.lock_in_flight().clear();
         if let Some(positive) = &self.positive {
             positive.clear();
@@ -746,6 +756,12 @@ impl Inner {
         if let Some(negative) = &self.negative {
             negative.clear();
         }
+    }
+
+    /// Notes that the store changed under the caches, before they are evicted: a lookup that
+    /// read the store earlier does not cache its answer (see `look_up`).
+    fn count_revocation(&self) {
+        self.revocations.fetch_add(1, Ordering::SeqCst);
     }
 
     fn remember_refusal(&self, hash: SecretHash, reason: InvalidReason) {
