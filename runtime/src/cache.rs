@@ -12,17 +12,16 @@
 //! Why not `moka`, used elsewhere in this crate: its `get` records every read for its
 //! eviction policy and reads the clock itself; measured on this crate's benchmark machine it
 //! cost 140–170 ns per hit on one thread and 230–360 ns with two threads reading one hot key,
-//! against 20 ns and 70–130 ns here (measured in round 2 of BENCHMARKS.md; the comparison is in
-//! that file's git history). A
+//! against 20 ns and 70–130 ns here (round 2 of BENCHMARKS.md, in that file's git history). A
 //! cached API key or session token is looked up on every request, so that difference is most
 //! of what the guard costs. `moka` stays where its single-flight loading matters and the
 //! lookup is not on every request (introspection, Clerk's API).
 //!
 //! Each cache reads one of two clocks ([`Moment`]): `std::time::Instant` for the
 //! verified-token cache, whose entries must never outlive a token's `exp`; and
-//! [`CoarseInstant`], the kernel's coarse monotonic clock, for the API-key caches, whose deadlines are staleness
-//! bounds (how long a revocation made elsewhere takes to be seen), where a few milliseconds
-//! late does not matter and a clock read on every request does.
+//! [`CoarseInstant`], the kernel's coarse monotonic clock, for the API-key caches, whose
+//! deadlines are staleness bounds (how long a revocation made elsewhere takes to be seen),
+//! where a few milliseconds late does not matter and a clock read on every request does.
 
 use std::fmt;
 use std::hash::Hash;
@@ -69,23 +68,6 @@ impl Moment for CoarseInstant {
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct CoarseInstant(coarse::Raw);
 
-impl CoarseInstant {
-    /// Now, on the coarse clock.
-    pub(crate) fn now() -> CoarseInstant {
-        CoarseInstant(coarse::now())
-    }
-
-    /// `self + duration`; `None` past the clock's range (about 136 years).
-    pub(crate) fn checked_add(self, duration: Duration) -> Option<CoarseInstant> {
-        coarse::checked_add(self.0, duration).map(CoarseInstant)
-    }
-
-    /// The time from `earlier` to `self`; zero if `earlier` is later.
-    pub(crate) fn saturating_duration_since(self, earlier: CoarseInstant) -> Duration {
-        coarse::saturating_duration_since(self.0, earlier.0)
-    }
-}
-
 impl fmt::Debug for CoarseInstant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("CoarseInstant").field(&self.0).finish()
@@ -105,20 +87,28 @@ impl fmt::Debug for CoarseInstant {
 mod coarse {
     use std::time::Duration;
 
+    use super::CoarseInstant;
+
     pub(super) type Raw = coarsetime::Instant;
 
-    pub(super) fn now() -> Raw {
-        // Not `Instant::now`, which also stores the reading in a global every thread writes.
-        coarsetime::Instant::now_without_cache_update()
-    }
+    impl CoarseInstant {
+        /// Now, on the coarse clock.
+        pub(crate) fn now() -> CoarseInstant {
+            // Not `Instant::now`, which also stores the reading in a global every thread writes.
+            CoarseInstant(coarsetime::Instant::now_without_cache_update())
+        }
 
-    pub(super) fn checked_add(instant: Raw, duration: Duration) -> Option<Raw> {
-        let secs = u32::try_from(duration.as_secs()).ok()?;
-        instant.checked_add(coarsetime::Duration::new(u64::from(secs), duration.subsec_nanos()))
-    }
+        /// `self + duration`; `None` past the clock's range (about 136 years).
+        pub(crate) fn checked_add(self, duration: Duration) -> Option<CoarseInstant> {
+            let secs = u32::try_from(duration.as_secs()).ok()?;
+            let duration = coarsetime::Duration::new(u64::from(secs), duration.subsec_nanos());
+            self.0.checked_add(duration).map(CoarseInstant)
+        }
 
-    pub(super) fn saturating_duration_since(later: Raw, earlier: Raw) -> Duration {
-        (later - earlier).into()
+        /// The time from `earlier` to `self`; zero if `earlier` is later.
+        pub(crate) fn saturating_duration_since(self, earlier: CoarseInstant) -> Duration {
+            (self.0 - earlier.0).into()
+        }
     }
 }
 
@@ -133,18 +123,25 @@ mod coarse {
 mod coarse {
     use std::time::{Duration, Instant};
 
+    use super::CoarseInstant;
+
     pub(super) type Raw = Instant;
 
-    pub(super) fn now() -> Raw {
-        Instant::now()
-    }
+    impl CoarseInstant {
+        /// Now.
+        pub(crate) fn now() -> CoarseInstant {
+            CoarseInstant(Instant::now())
+        }
 
-    pub(super) fn checked_add(instant: Raw, duration: Duration) -> Option<Raw> {
-        instant.checked_add(duration)
-    }
+        /// `self + duration`; `None` past the clock's range.
+        pub(crate) fn checked_add(self, duration: Duration) -> Option<CoarseInstant> {
+            self.0.checked_add(duration).map(CoarseInstant)
+        }
 
-    pub(super) fn saturating_duration_since(later: Raw, earlier: Raw) -> Duration {
-        later.saturating_duration_since(earlier)
+        /// The time from `earlier` to `self`; zero if `earlier` is later.
+        pub(crate) fn saturating_duration_since(self, earlier: CoarseInstant) -> Duration {
+            self.0.saturating_duration_since(earlier.0)
+        }
     }
 }
 
