@@ -254,6 +254,30 @@ mod tests {
         }
     }
 
+    /// Every byte value at every position of tokens of many lengths, against the byte-by-byte
+    /// definition: the vector loop's blocks, its overlapping last block and its short path.
+    #[test]
+    fn every_byte_at_every_position_agrees_with_the_alphabet() {
+        let lengths = (1..=40).chain([47, 48, 49, 64, 100, 127, 128, 129, 300]);
+        for len in lengths {
+            let base: Vec<u8> = (0..len).map(|i| b"aZ09-._~+/"[i % 10]).collect();
+            assert!(is_b64token_bytes(&base), "length {len}");
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut token = base.clone();
+                    token[at] = b;
+                    let padding_at_end = b == b'=' && at == len - 1 && len > 1;
+                    let expected = is_b64token_byte(b) || padding_at_end;
+                    assert_eq!(
+                        is_b64token_bytes(&token),
+                        expected,
+                        "length {len}, byte {b:#04x} at {at}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn b64token_alphabet_byte_by_byte() {
         for b in 0..=255u8 {
