@@ -944,3 +944,91 @@ async fn revocation_notices_evict_what_they_name_in_one_pass() {
     until(4, || 4 - verifier.cached_keys() as usize).await;
     assert_eq!(verifier.cached_keys(), 0);
 }
+
+/// A thread of its own that answers from the verifier's memory (`verify_cached`), as a
+/// server's worker thread does on each request: what it verified stays in its memory between
+/// the requests it is sent.
+struct Worker {
+    requests: std::sync::mpsc::Sender<String>,
+    answers: std::sync::mpsc::Receiver<Option<Result<tokengate_runtime::Auth, VerifyError>>>,
+}
+
+impl Worker {
+    fn start(verifier: KeyVerifier) -> Worker {
+        let (requests, incoming) = std::sync::mpsc::channel::<String>();
+        let (outgoing, answers) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for secret in incoming {
+                let answer = verifier.verify_cached(&Credential::new_for_tests(&secret, TokenType::ApiKey));
+                if outgoing.send(answer).is_err() {
+                    return;
+                }
+            }
+        });
+        Worker { requests, answers }
+    }
+
+    fn answer(&self, secret: &str) -> Option<Result<tokengate_runtime::Auth, VerifyError>> {
+        self.requests.send(secret.to_owned()).unwrap();
+        self.answers.recv_timeout(Duration::from_secs(10)).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn every_eviction_reaches_the_keys_each_thread_remembers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Counting::announcing(SqliteKeyStore::open(db_path(&dir)).await.unwrap());
+    let verifier = KeyVerifier::new(store.clone());
+    let other_thread = Worker::start(verifier.clone());
+    let here = |secret: &str| verifier.verify_cached(&Credential::new_for_tests(secret, TokenType::ApiKey));
+    let notices = store.notices.clone().unwrap();
+
+    for eviction in ["revoke", "evict", "clear_cache", "notice", "resync"] {
+        let key = verifier.issue(KeySpec::api_key("user_1", eviction)).await.unwrap();
+        let secret = key.secret.expose();
+        verify(&verifier, secret, TokenType::ApiKey).await.unwrap();
+        // Both threads take the key from the shared cache, then from their own memory.
+        for _ in 0..3 {
+            assert!(matches!(here(secret), Some(Ok(_))), "{eviction}: not cached");
+            assert!(
+                matches!(other_thread.answer(secret), Some(Ok(_))),
+                "{eviction}: not cached"
+            );
+        }
+        assert_eq!(verifier.cached_keys(), 1);
+
+        // Revoked through this verifier, or elsewhere (the store alone) and then evicted.
+        if eviction == "revoke" {
+            verifier.revoke(&key.record.id, None).await.unwrap().unwrap();
+        } else {
+            store
+                .inner
+                .revoke(&key.record.id, None, now_unix())
+                .await
+                .unwrap()
+                .unwrap();
+            match eviction {
+                "evict" => verifier.evict(&key.record.secret_hash),
+                "clear_cache" => verifier.clear_cache(),
+                "notice" => notices
+                    .send(RevocationNotice::Revoked(key.record.secret_hash))
+                    .map(drop)
+                    .unwrap(),
+                _ => notices.send(RevocationNotice::Resync).map(drop).unwrap(),
+            }
+            until(1, || 1 - verifier.cached_keys() as usize).await;
+        }
+
+        for (thread, answer) in [("this", here(secret)), ("the other", other_thread.answer(secret))] {
+            assert!(
+                !matches!(answer, Some(Ok(_))),
+                "{eviction}: {thread} thread accepted the key from its memory"
+            );
+        }
+        assert_eq!(
+            verify(&verifier, secret, TokenType::ApiKey).await,
+            Err(invalid(InvalidReason::Revoked)),
+            "{eviction}"
+        );
+    }
+}

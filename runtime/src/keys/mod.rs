@@ -21,6 +21,7 @@
 //! # });
 //! ```
 
+mod front;
 pub mod memory;
 pub mod postgres;
 pub mod secret;

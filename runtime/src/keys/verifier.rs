@@ -60,6 +60,7 @@ use crate::cache::{CoarseInstant, TtlCache};
 use crate::rejection::InvalidReason;
 use crate::verifier::{Credential, Verifier, VerifyError, VerifyFuture};
 
+use super::front::{self, Use};
 use super::secret::{KeyKind, SecretHash, check_secret};
 use super::store::{IssuedKey, KeyRecord, KeySpec, KeyStore, LastUsed, RevocationNotice, StoreError, issue, now_unix};
 
@@ -75,21 +76,28 @@ pub const DEFAULT_CACHE_CAPACITY: u64 = 100_000;
 /// How many refused secrets (unknown, revoked, expired) the negative cache holds.
 pub const DEFAULT_NEGATIVE_CACHE_CAPACITY: u64 = 10_000;
 
+/// The next [`Inner::id`].
+static NEXT_VERIFIER_ID: AtomicU64 = AtomicU64::new(0);
+
 /// A verified key in the cache: what a handler sees, and the last use already recorded.
 ///
 /// Cloning it is one reference-count increment (the [`Auth`]): the id, kind and expiry are
 /// read from the `Auth` itself, so a cache hit touches no other shared counter. `record_at`
 /// changes at most once a second per key, by replacing the entry, so the hot path only reads.
 #[derive(Clone)]
-struct CachedKey {
+#[repr(C)] // What a hit reads first, the hash (for an eviction) last: see `front::Entry`.
+pub(super) struct CachedKey {
     auth: Auth,
-    /// The secret's SHA-256, as the store holds it: what a revocation names the key by.
-    hash: SecretHash,
     /// When the next use is recorded for `last_used_at`: the end of the [`Inner::tick`] of the
     /// last use recorded. An instant, so a hit compares it with the request's clock read
     /// without converting either.
     record_at: CoarseInstant,
+    /// The secret's SHA-256, as the store holds it: what a revocation names the key by.
+    hash: SecretHash,
 }
+
+/// The bytes of a [`CachedKey`] a hit reads: all but the SHA-256 at its end.
+pub(super) const CACHED_KEY_READ_ON_HIT: usize = std::mem::offset_of!(CachedKey, hash);
 
 /// What the cache of verified keys is keyed by: the secret's SipHash-2-4, with a 128-bit
 /// output, under a key drawn from the operating system for each verifier.
@@ -102,9 +110,9 @@ struct CachedKey {
 /// pseudo-random function whose key the attacker never sees. A miss still computes the
 /// SHA-256 for the store, the negative cache and the lookups in flight.
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct CacheKey {
+pub(super) struct CacheKey {
     h1: u64,
-    h2: u64,
+    pub(super) h2: u64,
 }
 
 impl Hash for CacheKey {
@@ -120,27 +128,29 @@ impl fmt::Debug for CacheKey {
     }
 }
 
-/// The SipHash of [`CacheKey`] with its key. Its `Debug` shows no key (SipHash's own does).
-struct CacheKeys(SipHasher24);
-
-impl fmt::Debug for CacheKeys {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("CacheKeys(..)")
-    }
+/// What every request that reuses a key reads of its verifier, in one cache line (a server
+/// under load fetches each line the guard touches again on most requests).
+#[repr(C, align(32))]
+struct Hot {
+    /// The key of the [`CacheKey`]s' SipHash. Kept out of every `Debug` output.
+    sip_key: [u64; 2],
+    /// This verifier's number, which no other verifier in the process has: what its entries
+    /// in the per-thread front ([`front`]) are filed under.
+    id: u64,
+    /// Counts every eviction (twice, see [`Inner::count_revocation`]), so a lookup racing with
+    /// a revocation does not cache a stale key and no thread's front answers for one.
+    revocations: AtomicU64,
 }
 
 struct Inner {
+    hot: Hot,
     store: Arc<dyn KeyStore>,
     /// Verified keys (`None`: the cache is off).
     positive: Option<TtlCache<CacheKey, CachedKey, CoarseInstant>>,
-    /// The keyed hash of [`CacheKey`].
-    cache_keys: CacheKeys,
     /// Refused secrets (`None`: the cache is off).
     negative: Option<TtlCache<SecretHash, InvalidReason, CoarseInstant>>,
     /// Keys used since the last flush: id → the tick of the latest use.
     pending: Mutex<HashMap<String, u64>>,
-    /// Bumped by every revocation, so a lookup racing with one does not cache a stale key.
-    revocations: AtomicU64,
     flusher_started: AtomicBool,
     /// Whether the revocation-notice task runs (or the store has no notices).
     listener_started: AtomicBool,
@@ -321,12 +331,15 @@ impl KeyVerifierBuilder {
         };
         KeyVerifier {
             inner: Arc::new(Inner {
+                hot: Hot {
+                    sip_key: [word(k0), word(k1)],
+                    id: NEXT_VERIFIER_ID.fetch_add(1, Ordering::Relaxed),
+                    revocations: AtomicU64::new(0),
+                },
                 store: self.store,
                 positive: TtlCache::new(positive_capacity),
-                cache_keys: CacheKeys(SipHasher24::new_with_keys(word(k0), word(k1))),
                 negative: TtlCache::new(negative_capacity),
                 pending: Mutex::new(HashMap::new()),
-                revocations: AtomicU64::new(0),
                 flusher_started: AtomicBool::new(false),
                 listener_started: AtomicBool::new(false),
                 stopped: AtomicBool::new(false),
@@ -440,7 +453,7 @@ impl KeyVerifier {
 
     /// The store lookup of a secret that neither cache knows, and what the caches learn from it.
     async fn look_up(&self, key: CacheKey, hash: SecretHash, kind: KeyKind) -> Result<Auth, VerifyError> {
-        let generation = self.inner.revocations.load(Ordering::SeqCst);
+        let generation = self.inner.hot.revocations.load(Ordering::SeqCst);
         let record = self.inner.store.find_by_hash(&hash).await.map_err(|e| {
             tracing::warn!(target: "tokengate::keys", store = self.inner.store.name(), error = %e, "key store lookup failed");
             VerifyError::unavailable(e.to_string())
@@ -464,7 +477,7 @@ impl KeyVerifier {
         // counts after its change is in the store, then evicts: one counted before the check
         // below keeps the key out; one counted after the insert finds and evicts it; one
         // counted in between is caught by the second check.
-        if self.inner.revocations.load(Ordering::SeqCst) == generation
+        if self.inner.hot.revocations.load(Ordering::SeqCst) == generation
             && let Some(positive) = &self.inner.positive
         {
             positive.insert(
@@ -476,7 +489,7 @@ impl KeyVerifier {
                 },
                 self.inner.cache_ttl,
             );
-            if self.inner.revocations.load(Ordering::SeqCst) != generation {
+            if self.inner.hot.revocations.load(Ordering::SeqCst) != generation {
                 positive.remove(&key);
             }
         }
@@ -486,10 +499,43 @@ impl KeyVerifier {
     /// The cached key for a secret, if there is one: the hot path of every request that
     /// reuses a key, with no store call and no future. `now` is the one clock read of the
     /// request: the cache's deadline and `last_used_at` both use it.
+    ///
+    /// This thread's [`front`] first, then the shared cache, whose answer the front then
+    /// remembers. The revocation count is read before either: an entry the front keeps under
+    /// it was read from the shared cache before any revocation counted later.
     fn cached_key(&self, key: CacheKey, kind: KeyKind, now: CoarseInstant) -> Option<Result<Auth, VerifyError>> {
+        let generation = self.inner.hot.revocations.load(Ordering::SeqCst);
+        let owner = self.inner.hot.id;
+        let remembered = front::answer(owner, key, generation, now, |cached| {
+            match self.check_cached(cached, key, kind) {
+                Ok(()) => {
+                    if now >= cached.record_at {
+                        cached.record_at = self.record_use(&cached.auth, now);
+                    }
+                    Use::Keep(Ok(cached.auth.clone()))
+                }
+                Err(refused) => Use::Drop(Err(refused)),
+            }
+        });
+        if remembered.is_some() {
+            return remembered;
+        }
+        // The front holds nothing when the shared cache is off.
         let positive = self.inner.positive.as_ref()?;
-        let (cached, until) = positive.get_entry_at(&key, now)?;
-        Some(self.use_cached(positive, key, cached, until, kind, now))
+        let (mut cached, until) = positive.get_entry_at(&key, now)?;
+        if let Err(refused) = self.check_cached(&cached, key, kind) {
+            return Some(Err(refused));
+        }
+        // A hot key is recorded at most once a second, not on every request. The entry keeps
+        // its deadline, and is only replaced if still there (never brought back after an
+        // eviction: a revocation wins).
+        if now >= cached.record_at {
+            cached.record_at = self.record_use(&cached.auth, now);
+            positive.replace(key, cached.clone(), until);
+        }
+        let auth = cached.auth.clone();
+        front::fill(owner, key, generation, until, cached);
+        Some(Ok(auth))
     }
 
     /// A refusal remembered for a secret's hash (unknown, revoked, expired).
@@ -522,15 +568,9 @@ impl KeyVerifier {
         }
     }
 
-    fn use_cached(
-        &self,
-        positive: &TtlCache<CacheKey, CachedKey, CoarseInstant>,
-        key: CacheKey,
-        cached: CachedKey,
-        until: CoarseInstant,
-        kind: KeyKind,
-        now: CoarseInstant,
-    ) -> Result<Auth, VerifyError> {
+    /// What a cached key must still pass: the kind the route's type calls for, and its own
+    /// expiry (an expired key is evicted).
+    fn check_cached(&self, cached: &CachedKey, key: CacheKey, kind: KeyKind) -> Result<(), VerifyError> {
         if cached.auth.token_type != kind.token_type() {
             return Err(InvalidReason::WrongType.into());
         }
@@ -541,19 +581,7 @@ impl KeyVerifier {
             self.inner.evict_entry(key, &cached.hash);
             return Err(InvalidReason::Expired.into());
         }
-        // A hot key is recorded at most once a second, not on every request. The entry keeps
-        // its deadline, and is only replaced if still there (never brought back after an
-        // eviction: a revocation wins).
-        if now >= cached.record_at {
-            let record_at = self.record_use(&cached.auth, now);
-            let refreshed = CachedKey {
-                auth: cached.auth.clone(),
-                hash: cached.hash,
-                record_at,
-            };
-            positive.replace(key, refreshed, until);
-        }
-        Ok(cached.auth)
+        Ok(())
     }
 
     /// Notes a use of `auth`'s key for the next `last_used_at` write; returns when the next
@@ -696,7 +724,8 @@ impl Inner {
 
     /// The key the cache of verified keys files `secret` under.
     fn cache_key(&self, secret: &str) -> CacheKey {
-        let hash = self.cache_keys.0.hash(secret.as_bytes());
+        let [k0, k1] = self.hot.sip_key;
+        let hash = SipHasher24::new_with_keys(k0, k1).hash(secret.as_bytes());
         CacheKey {
             h1: hash.h1,
             h2: hash.h2,
@@ -713,9 +742,12 @@ impl Inner {
     /// [`evict`](Self::evict) for several secrets, in one pass over the cache.
     fn evict_many(&self, hashes: &HashSet<SecretHash>) {
         self.count_revocation();
+        #[cfg(test)]
+        tests::between_count_and_removal();
         self.forget(hashes, |positive| {
             positive.remove_where(|cached| hashes.contains(&cached.hash))
         });
+        self.count_revocation();
     }
 
     /// [`evict`](Self::evict) for an expired key whose entry is at hand: no scan, and nothing
@@ -756,12 +788,17 @@ impl Inner {
         if let Some(negative) = &self.negative {
             negative.clear();
         }
+        self.count_revocation();
     }
 
-    /// Notes that the store changed under the caches, before they are evicted: a lookup that
-    /// read the store earlier does not cache its answer (see `look_up`).
+    /// Notes that the store changed under the caches. An eviction counts twice:
+    /// - before it removes anything, so a store lookup that read the store earlier does not
+    ///   cache its answer (see `look_up`);
+    /// - after, so no thread's [`front`] answers from an entry it copied out of the shared
+    ///   cache before the removal: every such entry holds an older count, and one filled with
+    ///   this count was read after the removal.
     fn count_revocation(&self) {
-        self.revocations.fetch_add(1, Ordering::SeqCst);
+        self.hot.revocations.fetch_add(1, Ordering::SeqCst);
     }
 
     fn remember_refusal(&self, hash: SecretHash, reason: InvalidReason) {
@@ -854,9 +891,100 @@ impl Verifier for KeyVerifier {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::RefCell;
+    use std::sync::mpsc;
+
     use super::*;
     use crate::TokenType;
     use crate::keys::SqliteKeyStore;
+
+    thread_local! {
+        /// What this thread runs inside its next `evict_many`, between the first count and the
+        /// removal from the shared cache.
+        static BETWEEN: RefCell<Option<Box<dyn FnOnce()>>> = RefCell::new(None);
+    }
+
+    pub(super) fn between_count_and_removal() {
+        if let Some(run) = BETWEEN.with(|between| between.borrow_mut().take()) {
+            run();
+        }
+    }
+
+    async fn verifier_with_key(dir: &tempfile::TempDir) -> (KeyVerifier, IssuedKey) {
+        let store = Arc::new(SqliteKeyStore::open(dir.path().join("keys.db")).await.unwrap());
+        let verifier = KeyVerifier::new(store);
+        let key = verifier.issue(KeySpec::api_key("user_1", "ci")).await.unwrap();
+        (verifier, key)
+    }
+
+    fn answer(verifier: &KeyVerifier, secret: &str) -> Option<Result<Auth, VerifyError>> {
+        verifier.verify_cached(&Credential::new_for_tests(secret, TokenType::ApiKey))
+    }
+
+    /// The front is per thread: it answers for a key this thread read from the shared cache,
+    /// even once the shared cache lost it (to its capacity, say); another thread asks the
+    /// shared cache.
+    #[tokio::test]
+    async fn a_thread_answers_from_its_own_front_and_only_for_its_verifier() {
+        let dir = tempfile::tempdir().unwrap();
+        let (verifier, key) = verifier_with_key(&dir).await;
+        let secret = key.secret.expose();
+        verifier
+            .verify(Credential::new_for_tests(secret, TokenType::ApiKey))
+            .await
+            .unwrap();
+        assert!(matches!(answer(&verifier, secret), Some(Ok(_))), "a shared hit");
+
+        let shared = verifier.inner.positive.as_ref().unwrap();
+        shared.remove(&verifier.inner.cache_key(secret));
+        let auth = answer(&verifier, secret).unwrap().unwrap();
+        assert_eq!(auth.id.as_deref(), Some(key.record.id.as_str()));
+        std::thread::scope(|threads| {
+            threads.spawn(|| assert!(answer(&verifier, secret).is_none(), "another thread's front"));
+        });
+
+        // Another verifier (its own store, without this key) on the same thread never answers
+        // from this verifier's entries.
+        let other_dir = tempfile::tempdir().unwrap();
+        let other = KeyVerifier::new(Arc::new(
+            SqliteKeyStore::open(other_dir.path().join("keys.db")).await.unwrap(),
+        ));
+        assert!(answer(&other, secret).is_none());
+        assert_eq!(
+            other.verify(Credential::new_for_tests(secret, TokenType::ApiKey)).await,
+            Err(VerifyError::Invalid(InvalidReason::UnknownToken))
+        );
+        assert!(answer(&verifier, secret).unwrap().is_ok());
+    }
+
+    /// A request that reads the shared cache after an eviction counted but before it removed
+    /// the key copies the key into its front; the count that follows the removal keeps that
+    /// copy from answering.
+    #[tokio::test]
+    async fn a_key_read_while_it_is_evicted_is_not_answered_from_the_front() {
+        let dir = tempfile::tempdir().unwrap();
+        let (verifier, key) = verifier_with_key(&dir).await;
+        let secret = key.secret.expose().to_owned();
+        verifier
+            .verify(Credential::new_for_tests(&secret, TokenType::ApiKey))
+            .await
+            .unwrap();
+
+        let (sender, answered) = mpsc::channel();
+        let reader = (verifier.clone(), secret.clone());
+        BETWEEN.with(|between| {
+            *between.borrow_mut() = Some(Box::new(move || {
+                let _ = sender.send(answer(&reader.0, &reader.1));
+            }));
+        });
+        verifier.evict(&key.record.secret_hash);
+        let during = answered.try_recv().expect("the reader ran inside the eviction");
+        assert!(matches!(during, Some(Ok(_))), "the key was still in the shared cache");
+        assert!(
+            answer(&verifier, &secret).is_none(),
+            "answered from a copy read during the eviction"
+        );
+    }
 
     #[tokio::test]
     async fn without_randomness_the_key_cache_is_off_and_every_request_asks_the_store() {
