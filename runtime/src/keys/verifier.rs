@@ -3,15 +3,18 @@
 //!
 //! - The cache of verified keys is looked at first on the gate's synchronous path
 //!   (`verify_cached`), under a keyed SipHash of the secret (see `CacheKey`): a hit is a secret
-//!   that passed its checksum already, and costs no SHA-256. `verify` and `verify_secret` check
-//!   the checksum first, then the same caches.
+//!   that passed its checksum already, and costs no SHA-256. In front of that shared cache each
+//!   thread remembers the last keys it read from it (`front`), void after any eviction and at
+//!   the shared entry's deadline. `verify` and `verify_secret` check the checksum first, then
+//!   the same caches.
 //! - A secret whose checksum does not match is refused (`bad-checksum`) before the negative
 //!   cache or the store is consulted; the SHA-256 the store holds is computed after it.
 //! - Verified keys are cached for [`DEFAULT_CACHE_TTL`] (30 s, configurable). **That TTL bounds
 //!   how long a revocation made elsewhere (the CLI, another process) takes to be seen** (plus
 //!   a tick of the coarse clock the key caches read, a few milliseconds); a revocation through
 //!   [`KeyVerifier::revoke`] evicts the key at once: it is counted after the store has it, so
-//!   a lookup that read the store just before never caches the key. Unknown, revoked and
+//!   a lookup that read the store just before never caches the key, and counted again after
+//!   the eviction, so no thread's front answers for it. Unknown, revoked and
 //!   expired secrets are cached for [`DEFAULT_NEGATIVE_CACHE_TTL`] (5 s).
 //! - Concurrent misses for one secret (a hot key whose entry just expired, a burst from a new
 //!   client) share one store query; the others wait for its answer. A lookup whose requests
@@ -76,14 +79,16 @@ pub const DEFAULT_CACHE_CAPACITY: u64 = 100_000;
 /// How many refused secrets (unknown, revoked, expired) the negative cache holds.
 pub const DEFAULT_NEGATIVE_CACHE_CAPACITY: u64 = 10_000;
 
-/// The next [`Inner::id`].
+/// The next [`Hot::id`].
 static NEXT_VERIFIER_ID: AtomicU64 = AtomicU64::new(0);
 
 /// A verified key in the cache: what a handler sees, and the last use already recorded.
 ///
 /// Cloning it is one reference-count increment (the [`Auth`]): the id, kind and expiry are
 /// read from the `Auth` itself, so a cache hit touches no other shared counter. `record_at`
-/// changes at most once a second per key, by replacing the entry, so the hot path only reads.
+/// changes at most once a second per key, by replacing the entry, so the hot path only reads
+/// (a thread's [`front`] updates its own copy in place, so a key used on several threads is
+/// recorded at most once a second on each).
 #[derive(Clone)]
 #[repr(C)] // What a hit reads first, the hash (for an eviction) last: see `front::Entry`.
 pub(super) struct CachedKey {
@@ -137,8 +142,9 @@ struct Hot {
     /// This verifier's number, which no other verifier in the process has: what its entries
     /// in the per-thread front ([`front`]) are filed under.
     id: u64,
-    /// Counts every eviction (twice, see [`Inner::count_revocation`]), so a lookup racing with
-    /// a revocation does not cache a stale key and no thread's front answers for one.
+    /// Counts every eviction that can concern a revoked key (twice, see
+    /// [`Inner::count_revocation`]), so a lookup racing with a revocation does not cache a stale
+    /// key and no thread's front answers for one.
     revocations: AtomicU64,
 }
 
@@ -476,10 +482,14 @@ impl KeyVerifier {
         // Cached only if no revocation was counted since the store was read. A revocation
         // counts after its change is in the store, then evicts: one counted before the check
         // below keeps the key out; one counted after the insert finds and evicts it; one
-        // counted in between is caught by the second check.
+        // counted in between is caught by the second check, which removes the entry and counts
+        // once more: a request on another thread may have copied the entry into its front in
+        // the meantime, under the revocation's count, and this count voids that copy.
         if self.inner.hot.revocations.load(Ordering::SeqCst) == generation
             && let Some(positive) = &self.inner.positive
         {
+            #[cfg(test)]
+            tests::hook(tests::Point::LookUpBeforeInsert);
             positive.insert(
                 key,
                 CachedKey {
@@ -489,8 +499,11 @@ impl KeyVerifier {
                 },
                 self.inner.cache_ttl,
             );
+            #[cfg(test)]
+            tests::hook(tests::Point::LookUpAfterInsert);
             if self.inner.hot.revocations.load(Ordering::SeqCst) != generation {
                 positive.remove(&key);
+                self.inner.count_revocation();
             }
         }
         Ok(auth)
@@ -743,7 +756,7 @@ impl Inner {
     fn evict_many(&self, hashes: &HashSet<SecretHash>) {
         self.count_revocation();
         #[cfg(test)]
-        tests::between_count_and_removal();
+        tests::hook(tests::Point::EvictionBetweenCounts);
         self.forget(hashes, |positive| {
             positive.remove_where(|cached| hashes.contains(&cached.hash))
         });
@@ -781,6 +794,8 @@ impl Inner {
 
     fn evict_all(&self) {
         self.count_revocation();
+        #[cfg(test)]
+        tests::hook(tests::Point::EvictionBetweenCounts);
         self.lock_in_flight().clear();
         if let Some(positive) = &self.positive {
             positive.clear();
@@ -797,6 +812,10 @@ impl Inner {
     /// - after, so no thread's [`front`] answers from an entry it copied out of the shared
     ///   cache before the removal: every such entry holds an older count, and one filled with
     ///   this count was read after the removal.
+    ///
+    /// Also counted: a failed `revoke` (the store may have changed), and a `look_up` that
+    /// removes what it inserted because a revocation raced with it. Not counted: the eviction
+    /// of an expired key, which every hit checks for itself.
     fn count_revocation(&self) {
         self.hot.revocations.fetch_add(1, Ordering::SeqCst);
     }
@@ -898,16 +917,38 @@ mod tests {
     use crate::TokenType;
     use crate::keys::SqliteKeyStore;
 
-    thread_local! {
-        /// What this thread runs inside its next `evict_many`, between the first count and the
-        /// removal from the shared cache.
-        static BETWEEN: RefCell<Option<Box<dyn FnOnce()>>> = RefCell::new(None);
+    /// Where the code under test lets a test run something in the middle of it.
+    #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+    pub(super) enum Point {
+        /// An eviction, between its first count and the removal from the shared cache.
+        EvictionBetweenCounts,
+        /// A store lookup, after its first check of the count, before its insert.
+        LookUpBeforeInsert,
+        /// A store lookup, after its insert, before its second check of the count.
+        LookUpAfterInsert,
     }
 
-    pub(super) fn between_count_and_removal() {
-        if let Some(run) = BETWEEN.with(|between| between.borrow_mut().take()) {
+    /// What a test runs at a point.
+    type Hook = Box<dyn FnOnce()>;
+
+    thread_local! {
+        /// What this thread runs the next time it reaches each point.
+        static HOOKS: RefCell<Vec<(Point, Hook)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    pub(super) fn hook(point: Point) {
+        let run = HOOKS.with(|hooks| {
+            let mut hooks = hooks.borrow_mut();
+            let at = hooks.iter().position(|(p, _)| *p == point)?;
+            Some(hooks.remove(at).1)
+        });
+        if let Some(run) = run {
             run();
         }
+    }
+
+    fn at(point: Point, run: impl FnOnce() + 'static) {
+        HOOKS.with(|hooks| hooks.borrow_mut().push((point, Box::new(run))));
     }
 
     async fn verifier_with_key(dir: &tempfile::TempDir) -> (KeyVerifier, IssuedKey) {
@@ -925,7 +966,7 @@ mod tests {
     /// even once the shared cache lost it (to its capacity, say); another thread asks the
     /// shared cache.
     #[tokio::test]
-    async fn a_thread_answers_from_its_own_front_and_only_for_its_verifier() {
+    async fn a_thread_answers_from_its_own_front() {
         let dir = tempfile::tempdir().unwrap();
         let (verifier, key) = verifier_with_key(&dir).await;
         let secret = key.secret.expose();
@@ -942,48 +983,106 @@ mod tests {
         std::thread::scope(|threads| {
             threads.spawn(|| assert!(answer(&verifier, secret).is_none(), "another thread's front"));
         });
-
-        // Another verifier (its own store, without this key) on the same thread never answers
-        // from this verifier's entries.
-        let other_dir = tempfile::tempdir().unwrap();
-        let other = KeyVerifier::new(Arc::new(
-            SqliteKeyStore::open(other_dir.path().join("keys.db")).await.unwrap(),
-        ));
-        assert!(answer(&other, secret).is_none());
-        assert_eq!(
-            other.verify(Credential::new_for_tests(secret, TokenType::ApiKey)).await,
-            Err(VerifyError::Invalid(InvalidReason::UnknownToken))
-        );
-        assert!(answer(&verifier, secret).unwrap().is_ok());
     }
 
     /// A request that reads the shared cache after an eviction counted but before it removed
     /// the key copies the key into its front; the count that follows the removal keeps that
-    /// copy from answering.
+    /// copy from answering. For one key (`evict`, a revocation or a notice) and for all
+    /// (`clear_cache`, a resync).
     #[tokio::test]
     async fn a_key_read_while_it_is_evicted_is_not_answered_from_the_front() {
         let dir = tempfile::tempdir().unwrap();
         let (verifier, key) = verifier_with_key(&dir).await;
         let secret = key.secret.expose().to_owned();
-        verifier
-            .verify(Credential::new_for_tests(&secret, TokenType::ApiKey))
-            .await
-            .unwrap();
+        for eviction in ["evict", "clear_cache"] {
+            verifier
+                .verify(Credential::new_for_tests(&secret, TokenType::ApiKey))
+                .await
+                .unwrap();
+            let (sender, answered) = mpsc::channel();
+            let reader = (verifier.clone(), secret.clone());
+            at(Point::EvictionBetweenCounts, move || {
+                let _ = sender.send(answer(&reader.0, &reader.1));
+            });
+            if eviction == "evict" {
+                verifier.evict(&key.record.secret_hash);
+            } else {
+                verifier.clear_cache();
+            }
+            let during = answered.try_recv().expect("the reader ran inside the eviction");
+            assert!(
+                matches!(during, Some(Ok(_))),
+                "{eviction}: the key was still in the shared cache"
+            );
+            assert!(
+                answer(&verifier, &secret).is_none(),
+                "{eviction}: answered from a copy read during the eviction"
+            );
+        }
+    }
 
+    /// A store lookup that read the key before its revocation and inserts it after the
+    /// eviction finds the count moved and removes its entry. A request that copied the entry
+    /// into its front in between, under the revocation's count, must not be answered from it.
+    #[tokio::test]
+    async fn a_key_a_racing_lookup_cached_for_a_moment_is_not_answered_from_the_front() {
+        let dir = tempfile::tempdir().unwrap();
+        let (verifier, key) = verifier_with_key(&dir).await;
+        let secret = key.secret.expose().to_owned();
+        let hash = key.record.secret_hash;
+        let evicting = verifier.clone();
+        at(Point::LookUpBeforeInsert, move || evicting.evict(&hash));
         let (sender, answered) = mpsc::channel();
         let reader = (verifier.clone(), secret.clone());
-        BETWEEN.with(|between| {
-            *between.borrow_mut() = Some(Box::new(move || {
-                let _ = sender.send(answer(&reader.0, &reader.1));
-            }));
+        at(Point::LookUpAfterInsert, move || {
+            let _ = sender.send(answer(&reader.0, &reader.1));
         });
-        verifier.evict(&key.record.secret_hash);
-        let during = answered.try_recv().expect("the reader ran inside the eviction");
-        assert!(matches!(during, Some(Ok(_))), "the key was still in the shared cache");
+
+        // Read from the store before the eviction: either answer is fair for this request.
+        let _ = verifier
+            .verify(Credential::new_for_tests(&secret, TokenType::ApiKey))
+            .await;
+        let during = answered.try_recv().expect("the reader ran inside the lookup");
+        assert!(
+            matches!(during, Some(Ok(_))),
+            "the lookup's entry was in the shared cache"
+        );
+        assert_eq!(verifier.cached_keys(), 0, "the lookup removed its entry");
         assert!(
             answer(&verifier, &secret).is_none(),
-            "answered from a copy read during the eviction"
+            "answered from a copy of an entry the lookup removed"
         );
+    }
+
+    /// Two verifiers whose cache keys are alike (the same SipHash key) never answer from each
+    /// other's entries in a thread's front: each entry belongs to one verifier.
+    #[tokio::test]
+    async fn entries_belong_to_their_verifier() {
+        let (dir, other_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let open = |dir: &tempfile::TempDir| SqliteKeyStore::open(dir.path().join("keys.db"));
+        let seed = Some([7u8; 16]);
+        let verifier = KeyVerifier::builder(Arc::new(open(&dir).await.unwrap())).build_cache(seed);
+        let other = KeyVerifier::builder(Arc::new(open(&other_dir).await.unwrap())).build_cache(seed);
+        let key = verifier.issue(KeySpec::api_key("user_1", "ci")).await.unwrap();
+        let secret = key.secret.expose();
+        assert_eq!(verifier.inner.cache_key(secret), other.inner.cache_key(secret));
+        verifier
+            .verify(Credential::new_for_tests(secret, TokenType::ApiKey))
+            .await
+            .unwrap();
+        for _ in 0..2 {
+            assert!(answer(&verifier, secret).unwrap().is_ok());
+        }
+
+        assert!(
+            answer(&other, secret).is_none(),
+            "answered from another verifier's entry"
+        );
+        assert_eq!(
+            other.verify(Credential::new_for_tests(secret, TokenType::ApiKey)).await,
+            Err(VerifyError::Invalid(InvalidReason::UnknownToken))
+        );
+        assert!(answer(&verifier, secret).unwrap().is_ok());
     }
 
     #[tokio::test]
