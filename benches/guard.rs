@@ -5,7 +5,9 @@
 //! policy with a scope check. Then the rejections that must stay cheap (garbage, a token of a
 //! type the route does not accept, an API key with a bad checksum), through the router and
 //! through `TokenGate::authorize` alone. Last, the cached API key with the CPU's caches
-//! emptied before each request (`cold/…`), which is how a server under load runs it.
+//! emptied before each request (`cold/…`), which is how a server under load runs it, and
+//! while another thread checks the same key in a loop (`contended/…`), as two workers of a
+//! server do for one busy client.
 //!
 //! Run: `cargo bench --bench guard -- --warm-up-time 1 --measurement-time 3`.
 //! Figures from this machine and what they mean: `BENCHMARKS.md`.
@@ -430,5 +432,42 @@ fn cold(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, guarded_requests, rejections, cold);
+/// `authorize` with the same key while another thread runs it in a loop: two Tokio workers of
+/// a loaded server serving one client's key, each writing whatever the other reads.
+fn contended(c: &mut Criterion) {
+    let f = fixture();
+    let policy = Policy::accepting(TokenTypes::from_slice(&[TokenType::ApiKey]));
+    let mut h = HeaderMap::new();
+    h.insert(
+        header::AUTHORIZATION,
+        HeaderValue::from_str(&format!("Bearer {}", f.api_key)).unwrap(),
+    );
+    let extensions = Extensions::new();
+    // The key verifier itself, without the call counter the other benches read (a counter
+    // both threads write would be the contention measured).
+    let gate = TokenGate::builder()
+        .verifier(TokenType::ApiKey, f.keys.inner.clone())
+        .build()
+        .unwrap();
+    assert!(now(gate.authorize(&h, &extensions, &policy)).is_ok());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let other = std::thread::spawn({
+        let (gate, h, policy, stop) = (gate.clone(), h.clone(), policy.clone(), stop.clone());
+        move || {
+            let extensions = Extensions::new();
+            while !stop.load(Ordering::Relaxed) {
+                assert!(now(gate.authorize(black_box(&h), &extensions, &policy)).is_ok());
+            }
+        }
+    });
+    let mut group = c.benchmark_group("contended");
+    group.bench_function("authorize/api_key_cached", |b| {
+        b.iter(|| now(gate.authorize(black_box(&h), &extensions, &policy)).is_ok())
+    });
+    group.finish();
+    stop.store(true, Ordering::Relaxed);
+    other.join().unwrap();
+}
+
+criterion_group!(benches, guarded_requests, rejections, cold, contended);
 criterion_main!(benches);

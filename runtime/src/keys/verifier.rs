@@ -58,7 +58,7 @@ use std::time::Duration;
 use siphasher::sip128::SipHasher24;
 use tokio::sync::Notify;
 
-use crate::auth::Auth;
+use crate::auth::{Auth, AuthInfo};
 use crate::cache::{CoarseInstant, TtlCache};
 use crate::rejection::InvalidReason;
 use crate::verifier::{Credential, Verifier, VerifyError, VerifyFuture};
@@ -97,8 +97,24 @@ pub(super) struct CachedKey {
     /// last use recorded. An instant, so a hit compares it with the request's clock read
     /// without converting either.
     record_at: CoarseInstant,
+    /// Whether `auth` belongs to this copy alone: never in the shared cache, once made so in a
+    /// thread's [`front`] (see [`CachedKey::unshare`]).
+    own_auth: bool,
     /// The secret's SHA-256, as the store holds it: what a revocation names the key by.
     hash: SecretHash,
+}
+
+impl CachedKey {
+    /// Gives this copy an `Auth` of its own, equal to the one it shared, unless it has one: its
+    /// reference count is then written by one thread only, not by every thread answering for
+    /// the key (on a server under load, a cache line the cores would pass back and forth on
+    /// each request). A copy of the identity once per key and thread, on its second use there.
+    pub(super) fn unshare(&mut self) {
+        if !self.own_auth {
+            self.auth = Auth::new(AuthInfo::clone(&self.auth));
+            self.own_auth = true;
+        }
+    }
 }
 
 /// The bytes of a [`CachedKey`] a hit reads: all but the SHA-256 at its end.
@@ -496,6 +512,7 @@ impl KeyVerifier {
                     auth: auth.clone(),
                     hash,
                     record_at,
+                    own_auth: false,
                 },
                 self.inner.cache_ttl,
             );
@@ -522,6 +539,7 @@ impl KeyVerifier {
         let remembered = front::answer(owner, key, generation, now, |cached| {
             match self.check_cached(cached, key, kind) {
                 Ok(()) => {
+                    cached.unshare();
                     if now >= cached.record_at {
                         cached.record_at = self.record_use(&cached.auth, now);
                     }
@@ -982,6 +1000,38 @@ mod tests {
         assert_eq!(auth.id.as_deref(), Some(key.record.id.as_str()));
         std::thread::scope(|threads| {
             threads.spawn(|| assert!(answer(&verifier, secret).is_none(), "another thread's front"));
+        });
+    }
+
+    /// A key used again on a thread gets an identity of that thread's own: equal to the
+    /// shared cache's, another allocation (whose reference count no other thread writes),
+    /// made once and used by every later request there.
+    #[tokio::test]
+    async fn a_thread_answers_with_its_own_copy_of_a_reused_keys_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let (verifier, key) = verifier_with_key(&dir).await;
+        let secret = key.secret.expose();
+        let looked_up = verifier
+            .verify(Credential::new_for_tests(secret, TokenType::ApiKey))
+            .await
+            .unwrap();
+        let same = |a: &Auth, b: &Auth| Arc::ptr_eq(a.info(), b.info());
+        let first = answer(&verifier, secret).unwrap().unwrap();
+        assert!(same(&first, &looked_up), "the shared cache's identity");
+        let second = answer(&verifier, secret).unwrap().unwrap();
+        assert!(!same(&second, &looked_up), "still the shared identity");
+        assert_eq!(second, looked_up);
+        for _ in 0..3 {
+            assert!(
+                same(&answer(&verifier, secret).unwrap().unwrap(), &second),
+                "copied again"
+            );
+        }
+        std::thread::scope(|threads| {
+            threads.spawn(|| {
+                let elsewhere = answer(&verifier, secret).unwrap().unwrap();
+                assert!(same(&elsewhere, &looked_up), "another thread's first use");
+            });
         });
     }
 
