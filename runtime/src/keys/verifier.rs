@@ -540,9 +540,7 @@ impl KeyVerifier {
             match self.check_cached(cached, key, kind) {
                 Ok(()) => {
                     cached.unshare();
-                    if now >= cached.record_at {
-                        cached.record_at = self.record_use(&cached.auth, now);
-                    }
+                    self.note_use(cached, now);
                     Use::Keep(Ok(cached.auth.clone()))
                 }
                 Err(refused) => Use::Drop(Err(refused)),
@@ -557,11 +555,9 @@ impl KeyVerifier {
         if let Err(refused) = self.check_cached(&cached, key, kind) {
             return Some(Err(refused));
         }
-        // A hot key is recorded at most once a second, not on every request. The entry keeps
-        // its deadline, and is only replaced if still there (never brought back after an
-        // eviction: a revocation wins).
-        if now >= cached.record_at {
-            cached.record_at = self.record_use(&cached.auth, now);
+        // The entry keeps its deadline, and is only replaced if still there (never brought
+        // back after an eviction: a revocation wins).
+        if self.note_use(&mut cached, now) {
             positive.replace(key, cached.clone(), until);
         }
         let auth = cached.auth.clone();
@@ -613,6 +609,16 @@ impl KeyVerifier {
             return Err(InvalidReason::Expired.into());
         }
         Ok(())
+    }
+
+    /// Notes a use of a cached key if its time has come (a hot key is recorded at most once a
+    /// second, not on every request); whether it did, so the caller can keep the new time.
+    fn note_use(&self, cached: &mut CachedKey, now: CoarseInstant) -> bool {
+        if now < cached.record_at {
+            return false;
+        }
+        cached.record_at = self.record_use(&cached.auth, now);
+        true
     }
 
     /// Notes a use of `auth`'s key for the next `last_used_at` write; returns when the next
