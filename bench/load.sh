@@ -5,6 +5,8 @@
 #   bench/load.sh                 # 10 s per route, 2 threads, 32 connections
 #   DURATION=5s CONNECTIONS=64 bench/load.sh
 #   PAIR_ROUNDS=40 bench/load.sh  # more rounds of the guarded/unguarded pair (3 s each)
+#   PAIR_ONLY=1 LAYOUTS=shared bench/load.sh   # only the pair test, in one layout
+#   BENCH_SERVER=/tmp/old_bench_server PAIR_ONLY=1 bench/load.sh   # the pair test of another build
 #
 # Installs wrk with apt-get when it is missing. Builds the example server in release mode,
 # starts it in development mode in a temporary directory on a free loopback port, reads the
@@ -18,12 +20,20 @@ PAIR_ROUNDS="${PAIR_ROUNDS:-10}"
 PAIR_DURATION="${PAIR_DURATION:-3s}"
 THREADS="${THREADS:-2}"
 CONNECTIONS="${CONNECTIONS:-32}"
+LAYOUTS="${LAYOUTS:-shared split}"
+for layout in $LAYOUTS; do
+    case "$layout" in
+        shared | split) ;;
+        *) echo "unknown layout '$layout' in LAYOUTS; use shared, split or both" >&2; exit 2 ;;
+    esac
+done
 # shellcheck source=bench/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 ensure_installed wrk
 build_examples api_server bench_server
 SERVER="$TARGET_DIR/release/examples/api_server"
-BENCH_SERVER="$TARGET_DIR/release/examples/bench_server"
+BENCH_SERVER="${BENCH_SERVER:-$TARGET_DIR/release/examples/bench_server}"
+[ -x "$BENCH_SERVER" ] || { echo "BENCH_SERVER=$BENCH_SERVER is not an executable file" >&2; exit 2; }
 
 WORK="$(mktemp -d)"
 cleanup() {
@@ -42,59 +52,63 @@ wait_ready() {
     exit 1
 }
 
-# Port 0: the server picks a free port and prints it.
-(cd "$WORK" && RUST_LOG=warn exec "$SERVER" --addr 127.0.0.1:0 --database "sqlite://$WORK/load.db" \
-    >"$WORK/server.out" 2>"$WORK/server.err") &
-SERVER_PID=$!
-wait_ready
-
 printed() { # the value printed after a label at start-up
     sed -n "s/^$1[[:space:]]*//p" "$WORK/server.out" | head -n1
 }
-BASE="$(printed 'tokengate example server listening on')"
-API_KEY="$(printed 'demo API key (write:users):')"
-M2M="$(printed 'demo M2M token (write:users):')"
-SESSION="$(printed 'dev session token (1 hour):')"
-for v in BASE API_KEY M2M SESSION; do
-    [ -n "${!v}" ] || { echo "could not read $v from the server's output" >&2; exit 1; }
-done
 
 check() { # method path token expected-status
     local status
     status="$(curl -s -o /dev/null -w '%{http_code}' -X "$1" -H "Authorization: Bearer $3" "$BASE$2")"
     [ "$status" = "$4" ] || { echo "$1 $2 answered $status, expected $4" >&2; exit 1; }
 }
-check GET /health none 200
-check GET /api/example "$API_KEY" 200
-check POST /api/example "$SESSION" 200
-check DELETE /api/users/user_nobody "$M2M" 404
 
-# wrk with a method and a header.
-RUNS=0
-run() { # name method path token
-    RUNS=$((RUNS + 1))
-    local script="$WORK/run$RUNS.lua" out
-    printf 'wrk.method = "%s"\n' "$2" >"$script"
-    if [ -n "$4" ]; then printf 'wrk.headers["Authorization"] = "Bearer %s"\n' "$4" >>"$script"; fi
-    out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$script" "$BASE$3")"
-    local rps p99 non2xx
-    rps="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
-    p99="$(awk '$1 == "99%" {print $2}' <<<"$out")"
-    non2xx="$(awk '/Non-2xx or 3xx responses:/ {print $NF}' <<<"$out")"
-    printf '| %-42s | %12s | %9s | %s |\n' "$1" "$rps" "$p99" "${non2xx:-0}"
+example_routes() { # the example server's routes, one wrk run each
+    # Port 0: the server picks a free port and prints it.
+    (cd "$WORK" && RUST_LOG=warn exec "$SERVER" --addr 127.0.0.1:0 --database "sqlite://$WORK/load.db" \
+        >"$WORK/server.out" 2>"$WORK/server.err") &
+    SERVER_PID=$!
+    wait_ready
+
+    BASE="$(printed 'tokengate example server listening on')"
+    API_KEY="$(printed 'demo API key (write:users):')"
+    M2M="$(printed 'demo M2M token (write:users):')"
+    SESSION="$(printed 'dev session token (1 hour):')"
+    for v in BASE API_KEY M2M SESSION; do
+        [ -n "${!v}" ] || { echo "could not read $v from the server's output" >&2; exit 1; }
+    done
+
+    check GET /health none 200
+    check GET /api/example "$API_KEY" 200
+    check POST /api/example "$SESSION" 200
+    check DELETE /api/users/user_nobody "$M2M" 404
+
+    # wrk with a method and a header.
+    RUNS=0
+    run() { # name method path token
+        RUNS=$((RUNS + 1))
+        local script="$WORK/run$RUNS.lua" out
+        printf 'wrk.method = "%s"\n' "$2" >"$script"
+        if [ -n "$4" ]; then printf 'wrk.headers["Authorization"] = "Bearer %s"\n' "$4" >>"$script"; fi
+        out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$script" "$BASE$3")"
+        local rps p99 non2xx
+        rps="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
+        p99="$(awk '$1 == "99%" {print $2}' <<<"$out")"
+        non2xx="$(awk '/Non-2xx or 3xx responses:/ {print $NF}' <<<"$out")"
+        printf '| %-42s | %12s | %9s | %s |\n' "$1" "$rps" "$p99" "${non2xx:-0}"
+    }
+
+    echo
+    echo "wrk: $THREADS threads, $CONNECTIONS connections, $DURATION per route; server and wrk share $(nproc) cores"
+    echo "($(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n1))"
+    echo
+    printf '| %-42s | %12s | %9s | %s |\n' route requests/s p99 "non-2xx answers"
+    printf '|%s|%s|%s|%s|\n' "--------------------------------------------" "--------------" "-----------" "---"
+    run "GET /health (unguarded)" GET /health ""
+    run "GET /api/example (API key, cached)" GET /api/example "$API_KEY"
+    run "POST /api/example (session token, RS256)" POST /api/example "$SESSION"
+    run "DELETE /api/users/user_nobody (M2M, 404)" DELETE /api/users/user_nobody "$M2M"
+    stop_server
 }
-
-echo
-echo "wrk: $THREADS threads, $CONNECTIONS connections, $DURATION per route; server and wrk share $(nproc) cores"
-echo "($(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n1))"
-echo
-printf '| %-42s | %12s | %9s | %s |\n' route requests/s p99 "non-2xx answers"
-printf '|%s|%s|%s|%s|\n' "--------------------------------------------" "--------------" "-----------" "---"
-run "GET /health (unguarded)" GET /health ""
-run "GET /api/example (API key, cached)" GET /api/example "$API_KEY"
-run "POST /api/example (session token, RS256)" POST /api/example "$SESSION"
-run "DELETE /api/users/user_nobody (M2M, 404)" DELETE /api/users/user_nobody "$M2M"
-stop_server
 
 # The guard alone: one handler, unguarded and behind #[accepts_token(api_key)] (examples/bench_server.rs).
 # Both routes get the same Authorization header, so the guard is the only difference. One run
@@ -198,5 +212,5 @@ print(f"server user CPU added by the guard: median {statistics.median(added_user
 PY
 }
 
-pair_test shared
-pair_test split
+[ -n "${PAIR_ONLY:-}" ] || example_routes
+for layout in $LAYOUTS; do pair_test "$layout"; done
