@@ -85,6 +85,11 @@ impl<V: Verifier> Verifier for Counting<V> {
         self.inner.recall_jwt(token)
     }
 
+    fn recall_opaque(&self, token: &[u8], token_type: TokenType) -> Option<tokengate::Auth> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.recall_opaque(token, token_type)
+    }
+
     fn name(&self) -> &'static str {
         self.inner.name()
     }

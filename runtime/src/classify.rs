@@ -209,8 +209,15 @@ impl Classifier {
     /// The type of an opaque prefix `token` starts with: M2M, then OAuth, then API key.
     #[inline(always)]
     fn opaque_type(&self, token: &str) -> Option<TokenType> {
-        let (Matchers(Some([m2m, oauth, api_key])), Some(head)) = (self.matchers, token.as_bytes().first_chunk::<8>())
-        else {
+        self.opaque_type_of(token.as_bytes())
+    }
+
+    /// [`opaque_type`](Self::opaque_type) of bytes not yet known to be a token: the type
+    /// [`classify`](Self::classify) gives any valid token that starts with them (the gate's
+    /// recall of opaque tokens asks it before the token is validated).
+    #[inline(always)]
+    pub(crate) fn opaque_type_of(&self, token: &[u8]) -> Option<TokenType> {
+        let (Matchers(Some([m2m, oauth, api_key])), Some(head)) = (self.matchers, token.first_chunk::<8>()) else {
             return self.opaque_type_by_bytes(token);
         };
         let (head, len) = (u64::from_le_bytes(*head), token.len());
@@ -225,11 +232,11 @@ impl Classifier {
         }
     }
 
-    /// [`opaque_type`](Self::opaque_type) for a token shorter than a word or a prefix longer
-    /// than one.
+    /// [`opaque_type_of`](Self::opaque_type_of) for a token shorter than a word or a prefix
+    /// longer than one.
     #[cold]
     #[inline(never)]
-    fn opaque_type_by_bytes(&self, token: &str) -> Option<TokenType> {
+    fn opaque_type_by_bytes(&self, token: &[u8]) -> Option<TokenType> {
         let p = &self.prefixes;
         [
             (&p.m2m_token, TokenType::M2mToken),
@@ -237,7 +244,7 @@ impl Classifier {
             (&p.api_key, TokenType::ApiKey),
         ]
         .into_iter()
-        .find(|(prefix, _)| token.starts_with(&***prefix))
+        .find(|(prefix, _)| token.starts_with(prefix.as_bytes()))
         .map(|(_, token_type)| token_type)
     }
 }

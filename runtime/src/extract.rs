@@ -18,7 +18,7 @@
 
 use std::fmt;
 
-use http::{HeaderMap, header};
+use http::{HeaderMap, HeaderValue, header};
 
 use crate::rejection::{InvalidRequest, Rejection};
 
@@ -72,12 +72,21 @@ impl fmt::Debug for Presented<'_> {
 /// sends a non-Bearer `Authorization` scheme has no bearer credentials either; the cookie is
 /// then still consulted when `session_cookie` is true.
 pub fn extract(headers: &HeaderMap, session_cookie: bool) -> Result<Option<Presented<'_>>, Rejection> {
-    // A map without a repeated name (nearly every request) cannot hold two Authorization
-    // headers: only a map with one counts them.
-    if headers.len() != headers.keys_len() && has_two_authorization_headers(headers) {
+    extract_with(headers, headers.get(header::AUTHORIZATION), session_cookie)
+}
+
+/// [`extract`], given the request's (first) `Authorization` value, which the gate looked up
+/// already.
+#[inline(always)]
+pub(crate) fn extract_with<'a>(
+    headers: &'a HeaderMap,
+    authorization: Option<&'a HeaderValue>,
+    session_cookie: bool,
+) -> Result<Option<Presented<'a>>, Rejection> {
+    if has_repeated_names(headers) && has_two_authorization_headers(headers) {
         return Err(Rejection::InvalidRequest(InvalidRequest::MultipleAuthorizationHeaders));
     }
-    if let Some(value) = headers.get(header::AUTHORIZATION)
+    if let Some(value) = authorization
         && let Some(token) = bearer(value.as_bytes())?
     {
         return Ok(Some(Presented {
@@ -89,6 +98,28 @@ pub fn extract(headers: &HeaderMap, session_cookie: bool) -> Result<Option<Prese
         return session_from_cookies(headers);
     }
     Ok(None)
+}
+
+/// Whether a header name occurs more than once. A map without a repeated name (nearly every
+/// request) cannot hold two `Authorization` headers: only a map with one counts them.
+#[inline(always)]
+pub(crate) fn has_repeated_names(headers: &HeaderMap) -> bool {
+    headers.len() != headers.keys_len()
+}
+
+/// The bytes after `Bearer ` (any case) in an `Authorization` value, not yet checked in any
+/// other way, or `None` for another scheme, an empty token or a value too long for a bearer
+/// header. For a lookup of tokens seen before; [`extract`] decides what the request sent.
+#[inline(always)]
+pub(crate) fn bearer_bytes(value: &[u8]) -> Option<&[u8]> {
+    match value.split_first_chunk::<7>() {
+        Some((scheme, token))
+            if is_bearer_and_space(scheme) && !token.is_empty() && value.len() <= MAX_HEADER_BYTES =>
+        {
+            Some(token)
+        }
+        _ => None,
+    }
 }
 
 #[cold]
@@ -229,8 +260,6 @@ fn is_b64token_byte(b: u8) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use http::HeaderValue;
-
     use super::*;
 
     fn with_auth(values: &[&[u8]]) -> HeaderMap {

@@ -188,6 +188,21 @@ pub trait Verifier: Send + Sync + 'static {
         None
     }
 
+    /// The identity of an opaque token (one that starts with a configured prefix: `ak_`,
+    /// `mt_`, `oat_`) that this verifier accepted before as `token_type` and still remembers,
+    /// or `None`. The gate asks it before it checks the token's characters or classifies it,
+    /// so a reused API key costs a lookup and not those checks as well.
+    ///
+    /// `token` is the raw bytes after `Bearer `, not yet validated: anything a client sent.
+    /// Answer only for bytes identical to a token [`verify`](Self::verify) accepted as
+    /// `token_type` (compare them, or a keyed hash of them, and nothing else), and only under
+    /// the rules [`verify_cached`](Self::verify_cached) follows (unexpired, not revoked). A
+    /// refusal is never answered here: `None`, and the gate goes the usual way, which gives
+    /// the right rejection. The default remembers nothing.
+    fn recall_opaque(&self, _token: &[u8], _token_type: TokenType) -> Option<Auth> {
+        None
+    }
+
     /// A short name for logs and the route report (`"jwt"`, `"api-key-store"`…).
     fn name(&self) -> &'static str {
         "custom"
@@ -205,6 +220,10 @@ impl<V: Verifier + ?Sized> Verifier for Arc<V> {
 
     fn recall_jwt(&self, token: &str) -> Option<Auth> {
         (**self).recall_jwt(token)
+    }
+
+    fn recall_opaque(&self, token: &[u8], token_type: TokenType) -> Option<Auth> {
+        (**self).recall_opaque(token, token_type)
     }
 
     fn name(&self) -> &'static str {
@@ -334,6 +353,10 @@ impl Verifier for ByFormat {
 
     fn recall_jwt(&self, token: &str) -> Option<Auth> {
         self.jwt.as_ref()?.recall_jwt(token)
+    }
+
+    fn recall_opaque(&self, token: &[u8], token_type: TokenType) -> Option<Auth> {
+        self.opaque.as_ref()?.recall_opaque(token, token_type)
     }
 
     fn name(&self) -> &'static str {

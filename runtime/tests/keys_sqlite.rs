@@ -1032,3 +1032,213 @@ async fn every_eviction_reaches_the_keys_each_thread_remembers() {
         );
     }
 }
+
+/// Forwards to the key verifier and counts which of its doors the gate knocked on.
+struct Doors {
+    inner: Arc<KeyVerifier>,
+    recalls: AtomicUsize,
+    cached: AtomicUsize,
+    verifies: AtomicUsize,
+}
+
+impl Doors {
+    fn new(inner: Arc<KeyVerifier>) -> Arc<Doors> {
+        Arc::new(Doors {
+            inner,
+            recalls: AtomicUsize::new(0),
+            cached: AtomicUsize::new(0),
+            verifies: AtomicUsize::new(0),
+        })
+    }
+
+    /// (recall_opaque, verify_cached, verify) calls so far.
+    fn counts(&self) -> (usize, usize, usize) {
+        (
+            self.recalls.load(Ordering::Relaxed),
+            self.cached.load(Ordering::Relaxed),
+            self.verifies.load(Ordering::Relaxed),
+        )
+    }
+}
+
+impl Verifier for Doors {
+    fn verify<'a>(&'a self, credential: Credential<'a>) -> tokengate_runtime::verifier::VerifyFuture<'a> {
+        self.verifies.fetch_add(1, Ordering::Relaxed);
+        self.inner.verify(credential)
+    }
+
+    fn verify_cached(&self, credential: &Credential<'_>) -> Option<Result<tokengate_runtime::Auth, VerifyError>> {
+        self.cached.fetch_add(1, Ordering::Relaxed);
+        self.inner.verify_cached(credential)
+    }
+
+    fn recall_opaque(&self, token: &[u8], token_type: TokenType) -> Option<tokengate_runtime::Auth> {
+        self.recalls.fetch_add(1, Ordering::Relaxed);
+        self.inner.recall_opaque(token, token_type)
+    }
+}
+
+fn headers_with(values: &[&str]) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for value in values {
+        headers.append(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+    }
+    headers
+}
+
+#[tokio::test]
+async fn a_reused_key_is_recalled_from_the_header_bytes_with_the_same_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Arc::new(KeyVerifier::new(open(&db_path(&dir)).await));
+    let doors = Doors::new(keys.clone());
+    let machines_and_keys = TokenTypes::EMPTY.with(TokenType::ApiKey).with(TokenType::M2mToken);
+    let gate = TokenGate::builder()
+        .verifier_for(machines_and_keys, doors.clone())
+        .build()
+        .unwrap();
+    let extensions = http::Extensions::new();
+    let keys_only = Policy::accepting(TokenTypes::EMPTY.with(TokenType::ApiKey));
+    let key = keys.issue(KeySpec::api_key("user_1", "ci")).await.unwrap();
+    let secret = key.secret.expose();
+
+    // First use: nothing to recall, then the classified path reads the store.
+    let first = gate.authorize(&bearer(secret), &extensions, &keys_only).await.unwrap();
+    assert_eq!(doors.counts(), (1, 1, 1));
+    // Reuse: recalled from the header's bytes; neither the classified lookup nor a
+    // verification follows. The scheme's case does not matter, as for `extract`.
+    let again = gate.authorize(&bearer(secret), &extensions, &keys_only).await.unwrap();
+    assert_eq!(again, first);
+    let lowercase = headers_with(&[&format!("bearer {secret}")]);
+    assert_eq!(
+        gate.authorize(&lowercase, &extensions, &keys_only).await.unwrap(),
+        first
+    );
+    assert_eq!(doors.counts(), (3, 1, 1));
+
+    // The verifier answers for these exact bytes, as the type it verified them as, only.
+    assert_eq!(
+        keys.recall_opaque(secret.as_bytes(), TokenType::ApiKey),
+        Some(first.clone())
+    );
+    for other in [TokenType::M2mToken, TokenType::SessionToken, TokenType::OAuthToken] {
+        assert_eq!(keys.recall_opaque(secret.as_bytes(), other), None, "{other}");
+    }
+    let (last, rest) = secret.as_bytes().split_last().unwrap();
+    let mut changed = rest.to_vec();
+    changed.push(if *last == b'A' { b'B' } else { b'A' });
+    let mut invalid = rest.to_vec();
+    invalid.push(b'!');
+    let longer = format!("{secret}A");
+    for bytes in [&changed[..], &invalid[..], rest, longer.as_bytes(), b"", b"ak_"] {
+        assert_eq!(
+            keys.recall_opaque(bytes, TokenType::ApiKey),
+            None,
+            "{:?}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+    // Through the gate, such bytes take the usual way and get its rejection.
+    let invalid = String::from_utf8(invalid).unwrap();
+    assert_eq!(
+        gate.authorize(&bearer(&String::from_utf8(changed).unwrap()), &extensions, &keys_only)
+            .await
+            .unwrap_err(),
+        Rejection::InvalidToken(InvalidReason::BadChecksum)
+    );
+    assert_eq!(
+        gate.authorize(&headers_with(&[&format!("Bearer {invalid}")]), &extensions, &keys_only)
+            .await
+            .unwrap_err()
+            .reason(),
+        "malformed-authorization-header"
+    );
+
+    // A route that does not accept API keys never asks: classification refuses the type.
+    let machines_only = Policy::accepting(TokenTypes::EMPTY.with(TokenType::M2mToken));
+    let before = doors.counts();
+    assert!(matches!(
+        gate.authorize(&bearer(secret), &extensions, &machines_only).await,
+        Err(Rejection::TokenTypeNotAccepted {
+            presented: TokenType::ApiKey,
+            ..
+        })
+    ));
+    assert_eq!(doors.counts(), before);
+    // Two Authorization headers are refused, the first one a remembered key or not.
+    assert_eq!(
+        gate.authorize(
+            &headers_with(&[&format!("Bearer {secret}"), "Bearer other"]),
+            &extensions,
+            &keys_only
+        )
+        .await
+        .unwrap_err()
+        .reason(),
+        "multiple-authorization-headers"
+    );
+    assert_eq!(doors.counts(), before);
+    // A recalled key still meets the route's requirements.
+    let writers = keys_only
+        .clone()
+        .require(Requirement::new(RequirementKind::Scope, Match::All, ["write:users"]).unwrap());
+    assert!(matches!(
+        gate.authorize(&bearer(secret), &extensions, &writers).await,
+        Err(Rejection::Forbidden(_))
+    ));
+    assert_eq!(doors.counts(), (before.0 + 1, before.1, before.2));
+
+    // A revoked key is not recalled: the usual way refuses it.
+    keys.revoke(&key.record.id, None).await.unwrap().unwrap();
+    assert_eq!(keys.recall_opaque(secret.as_bytes(), TokenType::ApiKey), None);
+    assert_eq!(
+        gate.authorize(&bearer(secret), &extensions, &keys_only)
+            .await
+            .unwrap_err(),
+        Rejection::InvalidToken(InvalidReason::Revoked)
+    );
+    keys.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_remembered_key_is_recalled_only_as_the_type_this_gate_gives_its_prefix() {
+    // This gate swaps the two prefixes, so `ak_…` is an M2M token here. The key verifier
+    // remembers the key as an API key: the gate must not take it as one.
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Arc::new(KeyVerifier::new(open(&db_path(&dir)).await));
+    let doors = Doors::new(keys.clone());
+    let key = keys.issue(KeySpec::api_key("user_1", "ci")).await.unwrap();
+    let secret = key.secret.expose();
+    verify(&keys, secret, TokenType::ApiKey).await.unwrap();
+    assert!(keys.recall_opaque(secret.as_bytes(), TokenType::ApiKey).is_some());
+    let gate = TokenGate::builder()
+        .verifier_for(
+            TokenTypes::EMPTY.with(TokenType::ApiKey).with(TokenType::M2mToken),
+            doors.clone(),
+        )
+        .prefixes(tokengate_runtime::classify::Prefixes {
+            m2m_token: "ak_".into(),
+            api_key: "mt_".into(),
+            ..Default::default()
+        })
+        .build()
+        .unwrap();
+    let extensions = http::Extensions::new();
+    let keys_only = Policy::accepting(TokenTypes::EMPTY.with(TokenType::ApiKey));
+    assert!(matches!(
+        gate.authorize(&bearer(secret), &extensions, &keys_only).await,
+        Err(Rejection::TokenTypeNotAccepted {
+            presented: TokenType::M2mToken,
+            ..
+        })
+    ));
+    let machines = Policy::accepting(TokenTypes::EMPTY.with(TokenType::M2mToken));
+    assert_eq!(
+        gate.authorize(&bearer(secret), &extensions, &machines)
+            .await
+            .unwrap_err(),
+        Rejection::InvalidToken(InvalidReason::WrongType)
+    );
+    // Asked once, as an M2M token, which it is not.
+    assert_eq!(doors.counts().0, 1);
+    keys.shutdown().await.unwrap();
+}

@@ -61,10 +61,11 @@ use tokio::sync::Notify;
 use crate::auth::{Auth, AuthInfo};
 use crate::cache::{CoarseInstant, TtlCache};
 use crate::rejection::InvalidReason;
+use crate::token::TokenType;
 use crate::verifier::{Credential, Verifier, VerifyError, VerifyFuture};
 
 use super::front::{self, Use};
-use super::secret::{KeyKind, SecretHash, check_secret};
+use super::secret::{BODY_LEN, KeyKind, SecretHash, check_secret};
 use super::store::{IssuedKey, KeyRecord, KeySpec, KeyStore, LastUsed, RevocationNotice, StoreError, issue, now_unix};
 
 /// How long a verified key is trusted without asking the store again; the longest a
@@ -452,7 +453,7 @@ impl KeyVerifier {
         if !self.inner.listener_started.load(Ordering::Relaxed) {
             self.start_listener();
         }
-        let key = self.inner.cache_key(secret);
+        let key = self.inner.cache_key(secret.as_bytes());
         let now = CoarseInstant::now();
         if let Some(answer) = self.cached_key(key, kind, now) {
             return answer;
@@ -759,10 +760,11 @@ impl Inner {
         self.epoch.checked_add(Duration::from_secs(tick)).unwrap_or(self.epoch)
     }
 
-    /// The key the cache of verified keys files `secret` under.
-    fn cache_key(&self, secret: &str) -> CacheKey {
+    /// The key the cache of verified keys files `secret` under: a function of its bytes
+    /// alone, so bytes not yet validated can be looked up too ([`Verifier::recall_opaque`]).
+    fn cache_key(&self, secret: &[u8]) -> CacheKey {
         let [k0, k1] = self.hot.sip_key;
-        let hash = SipHasher24::new_with_keys(k0, k1).hash(secret.as_bytes());
+        let hash = SipHasher24::new_with_keys(k0, k1).hash(secret);
         CacheKey {
             h1: hash.h1,
             h2: hash.h2,
@@ -918,13 +920,28 @@ impl Verifier for KeyVerifier {
             Err(misconfigured) => return Some(Err(misconfigured)),
         };
         let now = CoarseInstant::now();
-        if let Some(answer) = self.cached_key(self.inner.cache_key(credential.token()), expected, now) {
+        if let Some(answer) = self.cached_key(self.inner.cache_key(credential.token().as_bytes()), expected, now) {
             return Some(answer);
         }
         if let Err(refused) = KeyVerifier::check_secret_of(credential.token(), expected) {
             return Some(Err(refused));
         }
         self.remembered_refusal(&SecretHash::of(credential.token()), now)
+    }
+
+    /// A cached key looked up by the raw bytes of the header: a hit means these bytes are a
+    /// secret this verifier accepted as this kind (128 bits of a keyed SipHash match), so they
+    /// passed every check then. A refusal, a miss, a secret of the wrong length or a type
+    /// this verifier does not verify is `None`: the gate then validates the token and asks
+    /// [`verify_cached`](Verifier::verify_cached), which gives the rejection.
+    fn recall_opaque(&self, token: &[u8], token_type: TokenType) -> Option<Auth> {
+        let kind = KeyKind::from_token_type(token_type)?;
+        // The length every secret of the kind has: anything else is no key, and costs no hash.
+        if token.len() != kind.prefix().len() + BODY_LEN {
+            return None;
+        }
+        let now = CoarseInstant::now();
+        self.cached_key(self.inner.cache_key(token), kind, now)?.ok()
     }
 
     fn name(&self) -> &'static str {
@@ -1001,7 +1018,7 @@ mod tests {
         assert!(matches!(answer(&verifier, secret), Some(Ok(_))), "a shared hit");
 
         let shared = verifier.inner.positive.as_ref().unwrap();
-        shared.remove(&verifier.inner.cache_key(secret));
+        shared.remove(&verifier.inner.cache_key(secret.as_bytes()));
         let auth = answer(&verifier, secret).unwrap().unwrap();
         assert_eq!(auth.id.as_deref(), Some(key.record.id.as_str()));
         std::thread::scope(|threads| {
@@ -1121,7 +1138,10 @@ mod tests {
         let other = KeyVerifier::builder(Arc::new(open(&other_dir).await.unwrap())).build_cache(seed);
         let key = verifier.issue(KeySpec::api_key("user_1", "ci")).await.unwrap();
         let secret = key.secret.expose();
-        assert_eq!(verifier.inner.cache_key(secret), other.inner.cache_key(secret));
+        assert_eq!(
+            verifier.inner.cache_key(secret.as_bytes()),
+            other.inner.cache_key(secret.as_bytes())
+        );
         verifier
             .verify(Credential::new_for_tests(secret, TokenType::ApiKey))
             .await
