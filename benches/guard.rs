@@ -85,7 +85,11 @@ impl<V: Verifier> Verifier for Counting<V> {
         self.inner.recall_jwt(token)
     }
 
-    fn recall_opaque(&self, token: &[u8], token_type: TokenType) -> Option<tokengate::Auth> {
+    fn recall_opaque(
+        &self,
+        token: &[u8],
+        token_type: TokenType,
+    ) -> Option<Result<tokengate::Auth, tokengate::verifier::VerifyError>> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.inner.recall_opaque(token, token_type)
     }

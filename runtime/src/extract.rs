@@ -83,7 +83,7 @@ pub(crate) fn extract_with<'a>(
     authorization: Option<&'a HeaderValue>,
     session_cookie: bool,
 ) -> Result<Option<Presented<'a>>, Rejection> {
-    if has_repeated_names(headers) && has_two_authorization_headers(headers) {
+    if has_two_authorization_headers(headers) {
         return Err(Rejection::InvalidRequest(InvalidRequest::MultipleAuthorizationHeaders));
     }
     if let Some(value) = authorization
@@ -100,11 +100,11 @@ pub(crate) fn extract_with<'a>(
     Ok(None)
 }
 
-/// Whether a header name occurs more than once. A map without a repeated name (nearly every
-/// request) cannot hold two `Authorization` headers: only a map with one counts them.
+/// Whether the request has more than one `Authorization` header. A map without a repeated
+/// name (nearly every request) cannot hold two: only a map with one counts them.
 #[inline(always)]
-pub(crate) fn has_repeated_names(headers: &HeaderMap) -> bool {
-    headers.len() != headers.keys_len()
+pub(crate) fn has_two_authorization_headers(headers: &HeaderMap) -> bool {
+    headers.len() != headers.keys_len() && counts_two_authorization_headers(headers)
 }
 
 /// The bytes after `Bearer ` (any case) in an `Authorization` value, not yet checked in any
@@ -124,7 +124,7 @@ pub(crate) fn bearer_bytes(value: &[u8]) -> Option<&[u8]> {
 
 #[cold]
 #[inline(never)]
-fn has_two_authorization_headers(headers: &HeaderMap) -> bool {
+fn counts_two_authorization_headers(headers: &HeaderMap) -> bool {
     headers.get_all(header::AUTHORIZATION).iter().nth(1).is_some()
 }
 

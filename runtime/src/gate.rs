@@ -22,7 +22,7 @@ use http::{Extensions, HeaderMap, HeaderValue, header};
 
 use crate::auth::Auth;
 use crate::classify::{Classifier, Prefixes, TokenFormat};
-use crate::extract::{Presented, TokenSource, bearer_bytes, extract, extract_with, has_repeated_names};
+use crate::extract::{Presented, TokenSource, bearer_bytes, extract, extract_with, has_two_authorization_headers};
 use crate::policy::Policy;
 use crate::rejection::{DEFAULT_REALM, InvalidReason, Rejection, is_valid_realm};
 use crate::token::{TokenType, TokenTypes};
@@ -207,19 +207,20 @@ impl TokenGate {
     /// The answer is the one the usual way leads to. The bytes' prefix gives the type
     /// classification would (the same prefixes, in the same order), and only a type the route
     /// accepts is asked about, from the verifier this gate sends that type to. That verifier
-    /// answers only for bytes identical to a token it verified as that type, which passed
-    /// every check of the usual way then and would pass them again. A request with a repeated
-    /// header name takes the usual way, which refuses two `Authorization` headers.
+    /// answers only for bytes identical to a token it verified, which passed every check of
+    /// the usual way then and would pass them again, and answers what `verify_cached` would
+    /// (an expired key is refused here, from memory). A request with two `Authorization`
+    /// headers takes the usual way, which refuses it.
     #[inline(always)]
     fn recall_opaque(&self, headers: &HeaderMap, authorization: &HeaderValue, policy: &Policy) -> Option<Step<'_>> {
         let token = bearer_bytes(authorization.as_bytes())?;
         let token_type = self.0.classifier.opaque_type_of(token)?;
-        if !policy.accepts().contains(token_type) || has_repeated_names(headers) {
+        if !policy.accepts().contains(token_type) || has_two_authorization_headers(headers) {
             return None;
         }
         let verifier = self.0.verifiers[token_type.index()].as_ref()?;
-        let auth = verifier.recall_opaque(token, token_type)?;
-        Some(Step::Done(accept(Ok(auth), token_type, &**verifier, policy)))
+        let answer = verifier.recall_opaque(token, token_type)?;
+        Some(Step::Done(accept(answer, token_type, &**verifier, policy)))
     }
 
     /// A JWT a verifier of this gate accepted before and still remembers, decided without

@@ -188,18 +188,19 @@ pub trait Verifier: Send + Sync + 'static {
         None
     }
 
-    /// The identity of an opaque token (one that starts with a configured prefix: `ak_`,
-    /// `mt_`, `oat_`) that this verifier accepted before as `token_type` and still remembers,
-    /// or `None`. The gate asks it before it checks the token's characters or classifies it,
-    /// so a reused API key costs a lookup and not those checks as well.
+    /// What [`verify_cached`](Self::verify_cached) would answer for an opaque token (one that
+    /// starts with a configured prefix: `ak_`, `mt_`, `oat_`) that this verifier accepted
+    /// before and still remembers, asked for as `token_type`; `None` for any other. The gate
+    /// asks it before it checks the token's characters or classifies it, so a reused API key
+    /// costs a lookup and not those checks as well.
     ///
     /// `token` is the raw bytes after `Bearer `, not yet validated: anything a client sent.
-    /// Answer only for bytes identical to a token [`verify`](Self::verify) accepted as
-    /// `token_type` (compare them, or a keyed hash of them, and nothing else), and only under
-    /// the rules [`verify_cached`](Self::verify_cached) follows (unexpired, not revoked). A
-    /// refusal is never answered here: `None`, and the gate goes the usual way, which gives
-    /// the right rejection. The default remembers nothing.
-    fn recall_opaque(&self, _token: &[u8], _token_type: TokenType) -> Option<Auth> {
+    /// Answer only for bytes identical to a token [`verify`](Self::verify) accepted (compare
+    /// them, or a keyed hash of them, and nothing else): with its identity, or with the
+    /// refusal `verify_cached` gives that token now (it expired, it is asked for as another
+    /// type). For any other bytes, `None`: the gate then validates and classifies them, which
+    /// gives their rejection. The default remembers nothing.
+    fn recall_opaque(&self, _token: &[u8], _token_type: TokenType) -> Option<Result<Auth, VerifyError>> {
         None
     }
 
@@ -222,7 +223,7 @@ impl<V: Verifier + ?Sized> Verifier for Arc<V> {
         (**self).recall_jwt(token)
     }
 
-    fn recall_opaque(&self, token: &[u8], token_type: TokenType) -> Option<Auth> {
+    fn recall_opaque(&self, token: &[u8], token_type: TokenType) -> Option<Result<Auth, VerifyError>> {
         (**self).recall_opaque(token, token_type)
     }
 
@@ -355,7 +356,7 @@ impl Verifier for ByFormat {
         self.jwt.as_ref()?.recall_jwt(token)
     }
 
-    fn recall_opaque(&self, token: &[u8], token_type: TokenType) -> Option<Auth> {
+    fn recall_opaque(&self, token: &[u8], token_type: TokenType) -> Option<Result<Auth, VerifyError>> {
         self.opaque.as_ref()?.recall_opaque(token, token_type)
     }
 

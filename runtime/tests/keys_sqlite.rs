@@ -1037,6 +1037,8 @@ async fn every_eviction_reaches_the_keys_each_thread_remembers() {
 struct Doors {
     inner: Arc<KeyVerifier>,
     recalls: AtomicUsize,
+    /// The types the gate asked `recall_opaque` about, in order.
+    asked_as: std::sync::Mutex<Vec<TokenType>>,
     cached: AtomicUsize,
     verifies: AtomicUsize,
 }
@@ -1046,6 +1048,7 @@ impl Doors {
         Arc::new(Doors {
             inner,
             recalls: AtomicUsize::new(0),
+            asked_as: std::sync::Mutex::new(Vec::new()),
             cached: AtomicUsize::new(0),
             verifies: AtomicUsize::new(0),
         })
@@ -1072,8 +1075,13 @@ impl Verifier for Doors {
         self.inner.verify_cached(credential)
     }
 
-    fn recall_opaque(&self, token: &[u8], token_type: TokenType) -> Option<tokengate_runtime::Auth> {
+    fn recall_opaque(
+        &self,
+        token: &[u8],
+        token_type: TokenType,
+    ) -> Option<Result<tokengate_runtime::Auth, VerifyError>> {
         self.recalls.fetch_add(1, Ordering::Relaxed);
+        self.asked_as.lock().unwrap().push(token_type);
         self.inner.recall_opaque(token, token_type)
     }
 }
@@ -1115,12 +1123,18 @@ async fn a_reused_key_is_recalled_from_the_header_bytes_with_the_same_checks() {
     );
     assert_eq!(doors.counts(), (3, 1, 1));
 
-    // The verifier answers for these exact bytes, as the type it verified them as, only.
+    // The verifier answers for these exact bytes only: with the identity, asked for as the
+    // type it verified them as; with the refusal `verify_cached` gives, as the other kind it
+    // verifies; not at all for types it does not verify.
     assert_eq!(
         keys.recall_opaque(secret.as_bytes(), TokenType::ApiKey),
-        Some(first.clone())
+        Some(Ok(first.clone()))
     );
-    for other in [TokenType::M2mToken, TokenType::SessionToken, TokenType::OAuthToken] {
+    assert_eq!(
+        keys.recall_opaque(secret.as_bytes(), TokenType::M2mToken),
+        Some(Err(invalid(InvalidReason::WrongType)))
+    );
+    for other in [TokenType::SessionToken, TokenType::OAuthToken] {
         assert_eq!(keys.recall_opaque(secret.as_bytes(), other), None, "{other}");
     }
     let (last, rest) = secret.as_bytes().split_last().unwrap();
@@ -1129,7 +1143,17 @@ async fn a_reused_key_is_recalled_from_the_header_bytes_with_the_same_checks() {
     let mut invalid = rest.to_vec();
     invalid.push(b'!');
     let longer = format!("{secret}A");
-    for bytes in [&changed[..], &invalid[..], rest, longer.as_bytes(), b"", b"ak_"] {
+    let mut non_ascii = rest.to_vec();
+    non_ascii.push(0xE9);
+    for bytes in [
+        &changed[..],
+        &invalid[..],
+        &non_ascii[..],
+        rest,
+        longer.as_bytes(),
+        b"",
+        b"ak_",
+    ] {
         assert_eq!(
             keys.recall_opaque(bytes, TokenType::ApiKey),
             None,
@@ -1147,6 +1171,17 @@ async fn a_reused_key_is_recalled_from_the_header_bytes_with_the_same_checks() {
     );
     assert_eq!(
         gate.authorize(&headers_with(&[&format!("Bearer {invalid}")]), &extensions, &keys_only)
+            .await
+            .unwrap_err()
+            .reason(),
+        "malformed-authorization-header"
+    );
+    let mut header = b"Bearer ".to_vec();
+    header.extend_from_slice(&non_ascii);
+    let mut headers = HeaderMap::new();
+    headers.insert(header::AUTHORIZATION, HeaderValue::from_bytes(&header).unwrap());
+    assert_eq!(
+        gate.authorize(&headers, &extensions, &keys_only)
             .await
             .unwrap_err()
             .reason(),
@@ -1238,7 +1273,66 @@ async fn a_remembered_key_is_recalled_only_as_the_type_this_gate_gives_its_prefi
             .unwrap_err(),
         Rejection::InvalidToken(InvalidReason::WrongType)
     );
-    // Asked once, as an M2M token, which it is not.
-    assert_eq!(doors.counts().0, 1);
+    // Asked once, as an M2M token, which it is not: refused from memory, as `verify_cached`
+    // would, with no lookup in the store.
+    assert_eq!(*doors.asked_as.lock().unwrap(), [TokenType::M2mToken]);
+    assert_eq!(doors.counts(), (1, 0, 0));
+    keys.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_recalled_key_that_expired_is_refused_from_memory_and_machines_are_recalled_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Arc::new(KeyVerifier::new(open(&db_path(&dir)).await));
+    let doors = Doors::new(keys.clone());
+    let gate = TokenGate::builder()
+        .verifier_for(
+            TokenTypes::EMPTY.with(TokenType::ApiKey).with(TokenType::M2mToken),
+            doors.clone(),
+        )
+        .build()
+        .unwrap();
+    let extensions = http::Extensions::new();
+    let both = Policy::accepting(TokenTypes::EMPTY.with(TokenType::ApiKey).with(TokenType::M2mToken));
+
+    // An `mt_` token is recalled like an API key, as an M2M token.
+    let machine = keys.issue(KeySpec::m2m_token("mch_1", "billing")).await.unwrap();
+    let first = gate
+        .authorize(&bearer(machine.secret.expose()), &extensions, &both)
+        .await
+        .unwrap();
+    assert_eq!(first.token_type, TokenType::M2mToken);
+    let before = doors.counts();
+    assert_eq!(
+        gate.authorize(&bearer(machine.secret.expose()), &extensions, &both)
+            .await
+            .unwrap(),
+        first
+    );
+    assert_eq!(doors.counts(), (before.0 + 1, before.1, before.2));
+    assert_eq!(doors.asked_as.lock().unwrap().last(), Some(&TokenType::M2mToken));
+
+    // A key that expires while cached is refused by the recall itself, from memory: no store
+    // lookup, whatever the store's state.
+    let key = keys
+        .issue(KeySpec::api_key("user_1", "short").expires_at(now_unix() + 2))
+        .await
+        .unwrap();
+    gate.authorize(&bearer(key.secret.expose()), &extensions, &both)
+        .await
+        .unwrap();
+    let (_, cached, verifies) = doors.counts();
+    let deadline = Instant::now() + Duration::from_secs(4);
+    let refused = loop {
+        match gate.authorize(&bearer(key.secret.expose()), &extensions, &both).await {
+            Ok(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            Ok(_) => panic!("the key was still accepted after its expiry"),
+            Err(refused) => break refused,
+        }
+    };
+    assert_eq!(refused, Rejection::InvalidToken(InvalidReason::Expired));
+    assert!(now_unix() >= key.record.expires_at.unwrap());
+    let after = doors.counts();
+    assert_eq!((after.1, after.2), (cached, verifies), "answered by the recall alone");
     keys.shutdown().await.unwrap();
 }

@@ -929,19 +929,20 @@ impl Verifier for KeyVerifier {
         self.remembered_refusal(&SecretHash::of(credential.token()), now)
     }
 
-    /// A cached key looked up by the raw bytes of the header: a hit means these bytes are a
-    /// secret this verifier accepted as this kind (128 bits of a keyed SipHash match), so they
-    /// passed every check then. A refusal, a miss, a secret of the wrong length or a type
-    /// this verifier does not verify is `None`: the gate then validates the token and asks
-    /// [`verify_cached`](Verifier::verify_cached), which gives the rejection.
-    fn recall_opaque(&self, token: &[u8], token_type: TokenType) -> Option<Auth> {
+    /// A cached key looked up by the raw bytes of the header: an entry means these bytes are a
+    /// secret this verifier accepted (128 bits of a keyed SipHash match), so they passed
+    /// every check then, and the answer is the one [`verify_cached`](Verifier::verify_cached)
+    /// gives them (the identity, `token-expired`, or `token-type-mismatch` for the other
+    /// kind). A miss, bytes of another length than a key's, or a type this verifier does not
+    /// verify is `None`: the gate then validates the token and asks `verify_cached`.
+    fn recall_opaque(&self, token: &[u8], token_type: TokenType) -> Option<Result<Auth, VerifyError>> {
         let kind = KeyKind::from_token_type(token_type)?;
         // The length every secret of the kind has: anything else is no key, and costs no hash.
         if token.len() != kind.prefix().len() + BODY_LEN {
             return None;
         }
         let now = CoarseInstant::now();
-        self.cached_key(self.inner.cache_key(token), kind, now)?.ok()
+        self.cached_key(self.inner.cache_key(token), kind, now)
     }
 
     fn name(&self) -> &'static str {
