@@ -1086,6 +1086,21 @@ impl Verifier for Doors {
     }
 }
 
+/// A key verifier on a fresh SQLite file, behind [`Doors`].
+async fn keys_behind_doors(dir: &tempfile::TempDir) -> (Arc<KeyVerifier>, Arc<Doors>) {
+    let keys = Arc::new(KeyVerifier::new(open(&db_path(dir)).await));
+    let doors = Doors::new(keys.clone());
+    (keys, doors)
+}
+
+/// A gate that sends API keys and M2M tokens through `doors`.
+fn gate_through(doors: &Arc<Doors>) -> tokengate_runtime::TokenGateBuilder {
+    TokenGate::builder().verifier_for(
+        TokenTypes::EMPTY.with(TokenType::ApiKey).with(TokenType::M2mToken),
+        doors.clone(),
+    )
+}
+
 fn headers_with(values: &[&str]) -> HeaderMap {
     let mut headers = HeaderMap::new();
     for value in values {
@@ -1097,13 +1112,8 @@ fn headers_with(values: &[&str]) -> HeaderMap {
 #[tokio::test]
 async fn a_reused_key_is_recalled_from_the_header_bytes_with_the_same_checks() {
     let dir = tempfile::tempdir().unwrap();
-    let keys = Arc::new(KeyVerifier::new(open(&db_path(&dir)).await));
-    let doors = Doors::new(keys.clone());
-    let machines_and_keys = TokenTypes::EMPTY.with(TokenType::ApiKey).with(TokenType::M2mToken);
-    let gate = TokenGate::builder()
-        .verifier_for(machines_and_keys, doors.clone())
-        .build()
-        .unwrap();
+    let (keys, doors) = keys_behind_doors(&dir).await;
+    let gate = gate_through(&doors).build().unwrap();
     let extensions = http::Extensions::new();
     let keys_only = Policy::accepting(TokenTypes::EMPTY.with(TokenType::ApiKey));
     let key = keys.issue(KeySpec::api_key("user_1", "ci")).await.unwrap();
@@ -1239,17 +1249,12 @@ async fn a_remembered_key_is_recalled_only_as_the_type_this_gate_gives_its_prefi
     // This gate swaps the two prefixes, so `ak_…` is an M2M token here. The key verifier
     // remembers the key as an API key: the gate must not take it as one.
     let dir = tempfile::tempdir().unwrap();
-    let keys = Arc::new(KeyVerifier::new(open(&db_path(&dir)).await));
-    let doors = Doors::new(keys.clone());
+    let (keys, doors) = keys_behind_doors(&dir).await;
     let key = keys.issue(KeySpec::api_key("user_1", "ci")).await.unwrap();
     let secret = key.secret.expose();
     verify(&keys, secret, TokenType::ApiKey).await.unwrap();
     assert!(keys.recall_opaque(secret.as_bytes(), TokenType::ApiKey).is_some());
-    let gate = TokenGate::builder()
-        .verifier_for(
-            TokenTypes::EMPTY.with(TokenType::ApiKey).with(TokenType::M2mToken),
-            doors.clone(),
-        )
+    let gate = gate_through(&doors)
         .prefixes(tokengate_runtime::classify::Prefixes {
             m2m_token: "ak_".into(),
             api_key: "mt_".into(),
@@ -1283,15 +1288,8 @@ async fn a_remembered_key_is_recalled_only_as_the_type_this_gate_gives_its_prefi
 #[tokio::test]
 async fn a_recalled_key_that_expired_is_refused_from_memory_and_machines_are_recalled_too() {
     let dir = tempfile::tempdir().unwrap();
-    let keys = Arc::new(KeyVerifier::new(open(&db_path(&dir)).await));
-    let doors = Doors::new(keys.clone());
-    let gate = TokenGate::builder()
-        .verifier_for(
-            TokenTypes::EMPTY.with(TokenType::ApiKey).with(TokenType::M2mToken),
-            doors.clone(),
-        )
-        .build()
-        .unwrap();
+    let (keys, doors) = keys_behind_doors(&dir).await;
+    let gate = gate_through(&doors).build().unwrap();
     let extensions = http::Extensions::new();
     let both = Policy::accepting(TokenTypes::EMPTY.with(TokenType::ApiKey).with(TokenType::M2mToken));
 
