@@ -112,14 +112,14 @@ pub(crate) fn has_two_authorization_headers(headers: &HeaderMap) -> bool {
 /// header. For a lookup of tokens seen before; [`extract`] decides what the request sent.
 #[inline(always)]
 pub(crate) fn bearer_bytes(value: &[u8]) -> Option<&[u8]> {
-    match value.split_first_chunk::<7>() {
-        Some((scheme, token))
-            if is_bearer_and_space(scheme) && !token.is_empty() && value.len() <= MAX_HEADER_BYTES =>
-        {
-            Some(token)
-        }
-        _ => None,
-    }
+    after_bearer(value).filter(|token| !token.is_empty() && value.len() <= MAX_HEADER_BYTES)
+}
+
+/// What follows `Bearer ` (any case, one space), or `None` when the value does not start so.
+#[inline(always)]
+fn after_bearer(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, token) = value.split_first_chunk::<7>()?;
+    is_bearer_and_space(scheme).then_some(token)
 }
 
 #[cold]
@@ -137,9 +137,9 @@ fn bearer(value: &[u8]) -> Result<Option<&str>, Rejection> {
     if value.len() > MAX_HEADER_BYTES {
         return Err(Rejection::InvalidRequest(InvalidRequest::HeaderTooLarge));
     }
-    match value.split_first_chunk::<7>() {
-        Some((scheme, token)) if is_bearer_and_space(scheme) => bearer_token(token).map(Some),
-        _ => other_scheme(value),
+    match after_bearer(value) {
+        Some(token) => bearer_token(token).map(Some),
+        None => other_scheme(value),
     }
 }
 
