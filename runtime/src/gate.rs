@@ -30,6 +30,11 @@ use crate::verifier::{Credential, Verifier, VerifyError};
 
 type Responder = dyn Fn(&Rejection) -> Option<Response> + Send + Sync;
 
+/// Aligned to a cache line so that the `Arc`'s reference counts, which every request writes
+/// (axum clones the router's state for each request, the guard clones the gate out of it),
+/// share no line with what the guard reads: on several cores, a line both written and read
+/// moves between their caches on every request.
+#[repr(align(64))]
 struct Inner {
     classifier: Classifier,
     verifiers: [Option<Arc<dyn Verifier>>; 4],
