@@ -91,7 +91,9 @@
 //! any other extractor runs: a request with a bad token never has its body read. The policy
 //! is a `static` built at compile time, and the handler is registered for the route-policy
 //! report ([`registry`]). The function keeps its name, visibility, docs, generics, return
-//! type and other attributes.
+//! type and other attributes. A function without parameters gains a
+//! `Guard<_, `[`OnRequest`]`>`, which takes axum's request whole instead of its parts: axum
+//! then keeps no copy of the parts in the handler's future.
 //!
 //! - **Unit tests** call the handler directly, passing [`Guard::for_tests`] first:
 //!   `create_user(Guard::for_tests(), auth, Json(body)).await`.

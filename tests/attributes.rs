@@ -652,6 +652,10 @@ async fn a_unit_test_calls_the_handler_directly() {
     let auth = Auth::new(info(TokenType::ApiKey, "user_direct", &[]).with_derived_ids());
     let out = api_only(Guard::for_tests(), auth).await;
     assert_eq!(out, "api_key user_direct");
+    // A handler without parameters gets a guard that takes the whole request; the same call
+    // works (the guard's kind is inferred).
+    let out = all_of(Guard::for_tests()).await;
+    assert_eq!(out, "all");
 }
 
 // ---------------------------------------------------------------------------------------

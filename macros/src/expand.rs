@@ -194,7 +194,14 @@ pub(crate) fn guarded_handler(mut func: ItemFn, spec: &Spec) -> TokenStream {
             #record
         };
     };
-    func.sig.inputs.insert(0, parse_quote!(_: #p::Guard<#policy_type>));
+    // A handler without parameters hands axum's request to the guard whole (`OnRequest`):
+    // axum then keeps no copy of the request's parts in the handler's future.
+    let guard = if func.sig.inputs.is_empty() {
+        quote!(#p::Guard<#policy_type, #p::OnRequest>)
+    } else {
+        quote!(#p::Guard<#policy_type>)
+    };
+    func.sig.inputs.insert(0, parse_quote!(_: #guard));
     quote! {
         #generated
         #func

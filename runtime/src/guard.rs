@@ -31,12 +31,12 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use axum::extract::{FromRef, FromRequestParts};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::response::Response;
 use http::request::Parts;
 
 use crate::auth::Auth;
-use crate::gate::{Step, TokenGate, log_rejection};
+use crate::gate::{Resume, Step, TokenGate, log_rejection};
 use crate::policy::Policy;
 use crate::rejection::Rejection;
 
@@ -68,15 +68,29 @@ pub trait PolicySource: Send + Sync + 'static {
 }
 
 /// Runs `P`'s policy for the request. Its rejection is the rendered response.
-pub struct Guard<P>(PhantomData<fn() -> P>);
+///
+/// `At` says where it runs: [`OnParts`] (the default) on the request's parts, before the
+/// handler's other extractors; [`OnRequest`] on the request itself, for a handler whose only
+/// parameter is the guard (the attributes choose it for a handler without parameters: axum
+/// then hands the request to the guard as it is, without splitting it and keeping its parts
+/// in the handler's future).
+pub struct Guard<P, At = OnParts>(PhantomData<fn() -> (P, At)>);
 
-impl<P> fmt::Debug for Guard<P> {
+/// Where a [`Guard`] runs: on the request's parts, before the handler's other extractors.
+#[derive(Debug)]
+pub enum OnParts {}
+
+/// Where a [`Guard`] runs: on the whole request, as a handler's only parameter.
+#[derive(Debug)]
+pub enum OnRequest {}
+
+impl<P, At> fmt::Debug for Guard<P, At> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Guard")
     }
 }
 
-impl<S, P> FromRequestParts<S> for Guard<P>
+impl<S, P> FromRequestParts<S> for Guard<P, OnParts>
 where
     P: PolicySource,
     TokenGate: FromRef<S>,
@@ -90,40 +104,83 @@ where
     /// a boxed future.
     fn from_request_parts(parts: &mut Parts, state: &S) -> impl Future<Output = Result<Self, Self::Rejection>> + Send {
         let gate = TokenGate::from_ref(state);
-        let policy = P::policy();
-        let decided = match gate.authorize_now(&parts.headers, &parts.extensions, policy) {
-            Step::Done(result) => Ok(result),
-            Step::Verify(pending) => Err(pending.resume()),
-        };
-        match decided {
-            Ok(Ok(auth)) => {
-                // Whether the route has conditions: building their future runs none of them.
-                if P::conditions(&auth, parts).is_none() {
-                    if P::SHARE_AUTH {
-                        parts.extensions.insert(auth);
-                    }
-                    return GuardFuture::Ready(ready(Ok(Guard(PhantomData))));
-                }
-                GuardFuture::Waiting(Box::pin(async move { admit::<P>(&gate, Ok(auth), parts).await }))
-            }
-            Ok(Err(rejection)) => {
-                log_rejection(&rejection);
-                GuardFuture::Ready(ready(Err(gate.render(rejection))))
-            }
-            Err(resume) => GuardFuture::Waiting(Box::pin(async move {
-                let result = gate.verify_resumed(&parts.headers, resume, policy).await;
-                admit::<P>(&gate, result, parts).await
+        match decide::<P>(&gate, parts) {
+            Decided::Now(result) => GuardFuture::Ready(ready(result.map(|()| Guard(PhantomData)))),
+            Decided::Later(later) => GuardFuture::Waiting(Box::pin(finish::<P, OnParts>(gate, later, parts))),
+        }
+    }
+}
+
+impl<S, P> FromRequest<S> for Guard<P, OnRequest>
+where
+    P: PolicySource,
+    TokenGate: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    /// What [`FromRequestParts`] does for [`OnParts`], on a request the handler has no other
+    /// use for: its parts move into a future only when one must wait.
+    fn from_request(req: Request, state: &S) -> impl Future<Output = Result<Self, Self::Rejection>> + Send {
+        let gate = TokenGate::from_ref(state);
+        let (mut parts, _body) = req.into_parts();
+        match decide::<P>(&gate, &mut parts) {
+            Decided::Now(result) => GuardFuture::Ready(ready(result.map(|()| Guard(PhantomData)))),
+            Decided::Later(later) => GuardFuture::Waiting(Box::pin(async move {
+                let mut parts = parts;
+                finish::<P, OnRequest>(gate, later, &mut parts).await
             })),
         }
     }
 }
 
+/// What [`decide`] could settle without waiting, and what is left when it could not.
+enum Decided {
+    /// Admitted (the `Auth` left in the extensions if the policy shares it) or refused.
+    Now(Result<(), Response>),
+    /// A verifier or the route's conditions must be awaited.
+    Later(Later),
+}
+
+/// What a guard that must wait still has to do.
+enum Later {
+    /// Await the verifier the gate chose.
+    Verify(Resume),
+    /// Run the route's conditions on an identity that passed the policy.
+    Conditions(Auth),
+}
+
+/// The guard's work up to the first wait: the whole of it for a remembered key or token and
+/// for any refusal before a verifier.
+fn decide<P: PolicySource>(gate: &TokenGate, parts: &mut Parts) -> Decided {
+    let auth = match gate.authorize_now(&parts.headers, &parts.extensions, P::policy()) {
+        Step::Done(Ok(auth)) => auth,
+        Step::Done(Err(rejection)) => {
+            log_rejection(&rejection);
+            return Decided::Now(Err(gate.render(rejection)));
+        }
+        Step::Verify(pending) => return Decided::Later(Later::Verify(pending.resume())),
+    };
+    // Whether the route has conditions: building their future runs none of them.
+    if P::conditions(&auth, parts).is_some() {
+        return Decided::Later(Later::Conditions(auth));
+    }
+    if P::SHARE_AUTH {
+        parts.extensions.insert(auth);
+    }
+    Decided::Now(Ok(()))
+}
+
 /// The end of a guard that waited: the verifier's answer, then the route's conditions.
-async fn admit<P: PolicySource>(
-    gate: &TokenGate,
-    result: Result<Auth, Rejection>,
+async fn finish<P: PolicySource, At>(
+    gate: TokenGate,
+    later: Later,
     parts: &mut Parts,
-) -> Result<Guard<P>, Response> {
+) -> Result<Guard<P, At>, Response> {
+    let result = match later {
+        Later::Verify(resume) => gate.verify_resumed(&parts.headers, resume, P::policy()).await,
+        Later::Conditions(auth) => Ok(auth),
+    };
     let auth = match result {
         Ok(auth) => auth,
         Err(rejection) => {
@@ -144,13 +201,13 @@ async fn admit<P: PolicySource>(
 }
 
 /// The guard's future: ready at once on the hot path, boxed when a verifier must wait.
-enum GuardFuture<'a, P> {
-    Ready(Ready<Result<Guard<P>, Response>>),
-    Waiting(Pin<Box<dyn Future<Output = Result<Guard<P>, Response>> + Send + 'a>>),
+enum GuardFuture<'a, T> {
+    Ready(Ready<Result<T, Response>>),
+    Waiting(Pin<Box<dyn Future<Output = Result<T, Response>> + Send + 'a>>),
 }
 
-impl<P> Future for GuardFuture<'_, P> {
-    type Output = Result<Guard<P>, Response>;
+impl<T> Future for GuardFuture<'_, T> {
+    type Output = Result<T, Response>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.get_mut() {
@@ -160,13 +217,14 @@ impl<P> Future for GuardFuture<'_, P> {
     }
 }
 
-impl<P: PolicySource> Guard<P> {
+impl<P: PolicySource, At> Guard<P, At> {
     /// A guard that checked nothing, for calling a guarded handler directly in a unit test:
-    /// `create_user(Guard::for_tests(), Json(body)).await` (the policy type is inferred).
+    /// `create_user(Guard::for_tests(), Json(body)).await` (the policy and where the guard
+    /// runs are inferred).
     ///
     /// Requests never get a guard this way: axum makes one only through
     /// [`FromRequestParts`], which runs the policy.
-    pub fn for_tests() -> Guard<P> {
+    pub fn for_tests() -> Guard<P, At> {
         Guard(PhantomData)
     }
 }

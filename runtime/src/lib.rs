@@ -35,7 +35,7 @@ pub mod verifier;
 
 pub use auth::{Auth, AuthInfo};
 pub use gate::{ConfigError, TokenGate, TokenGateBuilder};
-pub use guard::{Guard, PolicySource};
+pub use guard::{Guard, OnParts, OnRequest, PolicySource};
 pub use introspection::{IntrospectionConfig, IntrospectionVerifier};
 pub use jwt::{JwksCache, JwtConfigError, JwtVerifier, KeySet, M2mRules, OAuthRules, SessionRules, TokenCacheConfig};
 pub use keys::{KeySpec, KeyStore, KeyVerifier, SqliteKeyStore};
@@ -57,7 +57,7 @@ pub mod __private {
     pub use inventory;
 
     pub use crate::auth::Auth;
-    pub use crate::guard::{ConditionFuture, Guard, PolicySource};
+    pub use crate::guard::{ConditionFuture, Guard, OnParts, OnRequest, PolicySource};
     pub use crate::policy::{Match, Policy, Requirement, RequirementKind};
     pub use crate::registry::{HandlerRecord, HandlerStatus, type_id_of};
     pub use crate::rejection::Rejection;
