@@ -104,7 +104,7 @@ where
     /// a boxed future.
     fn from_request_parts(parts: &mut Parts, state: &S) -> impl Future<Output = Result<Self, Self::Rejection>> + Send {
         let gate = TokenGate::from_ref(state);
-        match decide::<P>(&gate, parts) {
+        match decide::<P>(&gate, parts, P::SHARE_AUTH) {
             Decided::Now(result) => GuardFuture::Ready(ready(result.map(|()| Guard(PhantomData)))),
             Decided::Later(later) => GuardFuture::Waiting(Box::pin(finish::<P, OnParts>(gate, later, parts))),
         }
@@ -124,7 +124,8 @@ where
     fn from_request(req: Request, state: &S) -> impl Future<Output = Result<Self, Self::Rejection>> + Send {
         let gate = TokenGate::from_ref(state);
         let (mut parts, _body) = req.into_parts();
-        match decide::<P>(&gate, &mut parts) {
+        // The request goes no further: no extractor could read an `Auth` left in it.
+        match decide::<P>(&gate, &mut parts, false) {
             Decided::Now(result) => GuardFuture::Ready(ready(result.map(|()| Guard(PhantomData)))),
             Decided::Later(later) => GuardFuture::Waiting(Box::pin(async move {
                 let mut parts = parts;
@@ -151,8 +152,9 @@ enum Later {
 }
 
 /// The guard's work up to the first wait: the whole of it for a remembered key or token and
-/// for any refusal before a verifier.
-fn decide<P: PolicySource>(gate: &TokenGate, parts: &mut Parts) -> Decided {
+/// for any refusal before a verifier. An admitted identity is left in the extensions when
+/// `share_auth` says an extractor after the guard may read it.
+fn decide<P: PolicySource>(gate: &TokenGate, parts: &mut Parts, share_auth: bool) -> Decided {
     let auth = match gate.authorize_now(&parts.headers, &parts.extensions, P::policy()) {
         Step::Done(Ok(auth)) => auth,
         Step::Done(Err(rejection)) => {
@@ -165,7 +167,7 @@ fn decide<P: PolicySource>(gate: &TokenGate, parts: &mut Parts) -> Decided {
     if P::conditions(&auth, parts).is_some() {
         return Decided::Later(Later::Conditions(auth));
     }
-    if P::SHARE_AUTH {
+    if share_auth {
         parts.extensions.insert(auth);
     }
     Decided::Now(Ok(()))
