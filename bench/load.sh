@@ -7,12 +7,17 @@
 #   PAIR_ROUNDS=40 bench/load.sh  # more rounds of the guarded/unguarded pair (3 s each)
 #   PAIR_ONLY=1 LAYOUTS=shared bench/load.sh   # only the pair test, in one layout
 #   BENCH_SERVER=/tmp/old_bench_server PAIR_ONLY=1 bench/load.sh   # the pair test of another build
+#   PAIR_ONLY=1 LAYOUTS=concurrent PAIR_ROUNDS=30 bench/load.sh    # two servers side by side
+#   CONTROL=1 PAIR_ONLY=1 LAYOUTS=concurrent bench/load.sh         # the same, /open against /open
 #
 # Installs wrk with apt-get when it is missing. Builds the example server in release mode,
 # starts it in development mode in a temporary directory on a free loopback port, reads the
 # demo credentials it prints, runs wrk against each route, prints one table and stops the
 # server. The server and wrk run on the same machine and share its cores: the numbers are a
-# lower bound for the server alone.
+# lower bound for the server alone. Then the guard alone, one handler unguarded and guarded, in
+# three layouts (shared, split, concurrent: see pair_test and concurrent_test below); on a
+# machine whose speed drifts (a shared virtual machine), the concurrent layout is the one that
+# compares the routes at the same moments: its runs agree within about a point.
 set -euo pipefail
 
 DURATION="${DURATION:-10s}"
@@ -20,13 +25,21 @@ PAIR_ROUNDS="${PAIR_ROUNDS:-10}"
 PAIR_DURATION="${PAIR_DURATION:-3s}"
 THREADS="${THREADS:-2}"
 CONNECTIONS="${CONNECTIONS:-32}"
-LAYOUTS="${LAYOUTS:-shared split}"
+LAYOUTS="${LAYOUTS:-shared split concurrent}"
 for layout in $LAYOUTS; do
     case "$layout" in
-        shared | split) ;;
-        *) echo "unknown layout '$layout' in LAYOUTS; use shared, split or both" >&2; exit 2 ;;
+        shared | split | concurrent) ;;
+        *) echo "unknown layout '$layout' in LAYOUTS; use shared, split, concurrent or several of them" >&2; exit 2 ;;
     esac
 done
+case "$PAIR_ROUNDS" in
+    "" | *[!0-9]* | 0) echo "PAIR_ROUNDS must be a whole number of rounds, 2 or more (got '$PAIR_ROUNDS')" >&2; exit 2 ;;
+    1) echo "PAIR_ROUNDS must be 2 or more: the rounds are compared in pairs" >&2; exit 2 ;;
+esac
+case "${CONTROL:-}" in
+    "" | 0 | 1) ;;
+    *) echo "CONTROL must be 1 (the concurrent layout measures /open against /open) or unset" >&2; exit 2 ;;
+esac
 # shellcheck source=bench/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 ensure_installed wrk
@@ -36,24 +49,34 @@ BENCH_SERVER="${BENCH_SERVER:-$TARGET_DIR/release/examples/bench_server}"
 [ -x "$BENCH_SERVER" ] || { echo "BENCH_SERVER=$BENCH_SERVER is not an executable file" >&2; exit 2; }
 
 WORK="$(mktemp -d)"
+SECOND_PID="" # the concurrent layout's second server
+stop_second() {
+    if [ -n "$SECOND_PID" ] && kill -0 "$SECOND_PID" 2>/dev/null; then
+        kill -INT "$SECOND_PID" 2>/dev/null || true
+        wait "$SECOND_PID" 2>/dev/null || true
+    fi
+    SECOND_PID=""
+}
 cleanup() {
     stop_server
+    stop_second
     rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
 
-wait_ready() {
+wait_ready() { # [name pid]: waits for the server whose output is $WORK/name.out (default: server)
+    local name="${1:-server}" pid="${2:-$SERVER_PID}"
     for _ in $(seq 1 300); do
-        grep -qx ready "$WORK/server.out" 2>/dev/null && return 0
-        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server.err" >&2; echo "the server exited" >&2; exit 1; }
+        grep -qx ready "$WORK/$name.out" 2>/dev/null && return 0
+        kill -0 "$pid" 2>/dev/null || { cat "$WORK/$name.err" >&2; echo "the server exited" >&2; exit 1; }
         sleep 0.1
     done
     echo "the server did not get ready" >&2
     exit 1
 }
 
-printed() { # the value printed after a label at start-up
-    sed -n "s/^$1[[:space:]]*//p" "$WORK/server.out" | head -n1
+printed() { # label [name]: the value printed after a label at start-up
+    sed -n "s/^$1[[:space:]]*//p" "$WORK/${2:-server}.out" | head -n1
 }
 
 check() { # method path token expected-status
@@ -108,6 +131,65 @@ example_routes() { # the example server's routes, one wrk run each
     run "POST /api/example (session token, RS256)" POST /api/example "$SESSION"
     run "DELETE /api/users/user_nobody (M2M, 404)" DELETE /api/users/user_nobody "$M2M"
     stop_server
+}
+
+# summarize FILE LAYOUT: the table and the guard's cost from the rounds in FILE, one line per
+# round: requests/s, p99, requests and the server's user and kernel ticks for /open, then the
+# same for /guarded. Sequential layouts: the interval is over rounds. Concurrent layout: over
+# pairs of rounds (each pair has both servers on both routes, so what differs between the two
+# processes cancels out in it).
+summarize() {
+    python3 - "$1" "$TICKS" "$2" "${CONTROL:-0}" <<'PY'
+import statistics, sys
+rows = [line.split() for line in open(sys.argv[1])]
+ticks = float(sys.argv[2])
+concurrent = sys.argv[3] == "concurrent"
+control = concurrent and sys.argv[4] == "1"  # /open on both sides: the method's own bias
+def per_request(n, t):  # µs of server CPU per request
+    return float(t) / ticks * 1e6 / float(n)
+def ms(latency):  # wrk prints 850.00us, 1.20ms, 2.00s
+    for unit, scale in (("us", 1e-3), ("ms", 1.0), ("s", 1e3)):
+        if latency.endswith(unit):
+            return float(latency[: -len(unit)]) * scale
+    return float("nan")
+gaps, cpu_gaps, open_rps, guarded_rps, cpu = [], [], [], [], {"open": ([], []), "guarded": ([], [])}
+p99 = {"open": [], "guarded": []}
+for o_rps, o_p99, o_n, o_u, o_s, g_rps, g_p99, g_n, g_u, g_s in rows:
+    open_rps.append(float(o_rps)); guarded_rps.append(float(g_rps))
+    p99["open"].append(ms(o_p99)); p99["guarded"].append(ms(g_p99))
+    gaps.append(100 * (1 - float(g_rps) / float(o_rps)))
+    cpu["open"][0].append(per_request(o_n, o_u)); cpu["open"][1].append(per_request(o_n, o_s))
+    cpu["guarded"][0].append(per_request(g_n, g_u)); cpu["guarded"][1].append(per_request(g_n, g_s))
+    open_total = per_request(o_n, int(o_u) + int(o_s))
+    guarded_total = per_request(g_n, int(g_u) + int(g_s))
+    cpu_gaps.append(100 * (guarded_total / open_total - 1))
+print("| route | requests/s (median) | p99 (median) | server CPU per request, user (median) | kernel (median) |")
+print("|---|---|---|---|---|")
+second = "GET /open on the other server (CONTROL=1)" if control else "GET /guarded (API key, cached)"
+for key, name, rps in (("open", "GET /open (unguarded)", open_rps), ("guarded", second, guarded_rps)):
+    print(f"| {name} | {statistics.median(rps):,.0f} | {statistics.median(p99[key]):.2f} ms"
+          f" | {statistics.median(cpu[key][0]):.2f} µs"
+          f" | {statistics.median(cpu[key][1]):.2f} µs |")
+def interval(values):  # the mean, and its 95 % confidence interval as text
+    if concurrent:  # over pairs of rounds: each pair has both servers on both routes
+        values = [(a + b) / 2 for a, b in zip(values[0::2], values[1::2])]
+    mean = statistics.mean(values)
+    over = "pairs of rounds" if concurrent else "rounds"
+    if len(values) < 2:
+        return mean, "no confidence interval from a single pair of rounds; raise PAIR_ROUNDS"
+    half = 1.96 * statistics.stdev(values) / len(values) ** 0.5
+    return mean, f"95 % confidence interval {mean - half:.1f} % to {mean + half:.1f} %, over {over}"
+added_user = [g - o for g, o in zip(cpu["guarded"][0], cpu["open"][0])]
+print()
+print("per round, guard cost in throughput: " + ", ".join(f"{g:.1f} %" for g in gaps))
+mean, spread = interval(gaps)
+print(f"guard cost under load: median {statistics.median(gaps):.1f} %, mean {mean:.1f} % "
+      f"({spread}) of the unguarded throughput")
+mean, spread = interval(cpu_gaps)
+print(f"server CPU per request (user and kernel) added by the guard: median {statistics.median(cpu_gaps):.1f} %, "
+      f"mean {mean:.1f} % ({spread})")
+print(f"server user CPU added by the guard: median {statistics.median(added_user):.2f} µs per request")
+PY
 }
 
 # The guard alone: one handler, unguarded and behind #[accepts_token(api_key)] (examples/bench_server.rs).
@@ -175,42 +257,94 @@ pair_test() { # layout
         echo "The same handler unguarded and guarded (examples/bench_server.rs), shared layout: server and wrk on all $CORES cores; $PAIR_ROUNDS rounds of $PAIR_DURATION, ABBA order:"
     fi
     echo
-    python3 - "$WORK/pairs" "$TICKS" <<'PY'
-import statistics, sys
-rows = [line.split() for line in open(sys.argv[1])]
-ticks = float(sys.argv[2])
-def per_request(n, t):  # µs of server CPU per request
-    return float(t) / ticks * 1e6 / float(n)
-def ms(latency):  # wrk prints 850.00us, 1.20ms, 2.00s
-    for unit, scale in (("us", 1e-3), ("ms", 1.0), ("s", 1e3)):
-        if latency.endswith(unit):
-            return float(latency[: -len(unit)]) * scale
-    return float("nan")
-gaps, open_rps, guarded_rps, cpu = [], [], [], {"open": ([], []), "guarded": ([], [])}
-p99 = {"open": [], "guarded": []}
-for o_rps, o_p99, o_n, o_u, o_s, g_rps, g_p99, g_n, g_u, g_s in rows:
-    open_rps.append(float(o_rps)); guarded_rps.append(float(g_rps))
-    p99["open"].append(ms(o_p99)); p99["guarded"].append(ms(g_p99))
-    gaps.append(100 * (1 - float(g_rps) / float(o_rps)))
-    cpu["open"][0].append(per_request(o_n, o_u)); cpu["open"][1].append(per_request(o_n, o_s))
-    cpu["guarded"][0].append(per_request(g_n, g_u)); cpu["guarded"][1].append(per_request(g_n, g_s))
-print("| route | requests/s (median) | p99 (median) | server CPU per request, user (median) | kernel (median) |")
-print("|---|---|---|---|---|")
-for name, rps in (("GET /open (unguarded)", open_rps), ("GET /guarded (API key, cached)", guarded_rps)):
-    key = "open" if "open" in name else "guarded"
-    print(f"| {name} | {statistics.median(rps):,.0f} | {statistics.median(p99[key]):.2f} ms"
-          f" | {statistics.median(cpu[key][0]):.2f} µs"
-          f" | {statistics.median(cpu[key][1]):.2f} µs |")
-mean = statistics.mean(gaps)
-half = 1.96 * statistics.stdev(gaps) / len(gaps) ** 0.5 if len(gaps) > 1 else float("nan")
-added_user = [g - o for g, o in zip(cpu["guarded"][0], cpu["open"][0])]
-print()
-print("per round, guard cost in throughput: " + ", ".join(f"{g:.1f} %" for g in gaps))
-print(f"guard cost under load: median {statistics.median(gaps):.1f} %, mean {mean:.1f} % "
-      f"(95 % confidence interval {mean - half:.1f} % to {mean + half:.1f} %) of the unguarded throughput")
-print(f"server user CPU added by the guard: median {statistics.median(added_user):.2f} µs per request")
-PY
+    summarize "$WORK/pairs" "$1"
+}
+
+# The concurrent layout: two servers at once, both on the first half of the cores (one Tokio
+# worker per core each), and two wrk processes on the other half, CONNECTIONS/2 connections
+# each. In every round one server serves /open and the other /guarded, at the same moments;
+# they swap routes every round, so a difference between the two processes cancels out over each
+# pair of rounds. The scheduler gives two busy servers on the same cores equal shares of them,
+# so each one's throughput is its share over its CPU time per request, and whatever else the
+# machine does during a round slows both alike: sequential rounds (the other layouts) compare
+# moments the host made faster or slower, this one does not. CONTROL=1 serves /open on both
+# sides: the method's own bias, which should be 0 within its interval.
+concurrent_test() {
+    local half=$((CORES / 2))
+    [ "$half" -ge 1 ] || { echo "the concurrent layout needs 2 cores or more" >&2; return 0; }
+    local server_cpus="0-$((half - 1))" client_cpus="$half-$((CORES - 1))"
+    local client_threads=$(((CORES - half) / 2)) connections=$((CONNECTIONS / 2)) guarded_path=/guarded
+    [ "$client_threads" -ge 1 ] || client_threads=1
+    [ "$connections" -ge "$client_threads" ] || connections="$client_threads"
+    [ "${CONTROL:-0}" != 1 ] || guarded_path=/open
+    start() { # name
+        (cd "$WORK" && TOKIO_WORKER_THREADS="$half" exec taskset -c "$server_cpus" "$BENCH_SERVER" 127.0.0.1:0) \
+            >"$WORK/$1.out" 2>"$WORK/$1.err" &
+    }
+    start first
+    SERVER_PID=$!
+    start second
+    SECOND_PID=$!
+    wait_ready first "$SERVER_PID"
+    wait_ready second "$SECOND_PID"
+    local name base key
+    declare -A BASES PIDS=([first]="$SERVER_PID" [second]="$SECOND_PID")
+    for name in first second; do
+        base="$(printed 'listening on' "$name")"
+        key="$(printed 'api key:' "$name")"
+        [ -n "$base" ] && [ -n "$key" ] || { echo "could not read the $name server's address and key" >&2; exit 1; }
+        BASES[$name]="$base"
+        BASE="$base"
+        check GET /open "$key" 200
+        check GET /guarded "$key" 200
+        printf 'wrk.headers["Authorization"] = "Bearer %s"\n' "$key" >"$WORK/$name.lua"
+    done
+    cpu_ticks() { # name -> "user_ticks sys_ticks"
+        awk '{print $14, $15}' "/proc/${PIDS[$1]}/stat"
+    }
+    load() { # name path output
+        taskset -c "$client_cpus" wrk -t"$client_threads" -c"$connections" -d"$PAIR_DURATION" --latency \
+            -s "$WORK/$1.lua" "${BASES[$1]}$2" >"$3"
+    }
+    side_by_side() { # open-side guarded-side -> one line: "open: rps p99 n user sys  guarded: …"
+        local ou0 os0 gu0 gs0 ou1 os1 gu1 gs1 a b
+        read -r ou0 os0 < <(cpu_ticks "$1")
+        read -r gu0 gs0 < <(cpu_ticks "$2")
+        load "$1" /open "$WORK/open.wrk" &
+        a=$!
+        load "$2" "$guarded_path" "$WORK/guarded.wrk" &
+        b=$!
+        wait "$a" "$b"
+        read -r ou1 os1 < <(cpu_ticks "$1")
+        read -r gu1 gs1 < <(cpu_ticks "$2")
+        summary() { # wrk output file
+            echo "$(awk '/^Requests\/sec:/ {print $2}' "$1") $(awk '$1 == "99%" {print $2}' "$1")" \
+                "$(awk '/requests in/ {print $1}' "$1")"
+        }
+        echo "$(summary "$WORK/open.wrk") $((ou1 - ou0)) $((os1 - os0)) $(summary "$WORK/guarded.wrk") $((gu1 - gu0)) $((gs1 - gs0))"
+    }
+    # Warm-up: each server reads the key from its store once, then caches it.
+    side_by_side first second >/dev/null
+    side_by_side second first >/dev/null
+    : >"$WORK/pairs"
+    for round in $(seq 1 "$PAIR_ROUNDS"); do
+        if [ $((round % 2)) -eq 1 ]; then
+            side_by_side first second >>"$WORK/pairs"
+        else
+            side_by_side second first >>"$WORK/pairs"
+        fi
+    done
+    stop_server
+    stop_second
+    echo
+    local against="/guarded"
+    [ "${CONTROL:-0}" != 1 ] || against="/open (CONTROL=1: the method's own bias)"
+    echo "The same handler unguarded and guarded, concurrent layout: two servers at once on cores $server_cpus ($half Tokio worker(s) each), one serving /open and the other $against, two wrk on cores $client_cpus ($client_threads thread(s), $connections connections each); the servers swap routes every round; $PAIR_ROUNDS rounds of $PAIR_DURATION:"
+    echo
+    summarize "$WORK/pairs" concurrent
 }
 
 [ -n "${PAIR_ONLY:-}" ] || example_routes
-for layout in $LAYOUTS; do pair_test "$layout"; done
+for layout in $LAYOUTS; do
+    if [ "$layout" = concurrent ]; then concurrent_test; else pair_test "$layout"; fi
+done
