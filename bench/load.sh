@@ -32,9 +32,24 @@ for layout in $LAYOUTS; do
         *) echo "unknown layout '$layout' in LAYOUTS; use shared, split, concurrent or several of them" >&2; exit 2 ;;
     esac
 done
-case "$PAIR_ROUNDS" in
-    "" | *[!0-9]* | 0) echo "PAIR_ROUNDS must be a whole number of rounds, 2 or more (got '$PAIR_ROUNDS')" >&2; exit 2 ;;
-    1) echo "PAIR_ROUNDS must be 2 or more: the rounds are compared in pairs" >&2; exit 2 ;;
+whole() { # name value: the value as a number, or a message and exit when it is not a whole number
+    case "$2" in
+        "" | *[!0-9]*) echo "$1 must be a whole number (got '$2')" >&2; exit 2 ;;
+    esac
+    echo $((10#$2))
+}
+PAIR_ROUNDS="$(whole PAIR_ROUNDS "$PAIR_ROUNDS")"
+THREADS="$(whole THREADS "$THREADS")"
+CONNECTIONS="$(whole CONNECTIONS "$CONNECTIONS")"
+[ "$PAIR_ROUNDS" -ge 2 ] || { echo "PAIR_ROUNDS must be 2 or more: the rounds are compared in pairs" >&2; exit 2; }
+[ "$THREADS" -ge 1 ] || { echo "THREADS must be 1 or more" >&2; exit 2; }
+[ "$CONNECTIONS" -ge "$THREADS" ] && [ "$CONNECTIONS" -ge 2 ] ||
+    { echo "CONNECTIONS must be 2 or more and at least THREADS ($THREADS): wrk gives each thread its own connections" >&2; exit 2; }
+case " $LAYOUTS " in
+    *" concurrent "*)
+        [ $((PAIR_ROUNDS % 2)) -eq 0 ] ||
+            { echo "PAIR_ROUNDS must be even with the concurrent layout: its rounds are compared in pairs (got $PAIR_ROUNDS)" >&2; exit 2; }
+        ;;
 esac
 case "${CONTROL:-}" in
     "" | 0 | 1) ;;
@@ -60,9 +75,14 @@ stop_second() {
 cleanup() {
     stop_server
     stop_second
+    # Any wrk still running (the script was interrupted during a round).
+    local pids
+    pids="$(jobs -p)"
+    [ -z "$pids" ] || kill $pids 2>/dev/null || true
     rm -rf "$WORK"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 wait_ready() { # [name pid]: waits for the server whose output is $WORK/name.out (default: server)
     local name="${1:-server}" pid="${2:-$SERVER_PID}"
@@ -77,6 +97,10 @@ wait_ready() { # [name pid]: waits for the server whose output is $WORK/name.out
 
 printed() { # label [name]: the value printed after a label at start-up
     sed -n "s/^$1[[:space:]]*//p" "$WORK/${2:-server}.out" | head -n1
+}
+
+fields() { # how many words it is given
+    echo "$#"
 }
 
 check() { # method path token expected-status
@@ -170,34 +194,43 @@ for key, name, rps in (("open", "GET /open (unguarded)", open_rps), ("guarded", 
     print(f"| {name} | {statistics.median(rps):,.0f} | {statistics.median(p99[key]):.2f} ms"
           f" | {statistics.median(cpu[key][0]):.2f} µs"
           f" | {statistics.median(cpu[key][1]):.2f} µs |")
-def interval(values):  # the mean, and its 95 % confidence interval as text
-    if concurrent:  # over pairs of rounds: each pair has both servers on both routes
-        values = [(a + b) / 2 for a, b in zip(values[0::2], values[1::2])]
+# Student's t, two-sided 95 %, by degrees of freedom (beyond 30: within 0.01 of the table).
+T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+       2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+       2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+def t95(df):
+    return T95[df - 1] if df <= len(T95) else 1.96 + 2.4 / df
+def units(values):  # what the statistics are taken over
+    if concurrent:  # pairs of rounds: each pair has both servers on both routes
+        return [(a + b) / 2 for a, b in zip(values[0::2], values[1::2])]
+    return values
+def interval(values):  # the median and mean, and the mean's 95 % confidence interval as text
+    values = units(values)
     mean = statistics.mean(values)
     over = "pairs of rounds" if concurrent else "rounds"
     if len(values) < 2:
-        return mean, "no confidence interval from a single pair of rounds; raise PAIR_ROUNDS"
-    half = 1.96 * statistics.stdev(values) / len(values) ** 0.5
-    return mean, f"95 % confidence interval {mean - half:.1f} % to {mean + half:.1f} %, over {over}"
+        return statistics.median(values), mean, "no confidence interval from a single pair of rounds; raise PAIR_ROUNDS"
+    half = t95(len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
+    return statistics.median(values), mean, f"95 % confidence interval {mean - half:.1f} % to {mean + half:.1f} %, over {over}"
 added_user = [g - o for g, o in zip(cpu["guarded"][0], cpu["open"][0])]
 print()
 print("per round, guard cost in throughput: " + ", ".join(f"{g:.1f} %" for g in gaps))
-mean, spread = interval(gaps)
-print(f"guard cost under load: median {statistics.median(gaps):.1f} %, mean {mean:.1f} % "
+median, mean, spread = interval(gaps)
+print(f"guard cost under load: median {median:.1f} %, mean {mean:.1f} % "
       f"({spread}) of the unguarded throughput")
-mean, spread = interval(cpu_gaps)
-print(f"server CPU per request (user and kernel) added by the guard: median {statistics.median(cpu_gaps):.1f} %, "
+median, mean, spread = interval(cpu_gaps)
+print(f"server CPU per request (user and kernel) added by the guard: median {median:.1f} %, "
       f"mean {mean:.1f} % ({spread})")
-print(f"server user CPU added by the guard: median {statistics.median(added_user):.2f} µs per request")
+print(f"server user CPU added by the guard: median {statistics.median(units(added_user)):.2f} µs per request")
 PY
 }
 
 # The guard alone: one handler, unguarded and behind #[accepts_token(api_key)] (examples/bench_server.rs).
 # Both routes get the same Authorization header, so the guard is the only difference. One run
 # of each is not enough on a shared machine (back-to-back runs of the same route differ by up
-# to ±10 %): PAIR_ROUNDS rounds, in ABBA order to cancel drift, then the median and mean gap
+# to ±20 %): PAIR_ROUNDS rounds, in ABBA order to cancel drift, then the median and mean gap
 # with a 95 % confidence interval, and the server's own CPU time per request (user and
-# kernel, from /proc) for each route. Two layouts:
+# kernel, from /proc) for each route. Two layouts here, a third (concurrent) below:
 # - shared: server and wrk on all cores, as above;
 # - split: the server on the first half of the cores (one Tokio worker per core) and wrk on the
 #   other half, so the load generator neither takes the server's CPU nor makes the server's
@@ -247,6 +280,8 @@ pair_test() { # layout
         else
             guarded="$(pair_run /guarded)"; open="$(pair_run /open)"
         fi
+        # shellcheck disable=SC2086 # counting the fields
+        [ "$(fields $open $guarded)" -eq 10 ] || { echo "could not read a round's wrk output: $open $guarded" >&2; exit 1; }
         echo "$open $guarded" >>"$WORK/pairs"
     done
     stop_server
@@ -314,19 +349,25 @@ concurrent_test() {
         a=$!
         load "$2" "$guarded_path" "$WORK/guarded.wrk" &
         b=$!
-        wait "$a" "$b"
+        wait "$a"
+        wait "$b"
         read -r ou1 os1 < <(cpu_ticks "$1")
         read -r gu1 gs1 < <(cpu_ticks "$2")
         summary() { # wrk output file
             echo "$(awk '/^Requests\/sec:/ {print $2}' "$1") $(awk '$1 == "99%" {print $2}' "$1")" \
                 "$(awk '/requests in/ {print $1}' "$1")"
         }
-        echo "$(summary "$WORK/open.wrk") $((ou1 - ou0)) $((os1 - os0)) $(summary "$WORK/guarded.wrk") $((gu1 - gu0)) $((gs1 - gs0))"
+        local row
+        row="$(summary "$WORK/open.wrk") $((ou1 - ou0)) $((os1 - os0)) $(summary "$WORK/guarded.wrk") $((gu1 - gu0)) $((gs1 - gs0))"
+        # shellcheck disable=SC2086 # counting the fields
+        [ "$(fields $row)" -eq 10 ] || { echo "could not read a round's wrk output: $row" >&2; exit 1; }
+        echo "$row"
     }
     # Warm-up: each server reads the key from its store once, then caches it.
     side_by_side first second >/dev/null
     side_by_side second first >/dev/null
     : >"$WORK/pairs"
+    local round
     for round in $(seq 1 "$PAIR_ROUNDS"); do
         if [ $((round % 2)) -eq 1 ]; then
             side_by_side first second >>"$WORK/pairs"
