@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use moka::future::Cache;
 use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
 use crate::auth::{Auth, AuthInfo};
 use crate::keys::now_unix;
@@ -53,7 +54,8 @@ pub const LEEWAY_SECS: i64 = 5;
 pub struct IntrospectionConfig {
     endpoint: String,
     client_id: String,
-    client_secret: String,
+    /// Wiped when dropped.
+    client_secret: Zeroizing<String>,
     timeout: Duration,
     max_response_bytes: usize,
     cache_ttl: Duration,
@@ -73,7 +75,7 @@ impl IntrospectionConfig {
         IntrospectionConfig {
             endpoint: endpoint.into(),
             client_id: client_id.into(),
-            client_secret: client_secret.into(),
+            client_secret: Zeroizing::new(client_secret.into()),
             timeout: DEFAULT_TIMEOUT,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             cache_ttl: DEFAULT_CACHE_TTL,
@@ -229,15 +231,15 @@ impl IntrospectionVerifier {
             .build()
             .map_err(|e| IntrospectionConfigError(format!("cannot build the HTTP client: {e}")))?;
         // RFC 6749 §2.3.1: both parts form-urlencoded, then Basic.
-        let credentials = format!(
+        // The copies of the secret made on the way to the header are wiped when dropped.
+        let encoded_secret = Zeroizing::new(form_urlencode(&config.client_secret));
+        let credentials = Zeroizing::new(format!(
             "{}:{}",
             form_urlencode(&config.client_id),
-            form_urlencode(&config.client_secret)
-        );
-        let authorization = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(credentials)
-        );
+            encoded_secret.as_str()
+        ));
+        let encoded = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(credentials.as_bytes()));
+        let authorization = Zeroizing::new(format!("Basic {}", encoded.as_str()));
         let mut authorization = http::HeaderValue::from_str(&authorization)
             .map_err(|_| IntrospectionConfigError("the client credentials cannot be sent in a header".into()))?;
         authorization.set_sensitive(true);
@@ -416,7 +418,9 @@ fn clone_without_url(e: &reqwest::Error) -> String {
 
 /// `application/x-www-form-urlencoded` encoding of one value.
 fn form_urlencode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
+    // Room for every byte escaped: the string never moves, so no partial copy of a secret is
+    // left behind in freed memory.
+    let mut out = String::with_capacity(value.len() * 3);
     for b in value.bytes() {
         match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => out.push(char::from(b)),

@@ -21,6 +21,8 @@ use std::fmt;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, header};
+use subtle::ConstantTimeEq;
+use zeroize::{ZeroizeOnDrop, Zeroizing};
 
 /// Clerk's Backend API, without the `/v1` suffix (`CLERK_API_URL`'s default).
 pub const DEFAULT_API_URL: &str = "https://api.clerk.com";
@@ -39,8 +41,20 @@ pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(30);
 pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(5);
 
 /// A secret (Clerk secret key or machine secret key). `Debug` and `Display` never show it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretKey(String);
+/// Its bytes are overwritten with zeros when it is dropped; two keys compare in constant time.
+#[derive(Clone)]
+pub struct SecretKey(Zeroizing<String>);
+
+impl PartialEq for SecretKey {
+    fn eq(&self, other: &SecretKey) -> bool {
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
+}
+
+impl Eq for SecretKey {}
+
+// The bytes are wiped by `Zeroizing` when a `SecretKey` is dropped.
+impl ZeroizeOnDrop for SecretKey {}
 
 impl SecretKey {
     /// The secret itself, to put in an `Authorization` header. Never log it.
@@ -50,7 +64,8 @@ impl SecretKey {
 
     /// `Bearer <secret>` as a header value marked sensitive.
     pub fn bearer(&self) -> Result<HeaderValue, ClerkConfigError> {
-        let mut value = HeaderValue::try_from(format!("Bearer {}", self.0))
+        let header = Zeroizing::new(format!("Bearer {}", self.expose()));
+        let mut value = HeaderValue::try_from(header.as_str())
             .map_err(|_| ClerkConfigError::InvalidSecretKey("the key contains characters not allowed in a header"))?;
         value.set_sensitive(true);
         Ok(value)
@@ -156,7 +171,8 @@ impl ClerkConfig {
     /// connect and 5 s request timeout, a 30 s cache TTL, a 5 s negative TTL, 10 000 cached
     /// tokens, 64 outstanding API calls.
     pub fn new(secret_key: impl Into<String>) -> Result<ClerkConfig, ClerkConfigError> {
-        let secret_key = secret_key.into();
+        // Wiped when dropped, on the error paths too.
+        let secret_key = Zeroizing::new(secret_key.into());
         if secret_key.is_empty() {
             return Err(ClerkConfigError::MissingSecretKey);
         }
@@ -225,7 +241,7 @@ impl ClerkConfig {
     /// Verifies `mt_` tokens with a machine secret key instead of the secret key: only tokens
     /// granted access to that machine then verify.
     pub fn with_machine_secret_key(mut self, key: impl Into<String>) -> Result<ClerkConfig, ClerkConfigError> {
-        let key = key.into();
+        let key = Zeroizing::new(key.into());
         if key.is_empty() {
             return Err(ClerkConfigError::InvalidMachineSecretKey("it is empty"));
         }
@@ -469,6 +485,22 @@ impl fmt::Debug for SessionKeys<'_> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// Fails to compile if `SecretKey` stops wiping its bytes on drop.
+    fn wiped_on_drop<T: ZeroizeOnDrop>() {}
+
+    #[test]
+    fn secret_keys_are_wiped_on_drop_and_compare_by_content() {
+        wiped_on_drop::<SecretKey>();
+        let a = ClerkConfig::new("sk_test_abc").unwrap();
+        let b = ClerkConfig::new("sk_test_abc").unwrap();
+        let c = ClerkConfig::new("sk_test_abd").unwrap();
+        assert!(a.secret_key() == b.secret_key());
+        assert!(a.secret_key() != c.secret_key());
+        assert!(a.secret_key() != ClerkConfig::new("sk_test_ab").unwrap().secret_key());
+        assert_eq!(a.secret_key().bearer().unwrap(), "Bearer sk_test_abc");
+        assert!(a.secret_key().bearer().unwrap().is_sensitive());
+    }
 
     #[test]
     fn secret_key_checks_say_what_is_expected() {

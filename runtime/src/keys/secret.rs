@@ -24,6 +24,7 @@ use std::hash::{Hash, Hasher};
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use zeroize::{ZeroizeOnDrop, Zeroizing};
 
 use crate::extract::all_bytes;
 use crate::rejection::InvalidReason;
@@ -99,8 +100,22 @@ impl fmt::Display for KeyKind {
 }
 
 /// A plaintext secret, shown once at creation. `Debug` redacts it; never log [`expose`](Self::expose).
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+///
+/// Its bytes are overwritten with zeros when it is dropped, so the plaintext does not stay in
+/// freed memory; two secrets compare in constant time.
+#[derive(Clone)]
+pub struct Secret(Zeroizing<String>);
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Secret) -> bool {
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
+}
+
+impl Eq for Secret {}
+
+// The bytes are wiped by `Zeroizing` when a `Secret` is dropped.
+impl ZeroizeOnDrop for Secret {}
 
 impl Secret {
     /// Draws a new secret of `kind` from the operating system's CSPRNG.
@@ -110,7 +125,7 @@ impl Secret {
         push_random_base62(&mut out, RANDOM_LEN)?;
         let checksum = encode_checksum(crc32(out.as_bytes()));
         out.extend(checksum.iter().map(|&b| char::from(b)));
-        Ok(Secret(out))
+        Ok(Secret(Zeroizing::new(out)))
     }
 
     /// The secret itself. Show it to its owner once; never log it.
@@ -311,6 +326,21 @@ mod tests {
                 assert!(!a.ct_eq(&b));
             }
         }
+    }
+
+    /// Fails to compile if `Secret` stops wiping its bytes on drop.
+    fn wiped_on_drop<T: ZeroizeOnDrop>() {}
+
+    #[test]
+    fn secrets_are_wiped_on_drop_and_compare_by_content() {
+        wiped_on_drop::<Secret>();
+        let a = Secret::generate(KeyKind::ApiKey).unwrap();
+        assert_eq!(a, a.clone());
+        let mut near = a.expose().to_owned();
+        let last = near.pop().unwrap();
+        near.push(if last == 'a' { 'b' } else { 'a' });
+        assert_ne!(a, Secret(Zeroizing::new(near)));
+        assert_ne!(a, Secret(Zeroizing::new(a.expose()[..10].to_owned())));
     }
 
     #[test]
