@@ -71,7 +71,9 @@ use crate::names::AttrKind;
 ///
 /// Compile errors: an unknown type (with the nearest valid name), a type in quotes, an
 /// empty list, a type listed twice, `any` with other types, `#[accepts_token]` twice, not an
-/// `async fn`, a method taking `self`.
+/// `async fn`, a method taking `self`. The handler must be a free function: inside an `impl`
+/// block, rustc refuses the policy type the attribute puts beside it ("struct is not
+/// supported in traits or impls").
 #[proc_macro_attribute]
 pub fn accepts_token(args: TokenStream, item: TokenStream) -> TokenStream {
     handler::expand(AttrKind::AcceptsToken, args.into(), item.into()).into()
