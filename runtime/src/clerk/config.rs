@@ -21,8 +21,9 @@ use std::fmt;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, header};
-use subtle::ConstantTimeEq;
 use zeroize::{ZeroizeOnDrop, Zeroizing};
+
+use crate::keys::secret::WipedString;
 
 /// Clerk's Backend API, without the `/v1` suffix (`CLERK_API_URL`'s default).
 pub const DEFAULT_API_URL: &str = "https://api.clerk.com";
@@ -42,24 +43,15 @@ pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(5);
 
 /// A secret (Clerk secret key or machine secret key). `Debug` and `Display` never show it.
 /// Its bytes are overwritten with zeros when it is dropped; two keys compare in constant time.
-#[derive(Clone)]
-pub struct SecretKey(Zeroizing<String>);
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretKey(WipedString);
 
-impl PartialEq for SecretKey {
-    fn eq(&self, other: &SecretKey) -> bool {
-        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
-    }
-}
-
-impl Eq for SecretKey {}
-
-// The bytes are wiped by `Zeroizing` when a `SecretKey` is dropped.
 impl ZeroizeOnDrop for SecretKey {}
 
 impl SecretKey {
     /// The secret itself, to put in an `Authorization` header. Never log it.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 
     /// `Bearer <secret>` as a header value marked sensitive.
@@ -188,7 +180,7 @@ impl ClerkConfig {
             ));
         }
         Ok(ClerkConfig {
-            secret_key: SecretKey(secret_key),
+            secret_key: SecretKey(WipedString(secret_key)),
             machine_secret_key: None,
             api_url: DEFAULT_API_URL.to_owned(),
             api_version: API_VERSION.to_owned(),
@@ -250,7 +242,7 @@ impl ClerkConfig {
                 "it contains spaces or non-ASCII characters (a stray newline or quote?)",
             ));
         }
-        self.machine_secret_key = Some(SecretKey(key));
+        self.machine_secret_key = Some(SecretKey(WipedString(key)));
         Ok(self)
     }
 

@@ -99,22 +99,35 @@ impl fmt::Display for KeyKind {
     }
 }
 
-/// A plaintext secret, shown once at creation. `Debug` redacts it; never log [`expose`](Self::expose).
-///
-/// Its bytes are overwritten with zeros when it is dropped, so the plaintext does not stay in
-/// freed memory; two secrets compare in constant time.
+/// A string that holds a secret: its bytes are overwritten with zeros when it is dropped, so
+/// the plaintext does not stay in freed memory, and two of them compare in constant time.
 #[derive(Clone)]
-pub struct Secret(Zeroizing<String>);
+pub(crate) struct WipedString(pub(crate) Zeroizing<String>);
 
-impl PartialEq for Secret {
-    fn eq(&self, other: &Secret) -> bool {
+impl WipedString {
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq for WipedString {
+    fn eq(&self, other: &WipedString) -> bool {
         self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
     }
 }
 
-impl Eq for Secret {}
+impl Eq for WipedString {}
 
-// The bytes are wiped by `Zeroizing` when a `Secret` is dropped.
+// `Zeroizing` wipes the bytes on drop.
+impl ZeroizeOnDrop for WipedString {}
+
+/// A plaintext secret, shown once at creation. `Debug` redacts it; never log [`expose`](Self::expose).
+///
+/// Its bytes are overwritten with zeros when it is dropped, so the plaintext does not stay in
+/// freed memory; two secrets compare in constant time.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(WipedString);
+
 impl ZeroizeOnDrop for Secret {}
 
 impl Secret {
@@ -125,17 +138,17 @@ impl Secret {
         push_random_base62(&mut out, RANDOM_LEN)?;
         let checksum = encode_checksum(crc32(out.as_bytes()));
         out.extend(checksum.iter().map(|&b| char::from(b)));
-        Ok(Secret(Zeroizing::new(out)))
+        Ok(Secret(WipedString(Zeroizing::new(out))))
     }
 
     /// The secret itself. Show it to its owner once; never log it.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 
     /// The hash stored in place of the secret.
     pub fn hash(&self) -> SecretHash {
-        SecretHash::of(&self.0)
+        SecretHash::of(self.0.as_str())
     }
 }
 
@@ -333,14 +346,15 @@ mod tests {
 
     #[test]
     fn secrets_are_wiped_on_drop_and_compare_by_content() {
+        wiped_on_drop::<WipedString>();
         wiped_on_drop::<Secret>();
         let a = Secret::generate(KeyKind::ApiKey).unwrap();
         assert_eq!(a, a.clone());
         let mut near = a.expose().to_owned();
         let last = near.pop().unwrap();
         near.push(if last == 'a' { 'b' } else { 'a' });
-        assert_ne!(a, Secret(Zeroizing::new(near)));
-        assert_ne!(a, Secret(Zeroizing::new(a.expose()[..10].to_owned())));
+        assert_ne!(a, Secret(WipedString(Zeroizing::new(near))));
+        assert_ne!(a, Secret(WipedString(Zeroizing::new(a.expose()[..10].to_owned()))));
     }
 
     #[test]
