@@ -34,6 +34,7 @@ use zeroize::Zeroizing;
 
 use crate::auth::{Auth, AuthInfo};
 use crate::keys::now_unix;
+use crate::keys::secret::wiped_concat;
 use crate::rejection::InvalidReason;
 use crate::token::TokenType;
 use crate::verifier::{Credential, Verifier, VerifyError, VerifyFuture};
@@ -233,13 +234,9 @@ impl IntrospectionVerifier {
         // RFC 6749 §2.3.1: both parts form-urlencoded, then Basic.
         // The copies of the secret made on the way to the header are wiped when dropped.
         let encoded_secret = Zeroizing::new(form_urlencode(&config.client_secret));
-        let credentials = Zeroizing::new(format!(
-            "{}:{}",
-            form_urlencode(&config.client_id),
-            encoded_secret.as_str()
-        ));
+        let credentials = wiped_concat(&[&form_urlencode(&config.client_id), ":", &encoded_secret]);
         let encoded = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(credentials.as_bytes()));
-        let authorization = Zeroizing::new(format!("Basic {}", encoded.as_str()));
+        let authorization = wiped_concat(&["Basic ", &encoded]);
         let mut authorization = http::HeaderValue::from_str(&authorization)
             .map_err(|_| IntrospectionConfigError("the client credentials cannot be sent in a header".into()))?;
         authorization.set_sensitive(true);

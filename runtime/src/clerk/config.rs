@@ -23,7 +23,7 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderValue, header};
 use zeroize::{ZeroizeOnDrop, Zeroizing};
 
-use crate::keys::secret::WipedString;
+use crate::keys::secret::{WipedString, wiped_concat};
 
 /// Clerk's Backend API, without the `/v1` suffix (`CLERK_API_URL`'s default).
 pub const DEFAULT_API_URL: &str = "https://api.clerk.com";
@@ -56,7 +56,7 @@ impl SecretKey {
 
     /// `Bearer <secret>` as a header value marked sensitive.
     pub fn bearer(&self) -> Result<HeaderValue, ClerkConfigError> {
-        let header = Zeroizing::new(format!("Bearer {}", self.expose()));
+        let header = wiped_concat(&["Bearer ", self.expose()]);
         let mut value = HeaderValue::try_from(header.as_str())
             .map_err(|_| ClerkConfigError::InvalidSecretKey("the key contains characters not allowed in a header"))?;
         value.set_sensitive(true);

@@ -110,6 +110,16 @@ impl WipedString {
     }
 }
 
+/// `parts` joined into a string that is wiped when dropped, allocated once at its final size
+/// (a string that grew would leave the secret's first bytes in the memory it moved out of).
+pub(crate) fn wiped_concat(parts: &[&str]) -> Zeroizing<String> {
+    let mut out = String::with_capacity(parts.iter().map(|part| part.len()).sum());
+    for part in parts {
+        out.push_str(part);
+    }
+    Zeroizing::new(out)
+}
+
 impl PartialEq for WipedString {
     fn eq(&self, other: &WipedString) -> bool {
         self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
@@ -355,6 +365,15 @@ mod tests {
         near.push(if last == 'a' { 'b' } else { 'a' });
         assert_ne!(a, Secret(WipedString(Zeroizing::new(near))));
         assert_ne!(a, Secret(WipedString(Zeroizing::new(a.expose()[..10].to_owned()))));
+    }
+
+    #[test]
+    fn wiped_strings_are_built_at_their_final_size() {
+        let header = wiped_concat(&["Bearer ", "sk_test_abc"]);
+        assert_eq!(header.as_str(), "Bearer sk_test_abc");
+        // Never grown, so never moved: no copy of its first bytes left behind.
+        assert_eq!(header.capacity(), header.len());
+        assert_eq!(wiped_concat(&[]).as_str(), "");
     }
 
     #[test]
