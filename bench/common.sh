@@ -23,13 +23,18 @@ ensure_installed() {
     $sudo apt-get update -qq && $sudo apt-get install -y -qq "$package" >/dev/null
 }
 
-# stop_server: stops the server started in the background as $SERVER_PID (SIGINT, so it shuts
+# stop_process PID: stops a server this shell started in the background (SIGINT, so it shuts
 # down gracefully), if it still runs.
+stop_process() {
+    if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then
+        kill -INT "$1" 2>/dev/null || true
+        wait "$1" 2>/dev/null || true
+    fi
+}
+
+# stop_server: stops the server started in the background as $SERVER_PID.
 SERVER_PID=""
 stop_server() {
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -INT "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
+    stop_process "$SERVER_PID"
     SERVER_PID=""
 }

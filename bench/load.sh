@@ -66,10 +66,7 @@ BENCH_SERVER="${BENCH_SERVER:-$TARGET_DIR/release/examples/bench_server}"
 WORK="$(mktemp -d)"
 SECOND_PID="" # the concurrent layout's second server
 stop_second() {
-    if [ -n "$SECOND_PID" ] && kill -0 "$SECOND_PID" 2>/dev/null; then
-        kill -INT "$SECOND_PID" 2>/dev/null || true
-        wait "$SECOND_PID" 2>/dev/null || true
-    fi
+    stop_process "$SECOND_PID"
     SECOND_PID=""
 }
 cleanup() {

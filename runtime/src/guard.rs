@@ -225,7 +225,7 @@ impl<P: PolicySource, At> Guard<P, At> {
     /// runs are inferred).
     ///
     /// Requests never get a guard this way: axum makes one only through
-    /// [`FromRequestParts`], which runs the policy.
+    /// [`FromRequestParts`] or [`FromRequest`], which run the policy.
     pub fn for_tests() -> Guard<P, At> {
         Guard(PhantomData)
     }
