@@ -225,12 +225,6 @@ impl<K: Eq + Hash + Clone, V: Clone, T: Moment> TtlCache<K, V, T> {
         self.entries.remove(key);
     }
 
-    /// Drops every entry whose value matches `doomed`, looking at each entry (a scan of the
-    /// whole cache: for rare events such as a revocation).
-    pub(crate) fn remove_where(&self, doomed: impl Fn(&V) -> bool) {
-        self.entries.retain(|_, slot| !doomed(&slot.value));
-    }
-
     /// Drops every entry.
     pub(crate) fn clear(&self) {
         self.entries.clear();

@@ -80,60 +80,7 @@ impl Default for Prefixes {
 #[derive(Clone, Debug)]
 pub struct Classifier {
     prefixes: Prefixes,
-    /// The three prefixes as words to compare a token's first eight bytes with.
-    matchers: Matchers,
     opaque_oauth: bool,
-}
-
-/// A prefix of up to eight bytes as a little-endian word and the mask of its length, so a
-/// token's prefix is one load, one `and` and one compare: no loop, no call, no pointer to the
-/// prefix's bytes (this runs on every request, usually with the CPU's caches cold). Longer
-/// prefixes take [`Classifier::opaque_type_by_bytes`].
-#[derive(Clone, Copy, Debug, Default)]
-struct PrefixWord {
-    word: u64,
-    mask: u64,
-    len: usize,
-}
-
-impl PrefixWord {
-    /// `None` for a prefix longer than a word.
-    fn new(prefix: &str) -> Option<PrefixWord> {
-        let bytes = prefix.as_bytes();
-        if bytes.len() > 8 {
-            return None;
-        }
-        let mut word = [0u8; 8];
-        word[..bytes.len()].copy_from_slice(bytes);
-        let mask = u64::MAX.checked_shr(64 - 8 * bytes.len() as u32).unwrap_or(0);
-        Some(PrefixWord {
-            word: u64::from_le_bytes(word),
-            mask,
-            len: bytes.len(),
-        })
-    }
-
-    /// Whether a token whose first eight bytes are `head` (little-endian) and whose length is
-    /// `len` starts with this prefix.
-    #[inline(always)]
-    fn matches(self, head: u64, len: usize) -> bool {
-        len >= self.len && head & self.mask == self.word
-    }
-}
-
-/// The three opaque prefixes as words; `None` when one is longer than eight bytes.
-#[derive(Clone, Copy, Debug, Default)]
-struct Matchers(Option<[PrefixWord; 3]>);
-
-impl Matchers {
-    fn new(p: &Prefixes) -> Matchers {
-        Matchers(
-            PrefixWord::new(&p.m2m_token)
-                .zip(PrefixWord::new(&p.oauth_token))
-                .zip(PrefixWord::new(&p.api_key))
-                .map(|((m2m, oauth), api_key)| [m2m, oauth, api_key]),
-        )
-    }
 }
 
 /// The subject prefix of Clerk machines: a JWT whose `sub` starts with it is an M2M token.
@@ -149,7 +96,6 @@ impl Classifier {
     /// A classifier with the given prefixes.
     pub fn new(prefixes: Prefixes) -> Self {
         Classifier {
-            matchers: Matchers::new(&prefixes),
             prefixes,
             opaque_oauth: false,
         }
@@ -207,36 +153,7 @@ impl Classifier {
 
 impl Classifier {
     /// The type of an opaque prefix `token` starts with: M2M, then OAuth, then API key.
-    #[inline(always)]
     fn opaque_type(&self, token: &str) -> Option<TokenType> {
-        self.opaque_type_of(token.as_bytes())
-    }
-
-    /// [`opaque_type`](Self::opaque_type) of bytes not yet known to be a token: the type
-    /// [`classify`](Self::classify) gives any valid token that starts with them (the gate's
-    /// recall of opaque tokens asks it before the token is validated).
-    #[inline(always)]
-    pub(crate) fn opaque_type_of(&self, token: &[u8]) -> Option<TokenType> {
-        let (Matchers(Some([m2m, oauth, api_key])), Some(head)) = (self.matchers, token.first_chunk::<8>()) else {
-            return self.opaque_type_by_bytes(token);
-        };
-        let (head, len) = (u64::from_le_bytes(*head), token.len());
-        if m2m.matches(head, len) {
-            Some(TokenType::M2mToken)
-        } else if oauth.matches(head, len) {
-            Some(TokenType::OAuthToken)
-        } else if api_key.matches(head, len) {
-            Some(TokenType::ApiKey)
-        } else {
-            None
-        }
-    }
-
-    /// [`opaque_type_of`](Self::opaque_type_of) for a token shorter than a word or a prefix
-    /// longer than one.
-    #[cold]
-    #[inline(never)]
-    fn opaque_type_by_bytes(&self, token: &[u8]) -> Option<TokenType> {
         let p = &self.prefixes;
         [
             (&p.m2m_token, TokenType::M2mToken),
@@ -244,7 +161,7 @@ impl Classifier {
             (&p.api_key, TokenType::ApiKey),
         ]
         .into_iter()
-        .find(|(prefix, _)| token.starts_with(prefix.as_bytes()))
+        .find(|(prefix, _)| token.starts_with(prefix.as_ref()))
         .map(|(_, token_type)| token_type)
     }
 }

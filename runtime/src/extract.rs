@@ -18,7 +18,7 @@
 
 use std::fmt;
 
-use http::{HeaderMap, HeaderValue, header};
+use http::{HeaderMap, header};
 
 use crate::rejection::{InvalidRequest, Rejection};
 
@@ -72,21 +72,12 @@ impl fmt::Debug for Presented<'_> {
 /// sends a non-Bearer `Authorization` scheme has no bearer credentials either; the cookie is
 /// then still consulted when `session_cookie` is true.
 pub fn extract(headers: &HeaderMap, session_cookie: bool) -> Result<Option<Presented<'_>>, Rejection> {
-    extract_with(headers, headers.get(header::AUTHORIZATION), session_cookie)
-}
-
-/// [`extract`], given the request's (first) `Authorization` value, which the gate looked up
-/// already.
-#[inline(always)]
-pub(crate) fn extract_with<'a>(
-    headers: &'a HeaderMap,
-    authorization: Option<&'a HeaderValue>,
-    session_cookie: bool,
-) -> Result<Option<Presented<'a>>, Rejection> {
-    if has_two_authorization_headers(headers) {
+    let mut authorization = headers.get_all(header::AUTHORIZATION).iter();
+    let first = authorization.next();
+    if authorization.next().is_some() {
         return Err(Rejection::InvalidRequest(InvalidRequest::MultipleAuthorizationHeaders));
     }
-    if let Some(value) = authorization
+    if let Some(value) = first
         && let Some(token) = bearer(value.as_bytes())?
     {
         return Ok(Some(Presented {
@@ -100,57 +91,19 @@ pub(crate) fn extract_with<'a>(
     Ok(None)
 }
 
-/// Whether the request has more than one `Authorization` header. A map without a repeated
-/// name (nearly every request) cannot hold two: only a map with one counts them.
-#[inline(always)]
-pub(crate) fn has_two_authorization_headers(headers: &HeaderMap) -> bool {
-    headers.len() != headers.keys_len() && counts_two_authorization_headers(headers)
-}
-
-/// The bytes after `Bearer ` (any case) in an `Authorization` value, not yet checked in any
-/// other way, or `None` for another scheme, an empty token or a value too long for a bearer
-/// header. For a lookup of tokens seen before; [`extract`] decides what the request sent.
-#[inline(always)]
-pub(crate) fn bearer_bytes(value: &[u8]) -> Option<&[u8]> {
-    after_bearer(value).filter(|token| !token.is_empty() && value.len() <= MAX_HEADER_BYTES)
-}
-
-/// What follows `Bearer ` (any case, one space), or `None` when the value does not start so.
-#[inline(always)]
-fn after_bearer(value: &[u8]) -> Option<&[u8]> {
-    let (scheme, token) = value.split_first_chunk::<7>()?;
-    is_bearer_and_space(scheme).then_some(token)
-}
-
-#[cold]
-#[inline(never)]
-fn counts_two_authorization_headers(headers: &HeaderMap) -> bool {
-    headers.get_all(header::AUTHORIZATION).iter().nth(1).is_some()
-}
-
 /// Parses one `Authorization` value: `Ok(None)` for another scheme.
 ///
-/// `Bearer ` in any case is matched as one word; anything else takes [`other_scheme`].
-/// Works on bytes, in one pass over the token: a bearer token that passes the `b64token`
-/// check is ASCII, so the whole value is ASCII without a separate scan.
+/// `Bearer ` in any case, then the token; anything else takes [`other_scheme`]. Works on
+/// bytes: a bearer token that passes the `b64token` check is ASCII, so the whole value is
+/// ASCII without a separate scan.
 fn bearer(value: &[u8]) -> Result<Option<&str>, Rejection> {
     if value.len() > MAX_HEADER_BYTES {
         return Err(Rejection::InvalidRequest(InvalidRequest::HeaderTooLarge));
     }
-    match after_bearer(value) {
-        Some(token) => bearer_token(token).map(Some),
-        None => other_scheme(value),
+    match value.split_at_checked(7) {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case(b"bearer ") => bearer_token(token).map(Some),
+        _ => other_scheme(value),
     }
-}
-
-/// Whether seven bytes are `bearer ` in any case: the six letters as one word, each byte's
-/// `0x20` bit set (which maps an ASCII letter, and only that letter's other case, onto the
-/// lowercase letter).
-#[inline(always)]
-fn is_bearer_and_space(scheme: &[u8; 7]) -> bool {
-    let [b, e, a, r, e2, r2, space] = *scheme;
-    let word = u64::from_le_bytes([b, e, a, r, e2, r2, 0, 0]);
-    space == b' ' && word | 0x2020_2020_2020 == u64::from_le_bytes(*b"bearer\0\0")
 }
 
 /// The token after `Bearer `.
@@ -260,6 +213,8 @@ fn is_b64token_byte(b: u8) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use http::HeaderValue;
+
     use super::*;
 
     fn with_auth(values: &[&[u8]]) -> HeaderMap {

@@ -18,23 +18,18 @@ use std::fmt;
 use std::sync::Arc;
 
 use axum::response::Response;
-use http::{Extensions, HeaderMap, HeaderValue, header};
+use http::{Extensions, HeaderMap};
 
 use crate::auth::Auth;
 use crate::classify::{Classifier, Prefixes, TokenFormat};
-use crate::extract::{Presented, TokenSource, bearer_bytes, extract, extract_with, has_two_authorization_headers};
+use crate::extract::{Presented, TokenSource, extract};
 use crate::policy::Policy;
 use crate::rejection::{DEFAULT_REALM, InvalidReason, Rejection, is_valid_realm};
 use crate::token::{TokenType, TokenTypes};
-use crate::verifier::{Credential, Verifier, VerifyError};
+use crate::verifier::{Credential, SEAL, Verifier, VerifyError};
 
 type Responder = dyn Fn(&Rejection) -> Option<Response> + Send + Sync;
 
-/// Aligned to a cache line so that the `Arc`'s reference counts, which every request writes
-/// (axum clones the router's state for each request, the guard clones the gate out of it),
-/// share no line with what the guard reads: on several cores, a line both written and read
-/// moves between their caches on every request.
-#[repr(align(64))]
 struct Inner {
     classifier: Classifier,
     verifiers: [Option<Arc<dyn Verifier>>; 4],
@@ -168,13 +163,7 @@ impl TokenGate {
             return Step::Done(policy.check(auth).map(|()| auth.clone()));
         }
         let accepts = policy.accepts();
-        let authorization = headers.get(header::AUTHORIZATION);
-        if let Some(value) = authorization
-            && let Some(recalled) = self.recall_opaque(headers, value, policy)
-        {
-            return recalled;
-        }
-        let presented = match extract_with(headers, authorization, accepts.contains(TokenType::SessionToken)) {
+        let presented = match extract(headers, accepts.contains(TokenType::SessionToken)) {
             Ok(Some(presented)) => presented,
             Ok(None) => return Step::Done(Err(Rejection::MissingCredentials)),
             Err(rejection) => return Step::Done(Err(rejection)),
@@ -198,34 +187,10 @@ impl TokenGate {
         };
         let credential = Credential::new(presented.token(), token_type, classified.format(), presented.source());
         // A remembered key or token is answered without a future; anything else is verified.
-        match verifier.verify_cached(&credential) {
+        match verifier.verify_cached_sealed(&credential, SEAL) {
             Some(answer) => Step::Done(accept(answer, token_type, &**verifier, policy)),
             None => Step::Verify(Pending { verifier, credential }),
         }
-    }
-
-    /// An opaque token (`ak_…`, `mt_…`, `oat_…`) a verifier of this gate accepted before and
-    /// still remembers, decided from the `Authorization` header's bytes: a reused API key
-    /// costs its hash and one lookup, not the character check, the UTF-8 check and the
-    /// classification as well. `None` (extract and classify as usual) for anything else.
-    ///
-    /// The answer is the one the usual way leads to. The bytes' prefix gives the type
-    /// classification would (the same prefixes, in the same order), and only a type the route
-    /// accepts is asked about, from the verifier this gate sends that type to. That verifier
-    /// answers only for bytes identical to a token it verified, which passed every check of
-    /// the usual way then and would pass them again, and answers what `verify_cached` would
-    /// (an expired key is refused here, from memory). A request with two `Authorization`
-    /// headers takes the usual way, which refuses it.
-    #[inline(always)]
-    fn recall_opaque(&self, headers: &HeaderMap, authorization: &HeaderValue, policy: &Policy) -> Option<Step<'_>> {
-        let token = bearer_bytes(authorization.as_bytes())?;
-        let token_type = self.0.classifier.opaque_type_of(token)?;
-        if !policy.accepts().contains(token_type) || has_two_authorization_headers(headers) {
-            return None;
-        }
-        let verifier = self.0.verifiers[token_type.index()].as_ref()?;
-        let answer = verifier.recall_opaque(token, token_type)?;
-        Some(Step::Done(accept(answer, token_type, &**verifier, policy)))
     }
 
     /// A JWT a verifier of this gate accepted before and still remembers, decided without
@@ -259,7 +224,7 @@ impl TokenGate {
                 continue;
             }
             asked[i] = Some(verifier);
-            let Some(auth) = verifier.recall_jwt(token) else {
+            let Some(auth) = verifier.recall_jwt_sealed(token, SEAL) else {
                 continue;
             };
             let token_type = auth.token_type;

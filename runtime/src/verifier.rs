@@ -5,16 +5,9 @@
 //! policy, and answers with the verified [`Auth`] or a [`VerifyError`]. An unreachable
 //! backend is [`VerifyError::Unavailable`] (a `503`), never an invalid token.
 //!
-//! The gate first calls [`Verifier::verify_cached`], a synchronous answer from what the
-//! verifier remembers (a cached key or token, a remembered refusal); only when it has none is
-//! the future of [`Verifier::verify`] awaited. A custom verifier without a cache can ignore
-//! it: the default remembers nothing.
-//!
-//! On a route that accepts a JWT type, a JWT-shaped token is offered to
-//! [`Verifier::recall_jwt`] of those types' verifiers before it is even classified: a JWT the
-//! verifier accepted before comes back with the type it was verified as, and the gate checks
-//! that type against the policy itself. Only the JWT verifiers (and [`ByFormat`]) implement
-//! it.
+//! A custom verifier implements [`Verifier::verify`] alone. The verifiers tokengate ships
+//! also answer from memory without a future (a cached key or token, a remembered refusal),
+//! through a fast path sealed inside this crate: see [`Verifier`].
 //!
 //! ```
 //! use tokengate_runtime::verifier::{Credential, StaticVerifier, Verifier};
@@ -162,6 +155,43 @@ impl From<InvalidReason> for VerifyError {
 pub type VerifyFuture<'a> = Pin<Box<dyn Future<Output = Result<Auth, VerifyError>> + Send + 'a>>;
 
 /// Verifies tokens of one or more types. Configured once in a [`TokenGate`](crate::TokenGate).
+///
+/// A verifier implements [`verify`](Self::verify) (and, for logs, [`name`](Self::name)):
+/// it receives a token that the gate has already extracted, validated and classified, and
+/// whose type the route accepts. There is nothing else to get right. The verifiers tokengate
+/// ships also answer from memory (a cached key or token) without a future; that fast path is
+/// theirs alone, so a custom verifier never sees a token the gate has not checked.
+///
+/// That fast path is two hidden methods whose last argument is a `Seal`, a type this crate
+/// never exports: code outside it can neither name it (so it cannot override them: their
+/// defaults answer `None`) nor make one (so it cannot call them). The gate is their only
+/// caller:
+///
+/// - `verify_cached_sealed`: what `verify` would answer for a credential the verifier
+///   remembers (a cached key or token, a remembered refusal), synchronously; `None` to go on
+///   to `verify`. Asked first on every request, so it never waits.
+/// - `recall_jwt_sealed`: the identity of a JWT the verifier accepted before and still
+///   remembers, whatever type it was verified as (the `Auth`'s `token_type` says which);
+///   asked before the JWT is classified, so a reused session token skips the base64 and JSON
+///   read of classification. The gate checks that type against the route itself.
+///
+/// A verifier of your own cannot take part in it:
+///
+/// ```compile_fail
+/// use tokengate_runtime::verifier::{Credential, Verifier, VerifyFuture};
+/// use tokengate_runtime::Auth;
+///
+/// struct Mine;
+/// impl Verifier for Mine {
+///     fn verify<'a>(&'a self, _: Credential<'a>) -> VerifyFuture<'a> {
+///         unimplemented!()
+///     }
+///     // error: module `sealed` is private
+///     fn recall_jwt_sealed(&self, _: &str, _: tokengate_runtime::verifier::sealed::Seal) -> Option<Auth> {
+///         None
+///     }
+/// }
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a tokengate verifier",
     note = "implement `tokengate::Verifier` for it, or use one of the verifiers tokengate ships"
@@ -170,65 +200,57 @@ pub trait Verifier: Send + Sync + 'static {
     /// Verifies `credential`. Must not log the token.
     fn verify<'a>(&'a self, credential: Credential<'a>) -> VerifyFuture<'a>;
 
-    /// Answers from memory when it can, without a future: `Some` with the answer
-    /// [`verify`](Self::verify) would give for a token this verifier still remembers (a cached
-    /// key or token), `None` to go on to `verify`. The gate asks this first on every request,
-    /// so it must be cheap and must never wait. The default remembers nothing.
-    fn verify_cached(&self, _credential: &Credential<'_>) -> Option<Result<Auth, VerifyError>> {
-        None
-    }
-
-    /// The identity of a JWT this verifier accepted before and still remembers, whatever type
-    /// it was classified as (the `Auth`'s `token_type` says which), or `None`. The gate asks
-    /// it before classifying a JWT, so a reused session token skips the base64 and JSON read
-    /// of classification. Answer only under the rules [`verify_cached`](Self::verify_cached)
-    /// follows (unexpired, same key set), and only for a token [`verify`](Self::verify)
-    /// accepted. The default remembers nothing.
-    fn recall_jwt(&self, _token: &str) -> Option<Auth> {
-        None
-    }
-
-    /// What [`verify_cached`](Self::verify_cached) would answer for an opaque token (one that
-    /// starts with a configured prefix: `ak_`, `mt_`, `oat_`) that this verifier accepted
-    /// before and still remembers, asked for as `token_type`; `None` for any other. The gate
-    /// asks it before it checks the token's characters or classifies it, so a reused API key
-    /// costs a lookup and not those checks as well.
-    ///
-    /// `token` is the raw bytes after `Bearer `, not yet validated: anything a client sent.
-    /// Answer only for bytes identical to a token [`verify`](Self::verify) accepted (compare
-    /// them, or a keyed hash of them, and nothing else): with its identity, or with the
-    /// refusal `verify_cached` gives that token now (it expired, it is asked for as another
-    /// type). For any other bytes, `None`: the gate then validates and classifies them, which
-    /// gives their rejection. The default remembers nothing.
-    fn recall_opaque(&self, _token: &[u8], _token_type: TokenType) -> Option<Result<Auth, VerifyError>> {
-        None
-    }
-
     /// A short name for logs and the route report (`"jwt"`, `"api-key-store"`…).
     fn name(&self) -> &'static str {
         "custom"
     }
+
+    /// The built-in verifiers' answer from memory (sealed: see the trait's docs).
+    #[doc(hidden)]
+    fn verify_cached_sealed(&self, _credential: &Credential<'_>, _: sealed::Seal) -> Option<Result<Auth, VerifyError>> {
+        None
+    }
+
+    /// The built-in JWT verifier's recall of a JWT it verified before (sealed: see the
+    /// trait's docs).
+    #[doc(hidden)]
+    fn recall_jwt_sealed(&self, _token: &str, _: sealed::Seal) -> Option<Auth> {
+        None
+    }
 }
+
+/// What seals [`Verifier`]'s fast path: `pub` so it can stand in a public trait's signature,
+/// in a private module so nothing outside this crate can name it.
+pub(crate) mod sealed {
+    /// The argument only this crate can make.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Seal(());
+
+    /// Made only inside this crate.
+    pub(crate) const SEAL: Seal = Seal(());
+}
+
+pub(crate) use sealed::SEAL;
 
 impl<V: Verifier + ?Sized> Verifier for Arc<V> {
     fn verify<'a>(&'a self, credential: Credential<'a>) -> VerifyFuture<'a> {
         (**self).verify(credential)
     }
 
-    fn verify_cached(&self, credential: &Credential<'_>) -> Option<Result<Auth, VerifyError>> {
-        (**self).verify_cached(credential)
-    }
-
-    fn recall_jwt(&self, token: &str) -> Option<Auth> {
-        (**self).recall_jwt(token)
-    }
-
-    fn recall_opaque(&self, token: &[u8], token_type: TokenType) -> Option<Result<Auth, VerifyError>> {
-        (**self).recall_opaque(token, token_type)
-    }
-
     fn name(&self) -> &'static str {
         (**self).name()
+    }
+
+    fn verify_cached_sealed(
+        &self,
+        credential: &Credential<'_>,
+        seal: sealed::Seal,
+    ) -> Option<Result<Auth, VerifyError>> {
+        (**self).verify_cached_sealed(credential, seal)
+    }
+
+    fn recall_jwt_sealed(&self, token: &str, seal: sealed::Seal) -> Option<Auth> {
+        (**self).recall_jwt_sealed(token, seal)
     }
 }
 
@@ -321,6 +343,12 @@ impl ByFormat {
         self.opaque = Some(verifier);
         self
     }
+
+    /// What the verifier of the credential's format answers from memory (only tokengate's own
+    /// verifiers do; see [`Verifier`]).
+    pub fn verify_cached(&self, credential: &Credential<'_>) -> Option<Result<Auth, VerifyError>> {
+        self.verify_cached_sealed(credential, SEAL)
+    }
 }
 
 impl fmt::Debug for ByFormat {
@@ -345,19 +373,19 @@ impl Verifier for ByFormat {
         }
     }
 
-    fn verify_cached(&self, credential: &Credential<'_>) -> Option<Result<Auth, VerifyError>> {
+    fn verify_cached_sealed(
+        &self,
+        credential: &Credential<'_>,
+        seal: sealed::Seal,
+    ) -> Option<Result<Auth, VerifyError>> {
         match credential.format() {
-            TokenFormat::Jwt => self.jwt.as_ref()?.verify_cached(credential),
-            TokenFormat::Opaque => self.opaque.as_ref()?.verify_cached(credential),
+            TokenFormat::Jwt => self.jwt.as_ref()?.verify_cached_sealed(credential, seal),
+            TokenFormat::Opaque => self.opaque.as_ref()?.verify_cached_sealed(credential, seal),
         }
     }
 
-    fn recall_jwt(&self, token: &str) -> Option<Auth> {
-        self.jwt.as_ref()?.recall_jwt(token)
-    }
-
-    fn recall_opaque(&self, token: &[u8], token_type: TokenType) -> Option<Result<Auth, VerifyError>> {
-        self.opaque.as_ref()?.recall_opaque(token, token_type)
+    fn recall_jwt_sealed(&self, token: &str, seal: sealed::Seal) -> Option<Auth> {
+        self.jwt.as_ref()?.recall_jwt_sealed(token, seal)
     }
 
     fn name(&self) -> &'static str {

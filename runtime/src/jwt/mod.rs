@@ -24,7 +24,7 @@
 //! OAuth, else session) must be the type asked for → claims. A token's `jku`, `x5u`, `jwk`
 //! and `x5c` headers are ignored. Because of that type check, what the verified-token cache
 //! remembers is what classification would say, and the gate may recall a reused JWT before
-//! classifying it ([`Verifier::recall_jwt`]).
+//! classifying it ([`JwtVerifier::recall_jwt`]).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -75,6 +75,7 @@ use crate::auth::Auth;
 use crate::classify::{TokenFormat, is_access_token_typ, jwt_type};
 use crate::rejection::InvalidReason;
 use crate::token::{TokenType, TokenTypes};
+use crate::verifier::sealed::Seal;
 use crate::verifier::{Credential, Verifier, VerifyError, VerifyFuture};
 
 /// The default clock skew allowed on `exp`, `nbf` and `iat`, as Clerk's.
@@ -394,6 +395,26 @@ impl JwtVerifier {
         self.recall_jwt(token).filter(|auth| auth.token_type == token_type)
     }
 
+    /// What [`Verifier::verify`] would answer for a credential, from memory alone: a token
+    /// verified before as this type, or an opaque credential refused as malformed. `None`
+    /// when only a signature check can tell. The gate asks it first on every request.
+    pub fn verify_cached(&self, credential: &Credential<'_>) -> Option<Result<Auth, VerifyError>> {
+        if credential.format() != TokenFormat::Jwt {
+            return Some(Err(malformed()));
+        }
+        self.cached_token(credential.token(), credential.token_type()).map(Ok)
+    }
+
+    /// The identity of a JWT this verifier accepted before and still remembers (unexpired,
+    /// same key set), whatever type it was verified as: the `Auth`'s `token_type` says which.
+    pub fn recall_jwt(&self, token: &str) -> Option<Auth> {
+        let cache = self.inner.cache.as_ref()?;
+        if token.len() > self.inner.max_token_bytes {
+            return None;
+        }
+        cache.get_any_type(&token_hash(token), self.generation(), now_secs())
+    }
+
     /// Verifies a token of `token_type` (as classified).
     pub async fn verify_token(&self, token: &str, token_type: TokenType) -> Result<Auth, VerifyError> {
         let inner = &*self.inner;
@@ -496,22 +517,15 @@ impl Verifier for JwtVerifier {
         Box::pin(self.verify_token(credential.token(), credential.token_type()))
     }
 
-    fn verify_cached(&self, credential: &Credential<'_>) -> Option<Result<Auth, VerifyError>> {
-        if credential.format() != TokenFormat::Jwt {
-            return Some(Err(malformed()));
-        }
-        self.cached_token(credential.token(), credential.token_type()).map(Ok)
-    }
-
-    fn recall_jwt(&self, token: &str) -> Option<Auth> {
-        let cache = self.inner.cache.as_ref()?;
-        if token.len() > self.inner.max_token_bytes {
-            return None;
-        }
-        cache.get_any_type(&token_hash(token), self.generation(), now_secs())
-    }
-
     fn name(&self) -> &'static str {
         "jwt"
+    }
+
+    fn verify_cached_sealed(&self, credential: &Credential<'_>, _: Seal) -> Option<Result<Auth, VerifyError>> {
+        self.verify_cached(credential)
+    }
+
+    fn recall_jwt_sealed(&self, token: &str, _: Seal) -> Option<Auth> {
+        self.recall_jwt(token)
     }
 }

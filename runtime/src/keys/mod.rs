@@ -6,7 +6,10 @@
 //! - [`store`]: the database-agnostic [`KeyStore`] trait, its records, and [`issue`];
 //! - [`memory`], [`sqlite`] and [`postgres`]: the stores; [`open_store`] picks one from a
 //!   database URL;
-//! - [`verifier`]: [`KeyVerifier`], the cached [`Verifier`](crate::Verifier) for both kinds.
+//! - [`verifier`]: [`KeyVerifier`], the cached [`Verifier`](crate::Verifier) for both kinds,
+//!   and what it is made of: `key_cache` (verified and refused keys by SHA-256),
+//!   `single_flight` (one store lookup per secret however many requests wait for it),
+//!   `usage` (batched `last_used_at`) and `revocations` (notices from other instances).
 //!
 //! ```
 //! use tokengate_runtime::keys::{DEFAULT_DATABASE_URL, KeySpec, KeyVerifier, open_store};
@@ -21,12 +24,15 @@
 //! # });
 //! ```
 
-mod front;
+mod key_cache;
 pub mod memory;
 pub mod postgres;
+mod revocations;
 pub mod secret;
+mod single_flight;
 pub mod sqlite;
 pub mod store;
+mod usage;
 pub mod verifier;
 
 use std::sync::Arc;

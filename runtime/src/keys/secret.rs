@@ -20,7 +20,6 @@
 //! ```
 
 use std::fmt;
-use std::hash::{Hash, Hasher};
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -170,38 +169,12 @@ impl fmt::Debug for Secret {
 
 /// The SHA-256 of a secret: what a store keeps and looks keys up by.
 ///
-/// The verifier computes it when its cache of verified keys (keyed by a cheaper keyed hash)
-/// misses: it keys the cache of refusals and the store lookups in flight, and names a key in a
-/// revocation. Equality and hashing work on words: equality folds four 64-bit differences (no
-/// early exit, no `memcmp` call), and hashing feeds the first 16 bytes to the map's hasher. A
-/// SHA-256 is uniformly distributed, so those bytes spread keys as well as all 32 would; the
-/// maps' hashers are randomly seeded, so a client cannot aim keys at one bucket either way.
-#[derive(Clone, Copy)]
+/// The key verifier computes it once per request: it keys the caches of verified and refused
+/// keys and the store lookups in flight, and names a key in a revocation. Its `==` may stop
+/// at the first differing byte (it compares digests, which say nothing of the secrets);
+/// [`SecretHash::ct_eq`] is the constant-time comparison for a record the store returned.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SecretHash([u8; 32]);
-
-impl SecretHash {
-    fn words(&self) -> [u64; 4] {
-        let (words, _) = self.0.as_chunks::<8>();
-        [0, 1, 2, 3].map(|i| u64::from_ne_bytes(words[i]))
-    }
-}
-
-impl PartialEq for SecretHash {
-    fn eq(&self, other: &SecretHash) -> bool {
-        let (a, b) = (self.words(), other.words());
-        ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3])) == 0
-    }
-}
-
-impl Eq for SecretHash {}
-
-impl Hash for SecretHash {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        let [first, second, ..] = self.words();
-        state.write_u64(first);
-        state.write_u64(second);
-    }
-}
 
 impl SecretHash {
     /// Hashes `secret`.
