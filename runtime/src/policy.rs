@@ -26,7 +26,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use crate::auth::AuthInfo;
-use crate::rejection::{Forbidden, Rejection};
+use crate::rejection::{Forbidden, ForbiddenReason, Rejection};
 use crate::token::{TokenType, TokenTypes};
 
 /// What a requirement looks at.
@@ -172,7 +172,7 @@ impl Requirement {
             RequirementKind::Condition => return Ok(()),
             RequirementKind::Scope => &auth.scopes,
             RequirementKind::Role | RequirementKind::Permission if auth.org_id.is_none() => {
-                return Err(self.forbidden(Vec::new(), "no-active-organization"));
+                return Err(self.forbidden(Vec::new(), ForbiddenReason::NoActiveOrganization));
             }
             RequirementKind::Role => std::slice::from_ref(auth.org_role.as_ref().unwrap_or(&EMPTY)),
             RequirementKind::Permission => &auth.org_permissions,
@@ -186,17 +186,11 @@ impl Requirement {
         if missing.is_empty() {
             Ok(())
         } else {
-            let reason = match self.kind {
-                RequirementKind::Scope => "insufficient-scope",
-                RequirementKind::Role => "missing-role",
-                RequirementKind::Permission => "missing-permission",
-                RequirementKind::Condition => "condition-failed",
-            };
-            Err(self.forbidden(missing, reason))
+            Err(self.forbidden(missing, ForbiddenReason::lacking(self.kind)))
         }
     }
 
-    fn forbidden(&self, missing: Vec<Cow<'static, str>>, reason: &'static str) -> Rejection {
+    fn forbidden(&self, missing: Vec<Cow<'static, str>>, reason: ForbiddenReason) -> Rejection {
         Rejection::Forbidden(Forbidden {
             kind: self.kind,
             matching: self.matching,
@@ -395,7 +389,7 @@ mod tests {
             .require(Requirement::new(RequirementKind::Role, Match::Any, ["org:admin"]).unwrap());
         let mut a = auth(TokenType::SessionToken, &[]);
         match p.check(&a) {
-            Err(Rejection::Forbidden(f)) => assert_eq!(f.reason, "no-active-organization"),
+            Err(Rejection::Forbidden(f)) => assert_eq!(f.reason, ForbiddenReason::NoActiveOrganization),
             other => panic!("{other:?}"),
         }
         a.org_id = Some("org_1".into());

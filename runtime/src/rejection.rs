@@ -170,6 +170,53 @@ impl fmt::Display for InvalidReason {
     }
 }
 
+/// Why a verified token was refused (`403 insufficient_scope`). Stable, on the wire as the
+/// body's `reason`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ForbiddenReason {
+    /// A scope is missing (`insufficient-scope`).
+    InsufficientScope,
+    /// The organization role is not one required (`missing-role`).
+    MissingRole,
+    /// An organization permission is missing (`missing-permission`).
+    MissingPermission,
+    /// A role or permission is required but the session has no active organization
+    /// (`no-active-organization`).
+    NoActiveOrganization,
+    /// A `#[require]` predicate refused (`condition-failed`).
+    ConditionFailed,
+}
+
+impl ForbiddenReason {
+    /// The stable machine-readable reason.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ForbiddenReason::InsufficientScope => "insufficient-scope",
+            ForbiddenReason::MissingRole => "missing-role",
+            ForbiddenReason::MissingPermission => "missing-permission",
+            ForbiddenReason::NoActiveOrganization => "no-active-organization",
+            ForbiddenReason::ConditionFailed => "condition-failed",
+        }
+    }
+
+    /// The reason a requirement of this kind gives when the token lacks its values.
+    pub const fn lacking(kind: RequirementKind) -> ForbiddenReason {
+        match kind {
+            RequirementKind::Scope => ForbiddenReason::InsufficientScope,
+            RequirementKind::Role => ForbiddenReason::MissingRole,
+            RequirementKind::Permission => ForbiddenReason::MissingPermission,
+            RequirementKind::Condition => ForbiddenReason::ConditionFailed,
+        }
+    }
+}
+
+impl fmt::Display for ForbiddenReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A verified token lacks what the route requires (`403 insufficient_scope`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Forbidden {
@@ -181,9 +228,8 @@ pub struct Forbidden {
     pub required: Vec<Cow<'static, str>>,
     /// What the token lacks (for any-of: all of them).
     pub missing: Vec<Cow<'static, str>>,
-    /// A stable reason: `insufficient-scope`, `missing-role`, `missing-permission`,
-    /// `no-active-organization`, `condition-failed`.
-    pub reason: &'static str,
+    /// Why.
+    pub reason: ForbiddenReason,
 }
 
 /// Every way the guard can refuse a request.
@@ -224,41 +270,49 @@ pub enum Rejection {
 /// The realm used when none is configured.
 pub const DEFAULT_REALM: &str = "api";
 
+/// What a rejection is on the wire, besides its message: one row per kind of rejection.
+struct Wire {
+    status: StatusCode,
+    /// RFC 6750's `error` in `WWW-Authenticate`.
+    error_code: Option<&'static str>,
+    /// The body's `reason` (and the challenge's `error_description`).
+    reason: &'static str,
+}
+
 impl Rejection {
+    /// The one table of what each rejection is on the wire.
+    fn wire(&self) -> Wire {
+        let (status, error_code, reason) = match self {
+            Rejection::MissingCredentials => (StatusCode::UNAUTHORIZED, None, "missing-credentials"),
+            Rejection::InvalidRequest(r) => (StatusCode::BAD_REQUEST, Some("invalid_request"), r.as_str()),
+            Rejection::InvalidToken(r) => (StatusCode::UNAUTHORIZED, Some("invalid_token"), r.as_str()),
+            Rejection::TokenTypeNotAccepted { .. } => {
+                (StatusCode::UNAUTHORIZED, Some("invalid_token"), "token-type-mismatch")
+            }
+            Rejection::Forbidden(f) => (StatusCode::FORBIDDEN, Some("insufficient_scope"), f.reason.as_str()),
+            Rejection::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, None, "verifier-unavailable"),
+            Rejection::Misconfigured(_) => (StatusCode::INTERNAL_SERVER_ERROR, None, "server-misconfigured"),
+        };
+        Wire {
+            status,
+            error_code,
+            reason,
+        }
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
-        match self {
-            Rejection::MissingCredentials | Rejection::InvalidToken(_) | Rejection::TokenTypeNotAccepted { .. } => {
-                StatusCode::UNAUTHORIZED
-            }
-            Rejection::InvalidRequest(_) => StatusCode::BAD_REQUEST,
-            Rejection::Forbidden(_) => StatusCode::FORBIDDEN,
-            Rejection::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Rejection::Misconfigured(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.wire().status
     }
 
     /// The stable machine-readable reason carried in the body's `reason` field.
     pub fn reason(&self) -> &'static str {
-        match self {
-            Rejection::MissingCredentials => "missing-credentials",
-            Rejection::InvalidRequest(r) => r.as_str(),
-            Rejection::InvalidToken(r) => r.as_str(),
-            Rejection::TokenTypeNotAccepted { .. } => "token-type-mismatch",
-            Rejection::Forbidden(f) => f.reason,
-            Rejection::Unavailable { .. } => "verifier-unavailable",
-            Rejection::Misconfigured(_) => "server-misconfigured",
-        }
+        self.wire().reason
     }
 
     /// The RFC 6750 error code, if the rejection has one.
     pub fn error_code(&self) -> Option<&'static str> {
-        match self {
-            Rejection::MissingCredentials | Rejection::Unavailable { .. } | Rejection::Misconfigured(_) => None,
-            Rejection::InvalidRequest(_) => Some("invalid_request"),
-            Rejection::InvalidToken(_) | Rejection::TokenTypeNotAccepted { .. } => Some("invalid_token"),
-            Rejection::Forbidden(_) => Some("insufficient_scope"),
-        }
+        self.wire().error_code
     }
 
     fn message(&self) -> Cow<'static, str> {
@@ -269,23 +323,7 @@ impl Rejection {
             Rejection::TokenTypeNotAccepted { presented, accepted } => {
                 format!("this route does not accept {presented}; it accepts {accepted}").into()
             }
-            Rejection::Forbidden(f) if f.reason == "no-active-organization" => format!(
-                "this route needs an organization {}, but the session has no active organization; select an organization (Clerk: `setActive({{ organization }})`) and retry",
-                f.kind.as_str()
-            )
-            .into(),
-            Rejection::Forbidden(f) if f.kind == RequirementKind::Condition => {
-                let list = f.missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>();
-                format!("the request does not meet the condition {} of this route", list.join(" and ")).into()
-            }
-            Rejection::Forbidden(f) => {
-                let list = f.missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>();
-                let (kind, joiner) = match f.matching {
-                    Match::All => (f.kind.as_str(), " and "),
-                    Match::Any => (f.kind.as_str(), " or "),
-                };
-                format!("this route needs the {kind} {}", list.join(joiner)).into()
-            }
+            Rejection::Forbidden(f) => f.message().into(),
             Rejection::Unavailable { .. } => "the token could not be verified right now; retry later".into(),
             Rejection::Misconfigured(_) => "the server is misconfigured; see its logs".into(),
         }
@@ -294,50 +332,24 @@ impl Rejection {
     /// Renders the rejection with `realm` in `WWW-Authenticate`. `realm` must hold only
     /// RFC 6750 quoted-string characters (the [`TokenGate`](crate::TokenGate) builder checks).
     pub fn into_response_with_realm(self, realm: &str) -> Response {
-        let status = self.status();
-        let error = match status {
-            StatusCode::BAD_REQUEST => "Bad Request",
-            StatusCode::FORBIDDEN => "Forbidden",
-            StatusCode::SERVICE_UNAVAILABLE => "Service Unavailable",
-            StatusCode::INTERNAL_SERVER_ERROR => "Internal Server Error",
-            _ => "Unauthorized",
+        let wire = self.wire();
+        let body = Body {
+            error: wire.status.canonical_reason().unwrap_or("Error"),
+            reason: wire.reason,
+            message: self.message(),
+            accepted: match &self {
+                Rejection::TokenTypeNotAccepted { accepted, .. } => Some(*accepted),
+                _ => None,
+            },
+            lacking: match &self {
+                Rejection::Forbidden(f) => Some(Lacking::of(f)),
+                _ => None,
+            },
         };
-        let mut body = serde_json::json!({
-            "error": error,
-            "reason": self.reason(),
-            "message": self.message(),
-        });
-        match &self {
-            Rejection::TokenTypeNotAccepted { accepted, .. } => {
-                body["accepted"] = serde_json::json!(accepted);
-            }
-            Rejection::Forbidden(f) => {
-                body[format!("missing_{}s", f.kind.as_str())] = serde_json::json!(f.missing);
-                body[format!("required_{}s", f.kind.as_str())] = serde_json::json!(f.required);
-            }
-            _ => {}
-        }
-        let mut response = (status, Json(body)).into_response();
+        let mut response = (wire.status, Json(body)).into_response();
         let headers = response.headers_mut();
-        if matches!(
-            status,
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::BAD_REQUEST
-        ) {
-            let mut challenge = format!("Bearer realm=\"{realm}\"");
-            if let Some(code) = self.error_code() {
-                challenge.push_str(&format!(", error=\"{code}\""));
-                let description = self.description();
-                challenge.push_str(&format!(", error_description=\"{description}\""));
-            }
-            if let Rejection::Forbidden(f) = &self
-                && f.kind == RequirementKind::Scope
-            {
-                challenge.push_str(&format!(", scope=\"{}\"", f.required.join(" ")));
-            }
-            // Every part is a fixed string, a configured realm or a validated scope; the
-            // fallback only guards against a future mistake.
-            let value = HeaderValue::from_str(&challenge).unwrap_or(HeaderValue::from_static("Bearer"));
-            headers.insert(header::WWW_AUTHENTICATE, value);
+        if let Some(challenge) = self.challenge(&wire, realm) {
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
         }
         if let Rejection::Unavailable { retry_after } = &self {
             let secs = retry_after.map_or(5, |d| d.as_secs().max(1));
@@ -347,14 +359,111 @@ impl Rejection {
         response
     }
 
-    /// The `error_description`: a fixed string from RFC 6750's allowed characters.
-    fn description(&self) -> &'static str {
-        match self {
-            Rejection::InvalidRequest(r) => r.as_str(),
-            Rejection::InvalidToken(r) => r.as_str(),
-            Rejection::TokenTypeNotAccepted { .. } => "token-type-mismatch",
-            Rejection::Forbidden(f) => f.reason,
-            _ => "",
+    /// The `WWW-Authenticate` value of a `400`, `401` or `403`.
+    fn challenge(&self, wire: &Wire, realm: &str) -> Option<HeaderValue> {
+        if !matches!(
+            wire.status,
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::BAD_REQUEST
+        ) {
+            return None;
+        }
+        let mut challenge = format!("Bearer realm=\"{realm}\"");
+        if let Some(code) = wire.error_code {
+            challenge.push_str(&format!(", error=\"{code}\", error_description=\"{}\"", wire.reason));
+        }
+        if let Rejection::Forbidden(f) = self
+            && f.kind == RequirementKind::Scope
+        {
+            challenge.push_str(&format!(", scope=\"{}\"", f.required.join(" ")));
+        }
+        // Every part is a fixed string, a configured realm or a validated scope; the
+        // fallback only guards against a future mistake.
+        Some(HeaderValue::from_str(&challenge).unwrap_or(HeaderValue::from_static("Bearer")))
+    }
+}
+
+impl Forbidden {
+    fn message(&self) -> String {
+        let list = |joiner: &str| {
+            let quoted: Vec<String> = self.missing.iter().map(|m| format!("`{m}`")).collect();
+            quoted.join(joiner)
+        };
+        match self.reason {
+            ForbiddenReason::NoActiveOrganization => format!(
+                "this route needs an organization {}, but the session has no active organization; select an organization (Clerk: `setActive({{ organization }})`) and retry",
+                self.kind.as_str()
+            ),
+            ForbiddenReason::ConditionFailed => {
+                format!(
+                    "the request does not meet the condition {} of this route",
+                    list(" and ")
+                )
+            }
+            _ => {
+                let joiner = match self.matching {
+                    Match::All => " and ",
+                    Match::Any => " or ",
+                };
+                format!("this route needs the {} {}", self.kind.as_str(), list(joiner))
+            }
+        }
+    }
+}
+
+/// A rejection's JSON body.
+#[derive(serde::Serialize)]
+struct Body<'a> {
+    error: &'static str,
+    reason: &'static str,
+    message: Cow<'static, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    accepted: Option<TokenTypes>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    lacking: Option<Lacking<'a>>,
+}
+
+/// What a `403` names, under field names of its requirement's kind.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Lacking<'a> {
+    Scopes {
+        missing_scopes: &'a [Cow<'static, str>],
+        required_scopes: &'a [Cow<'static, str>],
+    },
+    Roles {
+        missing_roles: &'a [Cow<'static, str>],
+        required_roles: &'a [Cow<'static, str>],
+    },
+    Permissions {
+        missing_permissions: &'a [Cow<'static, str>],
+        required_permissions: &'a [Cow<'static, str>],
+    },
+    Conditions {
+        missing_conditions: &'a [Cow<'static, str>],
+        required_conditions: &'a [Cow<'static, str>],
+    },
+}
+
+impl<'a> Lacking<'a> {
+    fn of(f: &'a Forbidden) -> Lacking<'a> {
+        let (missing, required) = (&f.missing[..], &f.required[..]);
+        match f.kind {
+            RequirementKind::Scope => Lacking::Scopes {
+                missing_scopes: missing,
+                required_scopes: required,
+            },
+            RequirementKind::Role => Lacking::Roles {
+                missing_roles: missing,
+                required_roles: required,
+            },
+            RequirementKind::Permission => Lacking::Permissions {
+                missing_permissions: missing,
+                required_permissions: required,
+            },
+            RequirementKind::Condition => Lacking::Conditions {
+                missing_conditions: missing,
+                required_conditions: required,
+            },
         }
     }
 }
@@ -367,7 +476,7 @@ impl Rejection {
             matching: Match::All,
             required: vec![Cow::Borrowed(name)],
             missing: vec![Cow::Borrowed(name)],
-            reason: "condition-failed",
+            reason: ForbiddenReason::ConditionFailed,
         })
     }
 }
@@ -409,12 +518,65 @@ mod tests {
             matching: Match::All,
             required: vec!["write:users".into(), "read:users".into()],
             missing: vec!["write:users".into()],
-            reason: "insufficient-scope",
+            reason: ForbiddenReason::InsufficientScope,
         });
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
         assert_eq!(
             challenge(r),
             "Bearer realm=\"api\", error=\"insufficient_scope\", error_description=\"insufficient-scope\", scope=\"write:users read:users\""
+        );
+    }
+
+    fn body(r: Rejection) -> serde_json::Value {
+        let response = r.into_response();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let bytes = rt
+            .block_on(axum::body::to_bytes(response.into_body(), 1 << 16))
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[test]
+    fn bodies_name_what_is_lacking_under_their_kind() {
+        for (kind, missing, required) in [
+            (RequirementKind::Scope, "missing_scopes", "required_scopes"),
+            (RequirementKind::Role, "missing_roles", "required_roles"),
+            (
+                RequirementKind::Permission,
+                "missing_permissions",
+                "required_permissions",
+            ),
+            (RequirementKind::Condition, "missing_conditions", "required_conditions"),
+        ] {
+            let b = body(Rejection::Forbidden(Forbidden {
+                kind,
+                matching: Match::Any,
+                required: vec!["a".into(), "b".into()],
+                missing: vec!["a".into(), "b".into()],
+                reason: ForbiddenReason::lacking(kind),
+            }));
+            assert_eq!(b["error"], "Forbidden");
+            assert_eq!(b["reason"], ForbiddenReason::lacking(kind).as_str());
+            assert_eq!(b[missing], serde_json::json!(["a", "b"]), "{kind:?}");
+            assert_eq!(b[required], serde_json::json!(["a", "b"]), "{kind:?}");
+            assert_eq!(b.as_object().unwrap().len(), 5, "{b}");
+        }
+        let b = body(Rejection::TokenTypeNotAccepted {
+            presented: TokenType::ApiKey,
+            accepted: TokenTypes::EMPTY.with(TokenType::SessionToken),
+        });
+        assert_eq!(
+            (b["error"].as_str(), b["reason"].as_str()),
+            (Some("Unauthorized"), Some("token-type-mismatch"))
+        );
+        assert_eq!(b["accepted"], serde_json::json!(["session_token"]));
+        let b = body(Rejection::Unavailable { retry_after: None });
+        assert_eq!(b["error"], "Service Unavailable");
+        assert_eq!(b.as_object().unwrap().len(), 3, "{b}");
+        assert_eq!(body(Rejection::Misconfigured("x"))["error"], "Internal Server Error");
+        assert_eq!(
+            body(Rejection::InvalidRequest(InvalidRequest::HeaderTooLarge))["error"],
+            "Bad Request"
         );
     }
 
