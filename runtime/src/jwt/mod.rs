@@ -9,7 +9,8 @@
 //! | [`jwks`] | the remote JWKS cache (lock-free reads, refresh, cooldown, stale-if-error) |
 //! | [`discovery`] | OAuth / OIDC discovery of an issuer's `jwks_uri` |
 //! | `jws` | the compact JWS: segments, JOSE header checks, signature |
-//! | [`claims`] | claim validation and Clerk's claim mapping |
+//! | [`claims`] | claim validation and the mapping of each kind's claims |
+//! | `clerk_claims` | Clerk's organization claims, v1 and v2 |
 //! | [`cache`] | the verified-token cache (a reused token costs a hash) |
 //! | [`config`] | rules per kind of token, configuration errors |
 //!
@@ -47,6 +48,7 @@
 
 pub mod cache;
 pub mod claims;
+mod clerk_claims;
 pub mod config;
 pub mod discovery;
 pub mod jwks;
