@@ -322,14 +322,43 @@ impl IntrospectionVerifier {
         VerifyError::unavailable(detail)
     }
 
+    /// The cached answer to an introspection response's members at `now`.
     fn evaluate(&self, fields: serde_json::Map<String, serde_json::Value>, now: i64) -> Outcome {
-        let negative = |reason| Outcome {
+        if fields.get("active") != Some(&serde_json::Value::Bool(true)) {
+            return self.refused(InvalidReason::Inactive);
+        }
+        match self.check(&fields, now) {
+            Err(reason) => self.refused(reason),
+            Ok((mut info, exp)) => {
+                info.claims = serde_json::Value::Object(fields);
+                let mut ttl = self.config.cache_ttl;
+                if let Some(exp) = exp {
+                    let left = u64::try_from(exp.saturating_sub(now)).unwrap_or(0);
+                    ttl = ttl.min(Duration::from_secs(left));
+                }
+                Outcome {
+                    result: Ok(Auth::new(info.with_derived_ids())),
+                    ttl,
+                }
+            }
+        }
+    }
+
+    /// A refusal, cached for the negative TTL.
+    fn refused(&self, reason: InvalidReason) -> Outcome {
+        Outcome {
             result: Err(reason),
             ttl: self.config.negative_cache_ttl,
-        };
-        if fields.get("active") != Some(&serde_json::Value::Bool(true)) {
-            return negative(InvalidReason::Inactive);
         }
+    }
+
+    /// The identity an active token's members describe, and its `exp`; or why they refuse it
+    /// (`token_type`, `exp`, `nbf`, and `iss` / `aud` when configured).
+    fn check(
+        &self,
+        fields: &serde_json::Map<String, serde_json::Value>,
+        now: i64,
+    ) -> Result<(AuthInfo, Option<i64>), InvalidReason> {
         let number = |name: &str| match fields.get(name) {
             None | Some(serde_json::Value::Null) => Ok(None),
             Some(serde_json::Value::Number(n)) => n
@@ -344,59 +373,42 @@ impl IntrospectionVerifier {
             Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
             Some(_) => Err(InvalidReason::InvalidClaims),
         };
-        let checked = (|| {
-            // RFC 7662 `token_type`: a refresh token is not an access token.
-            if string("token_type")?.is_some_and(|t| t.eq_ignore_ascii_case("refresh_token")) {
-                return Err(InvalidReason::WrongType);
-            }
-            let exp = number("exp")?;
-            if exp.is_some_and(|exp| exp <= now) {
-                return Err(InvalidReason::Expired);
-            }
-            if number("nbf")?.is_some_and(|nbf| nbf > now + LEEWAY_SECS) {
-                return Err(InvalidReason::NotYetValid);
-            }
-            if let Some(issuer) = &self.config.issuer
-                && string("iss")?.as_deref() != Some(issuer.as_str())
-            {
-                return Err(InvalidReason::WrongIssuer);
-            }
-            if let Some(audience) = &self.config.audience {
-                let ok = match fields.get("aud") {
-                    Some(serde_json::Value::String(aud)) => aud == audience,
-                    Some(serde_json::Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(audience)),
-                    _ => false,
-                };
-                if !ok {
-                    return Err(InvalidReason::WrongAudience);
-                }
-            }
-            let scopes = string("scope")?
-                .map(|s| s.split_ascii_whitespace().map(str::to_owned).collect())
-                .unwrap_or_default();
-            let mut info = AuthInfo::new(TokenType::OAuthToken);
-            info.id = string("jti")?;
-            info.subject = string("sub")?;
-            info.client_id = string("client_id")?;
-            info.scopes = scopes;
-            info.expiration = exp;
-            Ok((info, exp))
-        })();
-        match checked {
-            Err(reason) => negative(reason),
-            Ok((mut info, exp)) => {
-                info.claims = serde_json::Value::Object(fields);
-                let mut ttl = self.config.cache_ttl;
-                if let Some(exp) = exp {
-                    let left = u64::try_from(exp.saturating_sub(now)).unwrap_or(0);
-                    ttl = ttl.min(Duration::from_secs(left));
-                }
-                Outcome {
-                    result: Ok(Auth::new(info.with_derived_ids())),
-                    ttl,
-                }
+        // RFC 7662 `token_type`: a refresh token is not an access token.
+        if string("token_type")?.is_some_and(|t| t.eq_ignore_ascii_case("refresh_token")) {
+            return Err(InvalidReason::WrongType);
+        }
+        let exp = number("exp")?;
+        if exp.is_some_and(|exp| exp <= now) {
+            return Err(InvalidReason::Expired);
+        }
+        if number("nbf")?.is_some_and(|nbf| nbf > now + LEEWAY_SECS) {
+            return Err(InvalidReason::NotYetValid);
+        }
+        if let Some(issuer) = &self.config.issuer
+            && string("iss")?.as_deref() != Some(issuer.as_str())
+        {
+            return Err(InvalidReason::WrongIssuer);
+        }
+        if let Some(audience) = &self.config.audience {
+            let ok = match fields.get("aud") {
+                Some(serde_json::Value::String(aud)) => aud == audience,
+                Some(serde_json::Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(audience)),
+                _ => false,
+            };
+            if !ok {
+                return Err(InvalidReason::WrongAudience);
             }
         }
+        let scopes = string("scope")?
+            .map(|s| s.split_ascii_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default();
+        let mut info = AuthInfo::new(TokenType::OAuthToken);
+        info.id = string("jti")?;
+        info.subject = string("sub")?;
+        info.client_id = string("client_id")?;
+        info.scopes = scopes;
+        info.expiration = exp;
+        Ok((info, exp))
     }
 }
 

@@ -142,28 +142,34 @@ impl ClerkApi {
 
     /// Verifies an opaque machine token of `token_type` with one API call.
     pub async fn verify(&self, token_type: TokenType, token: &str) -> Result<ApiVerdict, VerifyError> {
-        let Some(Endpoint {
-            path,
-            field,
-            auth,
-            key_name,
-            backoff,
-        }) = self.endpoint(token_type)
-        else {
+        let Some(endpoint) = self.endpoint(token_type) else {
             return Err(VerifyError::Misconfigured(
                 "Clerk's Backend API client verifies machine tokens only; verify session tokens with the JWT verifier"
                     .into(),
             ));
         };
-        backoff.check()?;
+        endpoint.backoff.check()?;
+        let response = self.send(&endpoint, token).await?;
+        let status = response.status();
+        let retry_after = retry_after(response.headers());
+        endpoint
+            .backoff
+            .record(status.as_u16(), retry_after, self.config.negative_ttl());
+        self.verdict(token_type, &endpoint, response, retry_after).await
+    }
+
+    /// POSTs `token` to `endpoint` and logs the answer's status; a transport failure is an
+    /// error.
+    async fn send(&self, endpoint: &Endpoint<'_>, token: &str) -> Result<reqwest::Response, VerifyError> {
+        let path = endpoint.path;
         let url = format!("{}{path}", self.config.api_url());
         let mut body = serde_json::Map::new();
-        body.insert(field.to_owned(), serde_json::Value::String(token.to_owned()));
+        body.insert(endpoint.field.to_owned(), serde_json::Value::String(token.to_owned()));
         let started = std::time::Instant::now();
         let sent = self
             .http
             .post(&url)
-            .header(header::AUTHORIZATION, auth.clone())
+            .header(header::AUTHORIZATION, endpoint.auth.clone())
             .header(API_VERSION_HEADER, self.config.api_version())
             .header(header::ACCEPT, "application/json")
             .json(&body)
@@ -173,17 +179,27 @@ impl ClerkApi {
             Ok(response) => response,
             Err(e) => return Err(self.transport_error(path, &e)),
         };
-        let status = response.status();
-        let retry_after = retry_after(response.headers());
         tracing::debug!(
             target: "tokengate::clerk",
             path,
-            status = status.as_u16(),
+            status = response.status().as_u16(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "Backend API verify call"
         );
-        backoff.record(status.as_u16(), retry_after, self.config.negative_ttl());
-        match status {
+        Ok(response)
+    }
+
+    /// What Clerk's answer to a verify call says: the identity, why the token is refused, or
+    /// why there is no answer (a wrong secret key, a limit, an outage).
+    async fn verdict(
+        &self,
+        token_type: TokenType,
+        endpoint: &Endpoint<'_>,
+        response: reqwest::Response,
+        retry_after: Option<Duration>,
+    ) -> Result<ApiVerdict, VerifyError> {
+        let (path, key_name) = (endpoint.path, endpoint.key_name);
+        match response.status() {
             StatusCode::OK => {
                 let body = self.read_body(path, response).await?;
                 parse_verify_response(token_type, &body, now_ms()).map_err(|e| VerifyError::Unavailable {
@@ -197,7 +213,7 @@ impl ClerkApi {
                 tracing::debug!(target: "tokengate::clerk", path, "Clerk answered 400 to a verify call");
                 Ok(Err(InvalidReason::Malformed))
             }
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(VerifyError::Misconfigured(format!(
+            status @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => Err(VerifyError::Misconfigured(format!(
                 "Clerk's Backend API answered {} to POST {path}: the {key_name} configuration is wrong \
                  (revoked, mistyped, or from another instance); fix it — callers get 503 until then",
                 status.as_u16()

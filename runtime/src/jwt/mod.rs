@@ -8,7 +8,9 @@
 //! | [`keys`] | static key sets from PEM / JWK / JWKS text or files |
 //! | [`jwks`] | the remote JWKS cache (lock-free reads, refresh, cooldown, stale-if-error) |
 //! | [`discovery`] | OAuth / OIDC discovery of an issuer's `jwks_uri` |
-//! | [`claims`] | claim validation and Clerk's claim mapping |
+//! | `jws` | the compact JWS: segments, JOSE header checks, signature |
+//! | [`claims`] | claim validation and the mapping of each kind's claims |
+//! | `clerk_claims` | Clerk's organization claims, v1 and v2 |
 //! | [`cache`] | the verified-token cache (a reused token costs a hash) |
 //! | [`config`] | rules per kind of token, configuration errors |
 //!
@@ -46,12 +48,13 @@
 
 pub mod cache;
 pub mod claims;
+mod clerk_claims;
 pub mod config;
 pub mod discovery;
 pub mod jwks;
+mod jws;
 pub mod keys;
 
-use std::borrow::Cow;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
@@ -61,7 +64,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 pub use jsonwebtoken::Algorithm;
-use serde::Deserialize as _;
 
 pub use self::cache::TokenCacheConfig;
 use self::cache::{TokenCache, token_hash};
@@ -69,10 +71,10 @@ use self::claims::{ClaimRules, Clock};
 pub use self::config::{JwtConfigError, M2mRules, OAuthRules, SessionRules};
 use self::jwks::Snapshot;
 pub use self::jwks::{JwksCache, JwksCacheBuilder, JwksError};
+use self::jws::{Header, Segments};
 pub use self::keys::{AlgorithmSet, KeyError, KeySet, jwks_from_pem};
-use self::keys::{Lookup, MAX_KID_LEN, parse_algorithm};
-use crate::auth::Auth;
-use crate::classify::{TokenFormat, is_access_token_typ, jwt_type};
+use crate::auth::{Auth, AuthInfo};
+use crate::classify::{TokenFormat, jwt_type};
 use crate::rejection::InvalidReason;
 use crate::token::{TokenType, TokenTypes};
 use crate::verifier::sealed::Seal;
@@ -264,23 +266,6 @@ impl JwtVerifierBuilder {
     }
 }
 
-/// The parts of a JOSE header that are used. `jku`, `x5u`, `jwk`, `x5c` are never read.
-#[derive(serde::Deserialize)]
-struct Header<'a> {
-    #[serde(borrow)]
-    alg: Cow<'a, str>,
-    #[serde(borrow, default)]
-    kid: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    typ: Option<Cow<'a, str>>,
-    #[serde(default, deserialize_with = "present")]
-    crit: bool,
-}
-
-fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
-    serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
-}
-
 fn now_secs() -> i64 {
     // A clock before 1970 makes every token expired: fail closed.
     SystemTime::now()
@@ -430,55 +415,39 @@ impl JwtVerifier {
             return Ok(auth);
         }
 
-        let mut segments = token.split('.');
-        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
-            (segments.next(), segments.next(), segments.next(), segments.next())
-        else {
-            return Err(malformed());
-        };
-        let header_json = URL_SAFE_NO_PAD.decode(header_b64).map_err(|_| malformed())?;
-        if header_json.trim_ascii_start().first() != Some(&b'{') {
-            return Err(malformed());
-        }
-        let header: Header<'_> = serde_json::from_slice(&header_json).map_err(|_| malformed())?;
-        if header.crit {
-            return Err(InvalidReason::UnsupportedCritical.into());
-        }
-        let alg = parse_algorithm(&header.alg).ok_or(InvalidReason::DisallowedAlgorithm)?;
-        if !rules.algorithms.contains(alg) {
-            return Err(InvalidReason::DisallowedAlgorithm.into());
-        }
-        let typ = header.typ.as_deref();
-        let typ_ok = match token_type {
-            TokenType::SessionToken => typ.is_none_or(|t| t.eq_ignore_ascii_case("JWT")),
-            TokenType::OAuthToken => typ.is_some_and(is_access_token_typ),
-            _ => typ.is_none_or(|t| t.eq_ignore_ascii_case("JWT") || is_access_token_typ(t)),
-        };
-        if !typ_ok {
-            return Err(InvalidReason::WrongType.into());
-        }
+        let segments = Segments::split(token)?;
+        let header_json = URL_SAFE_NO_PAD.decode(segments.header).map_err(|_| malformed())?;
+        let header = Header::parse(&header_json)?;
+        let alg = header.check(&rules.algorithms, token_type)?;
         let kid = header.kid.as_deref();
-        if kid.is_some_and(|k| k.len() > MAX_KID_LEN) {
-            return Err(InvalidReason::UnknownKey.into());
-        }
+        let snapshot = self.snapshot_for(kid, alg).await?;
+        segments.check_signature(&snapshot.keys, kid, alg)?;
+        let info = self.check_claims(segments.payload, header.typ.as_deref(), rules, token_type, now)?;
+        let exp = info.expiration;
+        let auth = Auth::new(info);
+        self.remember(hash, &auth, exp, snapshot.generation, now);
+        Ok(auth)
+    }
 
-        let snapshot = match &inner.keys {
-            KeySource::Static(snapshot) => Arc::clone(snapshot),
-            KeySource::Remote(jwks) => jwks.resolve(kid, alg).await?,
-        };
-        let key = match snapshot.keys.find(kid, alg) {
-            Lookup::Found(key) => key,
-            Lookup::AlgorithmNotAllowed => return Err(InvalidReason::DisallowedAlgorithm.into()),
-            Lookup::NotFound => return Err(InvalidReason::UnknownKey.into()),
-        };
-        let message = &token[..header_b64.len() + 1 + payload_b64.len()];
-        match jsonwebtoken::crypto::verify(signature_b64, message.as_bytes(), &key.key, alg) {
-            Ok(true) => {}
-            Ok(false) => return Err(InvalidReason::BadSignature.into()),
-            Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::Base64(_)) => return Err(malformed()),
-            Err(_) => return Err(InvalidReason::BadSignature.into()),
+    /// The keys to verify with: the static set, or the JWKS's once it has a key for `kid`
+    /// and `alg` (fetching when needed).
+    async fn snapshot_for(&self, kid: Option<&str>, alg: Algorithm) -> Result<Arc<Snapshot>, VerifyError> {
+        match &self.inner.keys {
+            KeySource::Static(snapshot) => Ok(Arc::clone(snapshot)),
+            KeySource::Remote(jwks) => jwks.resolve(kid, alg).await,
         }
+    }
 
+    /// Decodes a signed payload and validates its claims as `token_type`, which must also be
+    /// the type the classifier gives the token.
+    fn check_claims(
+        &self,
+        payload_b64: &str,
+        typ: Option<&str>,
+        rules: &KindRules,
+        token_type: TokenType,
+        now: i64,
+    ) -> Result<AuthInfo, VerifyError> {
         let payload = URL_SAFE_NO_PAD.decode(payload_b64).map_err(|_| malformed())?;
         let claims = claims::parse_object(&payload)?;
         // Only as the type the classifier gives this token (an `at+jwt` with an `mch_` subject
@@ -489,23 +458,27 @@ impl JwtVerifier {
         }
         let clock = Clock {
             now,
-            leeway: inner.leeway,
+            leeway: self.inner.leeway,
         };
         let info = match token_type {
             TokenType::SessionToken => claims::session(claims, &rules.claims, clock)?,
             TokenType::OAuthToken => claims::oauth(claims, &rules.claims, clock)?,
             _ => claims::m2m(claims, &rules.claims, clock)?,
         };
-        let exp = info.expiration;
-        let auth = Auth::new(info);
+        Ok(info)
+    }
+
+    /// Caches a verified token until its `exp` (when the cache is on and the token has one),
+    /// first clearing the cache if the keys changed since the last token was cached.
+    fn remember(&self, hash: Option<[u8; 32]>, auth: &Auth, exp: Option<i64>, generation: u64, now: i64) {
+        let inner = &*self.inner;
         if let (Some(cache), Some(hash), Some(exp)) = (&inner.cache, hash, exp) {
-            let previous = inner.cache_generation.swap(snapshot.generation, Ordering::Relaxed);
-            if previous != snapshot.generation {
+            let previous = inner.cache_generation.swap(generation, Ordering::Relaxed);
+            if previous != generation {
                 cache.clear();
             }
-            cache.insert(hash, &auth, exp, snapshot.generation, now);
+            cache.insert(hash, auth, exp, generation, now);
         }
-        Ok(auth)
     }
 }
 

@@ -25,18 +25,20 @@
 //! # Ok(()) }
 //! ```
 
+mod notices;
+
 use std::fmt;
 use std::future::Future;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sqlx::Row;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use tokio::sync::broadcast;
 
+use self::notices::Notices;
 use super::secret::{KeyKind, SecretHash};
 use super::store::{KeyRecord, KeyStore, LastUsed, NewKey, RevocationNotice, StoreError, StoreFuture, key_migrator};
 
@@ -51,9 +53,6 @@ pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// before it is abandoned as unavailable: a database that hangs, or a network that drops
 /// packets without an error, is a `503`, not a request stuck for minutes.
 pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
-/// The first and the longest wait between two reconnection attempts of the notification
-/// listener.
-const RECONNECT_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
 
 const MIGRATION_1: &str = "\
 CREATE TABLE IF NOT EXISTS tokengate_keys (
@@ -171,23 +170,6 @@ impl PostgresOptions {
     }
 }
 
-/// The revocation listener of one store (shared by its clones); stopped when the last clone
-/// is dropped.
-struct Notices {
-    sender: broadcast::Sender<RevocationNotice>,
-    started: AtomicBool,
-    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
-}
-
-impl Drop for Notices {
-    fn drop(&mut self) {
-        let task = self.task.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(task) = task.take() {
-            task.abort();
-        }
-    }
-}
-
 /// Keys in a PostgreSQL database.
 #[derive(Clone)]
 pub struct PostgresKeyStore {
@@ -200,7 +182,7 @@ impl fmt::Debug for PostgresKeyStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresKeyStore")
             .field("connections", &self.pool.size())
-            .field("listening", &self.notices.started.load(Ordering::Relaxed))
+            .field("listening", &self.notices.started())
             .finish_non_exhaustive()
     }
 }
@@ -244,15 +226,10 @@ impl PostgresKeyStore {
         what: &str,
         query_timeout: Duration,
     ) -> Result<PostgresKeyStore, StoreError> {
-        let (sender, _) = broadcast::channel(1024);
         let store = PostgresKeyStore {
             pool,
             query_timeout,
-            notices: Arc::new(Notices {
-                sender,
-                started: AtomicBool::new(false),
-                task: std::sync::Mutex::new(None),
-            }),
+            notices: Arc::new(Notices::new()),
         };
         store.migrate(what).await?;
         Ok(store)
@@ -286,124 +263,6 @@ impl PostgresKeyStore {
             ))),
         }
     }
-
-    fn start_listener(&self) -> bool {
-        if self.notices.started.load(Ordering::SeqCst) {
-            return true;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return false;
-        };
-        if self.notices.started.swap(true, Ordering::SeqCst) {
-            return true;
-        }
-        let task = runtime.spawn(listen(self.pool.clone(), self.notices.sender.clone()));
-        *self
-            .notices
-            .task
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(task);
-        true
-    }
-}
-
-/// Keeps a `LISTEN` connection open, forwarding notices; reconnects with backoff.
-async fn listen(pool: PgPool, sender: broadcast::Sender<RevocationNotice>) {
-    let mut backoff = RECONNECT_BACKOFF.0;
-    // Whether the connection was up before (to log the loss and the recovery once each).
-    let mut lost = false;
-    let mut failures: u32 = 0;
-    loop {
-        if pool.is_closed() {
-            return;
-        }
-        let mut listener = match subscribe(&pool).await {
-            Ok(listener) => listener,
-            Err(sqlx::Error::PoolClosed) => return,
-            Err(e) => {
-                failures = failures.saturating_add(1);
-                if failures == 1 {
-                    tracing::warn!(
-                        target: "tokengate::keys",
-                        error = %e,
-                        "cannot listen for revocations on PostgreSQL; keys revoked elsewhere are refused within the cache TTL until it reconnects (retrying with backoff)"
-                    );
-                } else {
-                    tracing::debug!(target: "tokengate::keys", error = %e, attempt = failures, "revocation listener: reconnection failed");
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(RECONNECT_BACKOFF.1);
-                continue;
-            }
-        };
-        if lost || failures > 0 {
-            tracing::info!(
-                target: "tokengate::keys",
-                "revocation listener reconnected to PostgreSQL; revocations from other instances are seen at once again"
-            );
-        }
-        // Whatever happened before this connection listened may have been missed.
-        let _ = sender.send(RevocationNotice::Resync);
-        backoff = RECONNECT_BACKOFF.0;
-        failures = 0;
-        loop {
-            match listener.try_recv().await {
-                Ok(Some(notification)) => match parse_hash(notification.payload()) {
-                    Some(hash) => {
-                        let _ = sender.send(RevocationNotice::Revoked(hash));
-                    }
-                    None => {
-                        tracing::warn!(target: "tokengate::keys", "ignored a malformed revocation notice");
-                    }
-                },
-                Ok(None) => {
-                    tracing::warn!(
-                        target: "tokengate::keys",
-                        "the PostgreSQL revocation listener lost its connection; keys revoked elsewhere are refused within the cache TTL until it reconnects"
-                    );
-                    break;
-                }
-                Err(sqlx::Error::PoolClosed) => return,
-                Err(e) => {
-                    tracing::warn!(
-                        target: "tokengate::keys",
-                        error = %e,
-                        "the PostgreSQL revocation listener failed; keys revoked elsewhere are refused within the cache TTL until it reconnects"
-                    );
-                    break;
-                }
-            }
-        }
-        drop(listener);
-        lost = true;
-        tokio::time::sleep(backoff).await;
-    }
-}
-
-async fn subscribe(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
-    let mut listener = PgListener::connect_with(pool).await?;
-    // A lost connection is re-established by `listen` above, with backoff and logs.
-    listener.eager_reconnect(false);
-    listener.listen(REVOCATION_CHANNEL).await?;
-    Ok(listener)
-}
-
-fn parse_hash(hex: &str) -> Option<SecretHash> {
-    let hex = hex.as_bytes();
-    if hex.len() != 64 {
-        return None;
-    }
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    };
-    let mut bytes = [0u8; 32];
-    for (byte, pair) in bytes.iter_mut().zip(hex.chunks_exact(2)) {
-        *byte = (digit(pair[0])? << 4) | digit(pair[1])?;
-    }
-    SecretHash::from_slice(&bytes)
 }
 
 /// `url` with its password replaced by `***`, for messages and logs.
@@ -581,9 +440,7 @@ impl KeyStore for PostgresKeyStore {
     }
 
     fn revocation_notices(&self) -> Option<broadcast::Receiver<RevocationNotice>> {
-        // Subscribe before the listener starts, so its first notices are not lost.
-        let receiver = self.notices.sender.subscribe();
-        self.start_listener().then_some(receiver)
+        self.notices.subscribe(&self.pool)
     }
 }
 
@@ -601,17 +458,6 @@ mod tests {
         assert_eq!(redact_url("postgres://app@db/keys"), "postgres://app@db/keys");
         assert_eq!(redact_url("postgresql://db/keys"), "postgresql://db/keys");
         assert_eq!(redact_url("sqlite://keys.db"), "sqlite://keys.db");
-    }
-
-    #[test]
-    fn notice_payloads_parse_as_hashes() {
-        let hash = SecretHash::of("ak_x");
-        let hex: String = hash.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(parse_hash(&hex), Some(hash));
-        assert_eq!(parse_hash(&hex.to_uppercase()), Some(hash));
-        assert_eq!(parse_hash(&hex[1..]), None);
-        assert_eq!(parse_hash(&format!("{}zz", &hex[2..])), None);
-        assert_eq!(parse_hash(""), None);
     }
 
     #[test]
