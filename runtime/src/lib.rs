@@ -17,10 +17,12 @@
 pub mod auth;
 mod cache;
 pub mod classify;
+#[cfg(feature = "clerk")]
 pub mod clerk;
 pub mod extract;
 pub mod gate;
 pub mod guard;
+#[cfg(feature = "introspection")]
 pub mod introspection;
 pub mod jwt;
 pub mod keys;
@@ -36,9 +38,14 @@ pub mod verifier;
 pub use auth::{Auth, AuthInfo};
 pub use gate::{ConfigError, TokenGate, TokenGateBuilder};
 pub use guard::{Guard, OnParts, OnRequest, PolicySource};
+#[cfg(feature = "introspection")]
 pub use introspection::{IntrospectionConfig, IntrospectionVerifier};
-pub use jwt::{JwksCache, JwtConfigError, JwtVerifier, KeySet, M2mRules, OAuthRules, SessionRules, TokenCacheConfig};
-pub use keys::{KeySpec, KeyStore, KeyVerifier, SqliteKeyStore};
+#[cfg(feature = "jwks")]
+pub use jwt::JwksCache;
+pub use jwt::{JwtConfigError, JwtVerifier, KeySet, M2mRules, OAuthRules, SessionRules, TokenCacheConfig};
+#[cfg(feature = "sqlite")]
+pub use keys::SqliteKeyStore;
+pub use keys::{KeySpec, KeyStore, KeyVerifier};
 pub use layer::{PolicyLayer, PolicyService};
 pub use policy::{Match, Policy, Requirement, RequirementKind};
 pub use rejection::Rejection;

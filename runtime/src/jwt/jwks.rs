@@ -48,28 +48,9 @@ use jsonwebtoken::Algorithm;
 
 use self::refresh::{Freshness, RefreshState, Trigger, lock, wait};
 use super::config::JwtConfigError;
-use super::keys::{KeySet, Lookup};
+use super::keys::{KeySet, Lookup, Snapshot};
 use crate::rejection::InvalidReason;
 use crate::verifier::VerifyError;
-
-/// The keys in use, and where they came from.
-pub(crate) struct Snapshot {
-    pub(crate) keys: KeySet,
-    /// The last successful fetch (`None`: never loaded, or static keys).
-    fetched_at: Option<Instant>,
-    /// Changes whenever the key material changes.
-    pub(crate) generation: u64,
-}
-
-impl Snapshot {
-    pub(crate) fn fixed(keys: KeySet) -> Snapshot {
-        Snapshot {
-            keys,
-            fetched_at: None,
-            generation: 0,
-        }
-    }
-}
 
 /// Settings of a [`JwksCache`].
 #[derive(Clone, Debug)]

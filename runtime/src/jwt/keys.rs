@@ -20,6 +20,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::time::Instant;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -344,6 +345,7 @@ impl KeySet {
     }
 
     /// Whether both sets hold the same keys (by `kid`, algorithms and key material).
+    #[cfg(feature = "jwks")]
     pub(crate) fn same_keys(&self, other: &KeySet) -> bool {
         fn fingerprint(k: &VerifyingKey) -> (Option<&str>, AlgorithmSet, String) {
             let material = Jwk::from_decoding_key(&k.key, None)
@@ -499,6 +501,26 @@ pub fn jwks_from_pem(pem: &str, kid: Option<&str>, alg: Algorithm) -> Result<ser
     jwk.common.public_key_use = Some(PublicKeyUse::Signature);
     let jwk = serde_json::to_value(&jwk).map_err(|e| KeyError::InvalidJson(e.to_string()))?;
     Ok(serde_json::json!({ "keys": [jwk] }))
+}
+
+/// The keys in use, and where they came from.
+pub(crate) struct Snapshot {
+    pub(crate) keys: KeySet,
+    /// The last successful fetch (`None`: never loaded, or static keys).
+    #[cfg_attr(not(feature = "jwks"), expect(dead_code, reason = "static keys are never fetched"))]
+    pub(crate) fetched_at: Option<Instant>,
+    /// Changes whenever the key material changes.
+    pub(crate) generation: u64,
+}
+
+impl Snapshot {
+    pub(crate) fn fixed(keys: KeySet) -> Snapshot {
+        Snapshot {
+            keys,
+            fetched_at: None,
+            generation: 0,
+        }
+    }
 }
 
 #[cfg(test)]

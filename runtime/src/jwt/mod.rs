@@ -50,7 +50,9 @@ pub mod cache;
 pub mod claims;
 mod clerk_claims;
 pub mod config;
+#[cfg(feature = "jwks")]
 pub mod discovery;
+#[cfg(feature = "jwks")]
 pub mod jwks;
 mod jws;
 pub mod keys;
@@ -69,9 +71,10 @@ pub use self::cache::TokenCacheConfig;
 use self::cache::{TokenCache, token_hash};
 use self::claims::{ClaimRules, Clock};
 pub use self::config::{JwtConfigError, M2mRules, OAuthRules, SessionRules};
-use self::jwks::Snapshot;
+#[cfg(feature = "jwks")]
 pub use self::jwks::{JwksCache, JwksCacheBuilder, JwksError};
 use self::jws::{Header, Segments};
+use self::keys::Snapshot;
 pub use self::keys::{AlgorithmSet, KeyError, KeySet, jwks_from_pem};
 use crate::auth::{Auth, AuthInfo};
 use crate::classify::{TokenFormat, jwt_type};
@@ -90,6 +93,7 @@ pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
 #[derive(Clone, Debug)]
 enum KeySource {
     Static(Arc<Snapshot>),
+    #[cfg(feature = "jwks")]
     Remote(JwksCache),
 }
 
@@ -159,6 +163,7 @@ impl JwtVerifierBuilder {
     }
 
     /// Verifies with the keys of a remote JWKS.
+    #[cfg(feature = "jwks")]
     pub fn jwks(mut self, jwks: JwksCache) -> Self {
         self.keys = Some(KeySource::Remote(jwks));
         self
@@ -300,6 +305,7 @@ impl JwtVerifier {
             .build()
     }
 
+    #[cfg(feature = "jwks")]
     /// A session-token verifier with Clerk's defaults and the JWKS at `url`.
     pub fn session_from_jwks_url(url: &str) -> Result<JwtVerifier, JwtConfigError> {
         JwtVerifier::builder()
@@ -308,6 +314,7 @@ impl JwtVerifier {
             .build()
     }
 
+    #[cfg(feature = "jwks")]
     /// An OAuth access-token verifier for tokens from `issuer` to one of `audiences`, with
     /// keys from the JWKS at `jwks_url`.
     pub fn oauth_from_jwks_url<I, S>(jwks_url: &str, issuer: &str, audiences: I) -> Result<JwtVerifier, JwtConfigError>
@@ -321,6 +328,7 @@ impl JwtVerifier {
             .build()
     }
 
+    #[cfg(feature = "jwks")]
     /// An OAuth access-token verifier for `issuer`, its JWKS found by discovery.
     pub async fn oauth_from_issuer<I, S>(issuer: &str, audiences: I) -> Result<JwtVerifier, JwtConfigError>
     where
@@ -344,6 +352,7 @@ impl JwtVerifier {
         .collect()
     }
 
+    #[cfg(feature = "jwks")]
     /// The remote JWKS, when the keys come from one.
     pub fn jwks(&self) -> Option<&JwksCache> {
         match &self.inner.keys {
@@ -370,6 +379,7 @@ impl JwtVerifier {
     fn generation(&self) -> u64 {
         match &self.inner.keys {
             KeySource::Static(s) => s.generation,
+            #[cfg(feature = "jwks")]
             KeySource::Remote(jwks) => jwks.generation(),
         }
     }
@@ -431,9 +441,14 @@ impl JwtVerifier {
 
     /// The keys to verify with: the static set, or the JWKS's once it has a key for `kid`
     /// and `alg` (fetching when needed).
+    #[cfg_attr(
+        not(feature = "jwks"),
+        expect(unused_variables, reason = "static keys need no kid or alg")
+    )]
     async fn snapshot_for(&self, kid: Option<&str>, alg: Algorithm) -> Result<Arc<Snapshot>, VerifyError> {
         match &self.inner.keys {
             KeySource::Static(snapshot) => Ok(Arc::clone(snapshot)),
+            #[cfg(feature = "jwks")]
             KeySource::Remote(jwks) => jwks.resolve(kid, alg).await,
         }
     }

@@ -26,10 +26,12 @@
 
 mod key_cache;
 pub mod memory;
+#[cfg(feature = "postgres")]
 pub mod postgres;
 mod revocations;
 pub mod secret;
 mod single_flight;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod store;
 mod usage;
@@ -38,8 +40,10 @@ pub mod verifier;
 use std::sync::Arc;
 
 pub use memory::MemoryKeyStore;
+#[cfg(feature = "postgres")]
 pub use postgres::{PostgresKeyStore, PostgresOptions, redact_url};
 pub use secret::{KeyKind, Secret, SecretHash, check_secret};
+#[cfg(feature = "sqlite")]
 pub use sqlite::SqliteKeyStore;
 pub use store::{
     IssuedKey, KeyRecord, KeySpec, KeyStore, LastUsed, NewKey, RevocationNotice, StoreError, StoreFuture, issue,
@@ -72,12 +76,41 @@ pub async fn open_store(database: &str) -> Result<Arc<dyn KeyStore>, StoreError>
         )));
     }
     if is_postgres_url(database) {
-        return Ok(Arc::new(PostgresKeyStore::connect(database).await?));
+        return open_postgres(database).await;
     }
     if database == "memory:" || database == "memory://" {
         return Ok(Arc::new(MemoryKeyStore::new()));
     }
+    open_sqlite_store(database).await
+}
+
+#[cfg(feature = "sqlite")]
+async fn open_sqlite_store(database: &str) -> Result<Arc<dyn KeyStore>, StoreError> {
     Ok(Arc::new(open_sqlite(database).await?))
+}
+
+#[cfg(not(feature = "sqlite"))]
+async fn open_sqlite_store(_database: &str) -> Result<Arc<dyn KeyStore>, StoreError> {
+    Err(not_compiled("an SQLite database (URL or file path)", "sqlite"))
+}
+
+#[cfg(feature = "postgres")]
+async fn open_postgres(database: &str) -> Result<Arc<dyn KeyStore>, StoreError> {
+    Ok(Arc::new(PostgresKeyStore::connect(database).await?))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn open_postgres(_database: &str) -> Result<Arc<dyn KeyStore>, StoreError> {
+    Err(not_compiled("a PostgreSQL database URL", "postgres"))
+}
+
+/// The error for a store whose cargo feature is off.
+#[cfg(not(all(feature = "sqlite", feature = "postgres")))]
+fn not_compiled(what: &str, feature: &str) -> StoreError {
+    StoreError::InvalidConfig(format!(
+        "{what} needs tokengate's `{feature}` feature, which this build does not have; \
+         enable it in Cargo.toml: tokengate = {{ version = \"…\", features = [\"{feature}\"] }}"
+    ))
 }
 
 /// Whether `database` names a PostgreSQL database (`postgres://…` or `postgresql://…`).
@@ -86,6 +119,7 @@ pub fn is_postgres_url(database: &str) -> bool {
     database.starts_with("postgres://") || database.starts_with("postgresql://")
 }
 
+#[cfg(feature = "sqlite")]
 /// Opens an SQLite database from the same forms as [`open_store`] (`sqlite://PATH`,
 /// `sqlite:PATH`, `sqlite::memory:` or a plain path), for an application that keeps its own
 /// tables beside the keys (see [`SqliteKeyStore::pool`]).

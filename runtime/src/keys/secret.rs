@@ -111,6 +111,13 @@ impl WipedString {
 
 /// `parts` joined into a string that is wiped when dropped, allocated once at its final size
 /// (a string that grew would leave the secret's first bytes in the memory it moved out of).
+#[cfg_attr(
+    not(any(feature = "clerk", feature = "introspection")),
+    expect(
+        dead_code,
+        reason = "only the Clerk and introspection clients send secrets in headers"
+    )
+)]
 pub(crate) fn wiped_concat(parts: &[&str]) -> Zeroizing<String> {
     let mut out = String::with_capacity(parts.iter().map(|part| part.len()).sum());
     for part in parts {

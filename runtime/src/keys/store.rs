@@ -486,10 +486,12 @@ pub fn now_unix() -> i64 {
 }
 
 /// The table both SQL stores track their migrations in (beside the application's own).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) const MIGRATIONS_TABLE: &str = "_tokengate_migrations";
 
 /// The key-table migration `sql` as an sqlx migrator tracked in [`MIGRATIONS_TABLE`], so an
 /// application's own migrations in the same database are left alone.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn key_migrator(sql: &'static str) -> sqlx::migrate::Migrator {
     use sqlx::SqlSafeStr as _;
     let migration = sqlx::migrate::Migration::new(
