@@ -1,13 +1,16 @@
 //! Validation: the parsed declarations of one handler (or one `policy!`) become a [`Spec`],
 //! or errors that say what is wrong, where, and how to fix it.
 //!
-//! The value rules are the runtime's (`tokengate::policy::validate_value`), applied at
-//! compile time; a unit test keeps both in step.
+//! The value rules are `tokengate_core::grammar`'s, which the runtime applies to policies built
+//! at run time.
 
 use std::collections::HashSet;
 
+use tokengate_core::grammar::ValueKind;
+use tokengate_core::{TokenType, TokenTypes};
+
 use crate::errors::Errors;
-use crate::names::{AttrKind, TokenType, TypeSet, unknown_type_message, valid_types};
+use crate::names::{AttrKind, limit_form, unknown_type_message, valid_types};
 use crate::parse::{Args, Declared, PREDICATE_SIGNATURE, RequireArgs, TypeArg, ValueArg};
 
 /// Where the declarations are used.
@@ -44,34 +47,26 @@ pub(crate) enum Accepts {
     /// `accepts_token(any)`.
     Any,
     /// The listed types.
-    Types(TypeSet),
+    Types(TokenTypes),
 }
 
 impl Accepts {
-    pub(crate) fn set(self) -> TypeSet {
+    pub(crate) fn set(self) -> TokenTypes {
         match self {
-            Accepts::Default => TypeSet::DEFAULT,
-            Accepts::Any => TypeSet::ANY,
+            Accepts::Default => TokenTypes::DEFAULT,
+            Accepts::Any => TokenTypes::ANY,
             Accepts::Types(set) => set,
         }
     }
 }
 
-/// What a requirement looks at.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ReqKind {
-    Scope,
-    Role,
-    Permission,
-}
-
 /// A checked requirement.
 pub(crate) struct Req {
-    pub(crate) kind: ReqKind,
+    pub(crate) kind: ValueKind,
     pub(crate) any: bool,
     pub(crate) values: Vec<String>,
     /// Empty: every accepted type.
-    pub(crate) applies_to: TypeSet,
+    pub(crate) applies_to: TokenTypes,
 }
 
 /// Checks the declarations; records every problem in `errors` and returns what it could
@@ -226,7 +221,7 @@ enum Resolved {
 fn accepts(d: &Declared, types: &[TypeArg], errors: &mut Errors) -> Accepts {
     if types.is_empty() {
         if d.malformed {
-            return Accepts::Types(TypeSet::EMPTY);
+            return Accepts::Types(TokenTypes::EMPTY);
         }
         errors.at(
             d.span,
@@ -235,15 +230,15 @@ fn accepts(d: &Declared, types: &[TypeArg], errors: &mut Errors) -> Accepts {
                 valid_types(true)
             ),
         );
-        return Accepts::Types(TypeSet::EMPTY);
+        return Accepts::Types(TokenTypes::EMPTY);
     }
-    let mut set = TypeSet::EMPTY;
+    let mut set = TokenTypes::EMPTY;
     let mut any = None;
     for arg in types {
         match resolve_type(arg, true, errors) {
             Some(Resolved::Any) => any = Some(arg.span()),
             Some(Resolved::Type(t)) if set.contains(t) => {
-                errors.at(arg.span(), format!("`{}` is listed twice; remove one", t.name()));
+                errors.at(arg.span(), format!("`{t}` is listed twice; remove one"));
             }
             Some(Resolved::Type(t)) => set = set.with(t),
             None => {}
@@ -270,9 +265,9 @@ fn requirement(
     errors: &mut Errors,
 ) -> Req {
     let kind = match d.kind {
-        AttrKind::RequireRole => ReqKind::Role,
-        AttrKind::RequirePermission => ReqKind::Permission,
-        _ => ReqKind::Scope,
+        AttrKind::RequireRole => ValueKind::Role,
+        AttrKind::RequirePermission => ValueKind::Permission,
+        _ => ValueKind::Scope,
     };
     let attr = d.kind.name();
     let noun = d.kind.value_noun();
@@ -285,8 +280,8 @@ fn requirement(
         match v {
             ValueArg::Str(lit) => {
                 let value = lit.value();
-                if let Err(message) = validate_value(kind, &value) {
-                    errors.at(lit.span(), message);
+                if let Err(error) = kind.validate(&value) {
+                    errors.at(lit.span(), error.in_attribute());
                 } else if !seen.insert(value.clone()) {
                     errors.at(lit.span(), format!("{noun} `{value}` is listed twice; remove one"));
                 } else {
@@ -321,10 +316,10 @@ fn requirement(
     }
 
     // The token types it applies to.
-    let mut limit = TypeSet::EMPTY;
+    let mut limit = TokenTypes::EMPTY;
     let mut limited = Vec::new();
     if let Some((types, colon)) = &args.limit {
-        if kind != ReqKind::Scope {
+        if kind != ValueKind::Scope {
             errors.at(
                 *colon,
                 format!(
@@ -335,12 +330,12 @@ fn requirement(
         for arg in types {
             match resolve_type(arg, false, errors) {
                 Some(Resolved::Type(t)) if limit.contains(t) => {
-                    errors.at(arg.span(), format!("`{}` is listed twice; remove one", t.name()));
+                    errors.at(arg.span(), format!("`{t}` is listed twice; remove one"));
                 }
                 Some(Resolved::Type(t)) => {
                     limit = limit.with(t);
                     limited.push((t, arg.span()));
-                    if kind == ReqKind::Scope && t == TokenType::SessionToken {
+                    if kind == ValueKind::Scope && t == TokenType::SessionToken {
                         errors.at(
                             arg.span(),
                             "session tokens carry no scopes, so this requirement would refuse every session; remove `session_token` from the limit (use `#[require_role]` or `#[require_permission]` for sessions)",
@@ -364,15 +359,14 @@ fn requirement(
         };
     };
     let accepted = accepts.set();
-    if kind == ReqKind::Scope {
+    if kind == ValueKind::Scope {
         for (t, span) in &limited {
             if *t != TokenType::SessionToken && !accepted.contains(*t) {
                 errors.at(
                     *span,
                     format!(
                         "this requirement is limited to `{t}`, but the {route} does not accept `{t}` (it accepts: {}); add it to `#[accepts_token]`, or remove it from the limit",
-                        accepted.list(),
-                        t = t.name(),
+                        accepted,
                     ),
                 );
             }
@@ -388,19 +382,19 @@ fn requirement(
         };
     }
     let applies_to = match kind {
-        ReqKind::Role | ReqKind::Permission => {
+        ValueKind::Role | ValueKind::Permission => {
             if !accepted.contains(TokenType::SessionToken) {
                 errors.at(
                     d.span,
                     format!(
                         "`#[{attr}]` checks the organization {noun} of a signed-in user, which only session tokens carry, but this {route} accepts no session tokens (it accepts: {}); add `session_token` to `#[accepts_token]`, or require a scope instead",
-                        accepted.list()
+                        accepted
                     ),
                 );
             }
-            TypeSet::DEFAULT
+            TokenTypes::DEFAULT
         }
-        ReqKind::Scope if args.limit.is_none() && accepted.contains(TokenType::SessionToken) => {
+        ValueKind::Scope if args.limit.is_none() && accepted.contains(TokenType::SessionToken) => {
             let listed = values.iter().map(|v| format!("\"{v}\"")).collect::<Vec<_>>().join(", ");
             let example = if args.any.is_some() {
                 format!("any({listed})")
@@ -413,13 +407,13 @@ fn requirement(
                 _ if machines.is_empty() => "this route accepts only session tokens, which carry no scopes, so every request would be refused; accept machine tokens (e.g. `#[accepts_token(session_token, api_key)]`) and limit the scope to them, or use `#[require_role]` / `#[require_permission]` for sessions".to_owned(),
                 _ => format!(
                     "this scope requirement also applies to session tokens, which carry no scopes, so every session would be refused; limit it to the other accepted types: `#[require_scope({}: {example})]`",
-                    machines.limit_form()
+                    limit_form(machines)
                 ),
             };
             errors.at(d.span, message);
-            TypeSet::EMPTY
+            TokenTypes::EMPTY
         }
-        ReqKind::Scope => limit,
+        ValueKind::Scope => limit,
     };
 
     Req {
@@ -427,105 +421,5 @@ fn requirement(
         any: args.any.is_some(),
         values,
         applies_to,
-    }
-}
-
-/// The runtime's value rules, with a fix in each message.
-pub(crate) fn validate_value(kind: ReqKind, value: &str) -> Result<(), String> {
-    match kind {
-        ReqKind::Scope => validate_scope(value),
-        ReqKind::Role => match value.strip_prefix("org:") {
-            Some(rest) if is_key_part(rest) => Ok(()),
-            _ => Err(format!(
-                "role `{}` is not of the form `org:<role>`; write e.g. `\"org:admin\"` (letters, digits, `_` and `-` after `org:`)",
-                value.escape_debug()
-            )),
-        },
-        ReqKind::Permission => {
-            let parts: Vec<&str> = value.split(':').collect();
-            match parts.as_slice() {
-                ["org", feature, action] if is_key_part(feature) && is_key_part(action) => Ok(()),
-                _ => Err(format!(
-                    "permission `{}` is not of the form `org:<feature>:<action>`; write e.g. `\"org:invoices:create\"`",
-                    value.escape_debug()
-                )),
-            }
-        }
-    }
-}
-
-fn is_key_part(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
-}
-
-/// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
-fn validate_scope(scope: &str) -> Result<(), String> {
-    if scope.is_empty() {
-        return Err("a scope cannot be empty; write the scope name, e.g. `\"write:users\"`".to_owned());
-    }
-    let Some(bad) = scope
-        .chars()
-        .find(|c| !matches!(c, '\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E'))
-    else {
-        return Ok(());
-    };
-    let what = match bad {
-        ' ' => "a space (one attribute argument is one scope: write `\"a\", \"b\"` for two)".to_owned(),
-        '"' => "`\"`".to_owned(),
-        '\\' => "`\\`".to_owned(),
-        c if c.is_control() => "a control character".to_owned(),
-        c => format!("`{c}`"),
-    };
-    Err(format!(
-        "scope `{}` contains {what}, which RFC 6749 does not allow in a scope; use printable ASCII without spaces, `\"` or `\\`",
-        scope.escape_debug()
-    ))
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod tests {
-    use super::*;
-    use tokengate_runtime::policy::RequirementKind;
-
-    /// The compile-time rules and the runtime's agree on every sample.
-    #[test]
-    fn rules_match_the_runtime() {
-        let samples = [
-            "",
-            "write:users",
-            "a b",
-            "a\"b",
-            "a\\b",
-            "a\nb",
-            "a\tb",
-            "é",
-            "!#[]~",
-            "\x7f",
-            "org:admin",
-            "org:",
-            "org:ad min",
-            "admin",
-            "org:invoices:create",
-            "org:invoices",
-            "org:invoices:create:x",
-            "org::create",
-            "org:in-voices:cre_ate",
-            "user:invoices:create",
-        ];
-        for kind in [ReqKind::Scope, ReqKind::Role, ReqKind::Permission] {
-            let runtime_kind = match kind {
-                ReqKind::Scope => RequirementKind::Scope,
-                ReqKind::Role => RequirementKind::Role,
-                ReqKind::Permission => RequirementKind::Permission,
-            };
-            for s in samples {
-                assert_eq!(
-                    validate_value(kind, s).is_ok(),
-                    tokengate_runtime::policy::validate_value(runtime_kind, s).is_ok(),
-                    "{s:?}"
-                );
-            }
-        }
     }
 }
