@@ -6,6 +6,7 @@
 
 use std::collections::HashSet;
 
+use proc_macro2::{Ident, Span};
 use tokengate_core::grammar::ValueKind;
 use tokengate_core::{TokenType, TokenTypes};
 
@@ -257,6 +258,8 @@ fn accepts(d: &Declared, types: &[TypeArg], errors: &mut Errors) -> Accepts {
     }
 }
 
+/// One `require_scope` / `require_role` / `require_permission` attribute: its values, its type
+/// limit, and, when the accepted types are known, whether it can hold for them.
 fn requirement(
     d: &Declared,
     args: &RequireArgs,
@@ -269,11 +272,36 @@ fn requirement(
         AttrKind::RequirePermission => ValueKind::Permission,
         _ => ValueKind::Scope,
     };
+    let start = errors.count();
+    let values = values(d, kind, args, errors);
+    let (limit, limited) = type_limit(d, kind, args, errors);
+    let mut req = Req {
+        kind,
+        any: args.any.is_some(),
+        values,
+        applies_to: limit,
+    };
+
+    // Checks against the accepted types, when they are known.
+    let Some(accepts) = accepts else {
+        return req;
+    };
+    let route = if context == Context::Layer { "policy" } else { "route" };
+    let sound = !d.malformed && errors.count() == start;
+    if kind == ValueKind::Scope {
+        limit_is_accepted(&limited, accepts.set(), route, errors);
+    }
+    // The checks below would only repeat a mistake already reported in this attribute.
+    if sound {
+        req.applies_to = applies_to(d, &req, args.limit.is_none(), accepts, route, errors);
+    }
+    req
+}
+
+/// The values of a requirement that follow its grammar, each once; an error for every other.
+fn values(d: &Declared, kind: ValueKind, args: &RequireArgs, errors: &mut Errors) -> Vec<String> {
     let attr = d.kind.name();
     let noun = d.kind.value_noun();
-    let start = errors.count();
-
-    // Values.
     let mut values = Vec::new();
     let mut seen = HashSet::new();
     for v in &args.values {
@@ -288,21 +316,7 @@ fn requirement(
                     values.push(value);
                 }
             }
-            ValueArg::Ident(ident) => {
-                let name = ident.to_string();
-                let hint = if TokenType::from_name(&name).is_some() {
-                    format!(
-                        "; to limit the requirement to `{name}` tokens, end the limit with `:`: `#[{attr}({name}: \"{}\")]`",
-                        d.kind.example()
-                    )
-                } else {
-                    String::new()
-                };
-                errors.at(
-                    ident.span(),
-                    format!("{noun}s are string literals: write `\"{name}\"`{hint}"),
-                );
-            }
+            ValueArg::Ident(ident) => unquoted_value(d, ident, errors),
         }
     }
     if args.values.is_empty() && !d.malformed {
@@ -314,112 +328,137 @@ fn requirement(
             ),
         );
     }
+    values
+}
 
-    // The token types it applies to.
+/// A value written as an identifier: it needs quotes, or, if it names a token type, was meant
+/// as a type limit.
+fn unquoted_value(d: &Declared, ident: &Ident, errors: &mut Errors) {
+    let attr = d.kind.name();
+    let noun = d.kind.value_noun();
+    let name = ident.to_string();
+    let hint = if TokenType::from_name(&name).is_some() {
+        format!(
+            "; to limit the requirement to `{name}` tokens, end the limit with `:`: `#[{attr}({name}: \"{}\")]`",
+            d.kind.example()
+        )
+    } else {
+        String::new()
+    };
+    errors.at(
+        ident.span(),
+        format!("{noun}s are string literals: write `\"{name}\"`{hint}"),
+    );
+}
+
+/// The token types a requirement is limited to (empty: no limit), and each with the span it
+/// was named at.
+fn type_limit(
+    d: &Declared,
+    kind: ValueKind,
+    args: &RequireArgs,
+    errors: &mut Errors,
+) -> (TokenTypes, Vec<(TokenType, Span)>) {
     let mut limit = TokenTypes::EMPTY;
     let mut limited = Vec::new();
-    if let Some((types, colon)) = &args.limit {
-        if kind != ValueKind::Scope {
+    let Some((types, colon)) = &args.limit else {
+        return (limit, limited);
+    };
+    if kind != ValueKind::Scope {
+        errors.at(
+            *colon,
+            format!(
+                "`#[{attr}]` always applies to session tokens only (machine tokens carry no {noun}s; give them a `#[require_scope]`); remove the type limit",
+                attr = d.kind.name(),
+                noun = d.kind.value_noun(),
+            ),
+        );
+    }
+    for arg in types {
+        match resolve_type(arg, false, errors) {
+            Some(Resolved::Type(t)) if limit.contains(t) => {
+                errors.at(arg.span(), format!("`{t}` is listed twice; remove one"));
+            }
+            Some(Resolved::Type(t)) => {
+                limit = limit.with(t);
+                limited.push((t, arg.span()));
+                if kind == ValueKind::Scope && t == TokenType::SessionToken {
+                    errors.at(
+                        arg.span(),
+                        "session tokens carry no scopes, so this requirement would refuse every session; remove `session_token` from the limit (use `#[require_role]` or `#[require_permission]` for sessions)",
+                    );
+                }
+            }
+            Some(Resolved::Any) | None => {}
+        }
+    }
+    (limit, limited)
+}
+
+/// Every type a scope requirement is limited to is one the route accepts (session tokens
+/// were reported by [`type_limit`]).
+fn limit_is_accepted(limited: &[(TokenType, Span)], accepted: TokenTypes, route: &str, errors: &mut Errors) {
+    for (t, span) in limited {
+        if *t != TokenType::SessionToken && !accepted.contains(*t) {
             errors.at(
-                *colon,
+                *span,
                 format!(
-                    "`#[{attr}]` always applies to session tokens only (machine tokens carry no {noun}s; give them a `#[require_scope]`); remove the type limit"
+                    "this requirement is limited to `{t}`, but the {route} does not accept `{t}` (it accepts: {accepted}); add it to `#[accepts_token]`, or remove it from the limit"
                 ),
             );
         }
-        for arg in types {
-            match resolve_type(arg, false, errors) {
-                Some(Resolved::Type(t)) if limit.contains(t) => {
-                    errors.at(arg.span(), format!("`{t}` is listed twice; remove one"));
-                }
-                Some(Resolved::Type(t)) => {
-                    limit = limit.with(t);
-                    limited.push((t, arg.span()));
-                    if kind == ValueKind::Scope && t == TokenType::SessionToken {
-                        errors.at(
-                            arg.span(),
-                            "session tokens carry no scopes, so this requirement would refuse every session; remove `session_token` from the limit (use `#[require_role]` or `#[require_permission]` for sessions)",
-                        );
-                    }
-                }
-                Some(Resolved::Any) | None => {}
-            }
-        }
     }
+}
 
-    // Checks against the accepted types, when they are known.
-    let route = if context == Context::Layer { "policy" } else { "route" };
-    let sound = !d.malformed && errors.count() == start;
-    let Some(accepts) = accepts else {
-        return Req {
-            kind,
-            any: args.any.is_some(),
-            values,
-            applies_to: limit,
-        };
-    };
+/// The types a sound requirement applies to; an error when it would refuse every token of
+/// an accepted type that cannot carry what it requires.
+fn applies_to(
+    d: &Declared,
+    req: &Req,
+    unlimited: bool,
+    accepts: Accepts,
+    route: &str,
+    errors: &mut Errors,
+) -> TokenTypes {
     let accepted = accepts.set();
-    if kind == ValueKind::Scope {
-        for (t, span) in &limited {
-            if *t != TokenType::SessionToken && !accepted.contains(*t) {
-                errors.at(
-                    *span,
-                    format!(
-                        "this requirement is limited to `{t}`, but the {route} does not accept `{t}` (it accepts: {}); add it to `#[accepts_token]`, or remove it from the limit",
-                        accepted,
-                    ),
-                );
-            }
-        }
-    }
-    // The checks below would only repeat a mistake already reported in this attribute.
-    if !sound {
-        return Req {
-            kind,
-            any: args.any.is_some(),
-            values,
-            applies_to: limit,
-        };
-    }
-    let applies_to = match kind {
+    match req.kind {
         ValueKind::Role | ValueKind::Permission => {
             if !accepted.contains(TokenType::SessionToken) {
                 errors.at(
                     d.span,
                     format!(
-                        "`#[{attr}]` checks the organization {noun} of a signed-in user, which only session tokens carry, but this {route} accepts no session tokens (it accepts: {}); add `session_token` to `#[accepts_token]`, or require a scope instead",
-                        accepted
+                        "`#[{attr}]` checks the organization {noun} of a signed-in user, which only session tokens carry, but this {route} accepts no session tokens (it accepts: {accepted}); add `session_token` to `#[accepts_token]`, or require a scope instead",
+                        attr = d.kind.name(),
+                        noun = d.kind.value_noun(),
                     ),
                 );
             }
             TokenTypes::DEFAULT
         }
-        ValueKind::Scope if args.limit.is_none() && accepted.contains(TokenType::SessionToken) => {
-            let listed = values.iter().map(|v| format!("\"{v}\"")).collect::<Vec<_>>().join(", ");
-            let example = if args.any.is_some() {
-                format!("any({listed})")
-            } else {
-                listed
-            };
-            let machines = accepted.without(TokenType::SessionToken);
-            let message = match accepts {
-                Accepts::Default => "`#[require_scope]` without `#[accepts_token]`: the route accepts only session tokens (Clerk's default), which carry no scopes, so every request would be refused; declare the machine tokens that carry the scope, e.g. `#[accepts_token(api_key)]`".to_owned(),
-                _ if machines.is_empty() => "this route accepts only session tokens, which carry no scopes, so every request would be refused; accept machine tokens (e.g. `#[accepts_token(session_token, api_key)]`) and limit the scope to them, or use `#[require_role]` / `#[require_permission]` for sessions".to_owned(),
-                _ => format!(
-                    "this scope requirement also applies to session tokens, which carry no scopes, so every session would be refused; limit it to the other accepted types: `#[require_scope({}: {example})]`",
-                    limit_form(machines)
-                ),
-            };
-            errors.at(d.span, message);
+        ValueKind::Scope if unlimited && accepted.contains(TokenType::SessionToken) => {
+            errors.at(d.span, scope_on_sessions(req, accepts));
             TokenTypes::EMPTY
         }
-        ValueKind::Scope => limit,
-    };
+        ValueKind::Scope => req.applies_to,
+    }
+}
 
-    Req {
-        kind,
-        any: args.any.is_some(),
-        values,
-        applies_to,
+/// The message for a scope requirement that would apply to session tokens, which carry none.
+fn scope_on_sessions(req: &Req, accepts: Accepts) -> String {
+    let listed = req
+        .values
+        .iter()
+        .map(|v| format!("\"{v}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let example = if req.any { format!("any({listed})") } else { listed };
+    let machines = accepts.set().without(TokenType::SessionToken);
+    match accepts {
+        Accepts::Default => "`#[require_scope]` without `#[accepts_token]`: the route accepts only session tokens (Clerk's default), which carry no scopes, so every request would be refused; declare the machine tokens that carry the scope, e.g. `#[accepts_token(api_key)]`".to_owned(),
+        _ if machines.is_empty() => "this route accepts only session tokens, which carry no scopes, so every request would be refused; accept machine tokens (e.g. `#[accepts_token(session_token, api_key)]`) and limit the scope to them, or use `#[require_role]` / `#[require_permission]` for sessions".to_owned(),
+        _ => format!(
+            "this scope requirement also applies to session tokens, which carry no scopes, so every session would be refused; limit it to the other accepted types: `#[require_scope({}: {example})]`",
+            limit_form(machines)
+        ),
     }
 }
