@@ -2,14 +2,16 @@
 //! registry record. Generated code names everything by absolute path
 //! (`::tokengate::__private::…`, `::core::…`) and prefixes its identifiers with `__tokengate_`.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned as _;
 use syn::{Attribute, ItemFn, parse_quote};
 
-use crate::names::TypeSet;
-use crate::validate::{Accepts, Condition, ReqKind, Spec};
+use tokengate_core::grammar::ValueKind;
+use tokengate_core::{TokenType, TokenTypes};
+
+use crate::validate::{Accepts, Condition, Spec};
 
 /// The statics a policy refers to, and the `const` expression that builds it.
 struct PolicyStatics {
@@ -17,8 +19,19 @@ struct PolicyStatics {
     construct: TokenStream,
 }
 
-fn token_types(set: TypeSet) -> TokenStream {
-    let variants = set.iter().map(|t| t.variant());
+/// The runtime enum's variant.
+fn variant(token_type: TokenType) -> Ident {
+    let name = match token_type {
+        TokenType::SessionToken => "SessionToken",
+        TokenType::OAuthToken => "OAuthToken",
+        TokenType::ApiKey => "ApiKey",
+        TokenType::M2mToken => "M2mToken",
+    };
+    Ident::new(name, Span::call_site())
+}
+
+fn token_types(set: TokenTypes) -> TokenStream {
+    let variants = set.iter().map(variant);
     quote!(::tokengate::__private::TokenTypes::EMPTY #(.with(::tokengate::__private::TokenType::#variants))*)
 }
 
@@ -40,9 +53,9 @@ fn policy_statics(spec: &Spec) -> PolicyStatics {
             static #values_ident: [#p::Cow<'static, str>; #n] = [#(#p::Cow::Borrowed(#values)),*];
         });
         let kind = match req.kind {
-            ReqKind::Scope => quote!(Scope),
-            ReqKind::Role => quote!(Role),
-            ReqKind::Permission => quote!(Permission),
+            ValueKind::Scope => quote!(Scope),
+            ValueKind::Role => quote!(Role),
+            ValueKind::Permission => quote!(Permission),
         };
         let matching = if req.any { quote!(Any) } else { quote!(All) };
         let applies_to = token_types(req.applies_to);

@@ -1,99 +1,7 @@
-//! The names a declaration may use: token types, attributes, and the nearest-name suggestion.
+//! The names a declaration may use: token types (defined in `tokengate-core`) with their other
+//! spellings, attributes, and the nearest-name suggestion.
 
-use proc_macro2::{Ident, Span};
-
-/// A token type, as named in attributes (mirrors `tokengate::TokenType`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum TokenType {
-    SessionToken,
-    OAuthToken,
-    ApiKey,
-    M2mToken,
-}
-
-impl TokenType {
-    pub(crate) const ALL: [TokenType; 4] = [
-        TokenType::SessionToken,
-        TokenType::OAuthToken,
-        TokenType::ApiKey,
-        TokenType::M2mToken,
-    ];
-
-    /// The name written in attributes.
-    pub(crate) const fn name(self) -> &'static str {
-        match self {
-            TokenType::SessionToken => "session_token",
-            TokenType::OAuthToken => "oauth_token",
-            TokenType::ApiKey => "api_key",
-            TokenType::M2mToken => "m2m_token",
-        }
-    }
-
-    pub(crate) fn from_name(name: &str) -> Option<TokenType> {
-        TokenType::ALL.into_iter().find(|t| t.name() == name)
-    }
-
-    /// The runtime enum's variant.
-    pub(crate) fn variant(self) -> Ident {
-        let name = match self {
-            TokenType::SessionToken => "SessionToken",
-            TokenType::OAuthToken => "OAuthToken",
-            TokenType::ApiKey => "ApiKey",
-            TokenType::M2mToken => "M2mToken",
-        };
-        Ident::new(name, Span::call_site())
-    }
-
-    const fn bit(self) -> u8 {
-        match self {
-            TokenType::SessionToken => 1,
-            TokenType::OAuthToken => 2,
-            TokenType::ApiKey => 4,
-            TokenType::M2mToken => 8,
-        }
-    }
-}
-
-/// A set of token types.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub(crate) struct TypeSet(u8);
-
-impl TypeSet {
-    pub(crate) const EMPTY: TypeSet = TypeSet(0);
-    pub(crate) const ANY: TypeSet = TypeSet(0b1111);
-    /// Clerk's default: session tokens only.
-    pub(crate) const DEFAULT: TypeSet = TypeSet(1);
-
-    pub(crate) fn with(self, t: TokenType) -> TypeSet {
-        TypeSet(self.0 | t.bit())
-    }
-
-    pub(crate) fn without(self, t: TokenType) -> TypeSet {
-        TypeSet(self.0 & !t.bit())
-    }
-
-    pub(crate) fn contains(self, t: TokenType) -> bool {
-        self.0 & t.bit() != 0
-    }
-
-    pub(crate) fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-
-    pub(crate) fn iter(self) -> impl Iterator<Item = TokenType> {
-        TokenType::ALL.into_iter().filter(move |t| self.contains(*t))
-    }
-
-    /// `api_key, m2m_token`.
-    pub(crate) fn list(self) -> String {
-        self.iter().map(TokenType::name).collect::<Vec<_>>().join(", ")
-    }
-
-    /// `api_key | m2m_token`, the form of a type limit.
-    pub(crate) fn limit_form(self) -> String {
-        self.iter().map(TokenType::name).collect::<Vec<_>>().join(" | ")
-    }
-}
+use tokengate_core::{TokenType, TokenTypes};
 
 /// The tokengate attributes; matched on the last segment of an attribute's path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -178,8 +86,8 @@ fn alias(name: &str) -> Option<TokenType> {
 /// The message for a name that is not a token type.
 pub(crate) fn unknown_type_message(name: &str, allow_any: bool) -> String {
     let suggestion = alias(name)
-        .map(TokenType::name)
-        .or_else(|| nearest(name, TokenType::ALL.map(TokenType::name)))
+        .map(TokenType::as_str)
+        .or_else(|| nearest(name, TokenType::ALL.map(TokenType::as_str)))
         .or_else(|| (allow_any && nearest(name, ["any"]).is_some()).then_some("any"));
     let valid = valid_types(allow_any);
     match suggestion {
@@ -190,12 +98,17 @@ pub(crate) fn unknown_type_message(name: &str, allow_any: bool) -> String {
 
 /// `session_token, oauth_token, api_key, m2m_token` (and `any`).
 pub(crate) fn valid_types(allow_any: bool) -> String {
-    let list = TokenType::ALL.map(TokenType::name).join(", ");
+    let list = TokenType::ALL.map(TokenType::as_str).join(", ");
     if allow_any {
         format!("{list}, or `any` for all of them")
     } else {
         list
     }
+}
+
+/// `api_key | m2m_token`, the form of a type limit.
+pub(crate) fn limit_form(types: TokenTypes) -> String {
+    types.iter().map(TokenType::as_str).collect::<Vec<_>>().join(" | ")
 }
 
 #[cfg(test)]
@@ -214,16 +127,9 @@ mod tests {
     }
 
     #[test]
-    fn sets() {
-        let s = TypeSet::EMPTY.with(TokenType::ApiKey).with(TokenType::M2mToken);
-        assert_eq!(s.list(), "api_key, m2m_token");
-        assert_eq!(s.limit_form(), "api_key | m2m_token");
-        assert!(
-            TypeSet::ANY
-                .without(TokenType::SessionToken)
-                .iter()
-                .all(|t| t != TokenType::SessionToken)
-        );
-        assert!(TypeSet::DEFAULT.contains(TokenType::SessionToken));
+    fn limits() {
+        let s = TokenTypes::EMPTY.with(TokenType::ApiKey).with(TokenType::M2mToken);
+        assert_eq!(limit_form(s), "api_key | m2m_token");
+        assert_eq!(limit_form(TokenTypes::DEFAULT), "session_token");
     }
 }

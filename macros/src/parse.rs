@@ -2,7 +2,7 @@
 //! span. Nothing is checked here beyond the shape of the arguments; names and values are
 //! checked in [`validate`](crate::validate).
 
-use proc_macro2::{Delimiter, Ident, Punct, Spacing, Span, TokenStream, TokenTree};
+use proc_macro2::{Delimiter, Group, Ident, Punct, Spacing, Span, TokenStream, TokenTree};
 use syn::parse::Parser as _;
 use syn::{Attribute, LitStr, Meta, Path};
 
@@ -234,6 +234,8 @@ fn limit_colon(chunk: &[TokenTree]) -> Option<usize> {
     })
 }
 
+/// The arguments of `require_scope`, `require_role` or `require_permission`:
+/// `[types:] values` or `[types:] any(values)` / `all(values)`.
 fn require_args(kind: AttrKind, span: Span, mut chunks: Vec<Vec<TokenTree>>, errors: &mut Errors) -> RequireArgs {
     let mut args = RequireArgs {
         limit: None,
@@ -241,7 +243,30 @@ fn require_args(kind: AttrKind, span: Span, mut chunks: Vec<Vec<TokenTree>>, err
         values: Vec::new(),
         empty_span: span,
     };
-    // `api_key, m2m_token: "x"`: a limit whose types are separated by commas.
+    merge_comma_separated_limit(kind, span, &mut chunks, errors);
+    if let Some((types, colon_span)) = leading_limit(&mut chunks, span, errors) {
+        args.limit = Some((types, colon_span));
+        args.empty_span = colon_span;
+    }
+    for chunk in chunks.iter().skip(usize::from(args.limit.is_none())) {
+        misplaced_limit(kind, chunk, errors);
+    }
+    if let Some((name, group)) = only_group(&chunks) {
+        if name == "any" {
+            args.any = Some(name.span());
+        }
+        args.empty_span = name.span();
+        let inner = split_commas(group.stream(), errors);
+        args.values = inner.iter().filter_map(|c| value_arg(kind, c, true, errors)).collect();
+        return args;
+    }
+    args.values = listed_values(kind, &chunks, errors);
+    args
+}
+
+/// `api_key, m2m_token: "x"`: a limit whose types are separated by commas. Reported, then
+/// merged into one `api_key | m2m_token: "x"` argument so the rest is read as meant.
+fn merge_comma_separated_limit(kind: AttrKind, span: Span, chunks: &mut Vec<Vec<TokenTree>>, errors: &mut Errors) {
     if chunks.first().is_some_and(|c| limit_colon(c).is_none())
         && let Some(k) = chunks.iter().position(|c| limit_colon(c).is_some())
         && chunks[..k]
@@ -272,46 +297,55 @@ fn require_args(kind: AttrKind, span: Span, mut chunks: Vec<Vec<TokenTree>>, err
         merged.extend(chunks.remove(0));
         chunks.insert(0, merged);
     }
-    // A type limit `api_key | m2m_token:` opens the first argument.
-    if let Some(first) = chunks.first_mut()
-        && let Some(colon) = limit_colon(first)
-    {
-        let rest = first.split_off(colon + 1);
-        let colon_span = first.pop().map_or(span, |tt| tt.span());
-        args.limit = Some((limit_types(first, colon_span, errors), colon_span));
-        args.empty_span = colon_span;
-        *first = rest;
-        if first.is_empty() {
-            chunks.remove(0);
-        }
+}
+
+/// A type limit `api_key | m2m_token:` opening the first argument: its types and the span of
+/// its `:`, taken off the arguments.
+fn leading_limit(chunks: &mut Vec<Vec<TokenTree>>, span: Span, errors: &mut Errors) -> Option<(Vec<TypeArg>, Span)> {
+    let first = chunks.first_mut()?;
+    let colon = limit_colon(first)?;
+    let rest = first.split_off(colon + 1);
+    let colon_span = first.pop().map_or(span, |tt| tt.span());
+    let types = limit_types(first, colon_span, errors);
+    *first = rest;
+    if first.is_empty() {
+        chunks.remove(0);
     }
-    for chunk in chunks.iter().skip(usize::from(args.limit.is_none())) {
-        if let Some(colon) = limit_colon(chunk) {
-            errors.at(
-                chunk[colon].span(),
-                format!(
-                    "a type limit goes first and applies to the whole attribute; write this one as its own attribute, e.g. `#[{}(api_key: \"{}\")]`",
-                    kind.name(),
-                    kind.example()
-                ),
-            );
-        }
+    Some((types, colon_span))
+}
+
+/// A type limit anywhere but at the start of the first argument.
+fn misplaced_limit(kind: AttrKind, chunk: &[TokenTree], errors: &mut Errors) {
+    if let Some(colon) = limit_colon(chunk) {
+        errors.at(
+            chunk[colon].span(),
+            format!(
+                "a type limit goes first and applies to the whole attribute; write this one as its own attribute, e.g. `#[{}(api_key: \"{}\")]`",
+                kind.name(),
+                kind.example()
+            ),
+        );
     }
-    // `any("a", "b")` / `all("a", "b")` as the only argument.
-    if let [only] = chunks.as_slice()
+}
+
+/// `any("a", "b")` / `all("a", "b")` as the only argument.
+fn only_group(chunks: &[Vec<TokenTree>]) -> Option<(&Ident, &Group)> {
+    if let [only] = chunks
         && let [TokenTree::Ident(name), TokenTree::Group(group)] = only.as_slice()
         && (name == "any" || name == "all")
         && group.delimiter() == Delimiter::Parenthesis
     {
-        if name == "any" {
-            args.any = Some(name.span());
-        }
-        args.empty_span = name.span();
-        let inner = split_commas(group.stream(), errors);
-        args.values = inner.iter().filter_map(|c| value_arg(kind, c, true, errors)).collect();
-        return args;
+        Some((name, group))
+    } else {
+        None
     }
-    for chunk in &chunks {
+}
+
+/// The values listed directly (all of them required); an error for an `any(...)` or
+/// `all(...)` among others.
+fn listed_values(kind: AttrKind, chunks: &[Vec<TokenTree>], errors: &mut Errors) -> Vec<ValueArg> {
+    let mut values = Vec::new();
+    for chunk in chunks {
         match chunk.as_slice() {
             [TokenTree::Ident(name), TokenTree::Group(group)] if name == "any" || name == "all" => {
                 let message = if group.delimiter() == Delimiter::Parenthesis {
@@ -324,16 +358,16 @@ fn require_args(kind: AttrKind, span: Span, mut chunks: Vec<Vec<TokenTree>>, err
                 };
                 errors.at(name.span(), message);
             }
-            // A misplaced type limit, reported above.
+            // A misplaced type limit, reported by `misplaced_limit`.
             _ if limit_colon(chunk).is_some() => {}
             _ => {
                 if let Some(v) = value_arg(kind, chunk, false, errors) {
-                    args.values.push(v);
+                    values.push(v);
                 }
             }
         }
     }
-    args
+    values
 }
 
 fn limit_types(tokens: &[TokenTree], colon: Span, errors: &mut Errors) -> Vec<TypeArg> {

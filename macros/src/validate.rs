@@ -1,13 +1,17 @@
 //! Validation: the parsed declarations of one handler (or one `policy!`) become a [`Spec`],
 //! or errors that say what is wrong, where, and how to fix it.
 //!
-//! The value rules are the runtime's (`tokengate::policy::validate_value`), applied at
-//! compile time; a unit test keeps both in step.
+//! The value rules are `tokengate_core::grammar`'s, which the runtime applies to policies built
+//! at run time.
 
 use std::collections::HashSet;
 
+use proc_macro2::{Ident, Span};
+use tokengate_core::grammar::ValueKind;
+use tokengate_core::{TokenType, TokenTypes};
+
 use crate::errors::Errors;
-use crate::names::{AttrKind, TokenType, TypeSet, unknown_type_message, valid_types};
+use crate::names::{AttrKind, limit_form, unknown_type_message, valid_types};
 use crate::parse::{Args, Declared, PREDICATE_SIGNATURE, RequireArgs, TypeArg, ValueArg};
 
 /// Where the declarations are used.
@@ -44,34 +48,26 @@ pub(crate) enum Accepts {
     /// `accepts_token(any)`.
     Any,
     /// The listed types.
-    Types(TypeSet),
+    Types(TokenTypes),
 }
 
 impl Accepts {
-    pub(crate) fn set(self) -> TypeSet {
+    pub(crate) fn set(self) -> TokenTypes {
         match self {
-            Accepts::Default => TypeSet::DEFAULT,
-            Accepts::Any => TypeSet::ANY,
+            Accepts::Default => TokenTypes::DEFAULT,
+            Accepts::Any => TokenTypes::ANY,
             Accepts::Types(set) => set,
         }
     }
 }
 
-/// What a requirement looks at.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ReqKind {
-    Scope,
-    Role,
-    Permission,
-}
-
 /// A checked requirement.
 pub(crate) struct Req {
-    pub(crate) kind: ReqKind,
+    pub(crate) kind: ValueKind,
     pub(crate) any: bool,
     pub(crate) values: Vec<String>,
     /// Empty: every accepted type.
-    pub(crate) applies_to: TypeSet,
+    pub(crate) applies_to: TokenTypes,
 }
 
 /// Checks the declarations; records every problem in `errors` and returns what it could
@@ -226,7 +222,7 @@ enum Resolved {
 fn accepts(d: &Declared, types: &[TypeArg], errors: &mut Errors) -> Accepts {
     if types.is_empty() {
         if d.malformed {
-            return Accepts::Types(TypeSet::EMPTY);
+            return Accepts::Types(TokenTypes::EMPTY);
         }
         errors.at(
             d.span,
@@ -235,15 +231,15 @@ fn accepts(d: &Declared, types: &[TypeArg], errors: &mut Errors) -> Accepts {
                 valid_types(true)
             ),
         );
-        return Accepts::Types(TypeSet::EMPTY);
+        return Accepts::Types(TokenTypes::EMPTY);
     }
-    let mut set = TypeSet::EMPTY;
+    let mut set = TokenTypes::EMPTY;
     let mut any = None;
     for arg in types {
         match resolve_type(arg, true, errors) {
             Some(Resolved::Any) => any = Some(arg.span()),
             Some(Resolved::Type(t)) if set.contains(t) => {
-                errors.at(arg.span(), format!("`{}` is listed twice; remove one", t.name()));
+                errors.at(arg.span(), format!("`{t}` is listed twice; remove one"));
             }
             Some(Resolved::Type(t)) => set = set.with(t),
             None => {}
@@ -262,6 +258,8 @@ fn accepts(d: &Declared, types: &[TypeArg], errors: &mut Errors) -> Accepts {
     }
 }
 
+/// One `require_scope` / `require_role` / `require_permission` attribute: its values, its type
+/// limit, and, when the accepted types are known, whether it can hold for them.
 fn requirement(
     d: &Declared,
     args: &RequireArgs,
@@ -270,44 +268,55 @@ fn requirement(
     errors: &mut Errors,
 ) -> Req {
     let kind = match d.kind {
-        AttrKind::RequireRole => ReqKind::Role,
-        AttrKind::RequirePermission => ReqKind::Permission,
-        _ => ReqKind::Scope,
+        AttrKind::RequireRole => ValueKind::Role,
+        AttrKind::RequirePermission => ValueKind::Permission,
+        _ => ValueKind::Scope,
     };
+    let start = errors.count();
+    let values = values(d, kind, args, errors);
+    let (limit, limited) = type_limit(d, kind, args, errors);
+    let mut req = Req {
+        kind,
+        any: args.any.is_some(),
+        values,
+        applies_to: limit,
+    };
+
+    // Checks against the accepted types, when they are known.
+    let Some(accepts) = accepts else {
+        return req;
+    };
+    let route = if context == Context::Layer { "policy" } else { "route" };
+    let sound = !d.malformed && errors.count() == start;
+    if kind == ValueKind::Scope {
+        limit_is_accepted(&limited, accepts.set(), route, errors);
+    }
+    // The checks below would only repeat a mistake already reported in this attribute.
+    if sound {
+        req.applies_to = applies_to(d, &req, args.limit.is_none(), accepts, route, errors);
+    }
+    req
+}
+
+/// The values of a requirement that follow its grammar, each once; an error for every other.
+fn values(d: &Declared, kind: ValueKind, args: &RequireArgs, errors: &mut Errors) -> Vec<String> {
     let attr = d.kind.name();
     let noun = d.kind.value_noun();
-    let start = errors.count();
-
-    // Values.
     let mut values = Vec::new();
     let mut seen = HashSet::new();
     for v in &args.values {
         match v {
             ValueArg::Str(lit) => {
                 let value = lit.value();
-                if let Err(message) = validate_value(kind, &value) {
-                    errors.at(lit.span(), message);
+                if let Err(error) = kind.validate(&value) {
+                    errors.at(lit.span(), error.in_attribute());
                 } else if !seen.insert(value.clone()) {
                     errors.at(lit.span(), format!("{noun} `{value}` is listed twice; remove one"));
                 } else {
                     values.push(value);
                 }
             }
-            ValueArg::Ident(ident) => {
-                let name = ident.to_string();
-                let hint = if TokenType::from_name(&name).is_some() {
-                    format!(
-                        "; to limit the requirement to `{name}` tokens, end the limit with `:`: `#[{attr}({name}: \"{}\")]`",
-                        d.kind.example()
-                    )
-                } else {
-                    String::new()
-                };
-                errors.at(
-                    ident.span(),
-                    format!("{noun}s are string literals: write `\"{name}\"`{hint}"),
-                );
-            }
+            ValueArg::Ident(ident) => unquoted_value(d, ident, errors),
         }
     }
     if args.values.is_empty() && !d.malformed {
@@ -319,213 +328,137 @@ fn requirement(
             ),
         );
     }
+    values
+}
 
-    // The token types it applies to.
-    let mut limit = TypeSet::EMPTY;
+/// A value written as an identifier: it needs quotes, or, if it names a token type, was meant
+/// as a type limit.
+fn unquoted_value(d: &Declared, ident: &Ident, errors: &mut Errors) {
+    let attr = d.kind.name();
+    let noun = d.kind.value_noun();
+    let name = ident.to_string();
+    let hint = if TokenType::from_name(&name).is_some() {
+        format!(
+            "; to limit the requirement to `{name}` tokens, end the limit with `:`: `#[{attr}({name}: \"{}\")]`",
+            d.kind.example()
+        )
+    } else {
+        String::new()
+    };
+    errors.at(
+        ident.span(),
+        format!("{noun}s are string literals: write `\"{name}\"`{hint}"),
+    );
+}
+
+/// The token types a requirement is limited to (empty: no limit), and each with the span it
+/// was named at.
+fn type_limit(
+    d: &Declared,
+    kind: ValueKind,
+    args: &RequireArgs,
+    errors: &mut Errors,
+) -> (TokenTypes, Vec<(TokenType, Span)>) {
+    let mut limit = TokenTypes::EMPTY;
     let mut limited = Vec::new();
-    if let Some((types, colon)) = &args.limit {
-        if kind != ReqKind::Scope {
+    let Some((types, colon)) = &args.limit else {
+        return (limit, limited);
+    };
+    if kind != ValueKind::Scope {
+        errors.at(
+            *colon,
+            format!(
+                "`#[{attr}]` always applies to session tokens only (machine tokens carry no {noun}s; give them a `#[require_scope]`); remove the type limit",
+                attr = d.kind.name(),
+                noun = d.kind.value_noun(),
+            ),
+        );
+    }
+    for arg in types {
+        match resolve_type(arg, false, errors) {
+            Some(Resolved::Type(t)) if limit.contains(t) => {
+                errors.at(arg.span(), format!("`{t}` is listed twice; remove one"));
+            }
+            Some(Resolved::Type(t)) => {
+                limit = limit.with(t);
+                limited.push((t, arg.span()));
+                if kind == ValueKind::Scope && t == TokenType::SessionToken {
+                    errors.at(
+                        arg.span(),
+                        "session tokens carry no scopes, so this requirement would refuse every session; remove `session_token` from the limit (use `#[require_role]` or `#[require_permission]` for sessions)",
+                    );
+                }
+            }
+            Some(Resolved::Any) | None => {}
+        }
+    }
+    (limit, limited)
+}
+
+/// Every type a scope requirement is limited to is one the route accepts (session tokens
+/// were reported by [`type_limit`]).
+fn limit_is_accepted(limited: &[(TokenType, Span)], accepted: TokenTypes, route: &str, errors: &mut Errors) {
+    for (t, span) in limited {
+        if *t != TokenType::SessionToken && !accepted.contains(*t) {
             errors.at(
-                *colon,
+                *span,
                 format!(
-                    "`#[{attr}]` always applies to session tokens only (machine tokens carry no {noun}s; give them a `#[require_scope]`); remove the type limit"
+                    "this requirement is limited to `{t}`, but the {route} does not accept `{t}` (it accepts: {accepted}); add it to `#[accepts_token]`, or remove it from the limit"
                 ),
             );
         }
-        for arg in types {
-            match resolve_type(arg, false, errors) {
-                Some(Resolved::Type(t)) if limit.contains(t) => {
-                    errors.at(arg.span(), format!("`{}` is listed twice; remove one", t.name()));
-                }
-                Some(Resolved::Type(t)) => {
-                    limit = limit.with(t);
-                    limited.push((t, arg.span()));
-                    if kind == ReqKind::Scope && t == TokenType::SessionToken {
-                        errors.at(
-                            arg.span(),
-                            "session tokens carry no scopes, so this requirement would refuse every session; remove `session_token` from the limit (use `#[require_role]` or `#[require_permission]` for sessions)",
-                        );
-                    }
-                }
-                Some(Resolved::Any) | None => {}
-            }
-        }
     }
+}
 
-    // Checks against the accepted types, when they are known.
-    let route = if context == Context::Layer { "policy" } else { "route" };
-    let sound = !d.malformed && errors.count() == start;
-    let Some(accepts) = accepts else {
-        return Req {
-            kind,
-            any: args.any.is_some(),
-            values,
-            applies_to: limit,
-        };
-    };
+/// The types a sound requirement applies to; an error when it would refuse every token of
+/// an accepted type that cannot carry what it requires.
+fn applies_to(
+    d: &Declared,
+    req: &Req,
+    unlimited: bool,
+    accepts: Accepts,
+    route: &str,
+    errors: &mut Errors,
+) -> TokenTypes {
     let accepted = accepts.set();
-    if kind == ReqKind::Scope {
-        for (t, span) in &limited {
-            if *t != TokenType::SessionToken && !accepted.contains(*t) {
-                errors.at(
-                    *span,
-                    format!(
-                        "this requirement is limited to `{t}`, but the {route} does not accept `{t}` (it accepts: {}); add it to `#[accepts_token]`, or remove it from the limit",
-                        accepted.list(),
-                        t = t.name(),
-                    ),
-                );
-            }
-        }
-    }
-    // The checks below would only repeat a mistake already reported in this attribute.
-    if !sound {
-        return Req {
-            kind,
-            any: args.any.is_some(),
-            values,
-            applies_to: limit,
-        };
-    }
-    let applies_to = match kind {
-        ReqKind::Role | ReqKind::Permission => {
+    match req.kind {
+        ValueKind::Role | ValueKind::Permission => {
             if !accepted.contains(TokenType::SessionToken) {
                 errors.at(
                     d.span,
                     format!(
-                        "`#[{attr}]` checks the organization {noun} of a signed-in user, which only session tokens carry, but this {route} accepts no session tokens (it accepts: {}); add `session_token` to `#[accepts_token]`, or require a scope instead",
-                        accepted.list()
+                        "`#[{attr}]` checks the organization {noun} of a signed-in user, which only session tokens carry, but this {route} accepts no session tokens (it accepts: {accepted}); add `session_token` to `#[accepts_token]`, or require a scope instead",
+                        attr = d.kind.name(),
+                        noun = d.kind.value_noun(),
                     ),
                 );
             }
-            TypeSet::DEFAULT
+            TokenTypes::DEFAULT
         }
-        ReqKind::Scope if args.limit.is_none() && accepted.contains(TokenType::SessionToken) => {
-            let listed = values.iter().map(|v| format!("\"{v}\"")).collect::<Vec<_>>().join(", ");
-            let example = if args.any.is_some() {
-                format!("any({listed})")
-            } else {
-                listed
-            };
-            let machines = accepted.without(TokenType::SessionToken);
-            let message = match accepts {
-                Accepts::Default => "`#[require_scope]` without `#[accepts_token]`: the route accepts only session tokens (Clerk's default), which carry no scopes, so every request would be refused; declare the machine tokens that carry the scope, e.g. `#[accepts_token(api_key)]`".to_owned(),
-                _ if machines.is_empty() => "this route accepts only session tokens, which carry no scopes, so every request would be refused; accept machine tokens (e.g. `#[accepts_token(session_token, api_key)]`) and limit the scope to them, or use `#[require_role]` / `#[require_permission]` for sessions".to_owned(),
-                _ => format!(
-                    "this scope requirement also applies to session tokens, which carry no scopes, so every session would be refused; limit it to the other accepted types: `#[require_scope({}: {example})]`",
-                    machines.limit_form()
-                ),
-            };
-            errors.at(d.span, message);
-            TypeSet::EMPTY
+        ValueKind::Scope if unlimited && accepted.contains(TokenType::SessionToken) => {
+            errors.at(d.span, scope_on_sessions(req, accepts));
+            TokenTypes::EMPTY
         }
-        ReqKind::Scope => limit,
-    };
-
-    Req {
-        kind,
-        any: args.any.is_some(),
-        values,
-        applies_to,
+        ValueKind::Scope => req.applies_to,
     }
 }
 
-/// The runtime's value rules, with a fix in each message.
-pub(crate) fn validate_value(kind: ReqKind, value: &str) -> Result<(), String> {
-    match kind {
-        ReqKind::Scope => validate_scope(value),
-        ReqKind::Role => match value.strip_prefix("org:") {
-            Some(rest) if is_key_part(rest) => Ok(()),
-            _ => Err(format!(
-                "role `{}` is not of the form `org:<role>`; write e.g. `\"org:admin\"` (letters, digits, `_` and `-` after `org:`)",
-                value.escape_debug()
-            )),
-        },
-        ReqKind::Permission => {
-            let parts: Vec<&str> = value.split(':').collect();
-            match parts.as_slice() {
-                ["org", feature, action] if is_key_part(feature) && is_key_part(action) => Ok(()),
-                _ => Err(format!(
-                    "permission `{}` is not of the form `org:<feature>:<action>`; write e.g. `\"org:invoices:create\"`",
-                    value.escape_debug()
-                )),
-            }
-        }
-    }
-}
-
-fn is_key_part(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
-}
-
-/// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
-fn validate_scope(scope: &str) -> Result<(), String> {
-    if scope.is_empty() {
-        return Err("a scope cannot be empty; write the scope name, e.g. `\"write:users\"`".to_owned());
-    }
-    let Some(bad) = scope
-        .chars()
-        .find(|c| !matches!(c, '\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E'))
-    else {
-        return Ok(());
-    };
-    let what = match bad {
-        ' ' => "a space (one attribute argument is one scope: write `\"a\", \"b\"` for two)".to_owned(),
-        '"' => "`\"`".to_owned(),
-        '\\' => "`\\`".to_owned(),
-        c if c.is_control() => "a control character".to_owned(),
-        c => format!("`{c}`"),
-    };
-    Err(format!(
-        "scope `{}` contains {what}, which RFC 6749 does not allow in a scope; use printable ASCII without spaces, `\"` or `\\`",
-        scope.escape_debug()
-    ))
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod tests {
-    use super::*;
-    use tokengate_runtime::policy::RequirementKind;
-
-    /// The compile-time rules and the runtime's agree on every sample.
-    #[test]
-    fn rules_match_the_runtime() {
-        let samples = [
-            "",
-            "write:users",
-            "a b",
-            "a\"b",
-            "a\\b",
-            "a\nb",
-            "a\tb",
-            "é",
-            "!#[]~",
-            "\x7f",
-            "org:admin",
-            "org:",
-            "org:ad min",
-            "admin",
-            "org:invoices:create",
-            "org:invoices",
-            "org:invoices:create:x",
-            "org::create",
-            "org:in-voices:cre_ate",
-            "user:invoices:create",
-        ];
-        for kind in [ReqKind::Scope, ReqKind::Role, ReqKind::Permission] {
-            let runtime_kind = match kind {
-                ReqKind::Scope => RequirementKind::Scope,
-                ReqKind::Role => RequirementKind::Role,
-                ReqKind::Permission => RequirementKind::Permission,
-            };
-            for s in samples {
-                assert_eq!(
-                    validate_value(kind, s).is_ok(),
-                    tokengate_runtime::policy::validate_value(runtime_kind, s).is_ok(),
-                    "{s:?}"
-                );
-            }
-        }
+/// The message for a scope requirement that would apply to session tokens, which carry none.
+fn scope_on_sessions(req: &Req, accepts: Accepts) -> String {
+    let listed = req
+        .values
+        .iter()
+        .map(|v| format!("\"{v}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let example = if req.any { format!("any({listed})") } else { listed };
+    let machines = accepts.set().without(TokenType::SessionToken);
+    match accepts {
+        Accepts::Default => "`#[require_scope]` without `#[accepts_token]`: the route accepts only session tokens (Clerk's default), which carry no scopes, so every request would be refused; declare the machine tokens that carry the scope, e.g. `#[accepts_token(api_key)]`".to_owned(),
+        _ if machines.is_empty() => "this route accepts only session tokens, which carry no scopes, so every request would be refused; accept machine tokens (e.g. `#[accepts_token(session_token, api_key)]`) and limit the scope to them, or use `#[require_role]` / `#[require_permission]` for sessions".to_owned(),
+        _ => format!(
+            "this scope requirement also applies to session tokens, which carry no scopes, so every session would be refused; limit it to the other accepted types: `#[require_scope({}: {example})]`",
+            limit_form(machines)
+        ),
     }
 }

@@ -25,6 +25,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use tokengate_core::grammar::{self, ValueKind};
+
 use crate::auth::AuthInfo;
 use crate::rejection::{Forbidden, ForbiddenReason, Rejection};
 use crate::token::{TokenType, TokenTypes};
@@ -279,59 +281,20 @@ impl Policy {
 pub struct PolicyError(pub(crate) String);
 
 /// Checks one requirement value; the error says what is wrong and how to fix it.
-/// The attributes apply the same rules at compile time.
+/// The attributes apply the same rules at compile time (`tokengate_core::grammar`).
 pub fn validate_value(kind: RequirementKind, value: &str) -> Result<(), String> {
-    match kind {
-        RequirementKind::Scope => validate_scope(value),
-        RequirementKind::Role => {
-            let rest = value.strip_prefix("org:").filter(|r| is_key_part(r));
-            match rest {
-                Some(_) => Ok(()),
-                None => Err(format!(
-                    "role `{value}` is not of the form `org:<role>` (e.g. `org:admin`)"
-                )),
-            }
-        }
-        RequirementKind::Permission => {
-            let parts: Vec<&str> = value.split(':').collect();
-            match parts.as_slice() {
-                ["org", feature, action] if is_key_part(feature) && is_key_part(action) => Ok(()),
-                _ => Err(format!(
-                    "permission `{value}` is not of the form `org:<feature>:<action>` (e.g. `org:invoices:create`)"
-                )),
-            }
-        }
-        RequirementKind::Condition => Ok(()),
-    }
-}
-
-fn is_key_part(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+    let kind = match kind {
+        RequirementKind::Scope => ValueKind::Scope,
+        RequirementKind::Role => ValueKind::Role,
+        RequirementKind::Permission => ValueKind::Permission,
+        RequirementKind::Condition => return Ok(()),
+    };
+    kind.validate(value).map_err(|e| e.to_string())
 }
 
 /// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.
 pub fn validate_scope(scope: &str) -> Result<(), String> {
-    if scope.is_empty() {
-        return Err("a scope cannot be empty".to_owned());
-    }
-    match scope.chars().find(|c| !is_scope_char(*c)) {
-        None => Ok(()),
-        Some(c) => Err(format!(
-            "scope `{}` contains {}, which RFC 6749 does not allow in a scope; use printable ASCII without spaces, `\"` or `\\`",
-            scope.escape_debug(),
-            match c {
-                ' ' => "a space".to_owned(),
-                '"' => "`\"`".to_owned(),
-                '\\' => "`\\`".to_owned(),
-                c if c.is_control() => "a control character".to_owned(),
-                c => format!("`{c}`"),
-            }
-        )),
-    }
-}
-
-fn is_scope_char(c: char) -> bool {
-    matches!(c, '\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E')
+    grammar::validate_scope(scope).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -409,6 +372,11 @@ mod tests {
         assert!(validate_value(RequirementKind::Role, "admin").is_err());
         assert!(validate_value(RequirementKind::Permission, "org:invoices:create").is_ok());
         assert!(validate_value(RequirementKind::Permission, "org:invoices").is_err());
+        assert!(validate_value(RequirementKind::Condition, "any name").is_ok());
+        assert_eq!(
+            validate_value(RequirementKind::Role, "admin"),
+            Err("role `admin` is not of the form `org:<role>` (e.g. `org:admin`)".to_owned())
+        );
         assert!(Requirement::new(RequirementKind::Scope, Match::All, Vec::<String>::new()).is_err());
     }
 }

@@ -23,6 +23,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use tokengate_core::grammar;
+
 use crate::auth::AuthInfo;
 use crate::rejection::InvalidReason;
 
@@ -413,12 +415,7 @@ impl KeySpec {
             ));
         }
         for scope in &self.scopes {
-            // RFC 6749 §3.3 scope-token: %x21 / %x23-5B / %x5D-7E.
-            let ok = !scope.is_empty()
-                && scope
-                    .bytes()
-                    .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
-            if !ok {
+            if grammar::validate_scope(scope).is_err() {
                 return invalid(format!(
                     "the scope `{}` is not a valid scope: use printable ASCII without spaces, `\"` or `\\`",
                     scope.escape_debug()
@@ -529,6 +526,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("scope"), "{err}");
+        for bad in ["", "a\"b", "a\\b", "é"] {
+            assert!(
+                KeySpec::api_key("user_1", "ci").scope(bad).validate(now).is_err(),
+                "{bad:?}"
+            );
+        }
         let err = KeySpec::api_key("user_1", "ci")
             .claims(serde_json::json!([1]))
             .validate(now)
