@@ -15,7 +15,7 @@ case "$rounds" in '' | *[!0-9]* | 0*) echo "ROUNDS must be a whole number >= 1 (
 work=$(mktemp -d "${TMPDIR:-/tmp}/tokengate-build-time.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-make_app() { # name, dependency lines, main.rs
+make_app() { # name, axum version, dependency lines, main.rs
     mkdir -p "$work/$1/src"
     cat >"$work/$1/Cargo.toml" <<EOF
 [package]
@@ -25,17 +25,17 @@ edition = "2024"
 publish = false
 
 [dependencies]
-axum = "0.8"
+axum = "$2"
 tokio = { version = "1", features = ["rt-multi-thread", "macros", "net"] }
 serde = { version = "1", features = ["derive"] }
-$2
+$3
 
 [workspace]
 EOF
-    printf '%s\n' "$3" >"$work/$1/src/main.rs"
+    printf '%s\n' "$4" >"$work/$1/src/main.rs"
 }
 
-make_app with_tokengate "tokengate = { path = \"$repo\", default-features = false, features = [\"macros\", \"jwks\"] }" '
+make_app with_tokengate 0.8 "tokengate = { path = \"$repo\", default-features = false, features = [\"macros\", \"jwks\"] }" '
 use std::sync::Arc;
 use axum::{Router, routing::get};
 use tokengate::{Auth, TokenGate, TokenType, jwt::JwtVerifier, accepts_token};
@@ -54,7 +54,8 @@ async fn main() {
     axum::serve(listener, app).await.unwrap();
 }'
 
-make_app with_jwt_authorizer 'jwt-authorizer = "0.15"' '
+# jwt-authorizer 0.15 is built on axum 0.7.
+make_app with_jwt_authorizer 0.7 'jwt-authorizer = "0.15"' '
 use axum::{Router, routing::get};
 use jwt_authorizer::{JwtAuthorizer, JwtClaims, IntoLayer};
 use serde::Deserialize;
