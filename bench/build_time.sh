@@ -57,7 +57,7 @@ async fn main() {
 # jwt-authorizer 0.15 is built on axum 0.7.
 make_app with_jwt_authorizer 0.7 'jwt-authorizer = "0.15"' '
 use axum::{Router, routing::get};
-use jwt_authorizer::{JwtAuthorizer, JwtClaims, IntoLayer};
+use jwt_authorizer::{Authorizer, IntoLayer, JwtAuthorizer, JwtClaims};
 use serde::Deserialize;
 
 #[derive(Clone, Deserialize)]
@@ -71,7 +71,7 @@ async fn me(JwtClaims(claims): JwtClaims<Claims>) -> String {
 
 #[tokio::main]
 async fn main() {
-    let auth = JwtAuthorizer::from_jwks_url("https://example.invalid/.well-known/jwks.json")
+    let auth: Authorizer<Claims> = JwtAuthorizer::from_jwks_url("https://example.invalid/.well-known/jwks.json")
         .build()
         .await
         .unwrap();
