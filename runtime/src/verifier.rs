@@ -184,7 +184,7 @@ pub type VerifyFuture<'a> = Pin<Box<dyn Future<Output = Result<Auth, VerifyError
 /// struct Mine;
 /// impl Verifier for Mine {
 ///     fn verify<'a>(&'a self, _: Credential<'a>) -> VerifyFuture<'a> {
-///         unimplemented!()
+///         Box::pin(std::future::ready(Err(tokengate_runtime::VerifyError::unavailable("no backend"))))
 ///     }
 ///     // error: module `sealed` is private
 ///     fn recall_jwt_sealed(&self, _: &str, _: tokengate_runtime::verifier::sealed::Seal) -> Option<Auth> {

@@ -4,7 +4,6 @@
 //! front of it. The store alone: `keys_sqlite.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -20,25 +19,9 @@ use tokengate_runtime::{
     Match, Policy, Rejection, Requirement, RequirementKind, TokenGate, TokenType, TokenTypes, VerifyError,
 };
 
-fn db_path(dir: &tempfile::TempDir) -> PathBuf {
-    dir.path().join("keys.db")
-}
+mod sqlite_support;
 
-async fn open(path: &Path) -> Arc<SqliteKeyStore> {
-    Arc::new(SqliteKeyStore::open(path).await.unwrap())
-}
-
-async fn verify(
-    verifier: &KeyVerifier,
-    secret: &str,
-    token_type: TokenType,
-) -> Result<tokengate_runtime::Auth, VerifyError> {
-    verifier.verify(Credential::new_for_tests(secret, token_type)).await
-}
-
-fn invalid(reason: InvalidReason) -> VerifyError {
-    VerifyError::Invalid(reason)
-}
+use sqlite_support::{db_path, invalid, open, verify};
 
 fn bearer(token: &str) -> HeaderMap {
     let mut headers = HeaderMap::new();

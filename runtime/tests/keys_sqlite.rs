@@ -3,33 +3,15 @@
 //! `key_verifier.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 
-use tokengate_runtime::keys::{KeySpec, KeyStore, KeyVerifier, SqliteKeyStore, StoreError, issue, now_unix};
+use tokengate_runtime::TokenType;
+use tokengate_runtime::keys::{KeySpec, KeyStore, KeyVerifier, StoreError, issue, now_unix};
 use tokengate_runtime::rejection::InvalidReason;
-use tokengate_runtime::verifier::{Credential, Verifier};
-use tokengate_runtime::{TokenType, VerifyError};
 
-fn db_path(dir: &tempfile::TempDir) -> PathBuf {
-    dir.path().join("keys.db")
-}
+mod sqlite_support;
 
-async fn open(path: &Path) -> Arc<SqliteKeyStore> {
-    Arc::new(SqliteKeyStore::open(path).await.unwrap())
-}
-
-async fn verify(
-    verifier: &KeyVerifier,
-    secret: &str,
-    token_type: TokenType,
-) -> Result<tokengate_runtime::Auth, VerifyError> {
-    verifier.verify(Credential::new_for_tests(secret, token_type)).await
-}
-
-fn invalid(reason: InvalidReason) -> VerifyError {
-    VerifyError::Invalid(reason)
-}
+use sqlite_support::{db_path, invalid, open, verify};
 
 #[tokio::test]
 async fn keys_persist_across_reopening_the_store() {
