@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Clean debug build of a minimal axum app that verifies session JWTs from a JWKS URL, on
 # tokengate (only the `macros` and `jwks` features) and on jwt-authorizer, side by side: the
-# wall time and the number of crates each compiles. Figures: BENCHMARKS.md, "Build time".
+# wall time and the number of crates each compiles. Figures: BENCHMARKS.md, section 5 "Build time".
 #
 #   bash bench/build_time.sh            # both apps, one after the other
 #   ROUNDS=2 bash bench/build_time.sh   # each app built ROUNDS times from clean, alternated

@@ -2,14 +2,7 @@
 //! read from SQLite, and a key refused by its checksum before any lookup.
 //!
 //! Run: `cargo bench -p tokengate-runtime --bench keys -- --warm-up-time 1 --measurement-time 3`.
-//! Recorded on the 2-core development machine (release profile, 1000 keys in the table),
-//! 2026-11-28; the figures and what they mean are in BENCHMARKS.md, section 3:
-//!
-//! | case | time per verification |
-//! |---|---|
-//! | `key_verify/cached` | 242 ns |
-//! | `key_verify/uncached_sqlite` | 123 µs |
-//! | `key_verify/bad_checksum` | 80 ns |
+//! The figures, the machine and what they mean: BENCHMARKS.md, section 2.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::future::Future;
