@@ -418,7 +418,7 @@ async fn run(args: Args) -> Result<(), Fatal> {
                 .keys(dev.key_set()?)
                 .session(session_rules)
                 .oauth(OAuthRules::new(DEV_ISSUER, [DEV_AUDIENCE]))
-                .m2m(M2mRules::new())
+                .m2m(M2mRules::new().issuer(DEV_ISSUER))
                 .build()?,
         ),
         (None, None, None) => return Err(fail("no session-token key configured")),
@@ -511,7 +511,11 @@ async fn run_clerk(args: Args, secret_key: &str, db: UsersDb, keys: Arc<KeyVerif
     if !args.authorized_parties.is_empty() {
         session_rules = session_rules.authorized_parties(args.authorized_parties.clone());
     }
-    let mut jwt = key_source.session(session_rules).m2m(M2mRules::new());
+    // Clerk's M2M JWTs are signed by the instance key, which signs nothing else with an
+    // `mch_` subject, and carry Clerk's M2M category (checked): any issuer will do.
+    let mut jwt = key_source
+        .session(session_rules)
+        .m2m(M2mRules::new().skip_issuer_check());
     if let (Some(issuer), Some(audience)) = (&args.oauth_issuer_name, &args.oauth_audience) {
         jwt = jwt.oauth(OAuthRules::new(issuer.clone(), [audience.clone()]));
     }

@@ -12,7 +12,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use http::{Request, StatusCode, header};
-use jwt_support::{JwksServer, RSA, jwks, now, session_claims};
+use jwt_support::{CLERK_ISSUER, JwksServer, RSA, jwks, m2m_claims, now, session_claims};
 use serde_json::{Value, json};
 use tokengate_runtime::jwt::{
     Algorithm, JwksCache, JwtConfigError, JwtVerifier, KeySet, M2mRules, OAuthRules, SessionRules, TokenCacheConfig,
@@ -32,7 +32,7 @@ fn verifier() -> JwtVerifier {
         .keys(KeySet::from_pem(&RSA.public_pem()).unwrap())
         .session(SessionRules::new().authorized_parties(["https://app.example.com"]))
         .oauth(OAuthRules::new(ISSUER, [AUDIENCE]))
-        .m2m(M2mRules::new())
+        .m2m(M2mRules::new().issuer(CLERK_ISSUER))
         .build()
         .unwrap()
 }
@@ -153,8 +153,7 @@ async fn oauth_jwt_access_tokens_are_verified_per_rfc_9068() {
 
 #[tokio::test]
 async fn m2m_jwts_are_classified_and_verified() {
-    let now = now();
-    let claims = json!({"sub":"mch_1","exp":now + 60,"iat":now,"jti":"mt_abc","scopes":"mch_2 mch_3"});
+    let claims = m2m_claims();
     let accepts = TokenTypes::EMPTY.with(TokenType::M2mToken);
     let (status, body) = call(router(accepts), &RSA.token(&claims)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -402,8 +401,7 @@ async fn a_reused_jwt_is_recalled_before_classification_with_the_same_checks() {
     let sessions = Policy::accepting(TokenTypes::DEFAULT);
     let machines = Policy::accepting(TokenTypes::EMPTY.with(TokenType::M2mToken));
     let session = RSA.token(&session_claims());
-    let now = now();
-    let machine = RSA.token(&json!({"sub":"mch_1","exp":now + 60,"iat":now,"jti":"mt_abc"}));
+    let machine = RSA.token(&m2m_claims());
 
     // First use: verified, then remembered; reuse answers with the same identity.
     assert!(jwt.recall_jwt(&session).is_none(), "nothing verified yet");
@@ -474,8 +472,7 @@ async fn a_recalled_type_counts_only_if_the_gate_sends_that_type_to_the_same_ver
         .verifier(TokenType::M2mToken, machines_elsewhere.clone())
         .build()
         .unwrap();
-    let now = now();
-    let machine = RSA.token(&json!({"sub":"mch_1","exp":now + 60,"iat":now,"jti":"mt_abc"}));
+    let machine = RSA.token(&m2m_claims());
     jwt.verify_token(&machine, TokenType::M2mToken).await.unwrap();
     assert_eq!(
         jwt.recall_jwt(&machine).map(|a| a.token_type),

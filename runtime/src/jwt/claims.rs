@@ -7,8 +7,9 @@
 //!   when present, are numbers and not in the future (beyond the leeway);
 //! - when an issuer or audience is configured, `iss` / `aud` are present, of the right type
 //!   and match (`"iss": 5` or an `iss` array is a wrong issuer);
-//! - `sub` is a string; per kind: `azp` against authorized parties, `client_id`, `jti`, `iat`
-//!   for OAuth tokens, an `mch_` subject for M2M tokens.
+//! - `sub` is a string; per kind: `sid` (unless allowed missing), `azp` against authorized
+//!   parties and `sts` for sessions; `client_id`, `jti`, `iat` for OAuth tokens; an `mch_`
+//!   subject and the required machine among the scopes for M2M tokens.
 //!
 //! A session's organization claims, Clerk's v1 (`org_*`) or v2 (`v: 2`, `o`, `fea`), are
 //! read in `jwt/clerk_claims.rs`; [`clerk_v2_permissions`] decodes v2's permissions.
@@ -118,6 +119,10 @@ pub(crate) struct ClaimRules {
     pub(crate) authorized_parties: Vec<String>,
     /// Whether a session with `sts: "pending"` is accepted (Clerk treats it as signed out).
     pub(crate) accept_pending: bool,
+    /// Whether a session must carry `sid` (`SessionRules` sets it by default).
+    pub(crate) require_sid: bool,
+    /// The machine an M2M token must list among its scopes.
+    pub(crate) machine: Option<String>,
 }
 
 /// A NumericDate: an integer or a finite number (RFC 7519 §2); strings are refused.
@@ -214,6 +219,10 @@ pub(crate) fn session(claims: Map<String, Value>, rules: &ClaimRules, clock: Clo
         // A machine's token presented as a session.
         return Err(InvalidReason::WrongType);
     }
+    let sid = optional_string(&claims, "sid")?.filter(|sid| !sid.is_empty());
+    if sid.is_none() && rules.require_sid {
+        return Err(InvalidReason::MissingSessionId);
+    }
     let azp = optional_string(&claims, "azp")?;
     if !rules.authorized_parties.is_empty() {
         match azp {
@@ -222,15 +231,16 @@ pub(crate) fn session(claims: Map<String, Value>, rules: &ClaimRules, clock: Clo
         }
     }
     let status = optional_string(&claims, "sts")?;
-    if status == Some("pending") && !rules.accept_pending {
-        // Clerk's SDK treats a pending session (a task such as choosing an organization is
-        // unfinished) as signed out unless told otherwise.
+    // Clerk's SDK treats a pending session (a task such as choosing an organization is
+    // unfinished) as signed out unless told otherwise, and only that status: `=== 'pending'`,
+    // exact and case-sensitive; any other string (`active`, none) is signed in.
+    if status == Some(PENDING) && !rules.accept_pending {
         return Err(InvalidReason::Inactive);
     }
     let mut info = AuthInfo::new(TokenType::SessionToken);
     info.subject = Some(sub.to_owned());
     info.user_id = Some(sub.to_owned());
-    info.session_id = optional_string(&claims, "sid")?.map(str::to_owned);
+    info.session_id = sid.map(str::to_owned);
     info.session_status = status.map(str::to_owned);
     info.id = optional_string(&claims, "jti")?.map(str::to_owned);
     info.expiration = Some(exp);
@@ -286,18 +296,29 @@ pub(crate) fn m2m(claims: Map<String, Value>, rules: &ClaimRules, clock: Clock) 
     info.subject = Some(sub.to_owned());
     info.id = optional_string(&claims, "jti")?.map(str::to_owned);
     info.expiration = Some(exp);
+    // Clerk's `M2MToken.fromJwtPayload`: `scopes` split, else `aud` (the machines
+    // the token may call; `check_common` has checked it is a string or strings).
     info.scopes = match claims.get("scopes") {
         Some(Value::String(scopes)) => split_scopes(scopes),
         Some(list @ Value::Array(_)) => string_list(Some(list))?,
         Some(_) => return Err(InvalidReason::InvalidClaims),
         None => match claims.get("aud") {
+            Some(Value::String(aud)) => vec![aud.clone()],
             Some(list @ Value::Array(_)) => string_list(Some(list))?,
             _ => Vec::new(),
         },
     };
+    if let Some(machine) = &rules.machine
+        && !info.scopes.iter().any(|s| s == machine)
+    {
+        return Err(InvalidReason::WrongAudience);
+    }
     info.claims = Value::Object(claims);
     Ok(info.with_derived_ids())
 }
+
+/// The session status Clerk treats as signed out.
+const PENDING: &str = "pending";
 
 fn split_scopes(scopes: &str) -> Vec<String> {
     scopes.split_ascii_whitespace().map(str::to_owned).collect()
@@ -476,6 +497,30 @@ mod tests {
             check(json!({"sub":"user_1","exp":NOW + 60})),
             Err(InvalidReason::WrongAuthorizedParty)
         );
+    }
+
+    #[test]
+    fn sessions_need_a_sid_unless_allowed() {
+        let rules = ClaimRules {
+            require_sid: true,
+            ..ClaimRules::default()
+        };
+        let check = |v: Value| session(map(v), &rules, CLOCK).map(|i| i.session_id);
+        assert_eq!(
+            check(json!({"sub":"user_1","exp":NOW + 60,"sid":"sess_1"})),
+            Ok(Some("sess_1".into()))
+        );
+        for missing in [json!({}), json!({"sid":null}), json!({"sid":""})] {
+            let mut claims = map(json!({"sub":"user_1","exp":NOW + 60}));
+            claims.extend(map(missing.clone()));
+            assert_eq!(
+                check(Value::Object(claims)),
+                Err(InvalidReason::MissingSessionId),
+                "{missing}"
+            );
+        }
+        let lenient = session_of(json!({"sub":"user_1","exp":NOW + 60})).unwrap();
+        assert_eq!(lenient.session_id, None);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! | [`discovery`] | OAuth / OIDC discovery of an issuer's `jwks_uri` |
 //! | `jws` | the compact JWS: segments, JOSE header checks, signature |
 //! | [`claims`] | claim validation and the mapping of each kind's claims |
+//! | [`category`] | Clerk's `cat` header: which class of token a category names |
 //! | `clerk_claims` | Clerk's organization claims, v1 and v2 |
 //! | [`cache`] | the verified-token cache (a reused token costs a hash) |
 //! | [`config`] | rules per kind of token, configuration errors |
@@ -47,6 +48,7 @@
 //! ```
 
 pub mod cache;
+pub mod category;
 pub mod claims;
 mod clerk_claims;
 pub mod config;
@@ -107,6 +109,8 @@ impl fmt::Debug for Snapshot {
 #[derive(Debug)]
 struct KindRules {
     algorithms: AlgorithmSet,
+    /// Whether Clerk's `cat` header must suit the kind.
+    check_category: bool,
     claims: ClaimRules,
 }
 
@@ -221,6 +225,7 @@ impl JwtVerifierBuilder {
                 r.check()?;
                 Some(KindRules {
                     algorithms: r.algorithms,
+                    check_category: r.check_category,
                     claims: r.claim_rules(),
                 })
             }
@@ -231,6 +236,8 @@ impl JwtVerifierBuilder {
                 r.check()?;
                 Some(KindRules {
                     algorithms: r.algorithms,
+                    // Clerk's OAuth JWT verification does not read `cat` (jwt/category.rs).
+                    check_category: false,
                     claims: r.claim_rules(),
                 })
             }
@@ -241,6 +248,7 @@ impl JwtVerifierBuilder {
                 r.check()?;
                 Some(KindRules {
                     algorithms: r.algorithms,
+                    check_category: r.check_category,
                     claims: r.claim_rules(),
                 })
             }
@@ -428,7 +436,7 @@ impl JwtVerifier {
         let segments = Segments::split(token)?;
         let header_json = URL_SAFE_NO_PAD.decode(segments.header).map_err(|_| malformed())?;
         let header = Header::parse(&header_json)?;
-        let alg = header.check(&rules.algorithms, token_type)?;
+        let alg = header.check(&rules.algorithms, token_type, rules.check_category)?;
         let kid = header.kid.as_deref();
         let snapshot = self.snapshot_for(kid, alg).await?;
         segments.check_signature(&snapshot.keys, kid, alg)?;
