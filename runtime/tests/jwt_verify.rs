@@ -491,15 +491,19 @@ async fn a_recalled_type_counts_only_if_the_gate_sends_that_type_to_the_same_ver
 
 #[tokio::test]
 async fn a_jwt_is_verified_only_as_the_type_it_classifies_as() {
-    // An RFC 9068-shaped token whose subject is a machine: Clerk's rule makes it an M2M token.
+    // An RFC 9068-shaped token whose subject is a machine: Clerk reads it as an M2M token,
+    // tokengate as neither (two readings, `token-type-ambiguous`).
     let v = verifier();
     let mut claims = oauth_claims();
     claims["sub"] = json!("mch_1");
     let token = at(&claims, "at+jwt");
-    assert_eq!(
-        v.verify_token(&token, TokenType::OAuthToken).await.unwrap_err(),
-        VerifyError::Invalid(InvalidReason::WrongType)
-    );
+    for token_type in [TokenType::OAuthToken, TokenType::M2mToken] {
+        assert_eq!(
+            v.verify_token(&token, token_type).await.unwrap_err(),
+            VerifyError::Invalid(InvalidReason::TypeAmbiguous),
+            "{token_type}"
+        );
+    }
     assert!(v.recall_jwt(&token).is_none(), "a refused token is not remembered");
     // A session token asked for as an OAuth token, and the reverse, are refused too.
     let session = RSA.token(&session_claims());
@@ -508,20 +512,21 @@ async fn a_jwt_is_verified_only_as_the_type_it_classifies_as() {
     assert!(v.verify_token(&oauth, TokenType::SessionToken).await.is_err());
     assert!(v.recall_jwt(&oauth).is_none() && v.recall_jwt(&session).is_none());
 
-    // Through the gate, the machine token is what the classifier says, on every route.
+    // Through the gate, the classifier refuses it on every route, before any verifier.
     let gate = TokenGate::builder()
         .verifier_for(v.token_types(), Arc::new(v))
         .build()
         .unwrap();
-    let oauth_only = Policy::accepting(TokenTypes::EMPTY.with(TokenType::OAuthToken));
-    for _ in 0..2 {
-        assert!(matches!(
-            gate.authorize(&bearer(&token), &http::Extensions::new(), &oauth_only)
-                .await,
-            Err(Rejection::TokenTypeNotAccepted {
-                presented: TokenType::M2mToken,
-                ..
-            })
-        ));
+    for accepts in [TokenType::OAuthToken, TokenType::M2mToken, TokenType::SessionToken] {
+        let policy = Policy::accepting(TokenTypes::EMPTY.with(accepts));
+        for _ in 0..2 {
+            assert_eq!(
+                gate.authorize(&bearer(&token), &http::Extensions::new(), &policy)
+                    .await
+                    .unwrap_err(),
+                Rejection::InvalidToken(InvalidReason::TypeAmbiguous),
+                "{accepts}"
+            );
+        }
     }
 }

@@ -22,10 +22,11 @@
 //! rule sets and register it with `TokenGateBuilder::verifier_for(verifier.token_types(), …)`.
 //!
 //! The order of checks: size cap → verified-token cache → three base64url segments →
-//! header (no `crit`, allowed `alg`, expected `typ`) → key by `kid` bound to the `alg` →
-//! signature → the type the classifier gives the token (`sub: mch_…` → M2M, `typ: at+jwt` →
-//! OAuth, else session) must be the type asked for → claims. A token's `jku`, `x5u`, `jwk`
-//! and `x5c` headers are ignored. Because of that type check, what the verified-token cache
+//! header (no `crit`, allowed `alg`, expected `typ`, Clerk's `cat` of the kind) → key by
+//! `kid` bound to the `alg` → signature → the type the classifier gives the token
+//! (`sub: mch_…` → M2M, `typ: at+jwt` → OAuth, else session; refused when those signals or
+//! `cat` disagree) must be the type asked for → claims. A token's `jku`, `x5u`, `jwk` and
+//! `x5c` headers are ignored. Because of that type check, what the verified-token cache
 //! remembers is what classification would say, and the gate may recall a reused JWT before
 //! classifying it ([`JwtVerifier::recall_jwt`]).
 //!
@@ -440,7 +441,7 @@ impl JwtVerifier {
         let kid = header.kid.as_deref();
         let snapshot = self.snapshot_for(kid, alg).await?;
         segments.check_signature(&snapshot.keys, kid, alg)?;
-        let info = self.check_claims(segments.payload, header.typ.as_deref(), rules, token_type, now)?;
+        let info = self.check_claims(segments.payload, &header, rules, token_type, now)?;
         let exp = info.expiration;
         let auth = Auth::new(info);
         self.remember(hash, &auth, exp, snapshot.generation, now);
@@ -466,7 +467,7 @@ impl JwtVerifier {
     fn check_claims(
         &self,
         payload_b64: &str,
-        typ: Option<&str>,
+        header: &Header<'_>,
         rules: &KindRules,
         token_type: TokenType,
         now: i64,
@@ -474,9 +475,9 @@ impl JwtVerifier {
         let payload = URL_SAFE_NO_PAD.decode(payload_b64).map_err(|_| malformed())?;
         let claims = claims::parse_object(&payload)?;
         // Only as the type the classifier gives this token (an `at+jwt` with an `mch_` subject
-        // is an M2M token, whatever a caller asks): the gate recalls a remembered JWT before
+        // has none, whatever a caller asks): the gate recalls a remembered JWT before
         // classifying it, so what the cache holds must be what classification would say.
-        if jwt_type(typ, claims.get("sub")) != token_type {
+        if jwt_type(header.typ.as_deref(), header.cat.as_deref(), claims.get("sub"))? != token_type {
             return Err(InvalidReason::WrongType.into());
         }
         let clock = Clock {
