@@ -11,6 +11,9 @@
 //!   parties and `sts` for sessions; `client_id`, `jti`, `iat` for OAuth tokens; an `mch_`
 //!   subject and the required machine among the scopes for M2M tokens.
 //!
+//! Scope strings (`scope`, an M2M JWT's `scopes`) are split on the space character alone, as
+//! RFC 6749 §3.3 separates scope tokens: `"read\twrite:users"` is one scope, not two.
+//!
 //! A session's organization claims, Clerk's v1 (`org_*`) or v2 (`v: 2`, `o`, `fea`), are
 //! read in `jwt/clerk_claims.rs`; [`clerk_v2_permissions`] decodes v2's permissions.
 
@@ -296,7 +299,7 @@ pub(crate) fn m2m(claims: Map<String, Value>, rules: &ClaimRules, clock: Clock) 
     info.subject = Some(sub.to_owned());
     info.id = optional_string(&claims, "jti")?.map(str::to_owned);
     info.expiration = Some(exp);
-    // Clerk's `M2MToken.fromJwtPayload`: `scopes` split, else `aud` (the machines
+    // Clerk's `M2MToken.fromJwtPayload`: `scopes` split on spaces, else `aud` (the machines
     // the token may call; `check_common` has checked it is a string or strings).
     info.scopes = match claims.get("scopes") {
         Some(Value::String(scopes)) => split_scopes(scopes),
@@ -320,8 +323,11 @@ pub(crate) fn m2m(claims: Map<String, Value>, rules: &ClaimRules, clock: Clock) 
 /// The session status Clerk treats as signed out.
 const PENDING: &str = "pending";
 
-fn split_scopes(scopes: &str) -> Vec<String> {
-    scopes.split_ascii_whitespace().map(str::to_owned).collect()
+/// The scope tokens of a scope string: separated by the space character (RFC 6749 §3.3,
+/// `scope-token *( SP scope-token )`), never by tabs or other white space; empty tokens from
+/// doubled spaces are dropped.
+pub(crate) fn split_scopes(scopes: &str) -> Vec<String> {
+    scopes.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
 #[cfg(test)]
@@ -521,6 +527,16 @@ mod tests {
         }
         let lenient = session_of(json!({"sub":"user_1","exp":NOW + 60})).unwrap();
         assert_eq!(lenient.session_id, None);
+    }
+
+    #[test]
+    fn scopes_split_on_the_space_character_only() {
+        assert_eq!(split_scopes("read write:users"), ["read", "write:users"]);
+        assert_eq!(split_scopes(" read  write "), ["read", "write"]);
+        assert_eq!(split_scopes("read\twrite:users"), ["read\twrite:users"]);
+        assert_eq!(split_scopes("read\nwrite:users"), ["read\nwrite:users"]);
+        assert_eq!(split_scopes("read\u{a0}write:users"), ["read\u{a0}write:users"]);
+        assert!(split_scopes("").is_empty());
     }
 
     #[test]
