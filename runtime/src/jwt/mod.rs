@@ -28,7 +28,10 @@
 //! `cat` disagree) must be the type asked for → claims. A token's `jku`, `x5u`, `jwk` and
 //! `x5c` headers are ignored. Because of that type check, what the verified-token cache
 //! remembers is what classification would say, and the gate may recall a reused JWT before
-//! classifying it ([`JwtVerifier::recall_jwt`]).
+//! classifying it ([`JwtVerifier::recall_jwt`]). A remembered token is answered only while
+//! the key set it was verified with is still the one in use and still usable (a remote
+//! JWKS due for refresh starts one, as a signature check would; one too stale to use
+//! answers nothing from memory).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -385,11 +388,14 @@ impl JwtVerifier {
         }
     }
 
-    fn generation(&self) -> u64 {
+    /// The generation of the keys a remembered token must have been verified with to be
+    /// answered from memory: the static set's, or the JWKS's while it would still verify a
+    /// token itself (a set due for refresh starts one; one too stale to use gives `None`).
+    fn usable_generation(&self) -> Option<u64> {
         match &self.inner.keys {
-            KeySource::Static(s) => s.generation,
+            KeySource::Static(s) => Some(s.generation),
             #[cfg(feature = "jwks")]
-            KeySource::Remote(jwks) => jwks.generation(),
+            KeySource::Remote(jwks) => jwks.usable_generation(),
         }
     }
 
@@ -416,7 +422,8 @@ impl JwtVerifier {
         if token.len() > self.inner.max_token_bytes {
             return None;
         }
-        cache.get_any_type(&token_hash(token), self.generation(), now_secs())
+        let generation = self.usable_generation()?;
+        cache.get_any_type(&token_hash(token), generation, now_secs())
     }
 
     /// Verifies a token of `token_type` (as classified).
@@ -429,7 +436,8 @@ impl JwtVerifier {
         let now = now_secs();
         let hash = inner.cache.as_ref().map(|_| token_hash(token));
         if let (Some(cache), Some(hash)) = (&inner.cache, &hash)
-            && let Some(auth) = cache.get(hash, token_type, self.generation(), now)
+            && let Some(generation) = self.usable_generation()
+            && let Some(auth) = cache.get(hash, token_type, generation, now)
         {
             return Ok(auth);
         }
