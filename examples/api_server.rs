@@ -80,6 +80,16 @@ struct Args {
     )]
     authorized_parties: Vec<String>,
 
+    /// The `iss` session tokens must carry, compared exactly (repeatable; Clerk: the Frontend
+    /// API URL, e.g. https://clerk.example.com). Without it any issuer is accepted.
+    #[arg(
+        long = "session-issuer",
+        env = "TOKENGATE_SESSION_ISSUERS",
+        value_name = "ISS",
+        value_delimiter = ','
+    )]
+    session_issuers: Vec<String>,
+
     /// OAuth authorization server, found by discovery (`/.well-known/...`).
     #[arg(
         long,
@@ -369,6 +379,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Fatal> {
+    let rules = session_rules(&args)?;
     let db_path = sqlite_path(&args.database)?;
     let store = open_store(&args.database).await.map_err(|e| {
         fail(format!(
@@ -389,7 +400,7 @@ async fn run(args: Args) -> Result<(), Fatal> {
     let dev_mode =
         args.session_public_key.is_none() && args.session_jwks_url.is_none() && args.clerk_secret_key.is_none();
     if let Some(secret_key) = &args.clerk_secret_key {
-        return run_clerk(args.clone(), secret_key, db, keys).await;
+        return run_clerk(args.clone(), secret_key, rules, db, keys).await;
     }
     let dev_key = if dev_mode {
         Some(DevKey::load_or_create(&dev_key_path(db_path.as_deref()))?)
@@ -398,27 +409,23 @@ async fn run(args: Args) -> Result<(), Fatal> {
     };
 
     // Session tokens.
-    let mut session_rules = SessionRules::new();
-    if !args.authorized_parties.is_empty() {
-        session_rules = session_rules.authorized_parties(args.authorized_parties.clone());
-    }
     let session: Arc<dyn Verifier> = match (&args.session_public_key, &args.session_jwks_url, &dev_key) {
         (Some(path), _, _) => {
             let keys = KeySet::from_file(path)
                 .map_err(|e| fail(format!("cannot read --session-public-key {}: {e}", path.display())))?;
-            Arc::new(JwtVerifier::builder().keys(keys).session(session_rules).build()?)
+            Arc::new(JwtVerifier::builder().keys(keys).session(rules).build()?)
         }
         (None, Some(url), _) => {
             let jwks =
                 tokengate::jwt::JwksCache::new(url).map_err(|e| fail(format!("--session-jwks-url {url}: {e}")))?;
-            Arc::new(JwtVerifier::builder().jwks(jwks).session(session_rules).build()?)
+            Arc::new(JwtVerifier::builder().jwks(jwks).session(rules).build()?)
         }
         (None, None, Some(dev)) => Arc::new(
             JwtVerifier::builder()
                 .keys(dev.key_set()?)
-                .session(session_rules)
+                .session(rules)
                 .oauth(OAuthRules::new(DEV_ISSUER, [DEV_AUDIENCE]))
-                .m2m(M2mRules::new())
+                .m2m(M2mRules::new().issuer(DEV_ISSUER))
                 .build()?,
         ),
         (None, None, None) => return Err(fail("no session-token key configured")),
@@ -486,7 +493,13 @@ async fn run(args: Args) -> Result<(), Fatal> {
 
 /// Clerk-hosted mode: session tokens with the instance's keys (PEM or the Backend API's
 /// JWKS), API keys, M2M and OAuth tokens through the Backend API, JWT machine tokens locally.
-async fn run_clerk(args: Args, secret_key: &str, db: UsersDb, keys: Arc<KeyVerifier>) -> Result<(), Fatal> {
+async fn run_clerk(
+    args: Args,
+    secret_key: &str,
+    rules: SessionRules,
+    db: UsersDb,
+    keys: Arc<KeyVerifier>,
+) -> Result<(), Fatal> {
     use tokengate::clerk::{ClerkConfig, ClerkMachineVerifier, SessionKeys};
     let mut config = ClerkConfig::new(secret_key)?.with_authorized_parties(args.authorized_parties.clone());
     if let Some(url) = &args.clerk_api_url {
@@ -507,11 +520,9 @@ async fn run_clerk(args: Args, secret_key: &str, db: UsersDb, keys: Arc<KeyVerif
             JwtVerifier::builder().jwks(jwks.build()?)
         }
     };
-    let mut session_rules = SessionRules::new();
-    if !args.authorized_parties.is_empty() {
-        session_rules = session_rules.authorized_parties(args.authorized_parties.clone());
-    }
-    let mut jwt = key_source.session(session_rules).m2m(M2mRules::new());
+    // Clerk's M2M JWTs are signed by the instance key, which signs nothing else with an
+    // `mch_` subject, and carry Clerk's M2M category (checked): any issuer will do.
+    let mut jwt = key_source.session(rules).m2m(M2mRules::new().skip_issuer_check());
     if let (Some(issuer), Some(audience)) = (&args.oauth_issuer_name, &args.oauth_audience) {
         jwt = jwt.oauth(OAuthRules::new(issuer.clone(), [audience.clone()]));
     }
@@ -524,6 +535,23 @@ async fn run_clerk(args: Args, secret_key: &str, db: UsersDb, keys: Arc<KeyVerif
         .build()?;
     println!("Clerk-hosted mode: tokens are verified with Clerk's keys and Backend API");
     serve(&args, gate, db, keys, None).await
+}
+
+/// The session rules the flags ask for: authorized parties and issuers.
+fn session_rules(args: &Args) -> Result<SessionRules, Fatal> {
+    let mut rules = SessionRules::new();
+    if !args.authorized_parties.is_empty() {
+        rules = rules.authorized_parties(args.authorized_parties.clone());
+    }
+    for issuer in &args.session_issuers {
+        if issuer.is_empty() || issuer.trim() != issuer {
+            return Err(fail(format!(
+                "--session-issuer {issuer:?}: give the exact `iss` of your session tokens, without spaces (e.g. https://clerk.example.com; TOKENGATE_SESSION_ISSUERS takes them comma-separated)"
+            )));
+        }
+        rules = rules.issuer(issuer.clone());
+    }
+    Ok(rules)
 }
 
 async fn serve(
@@ -553,7 +581,7 @@ async fn serve(
     );
     if let Some(dev) = &dev_key {
         db.seed_demo_user().await?;
-        print_demo_credentials(addr, dev, &keys, &args.authorized_parties).await?;
+        print_demo_credentials(addr, dev, &keys, args).await?;
     }
     println!("ready");
 
@@ -733,12 +761,7 @@ fn now() -> i64 {
 
 /// Issues fresh demo keys (revoking the previous ones: secrets are shown once) and prints
 /// every credential a newcomer needs, with a `curl` line for each route.
-async fn print_demo_credentials(
-    addr: SocketAddr,
-    dev: &DevKey,
-    keys: &KeyVerifier,
-    parties: &[String],
-) -> Result<(), Fatal> {
+async fn print_demo_credentials(addr: SocketAddr, dev: &DevKey, keys: &KeyVerifier, args: &Args) -> Result<(), Fatal> {
     for old in keys.store().list(Some(DEMO_USER)).await? {
         if old.name.starts_with("demo-") && old.revoked_at.is_none() {
             keys.revoke(&old.id, Some("replaced at server start")).await?;
@@ -752,11 +775,12 @@ async fn print_demo_credentials(
         .issue(KeySpec::m2m_token("mch_demo", "demo-m2m").scope("write:users"))
         .await?;
     let iat = now();
+    let issuer = args.session_issuers.first().map_or(DEV_ISSUER, String::as_str);
     let mut session_claims = json!({
-        "sub": DEMO_USER, "sid": "sess_demo", "sts": "active",
+        "iss": issuer, "sub": DEMO_USER, "sid": "sess_demo", "sts": "active",
         "iat": iat, "nbf": iat, "exp": iat + 3600,
     });
-    if let Some(azp) = parties.first() {
+    if let Some(azp) = args.authorized_parties.first() {
         session_claims["azp"] = json!(azp);
     }
     let session = dev.sign("JWT", &session_claims)?;

@@ -232,6 +232,10 @@ async fn configured_issuers_on_a_loopback_jwks() {
             &jwks_url,
             "--authorized-party",
             "https://app.example",
+            "--session-issuer",
+            "https://clerk.example",
+            "--session-issuer",
+            "https://clerk.other.example",
             "--oauth-jwks-url",
             &jwks_url,
             "--oauth-issuer-name",
@@ -246,7 +250,10 @@ async fn configured_issuers_on_a_loopback_jwks() {
     );
 
     let t = now();
-    let session = |azp: &str| json!({"sub": "user_9", "sid": "sess_9", "azp": azp, "iat": t, "nbf": t, "exp": t + 600});
+    let session = |azp: &str| {
+        json!({"iss": "https://clerk.example", "sub": "user_9", "sid": "sess_9", "azp": azp,
+               "iat": t, "nbf": t, "exp": t + 600})
+    };
     let r = post(
         &s,
         "/api/example",
@@ -268,6 +275,7 @@ async fn configured_issuers_on_a_loopback_jwks() {
     )
     .await;
     assert_eq!((r.status, reason(&r)), (401, "bad-signature"));
+    session_issuers_and_sid(&s, &signer, &session("https://app.example")).await;
 
     let access = |scope: &str, exp: i64| {
         json!({"iss": "https://issuer.example", "aud": "api://tokengate-example", "sub": "user_9",
@@ -288,6 +296,29 @@ async fn configured_issuers_on_a_loopback_jwks() {
     let (_, secret) = create_key(&database, "user_9", &[]);
     assert_eq!(get(&s, "/api/example", Some(&secret)).await.status, 200);
     assert_eq!(post(&s, "/api/example", Some(&secret)).await.status, 403);
+}
+
+/// `--session-issuer` was given twice: either issuer passes, another or none is refused; and
+/// a session needs its `sid`.
+async fn session_issuers_and_sid(s: &Server, signer: &Signer, session: &Value) {
+    let mut other = session.clone();
+    other["iss"] = json!("https://clerk.other.example");
+    let r = post(s, "/api/example", Some(&signer.sign("JWT", &other))).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    for (claim, value, expected) in [
+        ("iss", json!("https://clerk.evil.example"), "wrong-issuer"),
+        ("iss", Value::Null, "wrong-issuer"),
+        ("sid", Value::Null, "missing-session-id"),
+    ] {
+        let mut claims = session.clone();
+        if value.is_null() {
+            claims.as_object_mut().unwrap().remove(claim);
+        } else {
+            claims[claim] = value;
+        }
+        let r = post(s, "/api/example", Some(&signer.sign("JWT", &claims))).await;
+        assert_eq!((r.status, reason(&r)), (401, expected), "{claim}");
+    }
 }
 
 fn run_example(args: &[&str]) -> (i32, String, String) {
@@ -341,6 +372,15 @@ fn mistakes_in_flags_fail_at_start_up_with_one_line_and_exit_2() {
             "OAuth discovery at http://127.0.0.1:9 failed",
         ),
         (&["--oauth-issuer", "https://as.example"], "--oauth-audience"),
+        (
+            &[
+                "--session-issuer",
+                " https://clerk.example.com",
+                "--addr",
+                "127.0.0.1:0",
+            ],
+            "--session-issuer",
+        ),
     ];
     for (args, expected) in cases {
         let (code, _, err) = run_example(args);

@@ -99,7 +99,7 @@ fn jwt_fixture() -> &'static JwtFixture {
                 "https://issuer.example.com",
                 ["https://api.example.com"],
             ))
-            .m2m(M2mRules::new())
+            .m2m(M2mRules::new().issuer("https://clerk.example.com"))
             .token_cache(TokenCacheConfig::disabled())
             .build()
             .expect("the verifier builds");

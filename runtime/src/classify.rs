@@ -6,6 +6,12 @@
 //! 3. `ak_…` → [`TokenType::ApiKey`];
 //! 4. any other JWT → [`TokenType::SessionToken`].
 //!
+//! A JWT has one type, never two readings: one whose signals disagree is refused
+//! (`token-type-ambiguous`) before any verifier sees it. That is an `at+jwt` with an `mch_`
+//! subject (Clerk reads it as M2M; tokengate's M2M rules would otherwise check an OAuth
+//! token for another resource as a machine's), and a Clerk `cat` header naming a class
+//! other than the one `typ` and `sub` give (see [`crate::jwt::category`]).
+//!
 //! Anything else cannot be a session token (those are always JWTs): it is an opaque OAuth
 //! token when an introspection verifier is configured, and malformed otherwise.
 //!
@@ -24,6 +30,7 @@ use std::borrow::Cow;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use crate::jwt::category::Category;
 use crate::rejection::{InvalidReason, Rejection};
 use crate::token::TokenType;
 
@@ -170,6 +177,8 @@ impl Classifier {
 struct PeekHeader<'a> {
     #[serde(borrow, default)]
     typ: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    cat: Option<Cow<'a, str>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -178,8 +187,8 @@ struct PeekClaims {
     sub: Option<serde_json::Value>,
 }
 
-/// Decodes just enough of a JWT to classify it: the header's `typ` and the payload's `sub`.
-/// Kept out of line: its base64 and JSON code would otherwise sit in the middle of the
+/// Decodes just enough of a JWT to classify it: the header's `typ` and `cat`, the payload's
+/// `sub`. Kept out of line: its base64 and JSON code would otherwise sit in the middle of the
 /// opaque tokens' few instructions.
 #[inline(never)]
 fn classify_jwt(header: &str, payload: &str) -> Result<TokenType, Rejection> {
@@ -193,20 +202,31 @@ fn classify_jwt(header: &str, payload: &str) -> Result<TokenType, Rejection> {
     }
     let header: PeekHeader<'_> = serde_json::from_slice(&header).map_err(|_| malformed())?;
     let claims: PeekClaims = serde_json::from_slice(&payload).map_err(|_| malformed())?;
-    Ok(jwt_type(header.typ.as_deref(), claims.sub.as_ref()))
+    jwt_type(header.typ.as_deref(), header.cat.as_deref(), claims.sub.as_ref()).map_err(Rejection::InvalidToken)
 }
 
-/// The type of a JWT with this header `typ` and payload `sub`: Clerk's rule, `sub: mch_…` →
-/// M2M, then `typ: at+jwt` → OAuth, else a session token. The JWT verifier applies the same
-/// function to the token it verified, so it never accepts (nor remembers) a token as a type
-/// this classifier would not give it.
-pub(crate) fn jwt_type(typ: Option<&str>, sub: Option<&serde_json::Value>) -> TokenType {
-    if matches!(sub, Some(serde_json::Value::String(s)) if s.starts_with(MACHINE_SUBJECT_PREFIX)) {
-        return TokenType::M2mToken;
-    }
-    match typ {
-        Some(typ) if is_access_token_typ(typ) => TokenType::OAuthToken,
-        _ => TokenType::SessionToken,
+/// The type of a JWT with this header `typ` and `cat` and payload `sub`: Clerk's rule,
+/// `sub: mch_…` → M2M, `typ: at+jwt` → OAuth, else a session token; refused as
+/// [`InvalidReason::TypeAmbiguous`] when both of the first two hold, or when `cat` names a
+/// class ([`Category::class`]) other than the one they give. The JWT verifier applies the
+/// same function to the token it verified, so it never accepts (nor remembers) a token as a
+/// type this classifier would not give it.
+pub(crate) fn jwt_type(
+    typ: Option<&str>,
+    cat: Option<&str>,
+    sub: Option<&serde_json::Value>,
+) -> Result<TokenType, InvalidReason> {
+    let machine = matches!(sub, Some(serde_json::Value::String(s)) if s.starts_with(MACHINE_SUBJECT_PREFIX));
+    let access = typ.is_some_and(is_access_token_typ);
+    let by_claims = match (machine, access) {
+        (true, true) => return Err(InvalidReason::TypeAmbiguous),
+        (true, false) => TokenType::M2mToken,
+        (false, true) => TokenType::OAuthToken,
+        (false, false) => TokenType::SessionToken,
+    };
+    match Category::of(cat).class() {
+        Some(named) if named != by_claims => Err(InvalidReason::TypeAmbiguous),
+        _ => Ok(by_claims),
     }
 }
 
@@ -246,11 +266,42 @@ mod tests {
         assert_eq!(class(&oauth).unwrap(), TokenType::OAuthToken);
         let oauth = jwt(r#"{"alg":"RS256","typ":"application/at+jwt"}"#, r#"{}"#);
         assert_eq!(class(&oauth).unwrap(), TokenType::OAuthToken);
-        // A machine subject wins over the access-token typ, as in Clerk's SDK.
-        let m2m = jwt(r#"{"alg":"RS256","typ":"at+jwt"}"#, r#"{"sub":"mch_1"}"#);
+        let m2m = jwt(r#"{"alg":"RS256","typ":"JWT"}"#, r#"{"sub":"mch_1"}"#);
         assert_eq!(class(&m2m).unwrap(), TokenType::M2mToken);
         let numeric_sub = jwt(r#"{"alg":"RS256"}"#, r#"{"sub":5}"#);
         assert_eq!(class(&numeric_sub).unwrap(), TokenType::SessionToken);
+    }
+
+    #[test]
+    fn a_jwt_whose_signals_disagree_is_ambiguous() {
+        use crate::jwt::category::{IGNORE, JWT_TEMPLATE, M2M_TOKEN, SESSION_TOKEN};
+        let ambiguous = Err(Rejection::InvalidToken(InvalidReason::TypeAmbiguous));
+        let of = |typ: &str, cat: Option<&str>, sub: &str| {
+            let mut header = serde_json::json!({"alg":"RS256","typ":typ});
+            if let Some(cat) = cat {
+                header["cat"] = cat.into();
+            }
+            class(&jwt(&header.to_string(), &serde_json::json!({"sub":sub}).to_string()))
+        };
+        // Clerk reads an `at+jwt` with a machine subject as M2M; here it has no one reading.
+        assert_eq!(of("at+jwt", None, "mch_1"), ambiguous);
+        assert_eq!(of("application/at+jwt", None, "mch_1"), ambiguous);
+        // A category naming one class, claims giving another.
+        assert_eq!(of("JWT", Some(M2M_TOKEN), "user_1"), ambiguous);
+        assert_eq!(of("at+jwt", Some(M2M_TOKEN), "user_1"), ambiguous);
+        assert_eq!(of("JWT", Some(SESSION_TOKEN), "mch_1"), ambiguous);
+        assert_eq!(of("at+jwt", Some(SESSION_TOKEN), "user_1"), ambiguous);
+        // Agreeing signals, or a category that names none of these types: one reading.
+        assert_eq!(of("JWT", Some(SESSION_TOKEN), "user_1"), Ok(TokenType::SessionToken));
+        assert_eq!(of("JWT", Some(M2M_TOKEN), "mch_1"), Ok(TokenType::M2mToken));
+        for cat in [None, Some(IGNORE), Some(JWT_TEMPLATE), Some("cl_unknown")] {
+            assert_eq!(of("JWT", cat, "user_1"), Ok(TokenType::SessionToken), "{cat:?}");
+            assert_eq!(of("JWT", cat, "mch_1"), Ok(TokenType::M2mToken), "{cat:?}");
+            assert_eq!(of("at+jwt", cat, "user_1"), Ok(TokenType::OAuthToken), "{cat:?}");
+        }
+        // A `cat` that is not a string is no header of Clerk's: malformed.
+        let numeric = jwt(r#"{"alg":"RS256","cat":5}"#, r#"{"sub":"user_1"}"#);
+        assert_eq!(class(&numeric), Err(Rejection::InvalidToken(InvalidReason::Malformed)));
     }
 
     #[test]

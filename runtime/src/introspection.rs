@@ -400,7 +400,7 @@ impl IntrospectionVerifier {
             }
         }
         let scopes = string("scope")?
-            .map(|s| s.split_ascii_whitespace().map(str::to_owned).collect())
+            .map(|s| crate::jwt::claims::split_scopes(&s))
             .unwrap_or_default();
         let mut info = AuthInfo::new(TokenType::OAuthToken);
         info.id = string("jti")?;

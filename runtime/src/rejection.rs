@@ -93,6 +93,12 @@ pub enum InvalidReason {
     DisallowedAlgorithm,
     /// Wrong `typ`, or a token of one kind presented as another.
     WrongType,
+    /// A JWT whose `typ`, `sub` and Clerk `cat` header name two types; refused before any verifier.
+    TypeAmbiguous,
+    /// Clerk's `cat` header names another class of token (a JWT template sent as a session…).
+    CategoryMismatch,
+    /// A session token without `sid` (an ID token or access token is not a session).
+    MissingSessionId,
     /// `iss` missing or not the configured issuer.
     WrongIssuer,
     /// `aud` missing or not the configured audience.
@@ -127,6 +133,9 @@ impl InvalidReason {
             InvalidReason::UnknownKey => "unknown-key",
             InvalidReason::DisallowedAlgorithm => "disallowed-algorithm",
             InvalidReason::WrongType => "wrong-token-type",
+            InvalidReason::TypeAmbiguous => "token-type-ambiguous",
+            InvalidReason::CategoryMismatch => "token-category-mismatch",
+            InvalidReason::MissingSessionId => "missing-session-id",
             InvalidReason::WrongIssuer => "wrong-issuer",
             InvalidReason::WrongAudience => "wrong-audience",
             InvalidReason::WrongAuthorizedParty => "wrong-authorized-party",
@@ -150,6 +159,9 @@ impl InvalidReason {
             InvalidReason::UnknownKey => "the token was signed with an unknown key",
             InvalidReason::DisallowedAlgorithm => "the token algorithm is not allowed",
             InvalidReason::WrongType => "the token is not of the expected type",
+            InvalidReason::TypeAmbiguous => "the token claims to be of two different types",
+            InvalidReason::CategoryMismatch => "the token's category (`cat` header) is not this token type's",
+            InvalidReason::MissingSessionId => "the token has no session id (`sid`), so it is not a session token",
             InvalidReason::WrongIssuer => "the token issuer is not accepted",
             InvalidReason::WrongAudience => "the token audience is not accepted",
             InvalidReason::WrongAuthorizedParty => "the token authorized party is not accepted",

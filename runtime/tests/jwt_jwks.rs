@@ -112,6 +112,83 @@ async fn a_removed_key_stops_verifying_after_refresh_even_when_cached() {
     verify(&v, &RSA2.token(&session_claims())).await.unwrap();
 }
 
+/// A verifier that remembers verified tokens for up to an hour: longer than every JWKS
+/// interval below, so only the key set can end an entry early.
+fn remembering(cache: JwksCache) -> JwtVerifier {
+    JwtVerifier::builder()
+        .jwks(cache)
+        .session(SessionRules::new())
+        .token_cache(TokenCacheConfig::default().max_ttl(Duration::from_secs(3600)))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_remembered_token_stops_counting_once_the_refreshed_set_lacks_its_kid() {
+    let server = JwksServer::start(jwks(&[RSA.jwk(Some("RS256"))])).await;
+    let cache = JwksCache::builder(server.url())
+        .refresh_interval(Duration::from_millis(400))
+        .unknown_kid_cooldown(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let v = remembering(cache.clone());
+    let mut claims = session_claims();
+    claims["exp"] = json!(now() + 3600);
+    let token = RSA.token(&claims);
+    verify(&v, &token).await.unwrap();
+    assert_eq!(v.cached_tokens(), 1);
+    // key-1 is rotated out. While the set is fresh, the remembered answer stands (the JWKS
+    // cache itself would still verify the token with the keys it holds), without a fetch.
+    server.set_jwks(jwks(&[RSA2.jwk(Some("RS256"))]));
+    verify(&v, &token).await.unwrap();
+    assert!(v.recall_jwt(&token).is_some());
+    assert_eq!(server.hits(), 1);
+    // Once the set is due, a remembered answer starts the refresh a signature check would.
+    // Only answers from memory are asked for here: nothing else would start it.
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while cache.generation() == 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the key set was never refreshed: remembered tokens outlive the JWKS (hits {})",
+            server.hits()
+        );
+        let _ = v.recall_jwt(&token);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The set no longer holds key-1: neither memory nor a signature check accepts the token.
+    assert!(v.recall_jwt(&token).is_none());
+    assert_eq!(verify(&v, &token).await, invalid(InvalidReason::UnknownKey));
+    verify(&v, &RSA2.token(&session_claims())).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_remembered_token_is_not_answered_from_keys_too_stale_to_use() {
+    let server = JwksServer::start(jwks(&[RSA.jwk(Some("RS256"))])).await;
+    let cache = JwksCache::builder(server.url())
+        .refresh_interval(Duration::from_millis(50))
+        .stale_if_error(Duration::from_millis(400))
+        .backoff(Duration::from_millis(1), Duration::from_millis(5))
+        .build()
+        .unwrap();
+    let v = remembering(cache);
+    let mut claims = session_claims();
+    claims["exp"] = json!(now() + 3600);
+    let token = RSA.token(&claims);
+    verify(&v, &token).await.unwrap();
+    server.stop().await;
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    // Due, the refresh fails: the last good keys still count, from memory too.
+    verify(&v, &token).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Past stale_if_error the JWKS cache answers 503 for a signature check; memory agrees.
+    assert!(v.recall_jwt(&token).is_none());
+    match verify(&v, &token).await {
+        Err(VerifyError::Unavailable { .. }) => {}
+        other => panic!("expected 503 once the keys are too stale, got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn a_thousand_unknown_kids_cost_at_most_one_fetch_per_cooldown() {
     let server = JwksServer::start(jwks(&[RSA.jwk(Some("RS256"))])).await;

@@ -12,7 +12,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use http::{Request, StatusCode, header};
-use jwt_support::{JwksServer, RSA, jwks, now, session_claims};
+use jwt_support::{CLERK_ISSUER, JwksServer, RSA, jwks, m2m_claims, now, session_claims};
 use serde_json::{Value, json};
 use tokengate_runtime::jwt::{
     Algorithm, JwksCache, JwtConfigError, JwtVerifier, KeySet, M2mRules, OAuthRules, SessionRules, TokenCacheConfig,
@@ -32,7 +32,7 @@ fn verifier() -> JwtVerifier {
         .keys(KeySet::from_pem(&RSA.public_pem()).unwrap())
         .session(SessionRules::new().authorized_parties(["https://app.example.com"]))
         .oauth(OAuthRules::new(ISSUER, [AUDIENCE]))
-        .m2m(M2mRules::new())
+        .m2m(M2mRules::new().issuer(CLERK_ISSUER))
         .build()
         .unwrap()
 }
@@ -153,8 +153,7 @@ async fn oauth_jwt_access_tokens_are_verified_per_rfc_9068() {
 
 #[tokio::test]
 async fn m2m_jwts_are_classified_and_verified() {
-    let now = now();
-    let claims = json!({"sub":"mch_1","exp":now + 60,"iat":now,"jti":"mt_abc","scopes":"mch_2 mch_3"});
+    let claims = m2m_claims();
     let accepts = TokenTypes::EMPTY.with(TokenType::M2mToken);
     let (status, body) = call(router(accepts), &RSA.token(&claims)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -402,8 +401,7 @@ async fn a_reused_jwt_is_recalled_before_classification_with_the_same_checks() {
     let sessions = Policy::accepting(TokenTypes::DEFAULT);
     let machines = Policy::accepting(TokenTypes::EMPTY.with(TokenType::M2mToken));
     let session = RSA.token(&session_claims());
-    let now = now();
-    let machine = RSA.token(&json!({"sub":"mch_1","exp":now + 60,"iat":now,"jti":"mt_abc"}));
+    let machine = RSA.token(&m2m_claims());
 
     // First use: verified, then remembered; reuse answers with the same identity.
     assert!(jwt.recall_jwt(&session).is_none(), "nothing verified yet");
@@ -474,8 +472,7 @@ async fn a_recalled_type_counts_only_if_the_gate_sends_that_type_to_the_same_ver
         .verifier(TokenType::M2mToken, machines_elsewhere.clone())
         .build()
         .unwrap();
-    let now = now();
-    let machine = RSA.token(&json!({"sub":"mch_1","exp":now + 60,"iat":now,"jti":"mt_abc"}));
+    let machine = RSA.token(&m2m_claims());
     jwt.verify_token(&machine, TokenType::M2mToken).await.unwrap();
     assert_eq!(
         jwt.recall_jwt(&machine).map(|a| a.token_type),
@@ -494,15 +491,19 @@ async fn a_recalled_type_counts_only_if_the_gate_sends_that_type_to_the_same_ver
 
 #[tokio::test]
 async fn a_jwt_is_verified_only_as_the_type_it_classifies_as() {
-    // An RFC 9068-shaped token whose subject is a machine: Clerk's rule makes it an M2M token.
+    // An RFC 9068-shaped token whose subject is a machine: Clerk reads it as an M2M token,
+    // tokengate as neither (two readings, `token-type-ambiguous`).
     let v = verifier();
     let mut claims = oauth_claims();
     claims["sub"] = json!("mch_1");
     let token = at(&claims, "at+jwt");
-    assert_eq!(
-        v.verify_token(&token, TokenType::OAuthToken).await.unwrap_err(),
-        VerifyError::Invalid(InvalidReason::WrongType)
-    );
+    for token_type in [TokenType::OAuthToken, TokenType::M2mToken] {
+        assert_eq!(
+            v.verify_token(&token, token_type).await.unwrap_err(),
+            VerifyError::Invalid(InvalidReason::TypeAmbiguous),
+            "{token_type}"
+        );
+    }
     assert!(v.recall_jwt(&token).is_none(), "a refused token is not remembered");
     // A session token asked for as an OAuth token, and the reverse, are refused too.
     let session = RSA.token(&session_claims());
@@ -511,20 +512,21 @@ async fn a_jwt_is_verified_only_as_the_type_it_classifies_as() {
     assert!(v.verify_token(&oauth, TokenType::SessionToken).await.is_err());
     assert!(v.recall_jwt(&oauth).is_none() && v.recall_jwt(&session).is_none());
 
-    // Through the gate, the machine token is what the classifier says, on every route.
+    // Through the gate, the classifier refuses it on every route, before any verifier.
     let gate = TokenGate::builder()
         .verifier_for(v.token_types(), Arc::new(v))
         .build()
         .unwrap();
-    let oauth_only = Policy::accepting(TokenTypes::EMPTY.with(TokenType::OAuthToken));
-    for _ in 0..2 {
-        assert!(matches!(
-            gate.authorize(&bearer(&token), &http::Extensions::new(), &oauth_only)
-                .await,
-            Err(Rejection::TokenTypeNotAccepted {
-                presented: TokenType::M2mToken,
-                ..
-            })
-        ));
+    for accepts in [TokenType::OAuthToken, TokenType::M2mToken, TokenType::SessionToken] {
+        let policy = Policy::accepting(TokenTypes::EMPTY.with(accepts));
+        for _ in 0..2 {
+            assert_eq!(
+                gate.authorize(&bearer(&token), &http::Extensions::new(), &policy)
+                    .await
+                    .unwrap_err(),
+                Rejection::InvalidToken(InvalidReason::TypeAmbiguous),
+                "{accepts}"
+            );
+        }
     }
 }

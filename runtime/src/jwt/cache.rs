@@ -5,7 +5,10 @@
 //! at most until the token's `exp` (and at most [`TokenCacheConfig::max_ttl`]), and belong
 //! to one generation of the key set: when the keys change, every entry is dropped. A hit is
 //! re-checked against the clock, so a cached token is never accepted at or after its `exp`
-//! (the verification leeway does not apply to cached tokens).
+//! (the verification leeway does not apply to cached tokens). The verifier asks it only
+//! with the generation of keys that would still verify the token: a remote JWKS due for
+//! refresh starts one on a hit, and keys too stale to use give no generation at all, so a
+//! remembered token never outlives what the JWKS cache would accept.
 //!
 //! ```
 //! use std::time::Duration;

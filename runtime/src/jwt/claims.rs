@@ -7,8 +7,12 @@
 //!   when present, are numbers and not in the future (beyond the leeway);
 //! - when an issuer or audience is configured, `iss` / `aud` are present, of the right type
 //!   and match (`"iss": 5` or an `iss` array is a wrong issuer);
-//! - `sub` is a string; per kind: `azp` against authorized parties, `client_id`, `jti`, `iat`
-//!   for OAuth tokens, an `mch_` subject for M2M tokens.
+//! - `sub` is a string; per kind: `sid` (unless allowed missing), `azp` against authorized
+//!   parties and `sts` for sessions; `client_id`, `jti`, `iat` for OAuth tokens; an `mch_`
+//!   subject and the required machine among the scopes for M2M tokens.
+//!
+//! Scope strings (`scope`, an M2M JWT's `scopes`) are split on the space character alone, as
+//! RFC 6749 §3.3 separates scope tokens: `"read\twrite:users"` is one scope, not two.
 //!
 //! A session's organization claims, Clerk's v1 (`org_*`) or v2 (`v: 2`, `o`, `fea`), are
 //! read in `jwt/clerk_claims.rs`; [`clerk_v2_permissions`] decodes v2's permissions.
@@ -118,6 +122,10 @@ pub(crate) struct ClaimRules {
     pub(crate) authorized_parties: Vec<String>,
     /// Whether a session with `sts: "pending"` is accepted (Clerk treats it as signed out).
     pub(crate) accept_pending: bool,
+    /// Whether a session must carry `sid` (`SessionRules` sets it by default).
+    pub(crate) require_sid: bool,
+    /// The machine an M2M token must list among its scopes.
+    pub(crate) machine: Option<String>,
 }
 
 /// A NumericDate: an integer or a finite number (RFC 7519 §2); strings are refused.
@@ -214,6 +222,10 @@ pub(crate) fn session(claims: Map<String, Value>, rules: &ClaimRules, clock: Clo
         // A machine's token presented as a session.
         return Err(InvalidReason::WrongType);
     }
+    let sid = optional_string(&claims, "sid")?.filter(|sid| !sid.is_empty());
+    if sid.is_none() && rules.require_sid {
+        return Err(InvalidReason::MissingSessionId);
+    }
     let azp = optional_string(&claims, "azp")?;
     if !rules.authorized_parties.is_empty() {
         match azp {
@@ -222,15 +234,16 @@ pub(crate) fn session(claims: Map<String, Value>, rules: &ClaimRules, clock: Clo
         }
     }
     let status = optional_string(&claims, "sts")?;
-    if status == Some("pending") && !rules.accept_pending {
-        // Clerk's SDK treats a pending session (a task such as choosing an organization is
-        // unfinished) as signed out unless told otherwise.
+    // Clerk's SDK treats a pending session (a task such as choosing an organization is
+    // unfinished) as signed out unless told otherwise, and only that status: `=== 'pending'`,
+    // exact and case-sensitive; any other string (`active`, none) is signed in.
+    if status == Some(PENDING) && !rules.accept_pending {
         return Err(InvalidReason::Inactive);
     }
     let mut info = AuthInfo::new(TokenType::SessionToken);
     info.subject = Some(sub.to_owned());
     info.user_id = Some(sub.to_owned());
-    info.session_id = optional_string(&claims, "sid")?.map(str::to_owned);
+    info.session_id = sid.map(str::to_owned);
     info.session_status = status.map(str::to_owned);
     info.id = optional_string(&claims, "jti")?.map(str::to_owned);
     info.expiration = Some(exp);
@@ -286,21 +299,35 @@ pub(crate) fn m2m(claims: Map<String, Value>, rules: &ClaimRules, clock: Clock) 
     info.subject = Some(sub.to_owned());
     info.id = optional_string(&claims, "jti")?.map(str::to_owned);
     info.expiration = Some(exp);
+    // Clerk's `M2MToken.fromJwtPayload`: `scopes` split on spaces, else `aud` (the machines
+    // the token may call; `check_common` has checked it is a string or strings).
     info.scopes = match claims.get("scopes") {
         Some(Value::String(scopes)) => split_scopes(scopes),
         Some(list @ Value::Array(_)) => string_list(Some(list))?,
         Some(_) => return Err(InvalidReason::InvalidClaims),
         None => match claims.get("aud") {
+            Some(Value::String(aud)) => vec![aud.clone()],
             Some(list @ Value::Array(_)) => string_list(Some(list))?,
             _ => Vec::new(),
         },
     };
+    if let Some(machine) = &rules.machine
+        && !info.scopes.iter().any(|s| s == machine)
+    {
+        return Err(InvalidReason::WrongAudience);
+    }
     info.claims = Value::Object(claims);
     Ok(info.with_derived_ids())
 }
 
-fn split_scopes(scopes: &str) -> Vec<String> {
-    scopes.split_ascii_whitespace().map(str::to_owned).collect()
+/// The session status Clerk treats as signed out.
+const PENDING: &str = "pending";
+
+/// The scope tokens of a scope string: separated by the space character (RFC 6749 §3.3,
+/// `scope-token *( SP scope-token )`), never by tabs or other white space; empty tokens from
+/// doubled spaces are dropped.
+pub(crate) fn split_scopes(scopes: &str) -> Vec<String> {
+    scopes.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
 #[cfg(test)]
@@ -476,6 +503,40 @@ mod tests {
             check(json!({"sub":"user_1","exp":NOW + 60})),
             Err(InvalidReason::WrongAuthorizedParty)
         );
+    }
+
+    #[test]
+    fn sessions_need_a_sid_unless_allowed() {
+        let rules = ClaimRules {
+            require_sid: true,
+            ..ClaimRules::default()
+        };
+        let check = |v: Value| session(map(v), &rules, CLOCK).map(|i| i.session_id);
+        assert_eq!(
+            check(json!({"sub":"user_1","exp":NOW + 60,"sid":"sess_1"})),
+            Ok(Some("sess_1".into()))
+        );
+        for missing in [json!({}), json!({"sid":null}), json!({"sid":""})] {
+            let mut claims = map(json!({"sub":"user_1","exp":NOW + 60}));
+            claims.extend(map(missing.clone()));
+            assert_eq!(
+                check(Value::Object(claims)),
+                Err(InvalidReason::MissingSessionId),
+                "{missing}"
+            );
+        }
+        let lenient = session_of(json!({"sub":"user_1","exp":NOW + 60})).unwrap();
+        assert_eq!(lenient.session_id, None);
+    }
+
+    #[test]
+    fn scopes_split_on_the_space_character_only() {
+        assert_eq!(split_scopes("read write:users"), ["read", "write:users"]);
+        assert_eq!(split_scopes(" read  write "), ["read", "write"]);
+        assert_eq!(split_scopes("read\twrite:users"), ["read\twrite:users"]);
+        assert_eq!(split_scopes("read\nwrite:users"), ["read\nwrite:users"]);
+        assert_eq!(split_scopes("read\u{a0}write:users"), ["read\u{a0}write:users"]);
+        assert!(split_scopes("").is_empty());
     }
 
     #[test]

@@ -47,6 +47,11 @@ pub enum JwtConfigError {
         "OAuth access tokens need the issuer and at least one audience (your resource identifier), as RFC 9068 requires"
     )]
     OAuthIncomplete,
+    /// M2M JWT rules name no issuer and do not say to skip the check.
+    #[error(
+        "M2M JWTs need an issuer check: name the `iss` your M2M JWTs carry with M2mRules::new().issuer(\"https://…\"), or call M2mRules::skip_issuer_check() to accept M2M JWTs from any issuer your keys sign for"
+    )]
+    M2mIssuerRequired,
     /// A value is empty or blank.
     #[error("{0} must not be empty")]
     Empty(&'static str),
@@ -77,12 +82,15 @@ fn check_list(list: &[String], what: &'static str) -> Result<(), JwtConfigError>
 }
 
 /// Rules for session tokens (Clerk semantics): RS256/RS384/RS512 by default, `typ` absent
-/// or `JWT`, `azp` checked when authorized parties are set, `iss`/`aud` when configured, a
-/// `pending` session refused unless accepted.
+/// or `JWT`, Clerk's `cat` header absent, the session category or "ignore", `sid` required,
+/// `azp` checked when authorized parties are set, `iss`/`aud` when configured, a `pending`
+/// session refused unless accepted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionRules {
     pub(crate) algorithms: AlgorithmSet,
     pub(crate) accept_pending: bool,
+    pub(crate) require_sid: bool,
+    pub(crate) check_category: bool,
     pub(crate) authorized_parties: Vec<String>,
     pub(crate) issuers: Vec<String>,
     pub(crate) audiences: Vec<String>,
@@ -93,6 +101,8 @@ impl Default for SessionRules {
         SessionRules {
             algorithms: AlgorithmSet::RSA_PKCS1,
             accept_pending: false,
+            require_sid: true,
+            check_category: true,
             authorized_parties: Vec::new(),
             issuers: Vec::new(),
             audiences: Vec::new(),
@@ -117,7 +127,16 @@ impl SessionRules {
         self
     }
 
-    /// Requires `iss` to be one of `issuers` (Clerk: your Frontend API URL).
+    /// Requires `iss` to be `issuer` (Clerk: your Frontend API URL, e.g.
+    /// `https://clerk.example.com`), compared exactly. Called again, it adds another allowed
+    /// issuer.
+    #[must_use]
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuers.push(issuer.into());
+        self
+    }
+
+    /// Requires `iss` to be one of `issuers` (replacing any set before).
     #[must_use]
     pub fn issuers<I, S>(mut self, issuers: I) -> Self
     where
@@ -146,6 +165,27 @@ impl SessionRules {
         self
     }
 
+    /// Accepts session tokens without a `sid` claim (default: refused, `missing-session-id`).
+    /// Every Clerk session carries one; an ID token or an access token from an authorization
+    /// server that shares the key set does not, and would otherwise pass as a session. Clerk's
+    /// SDK does not require it: use this only for an issuer whose sessions have no `sid`.
+    #[must_use]
+    pub fn allow_missing_sid(mut self) -> Self {
+        self.require_sid = false;
+        self
+    }
+
+    /// Whether Clerk's `cat` header is checked (default: yes; a JWT template, an M2M token or
+    /// an unknown category is refused as `token-category-mismatch`, see
+    /// [`category`](super::category)). Turn it off only for an issuer whose `cat` header
+    /// means something else; Clerk's session and M2M categories still count in
+    /// classification (`token-type-ambiguous`).
+    #[must_use]
+    pub fn check_token_category(mut self, check: bool) -> Self {
+        self.check_category = check;
+        self
+    }
+
     /// Accepts sessions whose status (`sts`) is `pending` (default: refused as
     /// `token-inactive`, as Clerk's SDK treats them as signed out). The status is in
     /// `Auth::session_status` either way.
@@ -170,6 +210,8 @@ impl SessionRules {
             audiences: self.audiences.clone(),
             authorized_parties: self.authorized_parties.clone(),
             accept_pending: self.accept_pending,
+            require_sid: self.require_sid,
+            machine: None,
         }
     }
 }
@@ -221,16 +263,32 @@ impl OAuthRules {
             audiences: self.audiences.clone(),
             authorized_parties: Vec::new(),
             accept_pending: false,
+            require_sid: false,
+            machine: None,
         }
     }
 }
 
-/// Rules for Clerk's M2M JWTs: an `mch_` subject, scopes from `scopes`. RS256/RS384/RS512
-/// by default; `iss`/`aud` checked when configured.
+/// Rules for Clerk's M2M JWTs: an `mch_` subject, an issuer (named, or its check skipped
+/// explicitly), Clerk's `cat` header absent or the M2M category, scopes from `scopes` (or,
+/// without it, from `aud`, as Clerk's SDK reads them). RS256/RS384/RS512 by default; `aud`
+/// checked when configured.
+///
+/// ```
+/// use tokengate_runtime::jwt::M2mRules;
+///
+/// // This service is the machine `mch_billing`: it takes M2M JWTs from its instance that
+/// // list it.
+/// let rules = M2mRules::new().issuer("https://clerk.example.com").require_machine("mch_billing");
+/// # let _ = rules;
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct M2mRules {
     pub(crate) algorithms: AlgorithmSet,
     pub(crate) issuers: Vec<String>,
+    pub(crate) skip_issuer: bool,
+    pub(crate) check_category: bool,
+    pub(crate) machine: Option<String>,
     pub(crate) audiences: Vec<String>,
 }
 
@@ -239,18 +297,56 @@ impl Default for M2mRules {
         M2mRules {
             algorithms: AlgorithmSet::RSA_PKCS1,
             issuers: Vec::new(),
+            skip_issuer: false,
+            check_category: true,
+            machine: None,
             audiences: Vec::new(),
         }
     }
 }
 
 impl M2mRules {
-    /// Clerk's defaults.
+    /// Clerk's defaults. An issuer is still to be named ([`M2mRules::issuer`]) or its check
+    /// skipped ([`M2mRules::skip_issuer_check`]): the verifier refuses to build otherwise.
     pub fn new() -> M2mRules {
         M2mRules::default()
     }
 
-    /// Requires `iss` to be one of `issuers`.
+    /// Requires `iss` to be `issuer`, compared exactly. Called again, it adds another.
+    #[must_use]
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuers.push(issuer.into());
+        self
+    }
+
+    /// Accepts M2M JWTs whatever their `iss`. Every JWT your keys sign with an `mch_` subject
+    /// (and no other class's `cat`) is then a machine's token: do this only when the keys sign
+    /// for nobody else (a Clerk instance's keys, with Clerk's `cat` header checked).
+    #[must_use]
+    pub fn skip_issuer_check(mut self) -> Self {
+        self.skip_issuer = true;
+        self
+    }
+
+    /// Requires `machine_id` (this service's own machine, `mch_…`) among the token's scopes:
+    /// Clerk lists in them the machines a token may call. A token that does not list it is
+    /// refused as `wrong-audience`. Called again, it replaces the machine.
+    #[must_use]
+    pub fn require_machine(mut self, machine_id: impl Into<String>) -> Self {
+        self.machine = Some(machine_id.into());
+        self
+    }
+
+    /// Whether Clerk's `cat` header is checked (default: yes; anything but the M2M category,
+    /// "ignore" included, is refused as `token-category-mismatch`, as Clerk's `verifyM2MJwt`
+    /// does). Turn it off only for an issuer whose `cat` header means something else.
+    #[must_use]
+    pub fn check_token_category(mut self, check: bool) -> Self {
+        self.check_category = check;
+        self
+    }
+
+    /// Requires `iss` to be one of `issuers` (replacing any set before).
     #[must_use]
     pub fn issuers<I, S>(mut self, issuers: I) -> Self
     where
@@ -283,7 +379,25 @@ impl M2mRules {
         if self.algorithms.is_empty() {
             return Err(JwtConfigError::NoAlgorithm("M2M"));
         }
+        match (self.issuers.is_empty(), self.skip_issuer) {
+            (true, false) => return Err(JwtConfigError::M2mIssuerRequired),
+            (false, true) => {
+                return Err(JwtConfigError::Invalid(
+                    "M2mRules names issuers and also skip_issuer_check(); keep one of them".into(),
+                ));
+            }
+            _ => {}
+        }
         check_list(&self.issuers, "an M2M issuer")?;
+        if self
+            .machine
+            .as_deref()
+            .is_some_and(|m| !m.starts_with(crate::classify::MACHINE_SUBJECT_PREFIX) || m.trim() != m)
+        {
+            return Err(JwtConfigError::Invalid(
+                "M2mRules::require_machine takes a Clerk machine id, `mch_…` (the machine this service runs as)".into(),
+            ));
+        }
         check_list(&self.audiences, "an M2M audience")
     }
 
@@ -293,6 +407,8 @@ impl M2mRules {
             audiences: self.audiences.clone(),
             authorized_parties: Vec::new(),
             accept_pending: false,
+            require_sid: false,
+            machine: self.machine.clone(),
         }
     }
 }

@@ -314,6 +314,24 @@ impl JwksCache {
         self.inner.snapshot.load().generation
     }
 
+    /// The generation a verified token remembered from these keys must carry to be answered
+    /// from memory: the current one, as long as the keys would still verify a token (keys
+    /// due for refresh start a background refresh, as a signature check does, so a key
+    /// removed from the JWKS stops counting once it is fetched); `None` when the keys are
+    /// too stale to use (past `stale_if_error`) or were never loaded.
+    pub(crate) fn usable_generation(&self) -> Option<u64> {
+        let inner = &self.inner;
+        let snapshot = inner.snapshot.load();
+        match inner.freshness(&snapshot, Instant::now()) {
+            Freshness::Fresh => Some(snapshot.generation),
+            Freshness::Due => {
+                let _ = Inner::start_refresh(inner, Trigger::Scheduled);
+                Some(snapshot.generation)
+            }
+            Freshness::Unusable => None,
+        }
+    }
+
     /// Fetches the JWKS now (joining a fetch already running), ignoring the cooldown and the
     /// backoff; returns how many keys are loaded. Call it at startup to fail fast on a wrong
     /// URL or secret.

@@ -2,7 +2,8 @@
 //! signature.
 //!
 //! A header is refused before any key is looked up when it carries `crit`, names an `alg`
-//! the token's kind does not allow, a `typ` another kind of token carries, or a `kid` longer
+//! the token's kind does not allow, a `typ` another kind of token carries, a Clerk `cat`
+//! another class carries (`token-category-mismatch`, [`super::category`]), or a `kid` longer
 //! than a key's can be. Its `jku`, `x5u`, `jwk` and `x5c` are never read.
 
 use std::borrow::Cow;
@@ -10,6 +11,7 @@ use std::borrow::Cow;
 use jsonwebtoken::Algorithm;
 use serde::Deserialize as _;
 
+use super::category::Category;
 use super::keys::{AlgorithmSet, KeySet, Lookup, MAX_KID_LEN, parse_algorithm};
 use super::malformed;
 use crate::classify::is_access_token_typ;
@@ -26,6 +28,8 @@ pub(super) struct Header<'a> {
     pub(super) kid: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub(super) typ: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub(super) cat: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "present")]
     crit: bool,
 }
@@ -40,8 +44,14 @@ impl<'a> Header<'a> {
     }
 
     /// The header's algorithm, if the header suits a token of `token_type`: no `crit`, an
-    /// allowed `alg`, the `typ` of that type, a `kid` no longer than a key's can be.
-    pub(super) fn check(&self, algorithms: &AlgorithmSet, token_type: TokenType) -> Result<Algorithm, VerifyError> {
+    /// allowed `alg`, the `typ` of that type, a `cat` that type may carry (when
+    /// `check_category`), a `kid` no longer than a key's can be.
+    pub(super) fn check(
+        &self,
+        algorithms: &AlgorithmSet,
+        token_type: TokenType,
+        check_category: bool,
+    ) -> Result<Algorithm, VerifyError> {
         if self.crit {
             return Err(InvalidReason::UnsupportedCritical.into());
         }
@@ -51,6 +61,9 @@ impl<'a> Header<'a> {
         }
         if !typ_suits(self.typ.as_deref(), token_type) {
             return Err(InvalidReason::WrongType.into());
+        }
+        if check_category && !Category::of(self.cat.as_deref()).suits(token_type) {
+            return Err(InvalidReason::CategoryMismatch.into());
         }
         if self.kid.as_deref().is_some_and(|k| k.len() > MAX_KID_LEN) {
             return Err(InvalidReason::UnknownKey.into());

@@ -10,6 +10,7 @@
 //! | [`discovery`] | OAuth / OIDC discovery of an issuer's `jwks_uri` |
 //! | `jws` | the compact JWS: segments, JOSE header checks, signature |
 //! | [`claims`] | claim validation and the mapping of each kind's claims |
+//! | [`category`] | Clerk's `cat` header: which class of token a category names |
 //! | `clerk_claims` | Clerk's organization claims, v1 and v2 |
 //! | [`cache`] | the verified-token cache (a reused token costs a hash) |
 //! | [`config`] | rules per kind of token, configuration errors |
@@ -21,12 +22,16 @@
 //! rule sets and register it with `TokenGateBuilder::verifier_for(verifier.token_types(), …)`.
 //!
 //! The order of checks: size cap → verified-token cache → three base64url segments →
-//! header (no `crit`, allowed `alg`, expected `typ`) → key by `kid` bound to the `alg` →
-//! signature → the type the classifier gives the token (`sub: mch_…` → M2M, `typ: at+jwt` →
-//! OAuth, else session) must be the type asked for → claims. A token's `jku`, `x5u`, `jwk`
-//! and `x5c` headers are ignored. Because of that type check, what the verified-token cache
+//! header (no `crit`, allowed `alg`, expected `typ`, Clerk's `cat` of the kind) → key by
+//! `kid` bound to the `alg` → signature → the type the classifier gives the token
+//! (`sub: mch_…` → M2M, `typ: at+jwt` → OAuth, else session; refused when those signals or
+//! `cat` disagree) must be the type asked for → claims. A token's `jku`, `x5u`, `jwk` and
+//! `x5c` headers are ignored. Because of that type check, what the verified-token cache
 //! remembers is what classification would say, and the gate may recall a reused JWT before
-//! classifying it ([`JwtVerifier::recall_jwt`]).
+//! classifying it ([`JwtVerifier::recall_jwt`]). A remembered token is answered only while
+//! the key set it was verified with is still the one in use and still usable (a remote
+//! JWKS due for refresh starts one, as a signature check would; one too stale to use
+//! answers nothing from memory).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -47,6 +52,7 @@
 //! ```
 
 pub mod cache;
+pub mod category;
 pub mod claims;
 mod clerk_claims;
 pub mod config;
@@ -107,6 +113,8 @@ impl fmt::Debug for Snapshot {
 #[derive(Debug)]
 struct KindRules {
     algorithms: AlgorithmSet,
+    /// Whether Clerk's `cat` header must suit the kind.
+    check_category: bool,
     claims: ClaimRules,
 }
 
@@ -221,6 +229,7 @@ impl JwtVerifierBuilder {
                 r.check()?;
                 Some(KindRules {
                     algorithms: r.algorithms,
+                    check_category: r.check_category,
                     claims: r.claim_rules(),
                 })
             }
@@ -231,6 +240,8 @@ impl JwtVerifierBuilder {
                 r.check()?;
                 Some(KindRules {
                     algorithms: r.algorithms,
+                    // Clerk's OAuth JWT verification does not read `cat` (jwt/category.rs).
+                    check_category: false,
                     claims: r.claim_rules(),
                 })
             }
@@ -241,6 +252,7 @@ impl JwtVerifierBuilder {
                 r.check()?;
                 Some(KindRules {
                     algorithms: r.algorithms,
+                    check_category: r.check_category,
                     claims: r.claim_rules(),
                 })
             }
@@ -376,11 +388,14 @@ impl JwtVerifier {
         }
     }
 
-    fn generation(&self) -> u64 {
+    /// The generation of the keys a remembered token must have been verified with to be
+    /// answered from memory: the static set's, or the JWKS's while it would still verify a
+    /// token itself (a set due for refresh starts one; one too stale to use gives `None`).
+    fn usable_generation(&self) -> Option<u64> {
         match &self.inner.keys {
-            KeySource::Static(s) => s.generation,
+            KeySource::Static(s) => Some(s.generation),
             #[cfg(feature = "jwks")]
-            KeySource::Remote(jwks) => jwks.generation(),
+            KeySource::Remote(jwks) => jwks.usable_generation(),
         }
     }
 
@@ -407,7 +422,8 @@ impl JwtVerifier {
         if token.len() > self.inner.max_token_bytes {
             return None;
         }
-        cache.get_any_type(&token_hash(token), self.generation(), now_secs())
+        let generation = self.usable_generation()?;
+        cache.get_any_type(&token_hash(token), generation, now_secs())
     }
 
     /// Verifies a token of `token_type` (as classified).
@@ -420,7 +436,8 @@ impl JwtVerifier {
         let now = now_secs();
         let hash = inner.cache.as_ref().map(|_| token_hash(token));
         if let (Some(cache), Some(hash)) = (&inner.cache, &hash)
-            && let Some(auth) = cache.get(hash, token_type, self.generation(), now)
+            && let Some(generation) = self.usable_generation()
+            && let Some(auth) = cache.get(hash, token_type, generation, now)
         {
             return Ok(auth);
         }
@@ -428,11 +445,11 @@ impl JwtVerifier {
         let segments = Segments::split(token)?;
         let header_json = URL_SAFE_NO_PAD.decode(segments.header).map_err(|_| malformed())?;
         let header = Header::parse(&header_json)?;
-        let alg = header.check(&rules.algorithms, token_type)?;
+        let alg = header.check(&rules.algorithms, token_type, rules.check_category)?;
         let kid = header.kid.as_deref();
         let snapshot = self.snapshot_for(kid, alg).await?;
         segments.check_signature(&snapshot.keys, kid, alg)?;
-        let info = self.check_claims(segments.payload, header.typ.as_deref(), rules, token_type, now)?;
+        let info = self.check_claims(segments.payload, &header, rules, token_type, now)?;
         let exp = info.expiration;
         let auth = Auth::new(info);
         self.remember(hash, &auth, exp, snapshot.generation, now);
@@ -458,7 +475,7 @@ impl JwtVerifier {
     fn check_claims(
         &self,
         payload_b64: &str,
-        typ: Option<&str>,
+        header: &Header<'_>,
         rules: &KindRules,
         token_type: TokenType,
         now: i64,
@@ -466,9 +483,9 @@ impl JwtVerifier {
         let payload = URL_SAFE_NO_PAD.decode(payload_b64).map_err(|_| malformed())?;
         let claims = claims::parse_object(&payload)?;
         // Only as the type the classifier gives this token (an `at+jwt` with an `mch_` subject
-        // is an M2M token, whatever a caller asks): the gate recalls a remembered JWT before
+        // has none, whatever a caller asks): the gate recalls a remembered JWT before
         // classifying it, so what the cache holds must be what classification would say.
-        if jwt_type(typ, claims.get("sub")) != token_type {
+        if jwt_type(header.typ.as_deref(), header.cat.as_deref(), claims.get("sub"))? != token_type {
             return Err(InvalidReason::WrongType.into());
         }
         let clock = Clock {

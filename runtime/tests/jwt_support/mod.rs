@@ -148,6 +148,19 @@ pub fn session_claims() -> Value {
     })
 }
 
+/// The `iss` of the Clerk-like tokens here (a Clerk instance's Frontend API URL).
+pub const CLERK_ISSUER: &str = "https://clerk.example.com";
+
+/// Claims of a valid Clerk-like M2M JWT (as Clerk's SDK fixtures: `scopes` and `aud` list the
+/// machines it may call).
+pub fn m2m_claims() -> Value {
+    let now = now();
+    json!({
+        "iss":CLERK_ISSUER,"sub":"mch_1","aud":["mch_2","mch_3"],"scopes":"mch_2 mch_3",
+        "exp":now + 60,"iat":now - 1,"nbf":now - 1,"jti":"mt_abc"
+    })
+}
+
 pub fn jwks(keys: &[Value]) -> Value {
     json!({ "keys": keys })
 }
