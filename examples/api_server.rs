@@ -591,7 +591,9 @@ async fn serve(
         use std::io::Write as _;
         let _ = std::io::stdout().flush();
     }
-    axum::serve(listener, app)
+    // With the peer's address in each request, the bounds on backend calls give every
+    // client its own share (tokengate's `ClientKey::from_peer`).
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| fail(format!("server error: {e}")))?;

@@ -381,6 +381,18 @@ fn mistakes_in_flags_fail_at_start_up_with_one_line_and_exit_2() {
             ],
             "--session-issuer",
         ),
+        // The secret key would cross the network in cleartext.
+        (
+            &[
+                "--clerk-secret-key",
+                "sk_test_exampleSecretKey0123456789",
+                "--clerk-api-url",
+                "http://api.clerk.example",
+                "--addr",
+                "127.0.0.1:0",
+            ],
+            "uses plain http to a host that is not loopback",
+        ),
     ];
     for (args, expected) in cases {
         let (code, _, err) = run_example(args);

@@ -23,6 +23,7 @@ use http::{Extensions, HeaderMap};
 use crate::auth::Auth;
 use crate::classify::{Classifier, Prefixes, TokenFormat};
 use crate::extract::{Presented, TokenSource, extract};
+use crate::net::{ClientKey, ClientKeyFn};
 use crate::policy::Policy;
 use crate::rejection::{DEFAULT_REALM, InvalidReason, Rejection, is_valid_realm};
 use crate::token::{TokenType, TokenTypes};
@@ -35,6 +36,7 @@ struct Inner {
     verifiers: [Option<Arc<dyn Verifier>>; 4],
     realm: String,
     responder: Option<Arc<Responder>>,
+    client_key: Arc<ClientKeyFn>,
 }
 
 /// Verifiers per token type and the rules to run them. Cheap to clone; put it in your
@@ -90,6 +92,7 @@ pub struct TokenGateBuilder {
     verifiers: [Option<Arc<dyn Verifier>>; 4],
     realm: String,
     responder: Option<Arc<Responder>>,
+    client_key: Arc<ClientKeyFn>,
 }
 
 impl TokenGate {
@@ -101,6 +104,7 @@ impl TokenGate {
             verifiers: [None, None, None, None],
             realm: DEFAULT_REALM.to_owned(),
             responder: None,
+            client_key: Arc::new(ClientKey::default_for),
         }
     }
 
@@ -141,7 +145,10 @@ impl TokenGate {
     ) -> Result<Auth, Rejection> {
         let result = match self.authorize_now(headers, extensions, policy) {
             Step::Done(result) => result,
-            Step::Verify(pending) => self.verify_pending(pending, policy).await,
+            Step::Verify(pending) => {
+                let client = (self.0.client_key)(headers, extensions);
+                self.verify_pending(pending.with_client(client), policy).await
+            }
         };
         if let Err(rejection) = &result {
             log_rejection(rejection);
@@ -255,6 +262,7 @@ impl TokenGate {
     pub(crate) async fn verify_resumed(
         &self,
         headers: &HeaderMap,
+        extensions: &Extensions,
         resume: Resume,
         policy: &Policy,
     ) -> Result<Auth, Rejection> {
@@ -270,7 +278,8 @@ impl TokenGate {
         let Some(verifier) = &self.0.verifiers[resume.token_type.index()] else {
             return Err(Rejection::Misconfigured("no verifier for an accepted token type"));
         };
-        let credential = Credential::new(presented.token(), resume.token_type, resume.format, presented.source());
+        let credential = Credential::new(presented.token(), resume.token_type, resume.format, presented.source())
+            .with_client((self.0.client_key)(headers, extensions));
         let answer = verifier.verify(credential).await;
         accept(answer, resume.token_type, &**verifier, policy)
     }
@@ -337,6 +346,12 @@ pub(crate) struct Pending<'a> {
 }
 
 impl Pending<'_> {
+    /// The same verification, for a credential presented by `client`.
+    fn with_client(mut self, client: Option<ClientKey>) -> Self {
+        self.credential = self.credential.with_client(client);
+        self
+    }
+
     /// What [`TokenGate::verify_resumed`] needs to pick the verification up again.
     pub(crate) fn resume(&self) -> Resume {
         Resume {
@@ -429,6 +444,40 @@ impl TokenGateBuilder {
         self
     }
 
+    /// How the gate tells clients apart, for the per-client shares of the bounds on backend
+    /// calls (the key store's lookups, introspection, Clerk's Backend API): a
+    /// [`ClientKey`] from the request's headers and extensions, or `None` (held to the total
+    /// bounds only). Asked only when a verifier must call its backend, never for a cached
+    /// token.
+    ///
+    /// The default, [`ClientKey::from_peer`], is the connection's peer address (serve with
+    /// `into_make_service_with_connect_info::<SocketAddr>()`). Behind a reverse proxy or a
+    /// load balancer every request comes from the proxy, so all clients would share one
+    /// share: read the client's address from the header your proxy sets (and only from
+    /// a proxy you trust to set it), or turn the shares off with `|_, _| None`.
+    ///
+    /// ```
+    /// use tokengate_runtime::TokenGate;
+    /// use tokengate_runtime::net::ClientKey;
+    ///
+    /// // Behind a proxy that overwrites `X-Real-IP` with the client's address.
+    /// let gate = TokenGate::builder()
+    ///     .client_key(|headers, _extensions| {
+    ///         let ip = headers.get("x-real-ip")?.to_str().ok()?.parse().ok()?;
+    ///         Some(ClientKey::from_ip(ip))
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(gate);
+    /// ```
+    pub fn client_key<F>(mut self, client_key: F) -> Self
+    where
+        F: Fn(&HeaderMap, &Extensions) -> Option<ClientKey> + Send + Sync + 'static,
+    {
+        self.client_key = Arc::new(client_key);
+        self
+    }
+
     /// Checks the configuration and builds the gate.
     pub fn build(self) -> Result<TokenGate, ConfigError> {
         if !is_valid_realm(&self.realm) {
@@ -452,6 +501,7 @@ impl TokenGateBuilder {
             verifiers: self.verifiers,
             realm: self.realm,
             responder: self.responder,
+            client_key: self.client_key,
         })))
     }
 }

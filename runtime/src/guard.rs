@@ -180,7 +180,10 @@ async fn finish<P: PolicySource, At>(
     parts: &mut Parts,
 ) -> Result<Guard<P, At>, Response> {
     let result = match later {
-        Later::Verify(resume) => gate.verify_resumed(&parts.headers, resume, P::policy()).await,
+        Later::Verify(resume) => {
+            gate.verify_resumed(&parts.headers, &parts.extensions, resume, P::policy())
+                .await
+        }
         Later::Conditions(auth) => Ok(auth),
     };
     let auth = match result {

@@ -7,8 +7,15 @@
 //!   active; `aud` and `iss` are checked when configured; scopes come from `scope`;
 //! - results are cached by the SHA-256 of the token for at most min(TTL, `exp` − now);
 //!   inactive tokens for a short negative TTL;
+//! - the calls for tokens not in the cache are bounded ([`CallBudget`], default
+//!   [`DEFAULT_CALL_BUDGET`]): every random string is one call, so a flood of them would
+//!   otherwise be a flood on the authorization server. Over a bound such a token is answered
+//!   `503` with `Retry-After` ([`VerifyError::Busy`]); cached tokens never wait for it, and
+//!   concurrent requests for one token share one call;
 //! - a non-200 answer, a body that is not a JSON object, a timeout or a refused connection is
-//!   a `503` ([`VerifyError::Unavailable`]) — never accepted, never a `401`.
+//!   a `503` ([`VerifyError::Unavailable`]) — never accepted, never a `401`; an answer that
+//!   names a member twice (`{"active": false, "active": true}`), at any depth, is refused
+//!   (`invalid-claims`), as JWT payloads are: two parsers could read it two ways.
 //!
 //! ```
 //! use std::time::Duration;
@@ -33,8 +40,11 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::auth::{Auth, AuthInfo};
+use crate::budget::{CallBudget, Calls, Rate};
+use crate::jwt::claims::parse_object;
 use crate::keys::now_unix;
 use crate::keys::secret::wiped_concat;
+use crate::net::{ClientKey, is_loopback_host};
 use crate::rejection::InvalidReason;
 use crate::token::TokenType;
 use crate::verifier::{Credential, Verifier, VerifyError, VerifyFuture};
@@ -49,6 +59,14 @@ pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60);
 pub const DEFAULT_NEGATIVE_CACHE_TTL: Duration = Duration::from_secs(5);
 /// Clock skew allowed on `nbf`.
 pub const LEEWAY_SECS: i64 = 5;
+/// The default bounds on introspection calls for tokens not in the cache: 32 in flight,
+/// 100 a second (burst 100), and a tenth of that, 10 a second (burst 20), for any one client.
+///
+/// A legitimate service introspects each token once per cache TTL (60 s), so 100 new tokens
+/// a second is some 6 000 distinct active tokens a minute, while a flood of random strings
+/// costs the authorization server at most 100 calls a second (and a client at most 10),
+/// whatever its rate. 32 in flight is 100 calls a second at a 300 ms response time.
+pub const DEFAULT_CALL_BUDGET: CallBudget = CallBudget::new(32, Rate::new(100, 100)).with_per_client(Rate::new(10, 20));
 
 /// Configures an [`IntrospectionVerifier`]. `Debug` redacts the client secret.
 #[derive(Clone)]
@@ -64,6 +82,7 @@ pub struct IntrospectionConfig {
     cache_capacity: u64,
     audience: Option<String>,
     issuer: Option<String>,
+    call_budget: CallBudget,
 }
 
 impl IntrospectionConfig {
@@ -84,6 +103,7 @@ impl IntrospectionConfig {
             cache_capacity: 100_000,
             audience: None,
             issuer: None,
+            call_budget: DEFAULT_CALL_BUDGET,
         }
     }
 
@@ -136,6 +156,13 @@ impl IntrospectionConfig {
         self.issuer = Some(issuer.into());
         self
     }
+
+    /// The bounds on calls for tokens not in the cache (default [`DEFAULT_CALL_BUDGET`]).
+    #[must_use]
+    pub fn call_budget(mut self, budget: CallBudget) -> Self {
+        self.call_budget = budget;
+        self
+    }
 }
 
 impl fmt::Debug for IntrospectionConfig {
@@ -150,6 +177,7 @@ impl fmt::Debug for IntrospectionConfig {
             .field("negative_cache_ttl", &self.negative_cache_ttl)
             .field("audience", &self.audience)
             .field("issuer", &self.issuer)
+            .field("call_budget", &self.call_budget)
             .finish()
     }
 }
@@ -184,6 +212,7 @@ pub struct IntrospectionVerifier {
     authorization: http::HeaderValue,
     client: reqwest::Client,
     cache: Cache<[u8; 32], Outcome>,
+    calls: Calls,
 }
 
 impl fmt::Debug for IntrospectionVerifier {
@@ -191,6 +220,7 @@ impl fmt::Debug for IntrospectionVerifier {
         f.debug_struct("IntrospectionVerifier")
             .field("config", &self.config)
             .field("cached", &self.cache.entry_count())
+            .field("call_places_free", &self.calls.available())
             .finish_non_exhaustive()
     }
 }
@@ -203,14 +233,7 @@ impl IntrospectionVerifier {
             Ok(url) => url,
             Err(e) => return err(format!("the endpoint `{}` is not a valid URL: {e}", config.endpoint)),
         };
-        let loopback = endpoint.host_str().is_some_and(|host| {
-            host.eq_ignore_ascii_case("localhost")
-                || host
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback())
-        });
+        let loopback = endpoint.host_str().is_some_and(is_loopback_host);
         if !(endpoint.scheme() == "https" || (endpoint.scheme() == "http" && loopback)) {
             return err(format!(
                 "the endpoint `{endpoint}` must use https (plain http is allowed only on a loopback address)"
@@ -225,6 +248,7 @@ impl IntrospectionVerifier {
         if config.timeout.is_zero() || config.max_response_bytes == 0 {
             return err("the timeout and the response-size cap must be more than zero".into());
         }
+        config.call_budget.check().map_err(IntrospectionConfigError)?;
         let client = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
@@ -249,21 +273,29 @@ impl IntrospectionVerifier {
             .max_capacity(capacity)
             .expire_after(OutcomeExpiry)
             .build();
+        let calls = Calls::new(&config.call_budget, "introspection endpoint", "introspection calls");
         Ok(IntrospectionVerifier {
             config,
             endpoint,
             authorization,
             client,
             cache,
+            calls,
         })
     }
 
-    /// Introspects `token` (through the cache).
+    /// Introspects `token` (through the cache), held to the total bounds of the call budget.
     pub async fn introspect(&self, token: &str) -> Result<Auth, VerifyError> {
+        self.introspect_for(token, None).await
+    }
+
+    /// Introspects `token` presented by `client` (through the cache): a call, if one is needed,
+    /// counts against that client's share of the call budget.
+    pub async fn introspect_for(&self, token: &str, client: Option<ClientKey>) -> Result<Auth, VerifyError> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let outcome = self
             .cache
-            .try_get_with(key, self.fetch(token))
+            .try_get_with(key, self.fetch(token, client))
             .await
             .map_err(|e: Arc<VerifyError>| (*e).clone())?;
         let auth = outcome.result?;
@@ -273,7 +305,8 @@ impl IntrospectionVerifier {
         Ok(auth)
     }
 
-    async fn fetch(&self, token: &str) -> Result<Outcome, VerifyError> {
+    async fn fetch(&self, token: &str, client: Option<ClientKey>) -> Result<Outcome, VerifyError> {
+        let _place = self.calls.try_start(client)?;
         let response = self
             .client
             .post(self.endpoint.clone())
@@ -301,12 +334,25 @@ impl IntrospectionVerifier {
             }
             body.extend_from_slice(&chunk);
         }
-        let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice::<serde_json::Value>(&body) else {
-            return Err(VerifyError::unavailable(
-                "introspection endpoint answered with a body that is not a JSON object",
-            ));
-        };
-        Ok(self.evaluate(fields, now_unix()))
+        match parse_object(&body) {
+            Ok(fields) => Ok(self.evaluate(fields, now_unix())),
+            Err(_) => self.unreadable(&body),
+        }
+    }
+
+    /// The answer to a body the strict parser refused: a JSON object that names a member
+    /// twice is refused (and remembered for the negative TTL); anything else is a `503`.
+    fn unreadable(&self, body: &[u8]) -> Result<Outcome, VerifyError> {
+        if let Ok(serde_json::Value::Object(_)) = serde_json::from_slice::<serde_json::Value>(body) {
+            tracing::warn!(
+                target: "tokengate",
+                "the introspection endpoint answered with a JSON object that names a member twice; refusing the token"
+            );
+            return Ok(self.refused(InvalidReason::InvalidClaims));
+        }
+        Err(VerifyError::unavailable(
+            "introspection endpoint answered with a body that is not a JSON object",
+        ))
     }
 
     fn unavailable(&self, e: &reqwest::Error) -> VerifyError {
@@ -449,7 +495,7 @@ impl Verifier for IntrospectionVerifier {
                     credential.token_type()
                 )));
             }
-            self.introspect(credential.token()).await
+            self.introspect_for(credential.token(), credential.client()).await
         })
     }
 

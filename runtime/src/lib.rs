@@ -15,6 +15,7 @@
 //! Most users depend on the `tokengate` facade crate and write `#[accepts_token(...)]`.
 
 pub mod auth;
+pub mod budget;
 mod cache;
 pub mod classify;
 #[cfg(feature = "clerk")]
@@ -27,6 +28,7 @@ pub mod introspection;
 pub mod jwt;
 pub mod keys;
 pub mod layer;
+pub mod net;
 pub mod policy;
 pub mod registry;
 pub mod rejection;

@@ -37,6 +37,7 @@ use std::time::Duration;
 use crate::auth::{Auth, AuthInfo};
 use crate::classify::TokenFormat;
 use crate::extract::TokenSource;
+use crate::net::ClientKey;
 use crate::rejection::{InvalidReason, Rejection};
 use crate::token::TokenType;
 
@@ -47,6 +48,7 @@ pub struct Credential<'a> {
     token_type: TokenType,
     format: TokenFormat,
     source: TokenSource,
+    client: Option<ClientKey>,
 }
 
 impl<'a> Credential<'a> {
@@ -56,6 +58,7 @@ impl<'a> Credential<'a> {
             token_type,
             format,
             source,
+            client: None,
         }
     }
 
@@ -88,6 +91,21 @@ impl<'a> Credential<'a> {
     pub fn source(&self) -> TokenSource {
         self.source
     }
+
+    /// Who presented it, as the gate tells clients apart
+    /// ([`TokenGateBuilder::client_key`](crate::TokenGateBuilder::client_key)): what the
+    /// per-client shares of the bounds on backend calls count. `None` when the gate cannot
+    /// tell, or in a memory-only lookup.
+    pub fn client(&self) -> Option<ClientKey> {
+        self.client
+    }
+
+    /// The same credential, presented by `client`.
+    #[must_use]
+    pub fn with_client(mut self, client: Option<ClientKey>) -> Self {
+        self.client = client;
+        self
+    }
 }
 
 impl fmt::Debug for Credential<'_> {
@@ -97,6 +115,7 @@ impl fmt::Debug for Credential<'_> {
             .field("token_type", &self.token_type)
             .field("format", &self.format)
             .field("source", &self.source)
+            .field("client", &self.client)
             .finish()
     }
 }
@@ -119,6 +138,16 @@ pub enum VerifyError {
     /// The verifier is misconfigured (a bad secret key…): logged loudly, `503` to the caller.
     #[error("verifier misconfigured: {0}")]
     Misconfigured(String),
+    /// A bound on backend calls for unknown tokens is reached (a flood, see
+    /// [`budget`](crate::budget)): `503` with `Retry-After`, at once. Logged at debug level;
+    /// the bound itself warns with a count, at most once every few seconds.
+    #[error("verifier busy: {detail}")]
+    Busy {
+        /// When the client may retry (at least a second).
+        retry_after: Duration,
+        /// Which bound refused the call, for the logs. Never contains the token.
+        detail: String,
+    },
 }
 
 impl VerifyError {
@@ -140,6 +169,12 @@ impl VerifyError {
             VerifyError::Misconfigured(detail) => {
                 tracing::error!(target: "tokengate", %token_type, %detail, "verifier misconfigured; fix the configuration");
                 Rejection::Unavailable { retry_after: None }
+            }
+            VerifyError::Busy { retry_after, detail } => {
+                tracing::debug!(target: "tokengate", %token_type, %detail, "verifier busy");
+                Rejection::Unavailable {
+                    retry_after: Some(retry_after),
+                }
             }
         }
     }

@@ -244,8 +244,8 @@ async fn the_outstanding_call_budget_is_enforced() {
     for task in tasks {
         match task.await.unwrap() {
             Ok(_) => ok += 1,
-            Err(VerifyError::Unavailable { retry_after, .. }) => {
-                assert_eq!(retry_after, Some(Duration::from_secs(3)));
+            Err(VerifyError::Busy { retry_after, .. }) => {
+                assert_eq!(retry_after, Duration::from_secs(3));
                 busy += 1;
             }
             Err(e) => panic!("unexpected {e:?}"),

@@ -1,6 +1,7 @@
 //! RFC 7662 introspection against a loopback authorization server built to the spec: active,
-//! inactive, malformed, slow, failing and oversized answers, the checks on `exp`, `aud` and
-//! `iss`, the cache bound by `exp`, and one request for many concurrent lookups.
+//! inactive, malformed, slow, failing and oversized answers, answers that name a member twice,
+//! the checks on `exp`, `aud` and `iss`, the cache bound by `exp`, and one request for many
+//! concurrent lookups. Floods of unknown tokens: `floods.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::collections::HashMap;
@@ -36,6 +37,10 @@ impl Server {
     fn count(&self, token: &str) -> usize {
         self.requests.lock().unwrap().get(token).copied().unwrap_or(0)
     }
+}
+
+fn raw(text: &str) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], text.to_owned()).into_response()
 }
 
 fn json(value: serde_json::Value) -> Response {
@@ -98,6 +103,12 @@ async fn introspect(State(server): State<Server>, headers: HeaderMap, body: Stri
         "tok-wrong-iss" => active(serde_json::json!({"iss": "https://evil.example"})),
         "tok-bad-scope" => active(serde_json::json!({"scope": ["read"]})),
         "tok-refresh" => active(serde_json::json!({"token_type": "refresh_token"})),
+        // Two readings of one answer: a parser that keeps the last member sees an active token.
+        "tok-duplicate" => raw(r#"{"active": false, "sub": "user_42", "active": true}"#),
+        "tok-duplicate-nested" => raw(&format!(
+            r#"{{"active": true, "sub": "user_42", "exp": {}, "ext": {{"role": "user", "role": "admin"}}}}"#,
+            now + 3600
+        )),
         "tok-concurrent" => {
             tokio::time::sleep(Duration::from_millis(300)).await;
             active(serde_json::json!({}))
@@ -172,6 +183,8 @@ async fn inactive_and_invalid_answers_are_refused() {
         ("tok-wrong-iss", InvalidReason::WrongIssuer),
         ("tok-bad-scope", InvalidReason::InvalidClaims),
         ("tok-refresh", InvalidReason::WrongType),
+        ("tok-duplicate", InvalidReason::InvalidClaims),
+        ("tok-duplicate-nested", InvalidReason::InvalidClaims),
     ];
     for (token, reason) in cases {
         assert_eq!(check(&verifier, token).await.map(drop), refused(reason), "{token}");

@@ -23,7 +23,11 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderValue, header};
 use zeroize::{ZeroizeOnDrop, Zeroizing};
 
+use crate::budget::{CallBudget, Rate};
 use crate::keys::secret::{WipedString, wiped_concat};
+use crate::net::is_loopback_host;
+
+pub use super::shape::TokenShape;
 
 /// Clerk's Backend API, without the `/v1` suffix (`CLERK_API_URL`'s default).
 pub const DEFAULT_API_URL: &str = "https://api.clerk.com";
@@ -40,6 +44,22 @@ pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(30);
 
 /// How long an unknown (404), revoked or expired token is remembered by default.
 pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(5);
+
+/// The default call budget with a production secret key (`sk_live_…`): 64 calls in flight,
+/// 50 a second (burst 100), and 5 a second (burst 10) for any one client.
+///
+/// Clerk allows a production instance 1 000 Backend API requests per 10 s, counted per
+/// instance (the secret key), not per process: this spends at most 600 of them, leaving the
+/// rest to the application's own Backend API calls and to a second instance of the service.
+/// A flood of random `ak_…` strings then costs Clerk's quota at most 50 calls a second, and
+/// one client at most 5, so Clerk never starts answering `429` to everyone.
+pub const DEFAULT_LIVE_CALL_BUDGET: CallBudget =
+    CallBudget::new(64, Rate::new(50, 100)).with_per_client(Rate::new(5, 10));
+
+/// The default call budget with a development secret key (`sk_test_…` or any other): 64 in
+/// flight, 5 a second (burst 10), and 1 a second (burst 5) for any one client — Clerk allows
+/// a development instance 100 requests per 10 s.
+pub const DEFAULT_TEST_CALL_BUDGET: CallBudget = CallBudget::new(64, Rate::new(5, 10)).with_per_client(Rate::new(1, 5));
 
 /// A secret (Clerk secret key or machine secret key). `Debug` and `Display` never show it.
 /// Its bytes are overwritten with zeros when it is dropped; two keys compare in constant time.
@@ -99,42 +119,20 @@ pub enum ClerkConfigError {
         "CLERK_API_URL {0:?} is not a valid http(s) URL; use `https://api.clerk.com` (the default) or your proxy's base URL, without `/v1`"
     )]
     InvalidApiUrl(String),
+    /// The API URL is plain `http` to a host that is not loopback.
+    #[error(
+        "CLERK_API_URL {0:?} uses plain http to a host that is not loopback, which would send the Clerk secret key across the network in cleartext; use https:// (plain http is allowed only for localhost, 127.0.0.0/8 or [::1], e.g. a local test double)"
+    )]
+    InsecureApiUrl(String),
+    /// The call budget is out of range.
+    #[error("invalid Clerk call budget: {0}")]
+    InvalidCallBudget(String),
     /// A setting is out of range.
     #[error("invalid Clerk setting: {0}")]
     InvalidSetting(&'static str),
     /// The HTTP client could not be built (TLS roots…).
     #[error("the HTTP client for Clerk's Backend API could not be built: {0}")]
     HttpClient(String),
-}
-
-/// Bounds on the opaque part of a machine token, checked before any API call so that random
-/// strings never spend the instance's Backend API quota.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TokenShape {
-    /// Fewest characters after the prefix (default 16).
-    pub min_len: usize,
-    /// Most characters after the prefix (default 256).
-    pub max_len: usize,
-}
-
-impl Default for TokenShape {
-    fn default() -> Self {
-        TokenShape {
-            min_len: 16,
-            max_len: 256,
-        }
-    }
-}
-
-impl TokenShape {
-    /// Whether `rest` (the token without its prefix) fits: length within bounds and only
-    /// `A–Z a–z 0–9 _ -`.
-    pub fn accepts(&self, rest: &str) -> bool {
-        (self.min_len..=self.max_len).contains(&rest.len())
-            && rest
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    }
 }
 
 /// Everything Clerk-hosted verification needs. Build with [`ClerkConfig::new`] or
@@ -152,8 +150,7 @@ pub struct ClerkConfig {
     cache_ttl: Duration,
     negative_ttl: Duration,
     cache_capacity: u64,
-    max_outstanding_calls: usize,
-    busy_retry_after: Duration,
+    call_budget: CallBudget,
     max_response_bytes: usize,
     token_shape: TokenShape,
 }
@@ -161,7 +158,8 @@ pub struct ClerkConfig {
 impl ClerkConfig {
     /// A configuration with `secret_key` (`sk_…`) and the defaults: Clerk's API URL, a 2 s
     /// connect and 5 s request timeout, a 30 s cache TTL, a 5 s negative TTL, 10 000 cached
-    /// tokens, 64 outstanding API calls.
+    /// tokens, and the call budget of the instance's kind ([`DEFAULT_LIVE_CALL_BUDGET`] for
+    /// `sk_live_…`, [`DEFAULT_TEST_CALL_BUDGET`] otherwise).
     pub fn new(secret_key: impl Into<String>) -> Result<ClerkConfig, ClerkConfigError> {
         // Wiped when dropped, on the error paths too.
         let secret_key = Zeroizing::new(secret_key.into());
@@ -179,6 +177,11 @@ impl ClerkConfig {
                 "it contains spaces or non-ASCII characters (a stray newline or quote?)",
             ));
         }
+        let call_budget = if secret_key.starts_with("sk_live_") {
+            DEFAULT_LIVE_CALL_BUDGET
+        } else {
+            DEFAULT_TEST_CALL_BUDGET
+        };
         Ok(ClerkConfig {
             secret_key: SecretKey(WipedString(secret_key)),
             machine_secret_key: None,
@@ -191,8 +194,7 @@ impl ClerkConfig {
             cache_ttl: DEFAULT_CACHE_TTL,
             negative_ttl: DEFAULT_NEGATIVE_TTL,
             cache_capacity: 10_000,
-            max_outstanding_calls: 64,
-            busy_retry_after: Duration::from_secs(1),
+            call_budget,
             max_response_bytes: 64 * 1024,
             token_shape: TokenShape::default(),
         })
@@ -247,7 +249,8 @@ impl ClerkConfig {
     }
 
     /// The Backend API's base URL, without `/v1` (default [`DEFAULT_API_URL`]). A trailing
-    /// `/` is removed.
+    /// `/` is removed. It must be `https`, unless its host is loopback (a local test double):
+    /// every call carries the secret key.
     pub fn with_api_url(mut self, url: impl Into<String>) -> Result<ClerkConfig, ClerkConfigError> {
         let url = url.into();
         let trimmed = url.trim_end_matches('/');
@@ -260,6 +263,9 @@ impl ClerkConfig {
             && parsed.password().is_none();
         if !ok {
             return Err(ClerkConfigError::InvalidApiUrl(url));
+        }
+        if parsed.scheme() == "http" && !parsed.host_str().is_some_and(is_loopback_host) {
+            return Err(ClerkConfigError::InsecureApiUrl(url));
         }
         self.api_url = trimmed.to_owned();
         Ok(self)
@@ -314,7 +320,8 @@ impl ClerkConfig {
     }
 
     /// How many Backend API calls may be in flight at once (default 64). Beyond it requests
-    /// are answered `503` with `Retry-After: retry_after` instead of queueing.
+    /// are answered `503` with `Retry-After: retry_after` instead of queueing. The rest of the
+    /// call budget is kept ([`with_call_budget`](Self::with_call_budget)).
     pub fn with_max_outstanding_calls(
         mut self,
         max: usize,
@@ -325,8 +332,20 @@ impl ClerkConfig {
                 "the outstanding-call budget must be at least 1",
             ));
         }
-        self.max_outstanding_calls = max;
-        self.busy_retry_after = retry_after;
+        self.call_budget = self
+            .call_budget
+            .with_max_in_flight(max)
+            .with_busy_retry_after(retry_after);
+        Ok(self)
+    }
+
+    /// The bounds on Backend API calls for tokens not in the cache: in flight, per second,
+    /// and each client's share (defaults: [`DEFAULT_LIVE_CALL_BUDGET`],
+    /// [`DEFAULT_TEST_CALL_BUDGET`]). Several instances of a service share the Clerk
+    /// instance's quota: divide the rate among them.
+    pub fn with_call_budget(mut self, budget: CallBudget) -> Result<ClerkConfig, ClerkConfigError> {
+        budget.check().map_err(ClerkConfigError::InvalidCallBudget)?;
+        self.call_budget = budget;
         Ok(self)
     }
 
@@ -405,12 +424,17 @@ impl ClerkConfig {
 
     /// The outstanding-call budget.
     pub fn max_outstanding_calls(&self) -> usize {
-        self.max_outstanding_calls
+        self.call_budget.max_in_flight()
     }
 
     /// The `Retry-After` sent when the budget is exhausted.
     pub fn busy_retry_after(&self) -> Duration {
-        self.busy_retry_after
+        self.call_budget.busy_retry_after()
+    }
+
+    /// The call budget.
+    pub fn call_budget(&self) -> CallBudget {
+        self.call_budget
     }
 
     /// The response size cap.
@@ -514,6 +538,24 @@ mod tests {
         assert_eq!(c.jwks_url(), "https://api.clerk.com/v1/jwks");
         let c = c.with_api_url("http://127.0.0.1:8080/").unwrap();
         assert_eq!(c.api_url(), "http://127.0.0.1:8080");
+        for loopback in [
+            "http://localhost:9",
+            "http://[::1]:9",
+            "http://127.3.4.5",
+            "https://clerk.internal.example",
+        ] {
+            assert!(c.clone().with_api_url(loopback).is_ok(), "{loopback}");
+        }
+        for cleartext in [
+            "http://api.clerk.com",
+            "http://10.0.0.7:8080",
+            "http://localhost.example.com",
+        ] {
+            let err = c.clone().with_api_url(cleartext).unwrap_err();
+            assert_eq!(err, ClerkConfigError::InsecureApiUrl(cleartext.to_owned()));
+            let text = err.to_string();
+            assert!(text.contains("https://") && text.contains("cleartext"), "{text}");
+        }
         for bad in [
             "ftp://x",
             "not a url",
@@ -554,11 +596,24 @@ mod tests {
     }
 
     #[test]
-    fn shapes() {
-        let s = TokenShape::default();
-        assert!(s.accepts("abcdefghijklmnop"));
-        assert!(!s.accepts("short"));
-        assert!(!s.accepts("abcdefghijklmnop!"));
-        assert!(!s.accepts(&"a".repeat(257)));
+    fn the_call_budget_follows_the_instance_kind_and_is_checked() {
+        let live = ClerkConfig::new("sk_live_abc").unwrap();
+        assert_eq!(live.call_budget(), DEFAULT_LIVE_CALL_BUDGET);
+        let test = ClerkConfig::new("sk_test_abc").unwrap();
+        assert_eq!(test.call_budget(), DEFAULT_TEST_CALL_BUDGET);
+        for budget in [DEFAULT_LIVE_CALL_BUDGET, DEFAULT_TEST_CALL_BUDGET] {
+            assert_eq!(budget.check(), Ok(()));
+            // Within Clerk's limits per 10 s (1 000 live, 100 development), with room left.
+            let ten_seconds = budget.rate().per_second * 10 + budget.rate().burst;
+            assert!(ten_seconds <= 1_000 && (budget != DEFAULT_TEST_CALL_BUDGET || ten_seconds <= 100));
+        }
+        let c = test.with_max_outstanding_calls(3, Duration::from_secs(2)).unwrap();
+        assert_eq!(
+            (c.max_outstanding_calls(), c.busy_retry_after()),
+            (3, Duration::from_secs(2))
+        );
+        assert_eq!(c.call_budget().rate(), DEFAULT_TEST_CALL_BUDGET.rate());
+        let err = c.with_call_budget(CallBudget::new(0, Rate::new(1, 1))).unwrap_err();
+        assert!(matches!(err, ClerkConfigError::InvalidCallBudget(_)), "{err}");
     }
 }

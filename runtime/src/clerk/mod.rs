@@ -16,9 +16,18 @@
 //! |---|---|
 //! | `CLERK_SECRET_KEY` | required: `sk_live_…`/`sk_test_…`, sent as `Authorization: Bearer` |
 //! | `CLERK_MACHINE_SECRET_KEY` | optional: verifies `mt_` tokens instead of the secret key |
-//! | `CLERK_API_URL` | optional: default `https://api.clerk.com` (no `/v1`) |
+//! | `CLERK_API_URL` | optional: default `https://api.clerk.com` (no `/v1`); `https`, or `http` to a loopback host only |
 //! | `CLERK_JWT_KEY` | optional: PEM public key for networkless session verification |
 //! | `CLERK_AUTHORIZED_PARTIES` | optional: comma-separated origins allowed in `azp` |
+//!
+//! # Call budget
+//!
+//! A token Clerk may have issued and nobody has seen yet costs one Backend API call, against
+//! the instance's quota. The calls are bounded in flight, per second and per client
+//! ([`ClerkConfig::with_call_budget`]; defaults [`DEFAULT_LIVE_CALL_BUDGET`] for a
+//! `sk_live_…` key, [`DEFAULT_TEST_CALL_BUDGET`] otherwise): over a bound, `503` with
+//! `Retry-After` at once, so a flood of random `ak_…` strings never drives Clerk to `429`
+//! for everyone, and one client's flood leaves the others their share.
 //!
 //! # Revocation delay
 //!
@@ -53,11 +62,12 @@ pub mod backoff;
 pub mod cache;
 pub mod config;
 pub mod resources;
+mod shape;
 pub mod verifier;
 
 pub use api::{ApiVerdict, ClerkApi};
 pub use config::{
-    API_VERSION, ClerkConfig, ClerkConfigError, DEFAULT_API_URL, DEFAULT_CACHE_TTL, DEFAULT_NEGATIVE_TTL, SecretKey,
-    SessionKeys, TokenShape,
+    API_VERSION, ClerkConfig, ClerkConfigError, DEFAULT_API_URL, DEFAULT_CACHE_TTL, DEFAULT_LIVE_CALL_BUDGET,
+    DEFAULT_NEGATIVE_TTL, DEFAULT_TEST_CALL_BUDGET, SecretKey, SessionKeys, TokenShape,
 };
 pub use verifier::ClerkMachineVerifier;

@@ -7,7 +7,8 @@
 //!    — a random string is refused without any call;
 //! 2. the [verdict cache](super::cache), keyed by the token's SHA-256;
 //! 3. one Backend API call shared by every concurrent request with that token, if the
-//!    outstanding-call budget allows it; otherwise `503` with `Retry-After`.
+//!    call budget ([`ClerkConfig::call_budget`]: in flight, per second, and the presenting
+//!    client's share) allows it; otherwise `503` with `Retry-After`, at once.
 //!
 //! JWT-format M2M and OAuth tokens are handed to the JWT verifier set with
 //! [`ClerkMachineVerifier::with_jwt_verifier`].
@@ -28,13 +29,13 @@
 use std::fmt;
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
-
 use super::api::{ClerkApi, now_ms};
 use super::cache::{self, Entry, VerdictCache};
 use super::config::{ClerkConfig, ClerkConfigError};
 use crate::auth::Auth;
+use crate::budget::Calls;
 use crate::classify::TokenFormat;
+use crate::net::ClientKey;
 use crate::rejection::InvalidReason;
 use crate::token::{TokenType, TokenTypes};
 use crate::verifier::{Credential, Verifier, VerifyError, VerifyFuture};
@@ -43,7 +44,7 @@ use crate::verifier::{Credential, Verifier, VerifyError, VerifyFuture};
 pub struct ClerkMachineVerifier {
     api: ClerkApi,
     cache: VerdictCache,
-    budget: Arc<Semaphore>,
+    calls: Calls,
     jwt: Option<Arc<dyn Verifier>>,
 }
 
@@ -51,7 +52,7 @@ impl fmt::Debug for ClerkMachineVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClerkMachineVerifier")
             .field("api", &self.api)
-            .field("available_calls", &self.budget.available_permits())
+            .field("available_calls", &self.calls.available())
             .field("jwt", &self.jwt.as_ref().map(|v| v.name()))
             .finish()
     }
@@ -68,7 +69,7 @@ impl ClerkMachineVerifier {
         let config = api.config();
         ClerkMachineVerifier {
             cache: VerdictCache::new(config.cache_capacity()),
-            budget: Arc::new(Semaphore::new(config.max_outstanding_calls())),
+            calls: Calls::new(&config.call_budget(), "Clerk Backend API", "Backend API calls"),
             api,
             jwt: None,
         }
@@ -114,17 +115,9 @@ impl ClerkMachineVerifier {
     }
 
     /// One API call under the budget, turned into a cache entry.
-    async fn load(&self, token_type: TokenType, token: &str) -> Result<Entry, VerifyError> {
+    async fn load(&self, token_type: TokenType, token: &str, client: Option<ClientKey>) -> Result<Entry, VerifyError> {
         let config = self.api.config();
-        let Ok(_permit) = self.budget.try_acquire() else {
-            return Err(VerifyError::Unavailable {
-                retry_after: Some(config.busy_retry_after()),
-                detail: format!(
-                    "{} Clerk Backend API calls already in flight (the outstanding-call budget); refusing more",
-                    config.max_outstanding_calls()
-                ),
-            });
-        };
+        let _place = self.calls.try_start(client)?;
         let verdict = self.api.verify(token_type, token).await?;
         Ok(Entry::new(
             verdict.map(Auth::new),
@@ -134,10 +127,18 @@ impl ClerkMachineVerifier {
         ))
     }
 
-    async fn verify_opaque(&self, token_type: TokenType, token: &str) -> Result<Auth, VerifyError> {
+    async fn verify_opaque(
+        &self,
+        token_type: TokenType,
+        token: &str,
+        client: Option<ClientKey>,
+    ) -> Result<Auth, VerifyError> {
         self.check_shape(token_type, token)?;
         let key = cache::key(token_type, token);
-        let entry = self.cache.get_or_load(key, || self.load(token_type, token)).await?;
+        let entry = self
+            .cache
+            .get_or_load(key, || self.load(token_type, token, client))
+            .await?;
         let auth = entry.verdict.map_err(VerifyError::Invalid)?;
         if auth.is_expired_at(now_ms() / 1000) {
             return Err(VerifyError::Invalid(InvalidReason::Expired));
@@ -150,7 +151,10 @@ impl Verifier for ClerkMachineVerifier {
     fn verify<'a>(&'a self, credential: Credential<'a>) -> VerifyFuture<'a> {
         Box::pin(async move {
             match credential.format() {
-                TokenFormat::Opaque => self.verify_opaque(credential.token_type(), credential.token()).await,
+                TokenFormat::Opaque => {
+                    self.verify_opaque(credential.token_type(), credential.token(), credential.client())
+                        .await
+                }
                 TokenFormat::Jwt => match &self.jwt {
                     Some(jwt) => jwt.verify(credential).await,
                     None => Err(VerifyError::Misconfigured(format!(

@@ -13,6 +13,12 @@
 //!   [`DEFAULT_NEGATIVE_CACHE_TTL`] (5 s).
 //! - Concurrent misses for one secret share one store query
 //!   ([`single_flight`](super::single_flight)).
+//! - Store lookups for secrets neither cache knows are bounded:
+//!   [`DEFAULT_MAX_LOOKUPS_IN_FLIGHT`] at once, [`DEFAULT_MAX_LOOKUPS_IN_FLIGHT_PER_CLIENT`] of
+//!   them for one client ([`Credential::client`]). The checksum is public, so a flood of
+//!   forged checksum-valid secrets reaches this point; over the bound such a secret is
+//!   answered `503` with `Retry-After` at once ([`VerifyError::Busy`]) instead of queueing
+//!   the store, while cached keys never wait for it and other clients keep their share.
 //! - Over a store that announces revocations ([`KeyStore::revocation_notices`]: the
 //!   PostgreSQL store), the verifier listens from the moment it is built and evicts a key
 //!   revoked by any process within about a second ([`revocations`](super::revocations)); the
@@ -47,7 +53,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::auth::Auth;
+use crate::budget::{InFlight, RefusalLog};
 use crate::cache::CoarseInstant;
+use crate::net::ClientKey;
 use crate::rejection::InvalidReason;
 use crate::verifier::sealed::Seal;
 use crate::verifier::{Credential, Verifier, VerifyError, VerifyFuture};
@@ -70,11 +78,23 @@ pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
 pub const DEFAULT_CACHE_CAPACITY: u64 = 100_000;
 /// How many refused secrets (unknown, revoked, expired) the negative cache holds.
 pub const DEFAULT_NEGATIVE_CACHE_CAPACITY: u64 = 10_000;
+/// How many store lookups for secrets neither cache knows may be in flight at once: four
+/// times the SQLite store's pool (8 connections), three times PostgreSQL's default (10), so
+/// the database stays busy while a lookup waits for a connection for at most a few queries.
+pub const DEFAULT_MAX_LOOKUPS_IN_FLIGHT: usize = 32;
+/// How many of those one client may have: a quarter, so one client's flood leaves the other
+/// three quarters to everyone else.
+pub const DEFAULT_MAX_LOOKUPS_IN_FLIGHT_PER_CLIENT: usize = 8;
+/// The `Retry-After` of a lookup refused by those bounds.
+pub const LOOKUP_BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 struct Inner {
     store: Arc<dyn KeyStore>,
     cache: KeyCache,
     lookups: SingleFlight,
+    /// The bound on the store lookups in flight.
+    in_flight: InFlight,
+    refusals: RefusalLog,
     usage: Arc<UsageRecorder>,
     /// Whether the revocation-notice task runs (or the store has no notices).
     listening: AtomicBool,
@@ -98,6 +118,8 @@ pub struct KeyVerifierBuilder {
     store: Arc<dyn KeyStore>,
     cache: KeyCacheConfig,
     flush_interval: Duration,
+    max_lookups: usize,
+    max_lookups_per_client: Option<usize>,
 }
 
 impl fmt::Debug for KeyVerifierBuilder {
@@ -106,6 +128,8 @@ impl fmt::Debug for KeyVerifierBuilder {
             .field("store", &self.store.name())
             .field("cache", &self.cache)
             .field("flush_interval", &self.flush_interval)
+            .field("max_lookups", &self.max_lookups)
+            .field("max_lookups_per_client", &self.max_lookups_per_client)
             .finish()
     }
 }
@@ -144,12 +168,43 @@ impl KeyVerifierBuilder {
         self
     }
 
-    /// Builds the verifier. Fails on a zero flush interval.
+    /// How many store lookups for secrets neither cache knows may be in flight at once
+    /// (default [`DEFAULT_MAX_LOOKUPS_IN_FLIGHT`]); more are answered `503` with
+    /// `Retry-After`. Cached keys never count.
+    pub fn max_lookups_in_flight(mut self, max: usize) -> Self {
+        self.max_lookups = max;
+        self
+    }
+
+    /// How many of those one client ([`Credential::client`]) may have (default
+    /// [`DEFAULT_MAX_LOOKUPS_IN_FLIGHT_PER_CLIENT`]); `None` holds every client to the total
+    /// alone.
+    pub fn max_lookups_in_flight_per_client(mut self, max: Option<usize>) -> Self {
+        self.max_lookups_per_client = max;
+        self
+    }
+
+    /// Builds the verifier. Fails on a zero flush interval or lookup bound.
     pub fn build(self) -> Result<KeyVerifier, StoreError> {
         if self.flush_interval.is_zero() {
             return Err(StoreError::InvalidConfig(
                 "the key verifier's flush interval must be more than zero (e.g. 5 s)".into(),
             ));
+        }
+        if self.max_lookups == 0 {
+            return Err(StoreError::InvalidConfig(format!(
+                "max_lookups_in_flight must be at least 1 (the default is {DEFAULT_MAX_LOOKUPS_IN_FLIGHT}): \
+                 with 0 no uncached key could ever be verified"
+            )));
+        }
+        if let Some(share) = self.max_lookups_per_client
+            && (share == 0 || share > self.max_lookups)
+        {
+            return Err(StoreError::InvalidConfig(format!(
+                "max_lookups_in_flight_per_client must be between 1 and max_lookups_in_flight ({}), got {share}; \
+                 use None to hold every client to the total alone",
+                self.max_lookups
+            )));
         }
         Ok(self.build_unchecked())
     }
@@ -161,6 +216,8 @@ impl KeyVerifierBuilder {
                 store: self.store,
                 cache: KeyCache::new(self.cache),
                 lookups: SingleFlight::default(),
+                in_flight: InFlight::new(self.max_lookups, self.max_lookups_per_client),
+                refusals: RefusalLog::new("key store"),
                 listening: AtomicBool::new(false),
             }),
         };
@@ -186,6 +243,8 @@ impl KeyVerifier {
                 refused_capacity: DEFAULT_NEGATIVE_CACHE_CAPACITY,
             },
             flush_interval: DEFAULT_FLUSH_INTERVAL,
+            max_lookups: DEFAULT_MAX_LOOKUPS_IN_FLIGHT,
+            max_lookups_per_client: Some(DEFAULT_MAX_LOOKUPS_IN_FLIGHT_PER_CLIENT),
         }
     }
 
@@ -243,10 +302,17 @@ impl KeyVerifier {
         record
     }
 
+    /// How many more store lookups for unknown secrets may start now (of
+    /// [`max_lookups_in_flight`](KeyVerifierBuilder::max_lookups_in_flight)). For diagnostics
+    /// and tests.
+    pub fn lookup_places_free(&self) -> usize {
+        self.inner.in_flight.available()
+    }
+
     /// Verifies a secret of either kind (what [`Verifier::verify`] does once the type is known).
     pub async fn verify_secret(&self, secret: &str) -> Result<Auth, VerifyError> {
         let kind = check_secret(secret)?;
-        self.verify_kind(secret, kind).await
+        self.verify_kind(secret, kind, None).await
     }
 
     /// What [`Verifier::verify`] would answer for a credential, from memory alone: a cached
@@ -260,7 +326,7 @@ impl KeyVerifier {
         self.remembered(&SecretHash::of(credential.token()), kind, CoarseInstant::now())
     }
 
-    async fn verify_kind(&self, secret: &str, kind: KeyKind) -> Result<Auth, VerifyError> {
+    async fn verify_kind(&self, secret: &str, kind: KeyKind, client: Option<ClientKey>) -> Result<Auth, VerifyError> {
         if !self.inner.listening.load(Ordering::Relaxed) {
             self.listen();
         }
@@ -268,7 +334,7 @@ impl KeyVerifier {
         if let Some(answer) = self.remembered(&hash, kind, CoarseInstant::now()) {
             return answer;
         }
-        self.inner.lookups.run(hash, || self.look_up(hash, kind)).await
+        self.inner.lookups.run(hash, || self.look_up(hash, kind, client)).await
     }
 
     /// The answer the caches hold for a secret of `kind`: a verified key (still of that kind,
@@ -289,7 +355,12 @@ impl KeyVerifier {
     }
 
     /// The store lookup of a secret that neither cache knows, and what the caches learn from it.
-    async fn look_up(&self, hash: SecretHash, kind: KeyKind) -> Result<Auth, VerifyError> {
+    async fn look_up(&self, hash: SecretHash, kind: KeyKind, client: Option<ClientKey>) -> Result<Auth, VerifyError> {
+        let _place = self.inner.in_flight.try_start(client).map_err(|over| {
+            self.inner
+                .refusals
+                .refuse(over.describe("key-store lookups"), LOOKUP_BUSY_RETRY_AFTER)
+        })?;
         let evictions = self.inner.cache.evictions();
         let record = self.inner.store.find_by_hash(&hash).await.map_err(|e| {
             tracing::warn!(target: "tokengate::keys", store = self.inner.store.name(), error = %e, "key store lookup failed");
@@ -428,7 +499,7 @@ impl Verifier for KeyVerifier {
     fn verify<'a>(&'a self, credential: Credential<'a>) -> VerifyFuture<'a> {
         Box::pin(async move {
             let kind = KeyVerifier::check_credential(&credential)?;
-            self.verify_kind(credential.token(), kind).await
+            self.verify_kind(credential.token(), kind, credential.client()).await
         })
     }
 

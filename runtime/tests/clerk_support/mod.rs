@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::{HeaderMap, StatusCode, header};
 use serde_json::{Value, json};
+use tokengate_runtime::budget::{CallBudget, Rate};
 use tokengate_runtime::clerk::{ClerkConfig, ClerkMachineVerifier};
 use tokengate_runtime::{Auth, Policy, PolicyLayer, TokenGate, TokenType, TokenTypes};
 
@@ -296,13 +297,17 @@ impl Double {
         assert!(v.is_empty(), "requests or answers off the spec: {v:#?}");
     }
 
-    /// A configuration for this double: the right secret key, test-sized timeouts.
+    /// A configuration for this double: the right secret key, test-sized timeouts, and a call
+    /// budget no test reaches unless it sets its own (a development key's default allows 5
+    /// calls a second: `runtime/tests/floods.rs` tests the bounds).
     pub fn config(&self) -> ClerkConfig {
         ClerkConfig::new(SECRET)
             .unwrap()
             .with_api_url(&self.url)
             .unwrap()
             .with_timeouts(Duration::from_millis(500), Duration::from_millis(2_000))
+            .unwrap()
+            .with_call_budget(CallBudget::new(64, Rate::new(10_000, 10_000)))
             .unwrap()
     }
 

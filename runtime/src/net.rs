@@ -1,0 +1,148 @@
+//! Network addresses: which client a request comes from ([`ClientKey`], for the per-client
+//! shares of the backend-call bounds in [`budget`](crate::budget)), and which hosts are
+//! loopback (the only ones a secret may be sent to over plain `http`).
+//!
+//! ```
+//! use std::net::{IpAddr, SocketAddr};
+//! use axum::extract::ConnectInfo;
+//! use tokengate_runtime::net::ClientKey;
+//!
+//! let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+//! let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+//! // IPv6 addresses count per /64: one host usually holds a whole /64.
+//! assert_eq!(ClientKey::from_ip(a), ClientKey::from_ip(b));
+//! assert_ne!(ClientKey::from_ip("192.0.2.1".parse().unwrap()), ClientKey::from_ip("192.0.2.2".parse().unwrap()));
+//!
+//! let mut extensions = http::Extensions::new();
+//! assert_eq!(ClientKey::from_peer(&extensions), None);
+//! extensions.insert(ConnectInfo(SocketAddr::from(([192, 0, 2, 1], 4711))));
+//! assert_eq!(ClientKey::from_peer(&extensions), Some(ClientKey::from_ip("192.0.2.1".parse().unwrap())));
+//! ```
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::ConnectInfo;
+use http::{Extensions, HeaderMap};
+use sha2::{Digest, Sha256};
+
+/// Who a request comes from, for the per-client shares of the bounds on backend calls: the
+/// peer's IP address (IPv6 by its /64 prefix), or a key the application derives itself (a
+/// trusted proxy's client-address header, a tenant id) with
+/// [`TokenGateBuilder::client_key`](crate::TokenGateBuilder::client_key).
+///
+/// Holds 16 bytes, never the text it was made from; `Debug` shows none of them.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientKey([u8; 16]);
+
+impl ClientKey {
+    /// The client at `ip`: an IPv4 address (also written IPv4-mapped, `::ffff:a.b.c.d`) as it
+    /// is, an IPv6 address by its /64 prefix.
+    pub fn from_ip(ip: IpAddr) -> ClientKey {
+        let v6 = match ip {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4.to_ipv6_mapped(),
+                None => {
+                    let mut octets = v6.octets();
+                    octets[8..].fill(0);
+                    octets.into()
+                }
+            },
+        };
+        ClientKey(v6.octets())
+    }
+
+    /// A client named by the application: a tenant, an account, a trusted proxy's
+    /// client-address header. Only a digest of `name` is kept.
+    pub fn from_name(name: &[u8]) -> ClientKey {
+        let digest = Sha256::new_with_prefix(b"tokengate client\0")
+            .chain_update(name)
+            .finalize();
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&digest[..16]);
+        ClientKey(key)
+    }
+
+    /// The peer of the connection, from axum's `ConnectInfo<SocketAddr>` (present when the
+    /// server is started with `into_make_service_with_connect_info::<SocketAddr>()`). Behind
+    /// a reverse proxy this is the proxy: every client then shares one key.
+    pub fn from_peer(extensions: &Extensions) -> Option<ClientKey> {
+        extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| ClientKey::from_ip(addr.ip()))
+    }
+
+    /// What the gate uses unless told otherwise ([`TokenGateBuilder::client_key`](crate::TokenGateBuilder::client_key)):
+    /// [`from_peer`](Self::from_peer).
+    pub fn default_for(_headers: &HeaderMap, extensions: &Extensions) -> Option<ClientKey> {
+        ClientKey::from_peer(extensions)
+    }
+}
+
+impl fmt::Debug for ClientKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClientKey(..)")
+    }
+}
+
+/// How the gate tells clients apart: from the request's headers and extensions, `None` when
+/// it cannot (then only the global bounds apply).
+pub type ClientKeyFn = dyn Fn(&HeaderMap, &Extensions) -> Option<ClientKey> + Send + Sync;
+
+/// Whether a URL's host (as `url::Url::host_str` gives it: IPv6 in brackets) is loopback:
+/// `localhost`, `127.0.0.0/8` or `::1`.
+pub(crate) fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap_or_else(|_| IpAddr::from([0, 0, 0, 0]))
+    }
+
+    #[test]
+    fn clients_are_told_apart_by_address_and_ipv6_by_prefix() {
+        assert_eq!(
+            ClientKey::from_ip(ip("192.0.2.7")),
+            ClientKey::from_ip(ip("::ffff:192.0.2.7"))
+        );
+        assert_ne!(ClientKey::from_ip(ip("192.0.2.7")), ClientKey::from_ip(ip("192.0.2.8")));
+        assert_eq!(
+            ClientKey::from_ip(ip("2001:db8::1")),
+            ClientKey::from_ip(ip("2001:db8::ffff:1"))
+        );
+        assert_ne!(
+            ClientKey::from_ip(ip("2001:db8::1")),
+            ClientKey::from_ip(ip("2001:db8:0:1::1"))
+        );
+        assert_ne!(ClientKey::from_name(b"tenant-a"), ClientKey::from_name(b"tenant-b"));
+        assert_ne!(ClientKey::from_name(b"192.0.2.7"), ClientKey::from_ip(ip("192.0.2.7")));
+        assert_eq!(format!("{:?}", ClientKey::from_name(b"secret-ish")), "ClientKey(..)");
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for host in ["localhost", "LOCALHOST", "127.0.0.1", "127.8.9.1", "[::1]"] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "example.com",
+            "10.0.0.1",
+            "[::2]",
+            "localhost.example.com",
+            "127.0.0.1.nip.io",
+            "",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+}
