@@ -104,7 +104,7 @@ struct Tally {
 impl Tally {
     fn add(&mut self, (status, retry_after): (StatusCode, Option<u64>)) {
         *self.by_status.entry(status.as_u16()).or_default() += 1;
-        if status == StatusCode::SERVICE_UNAVAILABLE && !retry_after.is_some_and(|s| s >= 1) {
+        if status == StatusCode::SERVICE_UNAVAILABLE && retry_after.is_none_or(|s| s < 1) {
             self.busy_without_retry_after += 1;
         }
     }
