@@ -171,3 +171,40 @@ async fn invalid_specs_are_refused_with_a_reason() {
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+/// Lookups by hash run on connections of their own (`keys/sqlite/readers.rs`): they see what
+/// the store's pool wrote as soon as it is committed, refuse a row they cannot read, and an
+/// in-memory database (which only the pool's connection sees) is still looked up through the pool.
+#[tokio::test]
+async fn lookups_by_hash_see_every_committed_write_and_refuse_a_corrupt_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&db_path(&dir)).await;
+    let key = issue(&*store, KeySpec::api_key("user_9", "ci")).await.unwrap();
+    let hash = key.record.secret_hash;
+    assert_eq!(store.find_by_hash(&hash).await.unwrap().unwrap().id, key.record.id);
+    store.revoke(&key.record.id, None, 1_700_000_000).await.unwrap();
+    let found = store.find_by_hash(&hash).await.unwrap().unwrap();
+    assert_eq!(found.revoked_at, Some(1_700_000_000), "the revocation is read at once");
+
+    sqlx::query("UPDATE tokengate_keys SET scopes = 'not json' WHERE id = ?")
+        .bind(&key.record.id)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    match store.find_by_hash(&hash).await {
+        Err(StoreError::Unavailable(message)) => assert!(message.contains("scope list"), "{message}"),
+        other => panic!("a corrupt row must be unavailable, not {other:?}"),
+    }
+    store.close().await;
+    assert!(matches!(
+        store.find_by_hash(&hash).await,
+        Err(StoreError::Unavailable(_))
+    ));
+
+    let memory = tokengate_runtime::keys::SqliteKeyStore::connect("sqlite::memory:")
+        .await
+        .unwrap();
+    let key = issue(&memory, KeySpec::api_key("user_9", "ci")).await.unwrap();
+    let found = memory.find_by_hash(&key.record.secret_hash).await.unwrap();
+    assert_eq!(found.unwrap().id, key.record.id);
+}

@@ -16,8 +16,9 @@
 //! # });
 //! ```
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::Row;
@@ -25,6 +26,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 use super::secret::{KeyKind, SecretHash};
 use super::store::{KeyRecord, KeyStore, LastUsed, NewKey, StoreError, StoreFuture, key_migrator};
+
+/// How many connections of their own the lookups by secret hash use (file databases only).
+pub const LOOKUP_CONNECTIONS: usize = 4;
 
 /// How long a statement waits for a lock held by another connection or process before the
 /// store reports itself unavailable (a `503`).
@@ -57,10 +61,16 @@ macro_rules! columns {
     };
 }
 
+mod readers;
+use readers::Readers;
+
 /// Keys in an SQLite database.
 #[derive(Clone, Debug)]
 pub struct SqliteKeyStore {
     pool: SqlitePool,
+    /// The lookups by secret hash, on connections of their own; `None` for an in-memory
+    /// database, which only the pool's connection sees.
+    readers: Option<Arc<Readers>>,
 }
 
 impl SqliteKeyStore {
@@ -122,16 +132,37 @@ impl SqliteKeyStore {
                     "cannot open the SQLite database `{what}`: {e}; check that its directory exists and is writable"
                 ))
             })?;
-        let store = SqliteKeyStore { pool };
-        store.migrate(what).await?;
-        Ok(store)
+        SqliteKeyStore::from_pool_named(pool, what).await
     }
 
     /// Wraps an existing pool (sharing the application's database) and runs the migrations.
     pub async fn from_pool(pool: SqlitePool) -> Result<SqliteKeyStore, StoreError> {
-        let store = SqliteKeyStore { pool };
-        store.migrate("the shared pool").await?;
+        SqliteKeyStore::from_pool_named(pool, "the shared pool").await
+    }
+
+    async fn from_pool_named(pool: SqlitePool, what: &str) -> Result<SqliteKeyStore, StoreError> {
+        let mut store = SqliteKeyStore { pool, readers: None };
+        store.migrate(what).await?;
+        if let Some(file) = store.file().await? {
+            store.readers = Some(Arc::new(Readers::open(&file, LOOKUP_CONNECTIONS)?));
+        }
         Ok(store)
+    }
+
+    /// The database's file, as SQLite names it (`None` in memory).
+    async fn file(&self) -> Result<Option<PathBuf>, StoreError> {
+        let rows = sqlx::query("PRAGMA database_list")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        for row in rows {
+            let name: String = row.try_get("name").map_err(db_error)?;
+            let file: String = row.try_get("file").map_err(db_error)?;
+            if name == "main" {
+                return Ok(Some(PathBuf::from(file)).filter(|f| !f.as_os_str().is_empty()));
+            }
+        }
+        Ok(None)
     }
 
     async fn migrate(&self, what: &str) -> Result<(), StoreError> {
@@ -149,6 +180,9 @@ impl SqliteKeyStore {
 
     /// Closes every connection (checkpointing the WAL). Later calls fail as unavailable.
     pub async fn close(&self) {
+        if let Some(readers) = &self.readers {
+            readers.close();
+        }
         self.pool.close().await;
     }
 }
@@ -164,26 +198,61 @@ fn corrupt(what: &str) -> StoreError {
     StoreError::Unavailable(format!("SQLite: the key table holds an invalid {what}"))
 }
 
+/// A row of the key table as stored, before its JSON and kind are checked: what both the sqlx
+/// path and the lookup connections ([`readers`]) read.
+struct RawRecord {
+    id: String,
+    kind: String,
+    secret_hash: Vec<u8>,
+    name: String,
+    description: Option<String>,
+    subject: String,
+    scopes: String,
+    claims: String,
+    created_at: i64,
+    expires_at: Option<i64>,
+    revoked_at: Option<i64>,
+    revocation_reason: Option<String>,
+    last_used_at: Option<i64>,
+}
+
+impl RawRecord {
+    fn into_record(self) -> Result<KeyRecord, StoreError> {
+        Ok(KeyRecord {
+            id: self.id,
+            kind: KeyKind::from_name(&self.kind).ok_or_else(|| corrupt("kind"))?,
+            name: self.name,
+            description: self.description,
+            subject: self.subject,
+            scopes: serde_json::from_str(&self.scopes).map_err(|_| corrupt("scope list"))?,
+            claims: serde_json::from_str(&self.claims).map_err(|_| corrupt("claims object"))?,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            revoked_at: self.revoked_at,
+            revocation_reason: self.revocation_reason,
+            last_used_at: self.last_used_at,
+            secret_hash: SecretHash::from_slice(&self.secret_hash).ok_or_else(|| corrupt("secret hash"))?,
+        })
+    }
+}
+
 fn record_from_row(row: &SqliteRow) -> Result<KeyRecord, StoreError> {
-    let kind: String = row.try_get("kind").map_err(db_error)?;
-    let hash: Vec<u8> = row.try_get("secret_hash").map_err(db_error)?;
-    let scopes: String = row.try_get("scopes").map_err(db_error)?;
-    let claims: String = row.try_get("claims").map_err(db_error)?;
-    Ok(KeyRecord {
+    let raw = RawRecord {
         id: row.try_get("id").map_err(db_error)?,
-        kind: KeyKind::from_name(&kind).ok_or_else(|| corrupt("kind"))?,
+        kind: row.try_get("kind").map_err(db_error)?,
+        secret_hash: row.try_get("secret_hash").map_err(db_error)?,
         name: row.try_get("name").map_err(db_error)?,
         description: row.try_get("description").map_err(db_error)?,
         subject: row.try_get("subject").map_err(db_error)?,
-        scopes: serde_json::from_str(&scopes).map_err(|_| corrupt("scope list"))?,
-        claims: serde_json::from_str(&claims).map_err(|_| corrupt("claims object"))?,
+        scopes: row.try_get("scopes").map_err(db_error)?,
+        claims: row.try_get("claims").map_err(db_error)?,
         created_at: row.try_get("created_at").map_err(db_error)?,
         expires_at: row.try_get("expires_at").map_err(db_error)?,
         revoked_at: row.try_get("revoked_at").map_err(db_error)?,
         revocation_reason: row.try_get("revocation_reason").map_err(db_error)?,
         last_used_at: row.try_get("last_used_at").map_err(db_error)?,
-        secret_hash: SecretHash::from_slice(&hash).ok_or_else(|| corrupt("secret hash"))?,
-    })
+    };
+    raw.into_record()
 }
 
 impl KeyStore for SqliteKeyStore {
@@ -268,6 +337,9 @@ impl KeyStore for SqliteKeyStore {
 
     fn find_by_hash<'a>(&'a self, hash: &'a SecretHash) -> StoreFuture<'a, Option<KeyRecord>> {
         Box::pin(async move {
+            if let Some(readers) = self.readers.as_ref().filter(|_| !self.pool.is_closed()) {
+                return readers.find_by_hash(hash).await;
+            }
             let row = sqlx::query(concat!(
                 "SELECT ",
                 columns!(),
