@@ -7,8 +7,8 @@ use std::sync::Arc;
 mod pg_support;
 
 use tokengate_runtime::keys::{
-    KeyKind, KeySpec, KeyStore, LastUsed, MemoryKeyStore, NewKey, PostgresKeyStore, Secret, SqliteKeyStore, StoreError,
-    issue, open_store,
+    KeyKind, KeyQuery, KeySpec, KeyStore, LastUsed, MemoryKeyStore, NewKey, PostgresKeyStore, Secret, SqliteKeyStore,
+    StoreError, issue, open_store,
 };
 
 async fn contract(store: Arc<dyn KeyStore>) {
@@ -58,6 +58,37 @@ async fn contract(store: Arc<dyn KeyStore>) {
         [b.record.id.as_str()],
         "{name}"
     );
+
+    // list_page: pages in the same order as the whole list (keys created in the same second
+    // keep their order of insertion), by subject and name, after a key; an unknown `after` is
+    // refused.
+    let mut paged = Vec::new();
+    let mut query = KeyQuery::new().limit(2);
+    loop {
+        let page = store.list_page(&query).await.unwrap();
+        assert!(page.len() <= 2, "{name}");
+        let Some(last) = page.last() else { break };
+        query = query.after(last.id.clone());
+        paged.extend(page.into_iter().map(|r| r.id));
+    }
+    assert_eq!(paged, ids(store.list(None).await.unwrap()), "{name}");
+    let by_name = store
+        .list_page(&KeyQuery::new().subject("user_1").name("a"))
+        .await
+        .unwrap();
+    assert_eq!(ids(by_name), [a.record.id.clone()], "{name}");
+    let other_subject = KeyQuery::new().subject("mch_1").name("a");
+    assert!(store.list_page(&other_subject).await.unwrap().is_empty(), "{name}");
+    let after_b = KeyQuery::new().after(b.record.id.clone());
+    assert_eq!(
+        ids(store.list_page(&after_b).await.unwrap()),
+        [c.record.id.clone()],
+        "{name}"
+    );
+    match store.list_page(&KeyQuery::new().after("ak_missing")).await {
+        Err(StoreError::Invalid(message)) => assert!(message.contains("ak_missing"), "{name}: {message}"),
+        other => panic!("{name}: an unknown `after` must be refused, not {other:?}"),
+    }
 
     // The same id or the same secret hash twice is a conflict.
     let mut dup = NewKey::new(

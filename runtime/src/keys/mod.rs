@@ -46,8 +46,8 @@ pub use secret::{KeyKind, Secret, SecretHash, check_secret};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteKeyStore;
 pub use store::{
-    IssuedKey, KeyRecord, KeySpec, KeyStore, LastUsed, NewKey, RevocationNotice, StoreError, StoreFuture, issue,
-    now_unix,
+    IssuedKey, KeyQuery, KeyRecord, KeySpec, KeyStore, LastUsed, NewKey, RevocationNotice, StoreError, StoreFuture,
+    issue, now_unix,
 };
 pub use verifier::{
     DEFAULT_CACHE_TTL, DEFAULT_FLUSH_INTERVAL, DEFAULT_NEGATIVE_CACHE_CAPACITY, DEFAULT_NEGATIVE_CACHE_TTL,

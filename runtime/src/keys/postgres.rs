@@ -40,7 +40,9 @@ use tokio::sync::broadcast;
 
 use self::notices::Notices;
 use super::secret::{KeyKind, SecretHash};
-use super::store::{KeyRecord, KeyStore, LastUsed, NewKey, RevocationNotice, StoreError, StoreFuture, key_migrator};
+use super::store::{
+    KeyQuery, KeyRecord, KeyStore, LastUsed, NewKey, RevocationNotice, StoreError, StoreFuture, key_migrator,
+};
 
 /// The channel the revocation trigger notifies, with the secret's SHA-256 in hex as payload.
 pub const REVOCATION_CHANNEL: &str = "tokengate_key_revoked";
@@ -93,6 +95,13 @@ CREATE TRIGGER tokengate_keys_changed AFTER UPDATE ON tokengate_keys FOR EACH RO
 DROP TRIGGER IF EXISTS tokengate_keys_deleted ON tokengate_keys;
 CREATE TRIGGER tokengate_keys_deleted AFTER DELETE ON tokengate_keys FOR EACH ROW
     EXECUTE FUNCTION tokengate_keys_notify();
+";
+
+/// Indexes for listing in pages: by creation time then insertion (`seq`), and a subject's keys
+/// by name.
+const MIGRATION_2: &str = "\
+CREATE INDEX IF NOT EXISTS tokengate_keys_created ON tokengate_keys (created_at, seq);
+CREATE INDEX IF NOT EXISTS tokengate_keys_subject_name ON tokengate_keys (subject, name);
 ";
 
 macro_rules! columns {
@@ -236,7 +245,13 @@ impl PostgresKeyStore {
     }
 
     async fn migrate(&self, what: &str) -> Result<(), StoreError> {
-        key_migrator(MIGRATION_1).run(&self.pool).await.map_err(|e| {
+        key_migrator(&[
+            ("tokengate keys", MIGRATION_1),
+            ("tokengate key listing indexes", MIGRATION_2),
+        ])
+        .run(&self.pool)
+        .await
+        .map_err(|e| {
             StoreError::Unavailable(format!(
                 "cannot migrate the key tables in the PostgreSQL database `{what}`: {e}"
             ))
@@ -374,6 +389,40 @@ impl KeyStore for PostgresKeyStore {
                 }
             }
             .map_err(db_error)?;
+            rows.iter().map(record_from_row).collect()
+        }))
+    }
+
+    fn list_page<'a>(&'a self, query: &'a KeyQuery) -> StoreFuture<'a, Vec<KeyRecord>> {
+        Box::pin(self.timed(async move {
+            let mut sql = sqlx::QueryBuilder::<sqlx::Postgres>::new(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM tokengate_keys WHERE TRUE"
+            ));
+            if let Some(subject) = &query.subject {
+                sql.push(" AND subject = ").push_bind(subject);
+            }
+            if let Some(name) = &query.name {
+                sql.push(" AND name = ").push_bind(name);
+            }
+            if let Some(after) = &query.after {
+                let position: Option<(i64, i64)> =
+                    sqlx::query_as("SELECT created_at, seq FROM tokengate_keys WHERE id = $1")
+                        .bind(after)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_error)?;
+                let (created_at, tiebreak) = position.ok_or_else(|| query.unknown_after())?;
+                sql.push(" AND (created_at, seq) > (")
+                    .push_bind(created_at)
+                    .push(", ")
+                    .push_bind(tiebreak)
+                    .push(")");
+            }
+            sql.push(" ORDER BY created_at, seq LIMIT ")
+                .push_bind(query.sql_limit());
+            let rows = sql.build().fetch_all(&self.pool).await.map_err(db_error)?;
             rows.iter().map(record_from_row).collect()
         }))
     }

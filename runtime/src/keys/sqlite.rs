@@ -25,7 +25,7 @@ use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow};
 
 use super::secret::{KeyKind, SecretHash};
-use super::store::{KeyRecord, KeyStore, LastUsed, NewKey, StoreError, StoreFuture, key_migrator};
+use super::store::{KeyQuery, KeyRecord, KeyStore, LastUsed, NewKey, StoreError, StoreFuture, key_migrator};
 
 /// How many connections of their own the lookups by secret hash use (file databases only).
 pub const LOOKUP_CONNECTIONS: usize = 4;
@@ -52,6 +52,13 @@ CREATE TABLE IF NOT EXISTS tokengate_keys (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS tokengate_keys_secret_hash ON tokengate_keys (secret_hash);
 CREATE INDEX IF NOT EXISTS tokengate_keys_subject ON tokengate_keys (subject, created_at);
+";
+
+/// Indexes for listing in pages: by creation time (SQLite appends the rowid, the tie-breaker),
+/// and a subject's keys by name.
+const MIGRATION_2: &str = "\
+CREATE INDEX IF NOT EXISTS tokengate_keys_created ON tokengate_keys (created_at);
+CREATE INDEX IF NOT EXISTS tokengate_keys_subject_name ON tokengate_keys (subject, name);
 ";
 
 macro_rules! columns {
@@ -166,7 +173,13 @@ impl SqliteKeyStore {
     }
 
     async fn migrate(&self, what: &str) -> Result<(), StoreError> {
-        key_migrator(MIGRATION_1).run(&self.pool).await.map_err(|e| {
+        key_migrator(&[
+            ("tokengate keys", MIGRATION_1),
+            ("tokengate key listing indexes", MIGRATION_2),
+        ])
+        .run(&self.pool)
+        .await
+        .map_err(|e| {
             StoreError::Unavailable(format!(
                 "cannot migrate the key tables in the SQLite database `{what}`: {e}"
             ))
@@ -316,6 +329,40 @@ impl KeyStore for SqliteKeyStore {
                 }
             }
             .map_err(db_error)?;
+            rows.iter().map(record_from_row).collect()
+        })
+    }
+
+    fn list_page<'a>(&'a self, query: &'a KeyQuery) -> StoreFuture<'a, Vec<KeyRecord>> {
+        Box::pin(async move {
+            let mut sql = sqlx::QueryBuilder::<sqlx::Sqlite>::new(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM tokengate_keys WHERE TRUE"
+            ));
+            if let Some(subject) = &query.subject {
+                sql.push(" AND subject = ").push_bind(subject);
+            }
+            if let Some(name) = &query.name {
+                sql.push(" AND name = ").push_bind(name);
+            }
+            if let Some(after) = &query.after {
+                let position: Option<(i64, i64)> =
+                    sqlx::query_as("SELECT created_at, rowid FROM tokengate_keys WHERE id = ?")
+                        .bind(after)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_error)?;
+                let (created_at, tiebreak) = position.ok_or_else(|| query.unknown_after())?;
+                sql.push(" AND (created_at, rowid) > (")
+                    .push_bind(created_at)
+                    .push(", ")
+                    .push_bind(tiebreak)
+                    .push(")");
+            }
+            sql.push(" ORDER BY created_at, rowid LIMIT ")
+                .push_bind(query.sql_limit());
+            let rows = sql.build().fetch_all(&self.pool).await.map_err(db_error)?;
             rows.iter().map(record_from_row).collect()
         })
     }

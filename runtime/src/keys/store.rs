@@ -222,6 +222,108 @@ pub struct LastUsed {
     pub at: i64,
 }
 
+/// Which keys [`KeyStore::list_page`] returns: of one subject or all, of one name or all,
+/// those after one key, at most `limit` (default [`KeyQuery::DEFAULT_LIMIT`]).
+///
+/// ```
+/// use tokengate_runtime::keys::KeyQuery;
+///
+/// let first = KeyQuery::new().subject("user_123").limit(50);
+/// // The next page starts after the last key of this one.
+/// let next = first.clone().after("ak_0123456789abcdef0123456789abcdef");
+/// assert_eq!(next.limit, 50);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeyQuery {
+    /// Only the keys of this subject.
+    pub subject: Option<String>,
+    /// Only the keys with this name.
+    pub name: Option<String>,
+    /// Only the keys after the key with this id, in the listing's order; a key that does not
+    /// exist is [`StoreError::Invalid`].
+    pub after: Option<String>,
+    /// At most this many keys (at least 1).
+    pub limit: usize,
+}
+
+impl Default for KeyQuery {
+    fn default() -> KeyQuery {
+        KeyQuery::new()
+    }
+}
+
+impl KeyQuery {
+    /// How many keys a page holds unless told otherwise.
+    pub const DEFAULT_LIMIT: usize = 100;
+
+    /// Every key, the first [`DEFAULT_LIMIT`](KeyQuery::DEFAULT_LIMIT).
+    pub fn new() -> KeyQuery {
+        KeyQuery {
+            subject: None,
+            name: None,
+            after: None,
+            limit: KeyQuery::DEFAULT_LIMIT,
+        }
+    }
+
+    /// Only the keys of `subject`.
+    pub fn subject(mut self, subject: impl Into<String>) -> KeyQuery {
+        self.subject = Some(subject.into());
+        self
+    }
+
+    /// Only the keys named `name`.
+    pub fn name(mut self, name: impl Into<String>) -> KeyQuery {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Only the keys after the key `id`.
+    pub fn after(mut self, id: impl Into<String>) -> KeyQuery {
+        self.after = Some(id.into());
+        self
+    }
+
+    /// At most `limit` keys (a limit of 0 counts as 1).
+    pub fn limit(mut self, limit: usize) -> KeyQuery {
+        self.limit = limit.max(1);
+        self
+    }
+
+    /// The SQL `LIMIT`.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    pub(crate) fn sql_limit(&self) -> i64 {
+        i64::try_from(self.limit.max(1)).unwrap_or(i64::MAX)
+    }
+
+    /// The page this query selects from `records`, all of the subject's keys in order.
+    pub(crate) fn page_of(&self, records: Vec<KeyRecord>) -> Result<Vec<KeyRecord>, StoreError> {
+        let start = match &self.after {
+            None => 0,
+            Some(after) => records
+                .iter()
+                .position(|r| &r.id == after)
+                .map(|i| i + 1)
+                .ok_or_else(|| self.unknown_after())?,
+        };
+        Ok(records
+            .into_iter()
+            .skip(start)
+            .filter(|r| self.name.as_ref().is_none_or(|n| &r.name == n))
+            .take(self.limit.max(1))
+            .collect())
+    }
+
+    /// The error for an `after` key that does not exist.
+    pub(crate) fn unknown_after(&self) -> StoreError {
+        StoreError::Invalid(format!(
+            "there is no key `{}` to list after; give the id of a key the previous page showed",
+            self.after.as_deref().unwrap_or_default()
+        ))
+    }
+}
+
 /// A change made by another process (another server instance, the CLI) that a verifier's
 /// cache must forget, announced by stores that can (PostgreSQL's `LISTEN/NOTIFY`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -243,8 +345,17 @@ pub trait KeyStore: Send + Sync + 'static {
     /// The key with `id`, revoked or not.
     fn get<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<KeyRecord>>;
 
-    /// Every key, or those of `subject`, oldest first.
+    /// Every key, or those of `subject`, oldest first. Reads them all into memory: for a
+    /// table of any size, page through it with [`list_page`](KeyStore::list_page).
     fn list<'a>(&'a self, subject: Option<&'a str>) -> StoreFuture<'a, Vec<KeyRecord>>;
+
+    /// One page of the keys `query` selects, in a stable order (oldest first, ties in the
+    /// order of insertion): those after `query.after`, at most `query.limit`. The SQL stores
+    /// answer with one indexed query whatever the table's size; this default reads
+    /// [`list`](KeyStore::list) whole and pages it in memory.
+    fn list_page<'a>(&'a self, query: &'a KeyQuery) -> StoreFuture<'a, Vec<KeyRecord>> {
+        Box::pin(async move { query.page_of(self.list(query.subject.as_deref()).await?) })
+    }
 
     /// Revokes the key with `id` at `at`; revoking twice keeps the first time and reason.
     /// `None` when no key has that id.
@@ -281,6 +392,10 @@ impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
 
     fn list<'a>(&'a self, subject: Option<&'a str>) -> StoreFuture<'a, Vec<KeyRecord>> {
         (**self).list(subject)
+    }
+
+    fn list_page<'a>(&'a self, query: &'a KeyQuery) -> StoreFuture<'a, Vec<KeyRecord>> {
+        (**self).list_page(query)
     }
 
     fn revoke<'a>(&'a self, id: &'a str, reason: Option<&'a str>, at: i64) -> StoreFuture<'a, Option<KeyRecord>> {
@@ -486,19 +601,25 @@ pub fn now_unix() -> i64 {
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) const MIGRATIONS_TABLE: &str = "_tokengate_migrations";
 
-/// The key-table migration `sql` as an sqlx migrator tracked in [`MIGRATIONS_TABLE`], so an
-/// application's own migrations in the same database are left alone.
+/// The key-table migrations (`(description, sql)`, numbered from 1 in order) as an sqlx
+/// migrator tracked in [`MIGRATIONS_TABLE`], so an application's own migrations in the same
+/// database are left alone.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub(crate) fn key_migrator(sql: &'static str) -> sqlx::migrate::Migrator {
+pub(crate) fn key_migrator(steps: &[(&'static str, &'static str)]) -> sqlx::migrate::Migrator {
     use sqlx::SqlSafeStr as _;
-    let migration = sqlx::migrate::Migration::new(
-        1,
-        std::borrow::Cow::Borrowed("tokengate keys"),
-        sqlx::migrate::MigrationType::Simple,
-        sql.into_sql_str(),
-        false,
-    );
-    let mut migrator = sqlx::migrate::Migrator::with_migrations(vec![migration]);
+    let migrations = (1..)
+        .zip(steps)
+        .map(|(version, &(description, sql))| {
+            sqlx::migrate::Migration::new(
+                version,
+                std::borrow::Cow::Borrowed(description),
+                sqlx::migrate::MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            )
+        })
+        .collect();
+    let mut migrator = sqlx::migrate::Migrator::with_migrations(migrations);
     migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
     migrator.set_ignore_missing(true);
     migrator
