@@ -5,6 +5,7 @@
 //! ```text
 //! tokengate keys create --subject user_123 --name ci --scope write:users --expires-in 30d
 //! tokengate keys list --subject user_123 --format json
+//! tokengate keys list --limit 50 --after ak_3beecc9c60adb5f9b850e91a8ee1e992
 //! tokengate keys revoke ak_3beecc9c60adb5f9b850e91a8ee1e992 --reason "rotated"
 //! echo "$SECRET" | tokengate keys verify
 //! ```
@@ -18,8 +19,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokengate_runtime::keys::{
-    DEFAULT_DATABASE_URL, KeyKind, KeyRecord, KeySpec, KeyStore, KeyVerifier, StoreError, issue, now_unix, open_store,
-    redact_url,
+    DEFAULT_DATABASE_URL, KeyKind, KeyQuery, KeyRecord, KeySpec, KeyStore, KeyVerifier, StoreError, issue, now_unix,
+    open_store, redact_url,
 };
 use tokengate_runtime::{Auth, VerifyError};
 
@@ -110,6 +111,12 @@ struct ListArgs {
     /// Only the keys of this subject.
     #[arg(long)]
     subject: Option<String>,
+    /// At most this many keys (default: all, read a page at a time).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    limit: Option<u64>,
+    /// Only the keys after this one (an id the previous listing showed last), oldest first.
+    #[arg(long, value_name = "ID")]
+    after: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
@@ -285,39 +292,106 @@ async fn create(args: CreateArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// How many keys `keys list` reads at a time: the listing streams, whatever the table's size.
+const LIST_PAGE: usize = 500;
+
 async fn list(args: ListArgs) -> Result<(), Failure> {
     let store = open(&args.db).await?;
-    let records = store.list(args.subject.as_deref()).await?;
-    let now = now_unix();
-    match args.format {
-        Format::Json => print_json(&serde_json::Value::Array(
-            records.iter().map(|r| record_json(r, now)).collect(),
-        )),
-        Format::Text => {
-            if records.is_empty() {
-                println!("No keys.");
-                return Ok(());
-            }
-            println!(
-                "{:<35}  {:<9}  {:<7}  {:<20}  {:<20}  {:<20}  SCOPES",
-                "ID", "KIND", "STATUS", "NAME", "SUBJECT", "LAST USED"
-            );
-            for r in &records {
-                let last_used = r.last_used_at.map_or_else(|| "never".into(), format_time);
-                println!(
-                    "{:<35}  {:<9}  {:<7}  {:<20}  {:<20}  {:<20}  {}",
-                    r.id,
-                    r.kind.as_str(),
-                    status(r, now),
-                    r.name,
-                    r.subject,
-                    last_used,
-                    r.scopes.join(" ")
-                );
-            }
+    let mut remaining = args
+        .limit
+        .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    let mut query = KeyQuery::new().limit(LIST_PAGE.min(remaining));
+    query.subject = args.subject;
+    query.after = args.after;
+    let mut out = Listing::new(args.format);
+    while remaining > 0 {
+        query = query.limit(LIST_PAGE.min(remaining));
+        let page = store.list_page(&query).await?;
+        remaining -= page.len();
+        out.rows(&page);
+        match page.last() {
+            Some(last) if page.len() == query.limit => query.after = Some(last.id.clone()),
+            _ => break,
+        }
+    }
+    out.finish();
+    if remaining == 0 && !out.is_empty() {
+        let more = store.list_page(&query.limit(1)).await?;
+        if !more.is_empty() {
+            eprintln!("more keys follow: list them with --after {}", out.last_id());
         }
     }
     Ok(())
+}
+
+/// The output of `keys list`, printed a page at a time: a table, or one JSON array.
+struct Listing {
+    format: Format,
+    now: i64,
+    printed: usize,
+    last_id: String,
+}
+
+impl Listing {
+    fn new(format: Format) -> Listing {
+        Listing {
+            format,
+            now: now_unix(),
+            printed: 0,
+            last_id: String::new(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.printed == 0
+    }
+
+    fn last_id(&self) -> &str {
+        &self.last_id
+    }
+
+    fn rows(&mut self, records: &[KeyRecord]) {
+        for r in records {
+            match self.format {
+                Format::Json => {
+                    let text = serde_json::to_string_pretty(&record_json(r, self.now)).unwrap_or_default();
+                    let indented = text.replace('\n', "\n  ");
+                    print!("{}\n  {indented}", if self.printed == 0 { "[" } else { "," });
+                }
+                Format::Text => {
+                    if self.printed == 0 {
+                        println!(
+                            "{:<35}  {:<9}  {:<7}  {:<20}  {:<20}  {:<20}  SCOPES",
+                            "ID", "KIND", "STATUS", "NAME", "SUBJECT", "LAST USED"
+                        );
+                    }
+                    let last_used = r.last_used_at.map_or_else(|| "never".into(), format_time);
+                    println!(
+                        "{:<35}  {:<9}  {:<7}  {:<20}  {:<20}  {:<20}  {}",
+                        r.id,
+                        r.kind.as_str(),
+                        status(r, self.now),
+                        r.name,
+                        r.subject,
+                        last_used,
+                        r.scopes.join(" ")
+                    );
+                }
+            }
+            self.printed += 1;
+            self.last_id.clone_from(&r.id);
+        }
+        let _ = std::io::stdout().flush();
+    }
+
+    fn finish(&self) {
+        match (self.format, self.printed) {
+            (Format::Json, 0) => println!("[]"),
+            (Format::Json, _) => println!("\n]"),
+            (Format::Text, 0) => println!("No keys."),
+            (Format::Text, _) => {}
+        }
+    }
 }
 
 async fn revoke(args: RevokeArgs) -> Result<(), Failure> {

@@ -271,3 +271,70 @@ fn an_unreachable_postgres_database_is_a_failure_that_hides_the_password() {
     assert!(stderr(&out).contains("app:***@127.0.0.1"), "{}", stderr(&out));
     assert!(!stderr(&out).contains("hunter2"), "{}", stderr(&out));
 }
+
+/// `keys list` streams a table of any size a page at a time, in creation order, and pages with
+/// `--limit` and `--after`.
+#[test]
+fn list_pages_through_a_large_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let url = format!("sqlite://{}", path.display());
+    let db = ["--database", url.as_str()];
+    let first = tokengate(
+        dir.path(),
+        &[&["keys", "create"][..], &db, &["--subject", "user_1"]].concat(),
+        None,
+    );
+    assert!(first.status.success(), "{}", stderr(&first));
+    // 1 203 more rows (more than two of the CLI's pages), created after the first key.
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    connection
+        .execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1203) \
+             INSERT INTO tokengate_keys (id, kind, secret_hash, name, subject, scopes, claims, created_at) \
+             SELECT printf('ak_%032x', 5000 - i), 'api_key', randomblob(32), 'bulk', 'user_2', '[]', '{}', \
+             4000000000 + i / 100 FROM n",
+        )
+        .unwrap();
+    drop(connection);
+    let list = |extra: &[&str]| tokengate(dir.path(), &[&["keys", "list"][..], &db, extra].concat(), None);
+
+    let all = json(&list(&["--format", "json"]));
+    let ids: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 1204);
+    // Oldest first; rows of the same second in the order they were inserted (ids descending).
+    assert_eq!(ids[1], "ak_00000000000000000000000000001387");
+    assert_eq!(ids[1203], "ak_00000000000000000000000000000ed5");
+
+    let page = list(&["--limit", "10", "--format", "json"]);
+    let hint = stderr(&page);
+    let page = json(&page);
+    assert_eq!(page.as_array().unwrap().len(), 10);
+    assert!(hint.contains(&format!("--after {}", ids[9])), "{hint}");
+    let next = json(&list(&["--limit", "10", "--after", ids[9], "--format", "json"]));
+    let next: Vec<&str> = next
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(next, ids[10..20]);
+    let last = list(&["--after", ids[1200]]);
+    assert!(last.status.success() && stderr(&last).is_empty(), "{}", stderr(&last));
+    assert_eq!(stdout(&last).lines().count(), 4, "a header and the last three keys");
+
+    let unknown = list(&["--after", "ak_missing"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(
+        stderr(&unknown).contains("no key `ak_missing` to list after"),
+        "{}",
+        stderr(&unknown)
+    );
+    let zero = list(&["--limit", "0"]);
+    assert_eq!(zero.status.code(), Some(2), "{}", stderr(&zero));
+}

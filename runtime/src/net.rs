@@ -92,6 +92,7 @@ pub type ClientKeyFn = dyn Fn(&HeaderMap, &Extensions) -> Option<ClientKey> + Se
 
 /// Whether a URL's host (as `url::Url::host_str` gives it: IPv6 in brackets) is loopback:
 /// `localhost`, `127.0.0.0/8` or `::1`.
+#[cfg(any(feature = "introspection", feature = "clerk", test))]
 pub(crate) fn is_loopback_host(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
         || host
