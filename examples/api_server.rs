@@ -28,7 +28,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use tokengate::introspection::{IntrospectionConfig, IntrospectionVerifier};
 use tokengate::jwt::{Algorithm, JwtVerifier, KeySet, M2mRules, OAuthRules, SessionRules, jwks_from_pem};
-use tokengate::keys::{DEFAULT_DATABASE_URL, KeySpec, KeyVerifier, is_postgres_url, open_store, redact_url};
+use tokengate::keys::{DEFAULT_DATABASE_URL, KeyQuery, KeySpec, KeyVerifier, is_postgres_url, open_store, redact_url};
 use tokengate::report::Format;
 use tokengate::routing::{Router, delete, get};
 use tokengate::verifier::ByFormat;
@@ -761,14 +761,32 @@ fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// The demo keys development mode issues: subject and name.
+const DEMO_KEYS: [(&str, &str); 3] = [(DEMO_USER, "demo-write"), (DEMO_USER, "demo-read"), ("mch_demo", "demo-m2m")];
+
+/// Revokes the demo keys an earlier start issued, found by subject and name (an indexed query
+/// each, so a database with many keys under the demo user starts as fast as an empty one).
+async fn revoke_demo_keys(keys: &KeyVerifier) -> Result<(), Fatal> {
+    for (subject, name) in DEMO_KEYS {
+        let mut query = KeyQuery::new().subject(subject).name(name);
+        loop {
+            let page = keys.store().list_page(&query).await?;
+            for old in page.iter().filter(|k| k.revoked_at.is_none()) {
+                keys.revoke(&old.id, Some("replaced at server start")).await?;
+            }
+            match page.last() {
+                Some(last) if page.len() == query.limit => query = query.after(last.id.clone()),
+                _ => break,
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Issues fresh demo keys (revoking the previous ones: secrets are shown once) and prints
 /// every credential a newcomer needs, with a `curl` line for each route.
 async fn print_demo_credentials(addr: SocketAddr, dev: &DevKey, keys: &KeyVerifier, args: &Args) -> Result<(), Fatal> {
-    for old in keys.store().list(Some(DEMO_USER)).await? {
-        if old.name.starts_with("demo-") && old.revoked_at.is_none() {
-            keys.revoke(&old.id, Some("replaced at server start")).await?;
-        }
-    }
+    revoke_demo_keys(keys).await?;
     let writer = keys
         .issue(KeySpec::api_key(DEMO_USER, "demo-write").scope("write:users"))
         .await?;
