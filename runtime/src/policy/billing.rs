@@ -9,10 +9,14 @@
 
 use serde_json::Value;
 
-/// The organization's and the user's entries of a claim; `None` when an entry has no `:`.
+/// The organization's and the user's entries of a claim (none for `""`); `None` when an entry
+/// has no `:`.
 pub(crate) fn split_by_scope(claim: &str) -> Option<(Vec<&str>, Vec<&str>)> {
     let mut org = Vec::new();
     let mut user = Vec::new();
+    if claim.is_empty() {
+        return Some((org, user));
+    }
     for part in claim.split(',') {
         let (scope, name) = js_trim(part).split_once(':')?;
         match scope {
