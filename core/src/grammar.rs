@@ -212,6 +212,11 @@ impl<'a> ValueError<'a> {
                 scope.escape_debug(),
                 BillingFix(kind, scope, in_attribute)
             ),
+            ValueError::BillingName { kind, value: "" } => write!(
+                f,
+                "a {kind} cannot be empty; write its name{}",
+                if in_attribute { format!(", e.g. `\"{}\"`", kind.example()) } else { String::new() }
+            ),
             ValueError::BillingName { kind, value } => write!(
                 f,
                 "{kind} `{}` is not a {kind} name: write `name`, `o:name` (the active organization's) or `u:name` (the user's), the name made of ASCII letters, digits, `_` and `-`{}",
@@ -339,6 +344,25 @@ mod tests {
         }
         assert_eq!(ValueKind::Permission.validate("org:a:b"), Ok(()));
         assert_eq!(ValueKind::Scope.validate(""), Err(ValueError::EmptyScope));
+    }
+
+    #[test]
+    fn features_plans_and_acr() {
+        for good in ["exports", "o:exports", "u:ex-ports_2"] {
+            assert_eq!(ValueKind::Feature.validate(good), Ok(()), "{good:?}");
+        }
+        for bad in ["", "o:", "x:pro", "org:pro", "o:a:b", "pro plan", "o:é"] {
+            assert!(ValueKind::Plan.validate(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            ValueKind::Plan.validate("org:pro").unwrap_err().in_attribute().to_string(),
+            "plan `org:pro` has the scope `org:`, which is not one; did you mean `o:`? The scopes are `o:` (the active organization's plan) and `u:` (the user's); without one, either"
+        );
+        assert_eq!(ValueKind::Feature.validate("").unwrap_err().to_string(), "a feature cannot be empty; write its name");
+        assert!(validate_acr("urn:mace:incommon:iap:silver").is_ok());
+        for bad in ["", "m fa", "a\"b", "é"] {
+            assert_eq!(validate_acr(bad), Err(ValueError::Acr(bad)), "{bad:?}");
+        }
     }
 
     #[test]

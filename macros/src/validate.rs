@@ -150,7 +150,12 @@ fn acr(
     errors: &mut Errors,
 ) {
     let oauth = TokenTypes::EMPTY.with(TokenType::OAuthToken);
-    if !(args.values.is_empty() && max_age.is_some()) {
+    if args.values.is_empty() && max_age.is_none() && !d.malformed {
+        errors.at(
+            args.empty_span,
+            "`#[require_acr]` needs an `acr` or a maximum age, e.g. `#[require_acr(\"mfa\")]`, `#[require_acr(any(\"mfa\", \"phr\"), max_age = 600)]` or `#[require_acr(max_age = 600)]`",
+        );
+    } else if !args.values.is_empty() || max_age.is_none() {
         let mut req = requirement(d, args, None, context, errors);
         if !req.any && req.values.len() > 1 {
             errors.at(
@@ -197,7 +202,7 @@ fn serves_sessions(d: &Declared, accepts: Accepts, context: Context, errors: &mu
     let route = if context == Context::Layer { "policy" } else { "route" };
     let what = match d.kind {
         AttrKind::RequireRole => "the organization role of a signed-in user",
-        AttrKind::RequirePermission => "the organization permissions of a signed-in user",
+        AttrKind::RequirePermission => "the organization permission of a signed-in user",
         AttrKind::RequireFeature => "a Clerk Billing feature of a signed-in user (the session's `fea` claim)",
         AttrKind::RequirePlan => "a Clerk Billing plan of a signed-in user (the session's `pla` claim)",
         _ => "how recently a signed-in user verified their factors (the session's `fva` claim)",
