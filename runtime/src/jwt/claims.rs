@@ -608,6 +608,13 @@ mod tests {
         ] {
             assert_eq!(with(thrown.clone()).unwrap_err(), InvalidReason::InvalidClaims, "{thrown}");
         }
+        // Clerk reads `per` and `fpm` only when both are there.
+        for read_not in [json!({"o":{"id":"org_1","per":["read"],"fpm":""}}), json!({"o":{"id":"org_1","fpm":7}})] {
+            assert!(with(read_not.clone()).unwrap().org_permissions.is_empty(), "{read_not}");
+        }
+        for thrown in [json!({"o":{"id":"org_1"},"fea":true})] {
+            assert_eq!(with(thrown.clone()).unwrap_err(), InvalidReason::InvalidClaims, "{thrown}");
+        }
         // Without an organization, `fea` is read only by the billing checks.
         assert!(with(json!({"fea":"broken"})).is_ok());
         // Falsy values are none; an `o` that is not an object names no organization.

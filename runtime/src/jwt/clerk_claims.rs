@@ -49,12 +49,11 @@ fn organization_v2(claims: &Map<String, Value>, info: &mut AuthInfo) -> Result<(
     info.org_id = optional_string(org, "id")?.map(str::to_owned);
     info.org_slug = optional_string(org, "slg")?.map(str::to_owned);
     info.org_role = optional_string(org, "rol")?.filter(|r| !r.is_empty()).map(|r| format!("org:{r}"));
-    let per = lenient_string(org.get("per"))?;
-    let fpm = match per {
-        Some(_) => lenient_string(org.get("fpm"))?,
-        None => None,
-    };
-    info.org_permissions = permissions(&features, per, fpm);
+    // `parsePermissions`: nothing unless both are truthy; then both are split.
+    let (per, fpm) = (org.get("per"), org.get("fpm"));
+    if per.is_some_and(truthy) && fpm.is_some_and(truthy) {
+        info.org_permissions = permissions(&features, lenient_string(per)?, lenient_string(fpm)?);
+    }
     Ok(())
 }
 
