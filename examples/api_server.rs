@@ -877,7 +877,10 @@ fn print_session_routes(base: &str, t: &DemoTokens) {
         println!("  curl -X {method} -H 'Authorization: Bearer {ok}' {base}{path}");
         println!("  curl -X {method} -H 'Authorization: Bearer {plain}' {base}{path}   # {refusal}");
     }
-    println!("  curl -X POST -H 'Authorization: Bearer {}' {base}/api/payouts", t.oauth);
+    println!(
+        "  curl -X POST -H 'Authorization: Bearer {}' {base}/api/payouts",
+        t.oauth
+    );
     println!(
         "  curl -i -X POST -H 'Authorization: Bearer {}' {base}/api/payouts   # 401 insufficient_user_authentication",
         t.password_oauth
@@ -909,7 +912,9 @@ async fn print_demo_credentials(addr: SocketAddr, dev: &DevKey, keys: &KeyVerifi
     println!("demo API key (no scopes):     {}", reader.secret.expose());
     println!("demo M2M token (write:users): {}", machine.secret.expose());
     println!("dev session token (1 hour):   {session}");
-    println!("   (org:admin of org_demo with org:invoices:read, feature o:exports, plan o:pro, both factors just verified)");
+    println!(
+        "   (org:admin of org_demo with org:invoices:read, feature o:exports, plan o:pro, both factors just verified)"
+    );
     println!("dev session token (plain):    {}", tokens.plain_session);
     println!("   (no organization, feature or plan; first factor verified 2 hours ago, no second factor)");
     println!("dev OAuth token (write:users): {oauth}");

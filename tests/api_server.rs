@@ -34,7 +34,11 @@ async fn call(method: reqwest::Method, url: String, token: Option<&str>) -> Repl
         .map(|v| v.to_str().unwrap().to_owned());
     let text = response.text().await.unwrap();
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    Reply { status, body, challenge }
+    Reply {
+        status,
+        body,
+        challenge,
+    }
 }
 
 async fn get(s: &Server, path: &str, token: Option<&str>) -> Reply {
@@ -240,8 +244,18 @@ async fn development_mode_session_requirements_and_step_up() {
     let oauth = s.printed("dev OAuth token (write:users):");
     let password = s.printed("dev OAuth token (password):");
     let reader = s.printed("demo API key (no scopes):");
-    for path in ["/api/org/members", "/api/invoices", "/api/exports", "/api/analytics", "/api/account", "/api/payouts"] {
-        assert!(s.lines.iter().any(|l| l.contains("curl") && l.contains(path)), "a curl line for {path}");
+    for path in [
+        "/api/org/members",
+        "/api/invoices",
+        "/api/exports",
+        "/api/analytics",
+        "/api/account",
+        "/api/payouts",
+    ] {
+        assert!(
+            s.lines.iter().any(|l| l.contains("curl") && l.contains(path)),
+            "a curl line for {path}"
+        );
     }
 
     // The printed session token passes every session route; the Auth comes back as JSON.
@@ -256,7 +270,10 @@ async fn development_mode_session_requirements_and_step_up() {
     for (method, path) in &routes {
         let r = call(method.clone(), format!("{}{path}", s.base), Some(&session)).await;
         assert_eq!(r.status, 200, "{method} {path}: {:?}", r.body);
-        assert_eq!((r.body["userId"].as_str(), r.body["tokenType"].as_str()), (Some("user_demo"), Some("session_token")));
+        assert_eq!(
+            (r.body["userId"].as_str(), r.body["tokenType"].as_str()),
+            (Some("user_demo"), Some("session_token"))
+        );
         assert_eq!(r.body["orgRole"], "org:admin");
         // The other token types are not accepted there (API keys: none of these routes).
         let r = call(method.clone(), format!("{}{path}", s.base), Some(&reader)).await;
@@ -269,9 +286,15 @@ async fn development_mode_session_requirements_and_step_up() {
     let r = get(&s, "/api/invoices", Some(&plain)).await;
     assert_eq!((r.status, reason(&r)), (403, "no-active-organization"));
     let r = get(&s, "/api/exports", Some(&plain)).await;
-    assert_eq!((r.status, reason(&r), r.body["missing_features"].clone()), (403, "missing-feature", json!(["exports"])));
+    assert_eq!(
+        (r.status, reason(&r), r.body["missing_features"].clone()),
+        (403, "missing-feature", json!(["exports"]))
+    );
     let r = get(&s, "/api/analytics", Some(&plain)).await;
-    assert_eq!((r.status, reason(&r), r.body["missing_plans"].clone()), (403, "missing-plan", json!(["o:pro"])));
+    assert_eq!(
+        (r.status, reason(&r), r.body["missing_plans"].clone()),
+        (403, "missing-plan", json!(["o:pro"]))
+    );
     assert_reverification(&delete(&s, "/api/account", Some(&plain)).await, "strict");
     assert_reverification(&post(&s, "/api/payouts", Some(&plain)).await, "strict_mfa");
 
@@ -280,12 +303,20 @@ async fn development_mode_session_requirements_and_step_up() {
     let dev = Signer::from_private_pem(dev_key, "tokengate-dev");
     let session_with = |extra: Value| {
         let mut claims = json!({"sub": "user_demo", "sid": "s", "iat": now(), "exp": now() + 60});
-        claims.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        claims
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         dev.sign("JWT", &claims)
     };
-    let member = session_with(json!({"v": 2, "fea": "o:invoices", "o": {"id": "org_1", "rol": "member", "per": "read", "fpm": "1"}}));
+    let member = session_with(
+        json!({"v": 2, "fea": "o:invoices", "o": {"id": "org_1", "rol": "member", "per": "read", "fpm": "1"}}),
+    );
     let r = get(&s, "/api/org/members", Some(&member)).await;
-    assert_eq!((r.status, reason(&r), r.body["missing_roles"].clone()), (403, "missing-role", json!(["org:admin"])));
+    assert_eq!(
+        (r.status, reason(&r), r.body["missing_roles"].clone()),
+        (403, "missing-role", json!(["org:admin"]))
+    );
     assert_eq!(get(&s, "/api/invoices", Some(&member)).await.status, 200);
     let no_permission = session_with(json!({"org_id": "org_1", "org_role": "org:admin", "org_permissions": []}));
     let r = get(&s, "/api/invoices", Some(&no_permission)).await;
@@ -301,7 +332,12 @@ async fn development_mode_session_requirements_and_step_up() {
 
     // OAuth tokens on POST /api/payouts: RFC 9470 step-up.
     let r = post(&s, "/api/payouts", Some(&oauth)).await;
-    assert_eq!((r.status, r.body["tokenType"].as_str()), (200, Some("oauth_token")), "{:?}", r.body);
+    assert_eq!(
+        (r.status, r.body["tokenType"].as_str()),
+        (200, Some("oauth_token")),
+        "{:?}",
+        r.body
+    );
     let r = post(&s, "/api/payouts", Some(&password)).await;
     assert_eq!((r.status, reason(&r)), (401, "insufficient-user-authentication"));
     let challenge = r.challenge.unwrap();
@@ -546,15 +582,34 @@ fn policy_report_lists_every_route_without_starting_anything() {
     assert_eq!(report["routes"][1]["requirements"][0]["applies_to"], json!(["api_key"]));
     let requirement = |route: usize, i: usize| {
         let q = &report["routes"][route]["requirements"][i];
-        (q["kind"].as_str().unwrap().to_owned(), q["values"].clone(), q["applies_to"].clone())
+        (
+            q["kind"].as_str().unwrap().to_owned(),
+            q["values"].clone(),
+            q["applies_to"].clone(),
+        )
     };
     let sessions = json!(["session_token"]);
-    assert_eq!(requirement(5, 0), ("feature".into(), json!(["exports"]), sessions.clone()));
+    assert_eq!(
+        requirement(5, 0),
+        ("feature".into(), json!(["exports"]), sessions.clone())
+    );
     assert_eq!(requirement(6, 0), ("plan".into(), json!(["o:pro"]), sessions.clone()));
-    assert_eq!(requirement(7, 0), ("reverification".into(), json!(["strict"]), sessions.clone()));
-    assert_eq!(requirement(8, 0), ("reverification".into(), json!(["strict_mfa"]), sessions));
-    assert_eq!(requirement(8, 1), ("acr".into(), json!(["mfa"]), json!(["oauth_token"])));
-    assert_eq!(requirement(8, 2), ("max_age".into(), json!(["600"]), json!(["oauth_token"])));
+    assert_eq!(
+        requirement(7, 0),
+        ("reverification".into(), json!(["strict"]), sessions.clone())
+    );
+    assert_eq!(
+        requirement(8, 0),
+        ("reverification".into(), json!(["strict_mfa"]), sessions)
+    );
+    assert_eq!(
+        requirement(8, 1),
+        ("acr".into(), json!(["mfa"]), json!(["oauth_token"]))
+    );
+    assert_eq!(
+        requirement(8, 2),
+        ("max_age".into(), json!(["600"]), json!(["oauth_token"]))
+    );
     assert!(
         report["routes"][0]["source"]["file"]
             .as_str()
@@ -579,8 +634,14 @@ fn policy_report_lists_every_route_without_starting_anything() {
     let payouts = &doc["paths"]["/api/payouts"]["post"];
     assert_eq!(payouts["security"], json!([{"session_token": []}, {"oauth_token": []}]));
     let description = payouts["description"].as_str().unwrap();
-    assert!(description.starts_with("Requires reverification `strict_mfa` (for session_token)"), "{description}");
-    assert!(description.contains("insufficient_user_authentication") && description.contains("reverification-error"), "{description}");
+    assert!(
+        description.starts_with("Requires reverification `strict_mfa` (for session_token)"),
+        "{description}"
+    );
+    assert!(
+        description.contains("insufficient_user_authentication") && description.contains("reverification-error"),
+        "{description}"
+    );
     let exports = doc["paths"]["/api/exports"]["get"]["description"].as_str().unwrap();
     assert_eq!(exports, "Requires feature `exports` (for session_token).");
     // Nothing was created in the working directory: no database, no key.

@@ -72,13 +72,18 @@ fn router() -> Router {
     let gate = TokenGate::builder()
         .verifier(TokenType::SessionToken, Arc::new(session_verifier()))
         .verifier(TokenType::OAuthToken, Arc::new(oauth_verifier()))
-        .verifier(TokenType::ApiKey, Arc::new(StaticVerifier::new().with_token(API_KEY, key)))
+        .verifier(
+            TokenType::ApiKey,
+            Arc::new(StaticVerifier::new().with_token(API_KEY, key)),
+        )
         .build()
         .unwrap();
-    let group = Router::new().route("/group/reports", get(|| async { "reports" })).layer(PolicyLayer::new(
-        gate.clone(),
-        policy!(require_feature("o:reports"), require_reverification(moderate)),
-    ));
+    let group = Router::new()
+        .route("/group/reports", get(|| async { "reports" }))
+        .layer(PolicyLayer::new(
+            gate.clone(),
+            policy!(require_feature("o:reports"), require_reverification(moderate)),
+        ));
     Router::new()
         .route("/exports", get(exports))
         .route("/analytics", get(analytics))
@@ -117,13 +122,36 @@ fn assert_reverification(reply: &Reply, metadata: Value) {
 async fn features_are_read_from_fea_with_clerks_scopes() {
     let r = router();
     for fea in ["o:exports", "u:exports", "ou:exports", "u:profile, o:exports"] {
-        let ok = call(&r, Method::GET, "/exports", &session_with("user_1", json!({"fea": fea}))).await;
+        let ok = call(
+            &r,
+            Method::GET,
+            "/exports",
+            &session_with("user_1", json!({"fea": fea})),
+        )
+        .await;
         assert_eq!((ok.status, ok.text.as_str()), (StatusCode::OK, "user_1"), "{fea}");
     }
-    for fea in [json!("o:reports"), json!("x:exports"), json!("o:exports,broken"), json!(["o:exports"]), json!(7), json!("")] {
-        let refused = call(&r, Method::GET, "/exports", &session_with("user_1", json!({"fea": fea}))).await;
+    for fea in [
+        json!("o:reports"),
+        json!("x:exports"),
+        json!("o:exports,broken"),
+        json!(["o:exports"]),
+        json!(7),
+        json!(""),
+    ] {
+        let refused = call(
+            &r,
+            Method::GET,
+            "/exports",
+            &session_with("user_1", json!({"fea": fea})),
+        )
+        .await;
         assert_forbidden(&refused, "missing-feature", "missing_features", json!(["exports"]));
-        assert!(refused.json()["message"].as_str().unwrap().contains("`exports`"), "{}", refused.text);
+        assert!(
+            refused.json()["message"].as_str().unwrap().contains("`exports`"),
+            "{}",
+            refused.text
+        );
     }
     let none = call(&r, Method::GET, "/exports", &session_with("user_1", json!({}))).await;
     assert_forbidden(&none, "missing-feature", "required_features", json!(["exports"]));
@@ -132,34 +160,113 @@ async fn features_are_read_from_fea_with_clerks_scopes() {
 #[tokio::test]
 async fn plans_are_read_from_pla_and_a_scope_narrows_them() {
     let r = router();
-    let ok = call(&r, Method::GET, "/analytics", &session_with("user_1", json!({"pla": "o:pro"}))).await;
+    let ok = call(
+        &r,
+        Method::GET,
+        "/analytics",
+        &session_with("user_1", json!({"pla": "o:pro"})),
+    )
+    .await;
     assert_eq!(ok.status, StatusCode::OK);
-    let user_plan = call(&r, Method::GET, "/analytics", &session_with("user_1", json!({"pla": "u:pro"}))).await;
+    let user_plan = call(
+        &r,
+        Method::GET,
+        "/analytics",
+        &session_with("user_1", json!({"pla": "u:pro"})),
+    )
+    .await;
     assert_forbidden(&user_plan, "missing-plan", "missing_plans", json!(["o:pro"]));
-    let feature_not_plan = call(&r, Method::GET, "/analytics", &session_with("user_1", json!({"fea": "o:pro"}))).await;
+    let feature_not_plan = call(
+        &r,
+        Method::GET,
+        "/analytics",
+        &session_with("user_1", json!({"fea": "o:pro"})),
+    )
+    .await;
     assert_forbidden(&feature_not_plan, "missing-plan", "missing_plans", json!(["o:pro"]));
-    let any = call(&r, Method::GET, "/any-plan", &session_with("user_1", json!({"pla": "u:pro"}))).await;
+    let any = call(
+        &r,
+        Method::GET,
+        "/any-plan",
+        &session_with("user_1", json!({"pla": "u:pro"})),
+    )
+    .await;
     assert_eq!(any.status, StatusCode::OK);
-    let neither = call(&r, Method::GET, "/any-plan", &session_with("user_1", json!({"pla": "o:pro"}))).await;
-    assert_forbidden(&neither, "missing-plan", "missing_plans", json!(["u:pro", "o:enterprise"]));
+    let neither = call(
+        &r,
+        Method::GET,
+        "/any-plan",
+        &session_with("user_1", json!({"pla": "o:pro"})),
+    )
+    .await;
+    assert_forbidden(
+        &neither,
+        "missing-plan",
+        "missing_plans",
+        json!(["u:pro", "o:enterprise"]),
+    );
 }
 
 #[tokio::test]
 async fn reverification_refusals_are_clerks_body() {
     let r = router();
-    let fresh = call(&r, Method::DELETE, "/account", &session_with("user_1", json!({"fva": [0, 5]}))).await;
+    let fresh = call(
+        &r,
+        Method::DELETE,
+        "/account",
+        &session_with("user_1", json!({"fva": [0, 5]})),
+    )
+    .await;
     assert_eq!((fresh.status, fresh.text.as_str()), (StatusCode::OK, "deleted"));
-    let no_second = call(&r, Method::DELETE, "/account", &session_with("user_1", json!({"fva": [3, -1]}))).await;
-    assert_eq!(no_second.status, StatusCode::OK, "without a second factor the first counts");
-    for fva in [json!([0, 10]), json!([-1, -1]), json!([0, "5"]), json!("0,5"), json!([0]), Value::Null] {
-        let stale = call(&r, Method::DELETE, "/account", &session_with("user_1", json!({"fva": fva}))).await;
+    let no_second = call(
+        &r,
+        Method::DELETE,
+        "/account",
+        &session_with("user_1", json!({"fva": [3, -1]})),
+    )
+    .await;
+    assert_eq!(
+        no_second.status,
+        StatusCode::OK,
+        "without a second factor the first counts"
+    );
+    for fva in [
+        json!([0, 10]),
+        json!([-1, -1]),
+        json!([0, "5"]),
+        json!("0,5"),
+        json!([0]),
+        Value::Null,
+    ] {
+        let stale = call(
+            &r,
+            Method::DELETE,
+            "/account",
+            &session_with("user_1", json!({"fva": fva})),
+        )
+        .await;
         assert_reverification(&stale, json!("strict"));
         let challenge = stale.challenge.as_deref().unwrap_or_default();
-        assert!(challenge.contains("error_description=\"reverification-error\""), "{challenge}");
+        assert!(
+            challenge.contains("error_description=\"reverification-error\""),
+            "{challenge}"
+        );
     }
-    let old = call(&r, Method::GET, "/email", &session_with("user_1", json!({"fva": [45, 1]}))).await;
+    let old = call(
+        &r,
+        Method::GET,
+        "/email",
+        &session_with("user_1", json!({"fva": [45, 1]})),
+    )
+    .await;
     assert_reverification(&old, json!({"level": "first_factor", "afterMinutes": 30}));
-    let recent = call(&r, Method::GET, "/email", &session_with("user_1", json!({"fva": [29, -1]}))).await;
+    let recent = call(
+        &r,
+        Method::GET,
+        "/email",
+        &session_with("user_1", json!({"fva": [29, -1]})),
+    )
+    .await;
     assert_eq!(recent.status, StatusCode::OK);
 }
 
@@ -189,14 +296,20 @@ async fn step_up_refusals_carry_the_rfc_9470_challenge() {
         )
     );
     assert_eq!(refused.reason(), "insufficient-user-authentication");
-    assert_eq!((refused.json()["acr_values"].clone(), refused.json()["max_age"].clone()), (json!(["mfa"]), json!(600)));
+    assert_eq!(
+        (refused.json()["acr_values"].clone(), refused.json()["max_age"].clone()),
+        (json!(["mfa"]), json!(600))
+    );
 
     for stale in [json!({"acr": "mfa", "auth_time": now() - 601}), json!({"acr": "mfa"})] {
         let stale = oauth_token(&oauth_claims("user_1", stale));
         let refused = call(&r, Method::POST, "/payouts", &stale).await;
         assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.text);
         let challenge = refused.challenge.unwrap();
-        assert!(challenge.contains("error_description=\"more recent authentication is required\""), "{challenge}");
+        assert!(
+            challenge.contains("error_description=\"more recent authentication is required\""),
+            "{challenge}"
+        );
         assert!(challenge.ends_with("acr_values=\"mfa\", max_age=600"), "{challenge}");
     }
     let any = oauth_token(&oauth_claims("user_1", json!({"acr": "phr"})));
@@ -209,11 +322,29 @@ async fn step_up_refusals_carry_the_rfc_9470_challenge() {
 #[tokio::test]
 async fn sessions_on_a_step_up_route_need_the_reverification() {
     let r = router();
-    let both = call(&r, Method::POST, "/payouts", &session_with("user_1", json!({"fva": [1, 2]}))).await;
+    let both = call(
+        &r,
+        Method::POST,
+        "/payouts",
+        &session_with("user_1", json!({"fva": [1, 2]})),
+    )
+    .await;
     assert_eq!((both.status, both.text.as_str()), (StatusCode::OK, "session_token"));
-    let first_only = call(&r, Method::POST, "/payouts", &session_with("user_1", json!({"fva": [1, -1]}))).await;
+    let first_only = call(
+        &r,
+        Method::POST,
+        "/payouts",
+        &session_with("user_1", json!({"fva": [1, -1]})),
+    )
+    .await;
     assert_eq!(first_only.status, StatusCode::OK, "a user without a second factor");
-    let stale = call(&r, Method::POST, "/payouts", &session_with("user_1", json!({"fva": [20, 2]}))).await;
+    let stale = call(
+        &r,
+        Method::POST,
+        "/payouts",
+        &session_with("user_1", json!({"fva": [20, 2]})),
+    )
+    .await;
     assert_reverification(&stale, json!("strict_mfa"));
 }
 
@@ -221,10 +352,16 @@ async fn sessions_on_a_step_up_route_need_the_reverification() {
 async fn policy_layers_take_them() {
     let r = router();
     let ok = session_with("user_1", json!({"fea": "o:reports", "fva": [30, -1]}));
-    assert_eq!(call(&r, Method::GET, "/group/reports", &ok).await.status, StatusCode::OK);
+    assert_eq!(
+        call(&r, Method::GET, "/group/reports", &ok).await.status,
+        StatusCode::OK
+    );
     let no_feature = session_with("user_1", json!({"fva": [30, -1]}));
     let refused = call(&r, Method::GET, "/group/reports", &no_feature).await;
     assert_forbidden(&refused, "missing-feature", "missing_features", json!(["o:reports"]));
     let stale = session_with("user_1", json!({"fea": "o:reports", "fva": [61, -1]}));
-    assert_reverification(&call(&r, Method::GET, "/group/reports", &stale).await, json!("moderate"));
+    assert_reverification(
+        &call(&r, Method::GET, "/group/reports", &stale).await,
+        json!("moderate"),
+    );
 }

@@ -215,13 +215,21 @@ impl<'a> ValueError<'a> {
             ValueError::BillingName { kind, value: "" } => write!(
                 f,
                 "a {kind} cannot be empty; write its name{}",
-                if in_attribute { format!(", e.g. `\"{}\"`", kind.example()) } else { String::new() }
+                if in_attribute {
+                    format!(", e.g. `\"{}\"`", kind.example())
+                } else {
+                    String::new()
+                }
             ),
             ValueError::BillingName { kind, value } => write!(
                 f,
                 "{kind} `{}` is not a {kind} name: write `name`, `o:name` (the active organization's) or `u:name` (the user's), the name made of ASCII letters, digits, `_` and `-`{}",
                 value.escape_debug(),
-                if in_attribute { format!(", e.g. `\"{}\"`", kind.example()) } else { String::new() }
+                if in_attribute {
+                    format!(", e.g. `\"{}\"`", kind.example())
+                } else {
+                    String::new()
+                }
             ),
             ValueError::Acr(acr) => write!(
                 f,
@@ -268,8 +276,14 @@ impl fmt::Display for BillingFix<'_> {
             None
         };
         match guess {
-            Some(g) if in_attribute => write!(f, "did you mean `{g}:`? The scopes are `o:` (the active organization's {kind}) and `u:` (the user's); without one, either"),
-            _ => write!(f, "the scopes are `o:` (the active organization's {kind}) and `u:` (the user's); without one, either"),
+            Some(g) if in_attribute => write!(
+                f,
+                "did you mean `{g}:`? The scopes are `o:` (the active organization's {kind}) and `u:` (the user's); without one, either"
+            ),
+            _ => write!(
+                f,
+                "the scopes are `o:` (the active organization's {kind}) and `u:` (the user's); without one, either"
+            ),
         }
     }
 }
@@ -355,10 +369,17 @@ mod tests {
             assert!(ValueKind::Plan.validate(bad).is_err(), "{bad:?}");
         }
         assert_eq!(
-            ValueKind::Plan.validate("org:pro").unwrap_err().in_attribute().to_string(),
+            ValueKind::Plan
+                .validate("org:pro")
+                .unwrap_err()
+                .in_attribute()
+                .to_string(),
             "plan `org:pro` has the scope `org:`, which is not one; did you mean `o:`? The scopes are `o:` (the active organization's plan) and `u:` (the user's); without one, either"
         );
-        assert_eq!(ValueKind::Feature.validate("").unwrap_err().to_string(), "a feature cannot be empty; write its name");
+        assert_eq!(
+            ValueKind::Feature.validate("").unwrap_err().to_string(),
+            "a feature cannot be empty; write its name"
+        );
         assert!(validate_acr("urn:mace:incommon:iap:silver").is_ok());
         for bad in ["", "m fa", "a\"b", "é"] {
             assert_eq!(validate_acr(bad), Err(ValueError::Acr(bad)), "{bad:?}");

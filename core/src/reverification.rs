@@ -184,7 +184,17 @@ mod tests {
         assert_eq!(of("moderate"), Ok((Level::SecondFactor, 60)));
         assert_eq!(of("lax"), Ok((Level::SecondFactor, 1440)));
         assert_eq!(of("first_factor:5"), Ok((Level::FirstFactor, 5)));
-        for bad in ["", "strict ", "Strict", "second_factor", "second_factor:0", "second_factor:-1", "x:5", "second_factor:+5", "second_factor:5.0"] {
+        for bad in [
+            "",
+            "strict ",
+            "Strict",
+            "second_factor",
+            "second_factor:0",
+            "second_factor:-1",
+            "x:5",
+            "second_factor:+5",
+            "second_factor:5.0",
+        ] {
             assert!(bad.parse::<Reverification>().is_err(), "{bad:?}");
         }
     }

@@ -106,7 +106,11 @@ fn preset_arg(chunk: &[TokenTree], errors: &mut Errors) -> ReverificationArgs {
 }
 
 /// The checked requirement, or `None` with every problem reported.
-pub(crate) fn check_reverification(args: &ReverificationArgs, span: Span, errors: &mut Errors) -> Option<Reverification> {
+pub(crate) fn check_reverification(
+    args: &ReverificationArgs,
+    span: Span,
+    errors: &mut Errors,
+) -> Option<Reverification> {
     match args {
         ReverificationArgs::Invalid => None,
         ReverificationArgs::Preset(ident) => {
@@ -117,7 +121,10 @@ pub(crate) fn check_reverification(args: &ReverificationArgs, span: Span, errors
             let hint = nearest(&name, Preset::ALL.map(Preset::as_str))
                 .map(|s| format!("did you mean `{s}`? "))
                 .unwrap_or_default();
-            errors.at(ident.span(), format!("unknown reverification preset `{name}`; {hint}{PRESETS_HELP}"));
+            errors.at(
+                ident.span(),
+                format!("unknown reverification preset `{name}`; {hint}{PRESETS_HELP}"),
+            );
             None
         }
         ReverificationArgs::Object(pairs) => check_object(pairs, span, errors),
@@ -141,11 +148,19 @@ fn check_object(pairs: &[(Ident, Vec<TokenTree>)], span: Span, errors: &mut Erro
                 let hint = nearest(other, ["level", "after_minutes"])
                     .map(|s| format!("did you mean `{s}`? "))
                     .unwrap_or_default();
-                errors.at(key.span(), format!("unknown key `{other}`; {hint}the object form is `level = second_factor, after_minutes = 30`"));
+                errors.at(
+                    key.span(),
+                    format!(
+                        "unknown key `{other}`; {hint}the object form is `level = second_factor, after_minutes = 30`"
+                    ),
+                );
             }
         }
     }
-    for (missing, name) in [(level.is_none(), "level = second_factor"), (minutes.is_none(), "after_minutes = 30")] {
+    for (missing, name) in [
+        (level.is_none(), "level = second_factor"),
+        (minutes.is_none(), "after_minutes = 30"),
+    ] {
         if missing && complete {
             errors.at(span, format!("the object form needs `{name}` too: `#[require_reverification(level = second_factor, after_minutes = 30)]`"));
         }
@@ -167,8 +182,15 @@ fn check_level(key: &Ident, value: &[TokenTree], errors: &mut Errors) -> Option<
         Some(level) if matches!(value, [TokenTree::Ident(_)]) => return Some(level),
         Some(_) => errors.at(span, format!("a level is a name, not a string: write `level = {name}`")),
         None => {
-            let hint = nearest(&name, levels).map(|s| format!("did you mean `{s}`? ")).unwrap_or_default();
-            errors.at(span, format!("unknown level `{name}`; {hint}the levels are `first_factor`, `second_factor` and `multi_factor`"));
+            let hint = nearest(&name, levels)
+                .map(|s| format!("did you mean `{s}`? "))
+                .unwrap_or_default();
+            errors.at(
+                span,
+                format!(
+                    "unknown level `{name}`; {hint}the levels are `first_factor`, `second_factor` and `multi_factor`"
+                ),
+            );
         }
     }
     None
@@ -179,15 +201,27 @@ pub(crate) fn positive(key: &Ident, value: &[TokenTree], name: &str, unit: &str,
     let n = number(key, value);
     match n.value {
         Some(v) if v > 0 => u32::try_from(v).ok().or_else(|| {
-            errors.at(n.span, format!("`{name} = {v}` is too large: at most {} {unit}", u32::MAX));
+            errors.at(
+                n.span,
+                format!("`{name} = {v}` is too large: at most {} {unit}", u32::MAX),
+            );
             None
         }),
         Some(v) => {
-            errors.at(n.span, format!("`{name}` must be over zero, found `{v}`: a number of {unit} such as `{name} = 30`"));
+            errors.at(
+                n.span,
+                format!("`{name}` must be over zero, found `{v}`: a number of {unit} such as `{name} = 30`"),
+            );
             None
         }
         None => {
-            errors.at(n.span, format!("`{name}` takes a whole number of {unit}, e.g. `{name} = 30`, found `{}`", n.text));
+            errors.at(
+                n.span,
+                format!(
+                    "`{name}` takes a whole number of {unit}, e.g. `{name} = 30`, found `{}`",
+                    n.text
+                ),
+            );
             None
         }
     }

@@ -130,7 +130,15 @@ pub(crate) fn validate(decls: &[Declared], context: Context, errors: &mut Errors
             }
             Args::Acr(args, max_age) => {
                 let accepts = accepts_known.then_some(spec.accepts);
-                acr(d, args, max_age.as_ref(), accepts, context, &mut spec.requirements, errors);
+                acr(
+                    d,
+                    args,
+                    max_age.as_ref(),
+                    accepts,
+                    context,
+                    &mut spec.requirements,
+                    errors,
+                );
             }
             _ => {}
         }
@@ -542,7 +550,11 @@ fn applies_to(
     errors: &mut Errors,
 ) -> TokenTypes {
     let accepted = accepts.set();
-    let context = if route == "policy" { Context::Layer } else { Context::Handler };
+    let context = if route == "policy" {
+        Context::Layer
+    } else {
+        Context::Handler
+    };
     match req.kind {
         ReqKind::Value(ValueKind::Scope) if unlimited && accepted.contains(TokenType::SessionToken) => {
             errors.at(d.span, scope_on_sessions(req, accepts));

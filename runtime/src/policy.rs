@@ -326,13 +326,18 @@ impl Policy {
                 accepted: self.accepts,
             });
         }
-        self.requirements.iter().try_for_each(|r| r.check(auth)).map_err(|e| match e {
-            Rejection::InsufficientUserAuthentication(failed) => Rejection::InsufficientUserAuthentication(StepUp {
-                stale: failed.stale,
-                ..self.step_up()
-            }),
-            other => other,
-        })
+        self.requirements
+            .iter()
+            .try_for_each(|r| r.check(auth))
+            .map_err(|e| match e {
+                Rejection::InsufficientUserAuthentication(failed) => {
+                    Rejection::InsufficientUserAuthentication(StepUp {
+                        stale: failed.stale,
+                        ..self.step_up()
+                    })
+                }
+                other => other,
+            })
     }
 
     /// Everything the policy asks of an OAuth token's authentication, for an RFC 9470
@@ -376,7 +381,10 @@ pub fn validate_value(kind: RequirementKind, value: &str) -> Result<(), String> 
         RequirementKind::MaxAge => {
             return match value.parse::<u32>() {
                 Ok(seconds) if seconds > 0 && !value.starts_with('+') => Ok(()),
-                _ => Err(format!("max_age `{}` is not a number of seconds over zero", value.escape_debug())),
+                _ => Err(format!(
+                    "max_age `{}` is not a number of seconds over zero",
+                    value.escape_debug()
+                )),
             };
         }
     };

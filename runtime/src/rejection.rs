@@ -237,7 +237,9 @@ impl ForbiddenReason {
             RequirementKind::Feature => ForbiddenReason::MissingFeature,
             RequirementKind::Plan => ForbiddenReason::MissingPlan,
             RequirementKind::Reverification => ForbiddenReason::ReverificationRequired,
-            RequirementKind::Scope | RequirementKind::Acr | RequirementKind::MaxAge => ForbiddenReason::InsufficientScope,
+            RequirementKind::Scope | RequirementKind::Acr | RequirementKind::MaxAge => {
+                ForbiddenReason::InsufficientScope
+            }
             RequirementKind::Role => ForbiddenReason::MissingRole,
             RequirementKind::Permission => ForbiddenReason::MissingPermission,
             RequirementKind::Condition => ForbiddenReason::ConditionFailed,
@@ -622,10 +624,9 @@ impl<'a> Lacking<'a> {
                 required_plans: required,
             },
             // A reverification's body is Clerk's; step-up refusals are not `Forbidden`.
-            RequirementKind::Reverification | RequirementKind::Acr | RequirementKind::MaxAge => Lacking::Other {
-                missing,
-                required,
-            },
+            RequirementKind::Reverification | RequirementKind::Acr | RequirementKind::MaxAge => {
+                Lacking::Other { missing, required }
+            }
         }
     }
 }

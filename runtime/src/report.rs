@@ -373,7 +373,11 @@ fn describe(r: &RequirementReport) -> String {
     match r.kind {
         // Checked for every accepted type, by the handler's guard: the "for" would be noise.
         RequirementKind::Condition => format!("condition {values}"),
-        RequirementKind::MaxAge => format!("authentication at most {} s old (for {})", r.values.join(", "), r.applies_to),
+        RequirementKind::MaxAge => format!(
+            "authentication at most {} s old (for {})",
+            r.values.join(", "),
+            r.applies_to
+        ),
         RequirementKind::Reverification => {
             let what: Vec<String> = r.values.iter().map(|v| reverification(v)).collect();
             format!("reverification {} (for {})", what.join(joiner), r.applies_to)

@@ -60,8 +60,22 @@ const FEATURES: &[&str] = &["exports", "reports", "invoices", "profile", "a:b", 
 const PLANS: &[&str] = &["pro", "free", "enterprise", ""];
 const SCOPES: &[&str] = &["o", "u", "ou", "uo", "x", "oo", "org", ""];
 const ROLES: &[&str] = &["org:admin", "org:member", "org:billing", "org:org"];
-const PERMISSIONS: &[&str] = &["org:invoices:read", "org:invoices:create", "org:reports:read", "org:org:read", "org:exports:read"];
-const REQUIRED_FEATURES: &[&str] = &["exports", "o:exports", "u:exports", "reports", "o:reports", "u:profile", "invoices"];
+const PERMISSIONS: &[&str] = &[
+    "org:invoices:read",
+    "org:invoices:create",
+    "org:reports:read",
+    "org:org:read",
+    "org:exports:read",
+];
+const REQUIRED_FEATURES: &[&str] = &[
+    "exports",
+    "o:exports",
+    "u:exports",
+    "reports",
+    "o:reports",
+    "u:profile",
+    "invoices",
+];
 const REQUIRED_PLANS: &[&str] = &["pro", "o:pro", "u:pro", "free", "u:free", "enterprise"];
 
 /// A comma-separated `scope:name` claim, sometimes with spaces, stray or broken entries.
@@ -87,13 +101,35 @@ fn entitlement_claim(rng: &mut Rng, names: &[&str]) -> Value {
 fn fva(rng: &mut Rng) -> Value {
     let age = |rng: &mut Rng| {
         rng.pick(&[
-            json!(-1), json!(0), json!(5), json!(9), json!(10), json!(11), json!(59), json!(60), json!(61),
-            json!(1439), json!(1440), json!(3000), json!(2.5), json!(9.99), json!(-2), json!(-0.5), json!("5"),
+            json!(-1),
+            json!(0),
+            json!(5),
+            json!(9),
+            json!(10),
+            json!(11),
+            json!(59),
+            json!(60),
+            json!(61),
+            json!(1439),
+            json!(1440),
+            json!(3000),
+            json!(2.5),
+            json!(9.99),
+            json!(-2),
+            json!(-0.5),
+            json!("5"),
             Value::Null,
         ])
     };
     match rng.below(10) {
-        0 => rng.pick(&[json!([1]), json!([1, 2, 3]), json!("0,5"), json!({"0": 1}), json!(7), Value::Null]),
+        0 => rng.pick(&[
+            json!([1]),
+            json!([1, 2, 3]),
+            json!("0,5"),
+            json!({"0": 1}),
+            json!(7),
+            Value::Null,
+        ]),
         1..=3 => json!([rng.pick(&[-1, 0, 3, 30]), rng.pick(&[-1, 0, 3, 30])]),
         _ => json!([age(rng), age(rng)]),
     }
@@ -105,7 +141,15 @@ fn org_v1(rng: &mut Rng, claims: &mut Value, typed: &mut bool) {
         claims["org_id"] = rng.pick(&[json!("org_1"), json!("org_1"), json!("")]);
     }
     if rng.chance(70) {
-        claims["org_role"] = json!(rng.pick(&["org:admin", "admin", "org:org:admin", "org:member", "", "org:", "billing"]));
+        claims["org_role"] = json!(rng.pick(&[
+            "org:admin",
+            "admin",
+            "org:org:admin",
+            "org:member",
+            "",
+            "org:",
+            "billing"
+        ]));
     }
     if rng.chance(70) {
         let held: Vec<&str> = (0..rng.below(4)).map(|_| rng.pick(PERMISSIONS)).collect();
@@ -122,7 +166,17 @@ fn org_v1(rng: &mut Rng, claims: &mut Value, typed: &mut bool) {
 fn org_v2(rng: &mut Rng, claims: &mut Value, typed: &mut bool) {
     claims["v"] = json!(2);
     match rng.below(10) {
-        0 => claims["o"] = rng.pick(&[json!("org_1"), json!(1), json!(true), json!([]), json!(0), json!(""), Value::Null]),
+        0 => {
+            claims["o"] = rng.pick(&[
+                json!("org_1"),
+                json!(1),
+                json!(true),
+                json!([]),
+                json!(0),
+                json!(""),
+                Value::Null,
+            ])
+        }
         1 => {}
         _ => {
             let mut o = json!({});
@@ -133,13 +187,27 @@ fn org_v2(rng: &mut Rng, claims: &mut Value, typed: &mut bool) {
                 o["rol"] = json!(rng.pick(&["admin", "member", "org:admin", "", "billing"]));
             }
             if rng.chance(75) {
-                o["per"] = rng.pick(&[json!("read,create"), json!("read, create ,delete"), json!(""), json!(0), json!(["read"]), json!("read,,create")]);
+                o["per"] = rng.pick(&[
+                    json!("read,create"),
+                    json!("read, create ,delete"),
+                    json!(""),
+                    json!(0),
+                    json!(["read"]),
+                    json!("read,,create"),
+                ]);
             }
             if rng.chance(75) {
                 let masks: Vec<String> = (0..1 + rng.below(3))
-                    .map(|_| rng.pick(&["0", "1", "2", "3", "7", " 5", "x", "-1", "", "36893488147419103233"]).to_owned())
+                    .map(|_| {
+                        rng.pick(&["0", "1", "2", "3", "7", " 5", "x", "-1", "", "36893488147419103233"])
+                            .to_owned()
+                    })
                     .collect();
-                o["fpm"] = if rng.chance(10) { json!(3) } else { json!(masks.join(",")) };
+                o["fpm"] = if rng.chance(10) {
+                    json!(3)
+                } else {
+                    json!(masks.join(","))
+                };
             }
             if rng.chance(6) {
                 *typed = false;
@@ -188,25 +256,45 @@ fn query(rng: &mut Rng) -> Query {
     let (kind, values, params): (RequirementKind, Vec<String>, Vec<Value>) = match rng.below(5) {
         0 => {
             let v: Vec<&str> = (0..n).map(|_| rng.pick(ROLES)).collect();
-            (RequirementKind::Role, owned(&v), v.iter().map(|r| json!({"role": r})).collect())
+            (
+                RequirementKind::Role,
+                owned(&v),
+                v.iter().map(|r| json!({"role": r})).collect(),
+            )
         }
         1 => {
             let v: Vec<&str> = (0..n).map(|_| rng.pick(PERMISSIONS)).collect();
-            (RequirementKind::Permission, owned(&v), v.iter().map(|p| json!({"permission": p})).collect())
+            (
+                RequirementKind::Permission,
+                owned(&v),
+                v.iter().map(|p| json!({"permission": p})).collect(),
+            )
         }
         2 => {
             let v: Vec<&str> = (0..n).map(|_| rng.pick(REQUIRED_FEATURES)).collect();
-            (RequirementKind::Feature, owned(&v), v.iter().map(|f| json!({"feature": f})).collect())
+            (
+                RequirementKind::Feature,
+                owned(&v),
+                v.iter().map(|f| json!({"feature": f})).collect(),
+            )
         }
         3 => {
             let v: Vec<&str> = (0..n).map(|_| rng.pick(REQUIRED_PLANS)).collect();
-            (RequirementKind::Plan, owned(&v), v.iter().map(|p| json!({"plan": p})).collect())
+            (
+                RequirementKind::Plan,
+                owned(&v),
+                v.iter().map(|p| json!({"plan": p})).collect(),
+            )
         }
         _ => reverification(rng),
     };
     let matching = if any { Match::Any } else { Match::All };
     let requirement = Requirement::new(kind, matching, values).unwrap();
-    Query { requirement, any, params }
+    Query {
+        requirement,
+        any,
+        params,
+    }
 }
 
 fn owned(values: &[&str]) -> Vec<String> {
@@ -216,7 +304,11 @@ fn owned(values: &[&str]) -> Vec<String> {
 fn reverification(rng: &mut Rng) -> (RequirementKind, Vec<String>, Vec<Value>) {
     if rng.chance(50) {
         let preset = rng.pick(&["strict_mfa", "strict", "moderate", "lax"]);
-        (RequirementKind::Reverification, vec![preset.to_owned()], vec![json!({"reverification": preset})])
+        (
+            RequirementKind::Reverification,
+            vec![preset.to_owned()],
+            vec![json!({"reverification": preset})],
+        )
     } else {
         let level = rng.pick(&["first_factor", "second_factor", "multi_factor"]);
         let minutes = rng.pick(&[1, 3, 5, 10, 30, 60, 1440]);
@@ -229,7 +321,9 @@ fn reverification(rng: &mut Rng) -> (RequirementKind, Vec<String>, Vec<Value>) {
 }
 
 fn folder() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("clerk_differential")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("clerk_differential")
 }
 
 /// `npm ci` when `@clerk/shared` is not installed yet; `Err` says why it cannot run.
@@ -249,7 +343,10 @@ fn install() -> Result<(), String> {
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("`npm ci` failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
+        Err(format!(
+            "`npm ci` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 
@@ -345,7 +442,11 @@ async fn decisions_match_clerks_own_code() {
     let lines: Vec<String> = cases
         .iter()
         .map(|c| {
-            let queries: Vec<Value> = c.queries.iter().map(|q| json!({"any": q.any, "params": q.params})).collect();
+            let queries: Vec<Value> = c
+                .queries
+                .iter()
+                .map(|q| json!({"any": q.any, "params": q.params}))
+                .collect();
             json!({"claims": c.claims, "queries": queries}).to_string()
         })
         .collect();
@@ -373,7 +474,9 @@ async fn decisions_match_clerks_own_code() {
             if differs {
                 differences.push(format!(
                     "{} ({}): clerk {theirs}, tokengate {mine}\n    claims {}",
-                    q.requirement, q.params.len(), case.claims
+                    q.requirement,
+                    q.params.len(),
+                    case.claims
                 ));
             }
         }

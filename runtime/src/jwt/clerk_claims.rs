@@ -17,8 +17,8 @@
 use serde_json::{Map, Value};
 
 use super::claims::{optional_string, string_list};
-use crate::policy::billing::{js_trim, split_by_scope};
 use crate::auth::AuthInfo;
+use crate::policy::billing::{js_trim, split_by_scope};
 use crate::rejection::InvalidReason;
 
 /// Reads Clerk's organization claims, v2 (`v: 2`, `o`) or v1 (`org_*`).
@@ -48,7 +48,9 @@ fn organization_v2(claims: &Map<String, Value>, info: &mut AuthInfo) -> Result<(
     };
     info.org_id = optional_string(org, "id")?.map(str::to_owned);
     info.org_slug = optional_string(org, "slg")?.map(str::to_owned);
-    info.org_role = optional_string(org, "rol")?.filter(|r| !r.is_empty()).map(|r| format!("org:{r}"));
+    info.org_role = optional_string(org, "rol")?
+        .filter(|r| !r.is_empty())
+        .map(|r| format!("org:{r}"));
     // `parsePermissions`: nothing unless both are truthy; then both are split.
     let (per, fpm) = (org.get("per"), org.get("fpm"));
     if per.is_some_and(truthy) && fpm.is_some_and(truthy) {

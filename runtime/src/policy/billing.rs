@@ -69,8 +69,14 @@ mod tests {
         assert!(has("profile") && has("u:profile") && !has("o:profile"));
         assert!(has("o:both") && has("u:both") && has("both"));
         assert!(!has("other") && !has("a"));
-        assert!(has("a:b") || !has("o:a"), "the name is everything after the first colon");
-        assert!(!entitled(Some(&json!("o:exports,broken")), "exports"), "an entry without `:`");
+        assert!(
+            has("a:b") || !has("o:a"),
+            "the name is everything after the first colon"
+        );
+        assert!(
+            !entitled(Some(&json!("o:exports,broken")), "exports"),
+            "an entry without `:`"
+        );
         assert!(!entitled(Some(&json!(["o:exports"])), "exports"));
         assert!(!entitled(Some(&json!("")), "exports"));
         assert!(!entitled(None, "exports"));

@@ -22,7 +22,7 @@ pub(crate) fn has_role(auth: &AuthInfo, required: &str) -> bool {
 /// Whether the session holds the permission `required`.
 pub(crate) fn has_permission(auth: &AuthInfo, required: &str) -> bool {
     let required = prefixed(required);
-    auth.org_permissions.iter().any(|p| *p == required)
+    auth.org_permissions.contains(&required)
 }
 
 /// Clerk's `prefixWithOrg`: `value` with every leading `org:` replaced by one.

@@ -67,7 +67,16 @@ mod tests {
 
     #[test]
     fn malformed_fails_closed() {
-        for bad in [json!(null), json!([1]), json!([1, 2, 3]), json!(["1", 2]), json!([-2, 1]), json!({"0": 1}), json!(-1), json!([-0.5, 1])] {
+        for bad in [
+            json!(null),
+            json!([1]),
+            json!([1, 2, 3]),
+            json!(["1", 2]),
+            json!([-2, 1]),
+            json!({"0": 1}),
+            json!(-1),
+            json!([-0.5, 1]),
+        ] {
             assert!(!check(bad.clone(), "lax"), "{bad}");
         }
         assert!(!fresh(None, "lax".parse().unwrap()));
