@@ -112,12 +112,15 @@ fn kinds() -> [(&'static str, &'static str, Value, TokenType); 3] {
 
 use InvalidReason::{CategoryMismatch as Cm, TypeAmbiguous as Amb};
 
+/// What the gate answers for one category, and what the kind's own rules answer.
+type Outcome = (Result<TokenType, InvalidReason>, Result<(), InvalidReason>);
+
 #[tokio::test]
 async fn every_category_as_a_session_an_m2m_jwt_and_an_oauth_token() {
     let (s, m, o) = (TokenType::SessionToken, TokenType::M2mToken, TokenType::OAuthToken);
     // Per kind, per category (in CATEGORIES' order): what the gate answers on a route that
     // accepts every JWT type, and what the kind's own rules answer when asked directly.
-    let expected: [[(Result<TokenType, InvalidReason>, Result<(), InvalidReason>); 6]; 3] = [
+    let expected: [[Outcome; 6]; 3] = [
         // Session rules (Clerk's authenticateRequest): absent, the session category and
         // "ignore" pass; a template or unknown category is another class; the M2M category
         // on a user's claims has two readings.
