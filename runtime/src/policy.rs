@@ -462,6 +462,58 @@ mod tests {
     }
 
     #[test]
+    fn session_and_step_up_kinds_apply_to_their_types() {
+        let feature = Requirement::new(RequirementKind::Feature, Match::All, ["o:exports"]).unwrap();
+        assert_eq!(feature.applies_to(), TokenTypes::DEFAULT);
+        let acr = Requirement::new(RequirementKind::Acr, Match::Any, ["mfa"]).unwrap();
+        assert_eq!(acr.applies_to(), TokenTypes::EMPTY.with(TokenType::OAuthToken));
+        for (kind, bad) in [
+            (RequirementKind::Feature, "x:exports"),
+            (RequirementKind::Plan, ""),
+            (RequirementKind::Acr, "m fa"),
+            (RequirementKind::Reverification, "strcit"),
+            (RequirementKind::Reverification, "second_factor:0"),
+            (RequirementKind::MaxAge, "0"),
+            (RequirementKind::MaxAge, "-5"),
+            (RequirementKind::MaxAge, "ten"),
+        ] {
+            assert!(Requirement::new(kind, Match::All, [bad]).is_err(), "{kind:?} {bad:?}");
+        }
+        assert!(Requirement::new(RequirementKind::Reverification, Match::All, ["strict", "lax"]).is_err());
+        // A session passes an OAuth requirement; an OAuth token passes a session one.
+        let p = Policy::accepting(TokenTypes::ANY).require(feature).require(acr);
+        let session = auth(TokenType::SessionToken, &[]);
+        assert!(
+            matches!(p.check(&session), Err(Rejection::Forbidden(f)) if f.reason == ForbiddenReason::MissingFeature)
+        );
+        let oauth = auth(TokenType::OAuthToken, &[]);
+        assert!(matches!(
+            p.check(&oauth),
+            Err(Rejection::InsufficientUserAuthentication(_))
+        ));
+        assert!(p.check(&auth(TokenType::ApiKey, &[])).is_ok());
+    }
+
+    #[test]
+    fn a_step_up_refusal_names_every_acr_and_the_smallest_age() {
+        let p = Policy::accepting(TokenTypes::ANY)
+            .require(Requirement::new(RequirementKind::MaxAge, Match::All, ["900"]).unwrap())
+            .require(Requirement::new(RequirementKind::Acr, Match::Any, ["mfa", "phr"]).unwrap())
+            .require(Requirement::new(RequirementKind::MaxAge, Match::All, ["600"]).unwrap());
+        let mut oauth = auth(TokenType::OAuthToken, &[]);
+        oauth.claims = serde_json::json!({"acr": "mfa"});
+        match p.check(&oauth) {
+            Err(Rejection::InsufficientUserAuthentication(s)) => {
+                assert_eq!(
+                    (s.acr_values, s.max_age, s.stale),
+                    (vec!["mfa".into(), "phr".into()], Some(600), true)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn value_validation() {
         assert!(validate_scope("write:users").is_ok());
         for bad in ["", "a b", "a\"b", "a\\b", "a\nb", "é"] {

@@ -710,6 +710,8 @@ mod tests {
                 "required_permissions",
             ),
             (RequirementKind::Condition, "missing_conditions", "required_conditions"),
+            (RequirementKind::Feature, "missing_features", "required_features"),
+            (RequirementKind::Plan, "missing_plans", "required_plans"),
         ] {
             let b = body(Rejection::Forbidden(Forbidden {
                 kind,
@@ -741,6 +743,57 @@ mod tests {
             body(Rejection::InvalidRequest(InvalidRequest::HeaderTooLarge))["error"],
             "Bad Request"
         );
+    }
+
+    #[test]
+    fn reverification_is_clerks_body_and_nothing_else() {
+        let refusal = |required: &'static str| {
+            Rejection::Forbidden(Forbidden {
+                kind: RequirementKind::Reverification,
+                matching: Match::All,
+                required: vec![required.into()],
+                missing: vec![required.into()],
+                reason: ForbiddenReason::ReverificationRequired,
+            })
+        };
+        let clerk = |metadata: serde_json::Value| serde_json::json!({"clerk_error":{"type":"forbidden","reason":"reverification-error","metadata":{"reverification":metadata}}});
+        assert_eq!(body(refusal("strict_mfa")), clerk(serde_json::json!("strict_mfa")));
+        assert_eq!(
+            body(refusal("second_factor:30")),
+            clerk(serde_json::json!({"level": "second_factor", "afterMinutes": 30}))
+        );
+        assert_eq!(refusal("lax").status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            challenge(refusal("lax")),
+            "Bearer realm=\"api\", error=\"insufficient_scope\", error_description=\"reverification-error\""
+        );
+    }
+
+    #[test]
+    fn step_up_is_an_rfc_9470_challenge() {
+        let step_up = |acr: &[&'static str], max_age, stale| {
+            Rejection::InsufficientUserAuthentication(StepUp {
+                acr_values: acr.iter().map(|a| Cow::Borrowed(*a)).collect(),
+                max_age,
+                stale,
+            })
+        };
+        assert_eq!(
+            challenge(step_up(&["mfa", "phr"], Some(600), false)),
+            "Bearer realm=\"api\", error=\"insufficient_user_authentication\", error_description=\"a different authentication level is required\", acr_values=\"mfa phr\", max_age=600"
+        );
+        assert_eq!(
+            challenge(step_up(&[], Some(60), true)),
+            "Bearer realm=\"api\", error=\"insufficient_user_authentication\", error_description=\"more recent authentication is required\", max_age=60"
+        );
+        let b = body(step_up(&["mfa"], None, false));
+        assert_eq!(
+            (b["error"].as_str(), b["reason"].as_str()),
+            (Some("Unauthorized"), Some("insufficient-user-authentication"))
+        );
+        assert_eq!(b["acr_values"], serde_json::json!(["mfa"]));
+        assert!(b.get("max_age").is_none(), "{b}");
+        assert_eq!(step_up(&["mfa"], None, false).status(), StatusCode::UNAUTHORIZED);
     }
 
     #[test]
