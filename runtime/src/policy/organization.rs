@@ -14,24 +14,27 @@ pub(crate) fn active(auth: &AuthInfo) -> bool {
 /// Whether the session's role is `required`.
 pub(crate) fn has_role(auth: &AuthInfo, required: &str) -> bool {
     match auth.org_role.as_deref() {
-        Some(role) if !role.is_empty() => prefixed(role) == prefixed(required),
+        Some(role) if !role.is_empty() => unprefixed(role) == unprefixed(required),
         _ => false,
     }
 }
 
 /// Whether the session holds the permission `required`.
 pub(crate) fn has_permission(auth: &AuthInfo, required: &str) -> bool {
-    let required = prefixed(required);
-    auth.org_permissions.contains(&required)
+    let required = unprefixed(required);
+    auth.org_permissions
+        .iter()
+        .any(|p| p.strip_prefix("org:") == Some(required))
 }
 
-/// Clerk's `prefixWithOrg`: `value` with every leading `org:` replaced by one.
-fn prefixed(value: &str) -> String {
+/// `value` without its leading run of `org:`: Clerk's `prefixWithOrg(value)` is `org:` and
+/// this, so two values are equal after `prefixWithOrg` when these are (no allocation).
+fn unprefixed(value: &str) -> &str {
     let mut rest = value;
     while let Some(r) = rest.strip_prefix("org:") {
         rest = r;
     }
-    format!("org:{rest}")
+    rest
 }
 
 #[cfg(test)]
