@@ -67,6 +67,13 @@ pub(crate) fn reverification_args(span: Span, chunks: &[Vec<TokenTree>], errors:
             ReverificationArgs::Invalid
         }
         [only] if assignment(only).is_none() => preset_arg(only, errors),
+        [_, second, ..] if chunks.iter().all(|c| assignment(c).is_none()) => {
+            errors.at(
+                second.first().map_or(span, TokenTree::span),
+                "`#[require_reverification]` takes one preset; the strictest one covers the others (`strict_mfa` over `strict`, `strict` over `moderate` and `lax`)",
+            );
+            ReverificationArgs::Invalid
+        }
         _ => {
             let mut pairs = Vec::new();
             for chunk in chunks {

@@ -21,11 +21,14 @@ async fn unknown_key() {}
 #[require_reverification()]
 async fn empty() {}
 
+#[require_reverification(strict, lax)]
+async fn two_presets() {}
+
 // OAuth tokens carry no `fva`.
 #[accepts_token(oauth_token)]
 #[require_reverification(strict)]
 async fn no_sessions() {}
 
 fn main() {
-    let _ = (unknown_preset, quoted_preset, bad_object, negative_minutes, missing_minutes, unknown_key, empty, no_sessions);
+    let _ = (unknown_preset, quoted_preset, bad_object, negative_minutes, missing_minutes, unknown_key, empty, two_presets, no_sessions);
 }
