@@ -1,4 +1,6 @@
-//! The example server: Clerk's two seed routes, made real with tokengate.
+//! The example server: Clerk's two seed routes, made real with tokengate, and the checks of
+//! Clerk's `auth.protect()` as declarations: an organization role and permission, a Billing
+//! feature and plan, reverification, and RFC 9470 step-up for OAuth tokens.
 //!
 //! ```sh
 //! cargo run --example api_server                      # zero configuration
@@ -9,8 +11,9 @@
 //! With no key option it runs in development mode: an SQLite file in the working directory
 //! (or the PostgreSQL database `--database postgres://…` names, shared by several instances)
 //! holds the API keys and a `users` table, a development RSA key pair is generated beside it
-//! (and reused), and start-up prints a demo API key, a development session token, OAuth
-//! token and M2M token, with a `curl` line for each route.
+//! (and reused), and start-up prints demo API keys, development session tokens (one that
+//! passes every session requirement, one that none accepts), OAuth tokens and an M2M token,
+//! with `curl` lines for each route.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -30,9 +33,12 @@ use tokengate::introspection::{IntrospectionConfig, IntrospectionVerifier};
 use tokengate::jwt::{Algorithm, JwtVerifier, KeySet, M2mRules, OAuthRules, SessionRules, jwks_from_pem};
 use tokengate::keys::{DEFAULT_DATABASE_URL, KeyQuery, KeySpec, KeyVerifier, is_postgres_url, open_store, redact_url};
 use tokengate::report::Format;
-use tokengate::routing::{Router, delete, get};
+use tokengate::routing::{Router, delete, get, post};
 use tokengate::verifier::ByFormat;
-use tokengate::{Auth, TokenGate, TokenType, Verifier, accepts_token, public, require_scope};
+use tokengate::{
+    Auth, TokenGate, TokenType, Verifier, accepts_token, public, require_acr, require_feature, require_permission,
+    require_plan, require_reverification, require_role, require_scope,
+};
 
 /// The issuer and audience of development OAuth tokens.
 const DEV_ISSUER: &str = "https://tokengate.dev.invalid";
@@ -300,6 +306,46 @@ async fn delete_user(State(app): State<App>, UrlPath(id): UrlPath<String>) -> St
     }
 }
 
+/// `GET /api/org/members` — organization admins (a session's organization role).
+#[require_role("org:admin")]
+async fn org_members(auth: Auth) -> Json<Auth> {
+    Json(auth)
+}
+
+/// `GET /api/invoices` — sessions holding the organization permission `org:invoices:read`.
+#[require_permission("org:invoices:read")]
+async fn invoices(auth: Auth) -> Json<Auth> {
+    Json(auth)
+}
+
+/// `GET /api/exports` — the Clerk Billing feature `exports` (the organization's or the user's).
+#[require_feature("exports")]
+async fn exports(auth: Auth) -> Json<Auth> {
+    Json(auth)
+}
+
+/// `GET /api/analytics` — the active organization on the `pro` plan.
+#[require_plan("o:pro")]
+async fn analytics(auth: Auth) -> Json<Auth> {
+    Json(auth)
+}
+
+/// `DELETE /api/account` — a second factor verified in the last 10 minutes (Clerk's `strict`);
+/// refused with Clerk's reverification body, which Clerk's front-end turns into a prompt.
+#[require_reverification(strict)]
+async fn delete_account(auth: Auth) -> Json<Auth> {
+    Json(auth)
+}
+
+/// `POST /api/payouts` — sessions: both factors in the last 10 minutes (`strict_mfa`); OAuth
+/// tokens: issued for a multi-factor authentication (`acr` `mfa`) at most 600 s old (RFC 9470).
+#[accepts_token(session_token, oauth_token)]
+#[require_reverification(strict_mfa)]
+#[require_acr("mfa", max_age = 600)]
+async fn payouts(auth: Auth) -> Json<Auth> {
+    Json(auth)
+}
+
 /// `GET /health` — intentionally open.
 #[public]
 async fn health() -> Json<Value> {
@@ -311,6 +357,12 @@ fn routes() -> Router<App> {
     Router::new()
         .route("/api/example", get(get_example).post(post_example))
         .route("/api/users/{id}", delete(delete_user))
+        .route("/api/org/members", get(org_members))
+        .route("/api/invoices", get(invoices))
+        .route("/api/exports", get(exports))
+        .route("/api/analytics", get(analytics))
+        .route("/api/account", delete(delete_account))
+        .route("/api/payouts", post(payouts))
         .route("/health", get(health))
 }
 
@@ -785,6 +837,78 @@ async fn revoke_demo_keys(keys: &KeyVerifier) -> Result<(), Fatal> {
 
 /// Issues fresh demo keys (revoking the previous ones: secrets are shown once) and prints
 /// every credential a newcomer needs, with a `curl` line for each route.
+/// The development tokens printed at start-up, signed with the development key.
+struct DemoTokens {
+    /// Passes every session route: organization admin, feature, plan, fresh factors.
+    session: String,
+    /// Refused by every session requirement.
+    plain_session: String,
+    /// `acr` `mfa`, authenticated now.
+    oauth: String,
+    /// `acr` `pwd`: refused by `POST /api/payouts` with the RFC 9470 challenge.
+    password_oauth: String,
+}
+
+impl DemoTokens {
+    fn sign(dev: &DevKey, args: &Args) -> Result<DemoTokens, Fatal> {
+        let iat = now();
+        let issuer = args.session_issuers.first().map_or(DEV_ISSUER, String::as_str);
+        let mut session = json!({
+            "iss": issuer, "sub": DEMO_USER, "sid": "sess_demo", "sts": "active",
+            "iat": iat, "nbf": iat, "exp": iat + 3600,
+        });
+        if let Some(azp) = args.authorized_parties.first() {
+            session["azp"] = json!(azp);
+        }
+        let mut plain = session.clone();
+        plain["fva"] = json!([120, -1]);
+        let entitled = json!({
+            "org_id": "org_demo", "org_slug": "demo", "org_role": "org:admin",
+            "org_permissions": ["org:invoices:read"], "fea": "o:exports", "pla": "o:pro", "fva": [0, 0],
+        });
+        if let (Value::Object(claims), Value::Object(extra)) = (&mut session, entitled) {
+            claims.extend(extra);
+        }
+        let oauth = |acr: &str| {
+            json!({
+                "iss": DEV_ISSUER, "aud": DEV_AUDIENCE, "sub": DEMO_USER, "client_id": "client_demo",
+                "scope": "write:users", "iat": iat, "exp": iat + 3600, "jti": format!("demo-{acr}-{iat}"),
+                "acr": acr, "auth_time": iat,
+            })
+        };
+        Ok(DemoTokens {
+            session: dev.sign("JWT", &session)?,
+            plain_session: dev.sign("JWT", &plain)?,
+            oauth: dev.sign("at+jwt", &oauth("mfa"))?,
+            password_oauth: dev.sign("at+jwt", &oauth("pwd"))?,
+        })
+    }
+}
+
+/// The `curl` lines of the session routes: each with a token that passes and one refused.
+fn print_session_routes(base: &str, t: &DemoTokens) {
+    let (ok, plain) = (&t.session, &t.plain_session);
+    for (method, path, refusal) in [
+        ("GET", "/api/org/members", "403 no-active-organization"),
+        ("GET", "/api/invoices", "403 no-active-organization"),
+        ("GET", "/api/exports", "403 missing-feature"),
+        ("GET", "/api/analytics", "403 missing-plan"),
+        ("DELETE", "/api/account", "403 reverification-error (Clerk's body)"),
+        ("POST", "/api/payouts", "403 reverification-error (Clerk's body)"),
+    ] {
+        println!("  curl -X {method} -H 'Authorization: Bearer {ok}' {base}{path}");
+        println!("  curl -X {method} -H 'Authorization: Bearer {plain}' {base}{path}   # {refusal}");
+    }
+    println!(
+        "  curl -X POST -H 'Authorization: Bearer {}' {base}/api/payouts",
+        t.oauth
+    );
+    println!(
+        "  curl -i -X POST -H 'Authorization: Bearer {}' {base}/api/payouts   # 401 insufficient_user_authentication",
+        t.password_oauth
+    );
+}
+
 async fn print_demo_credentials(addr: SocketAddr, dev: &DevKey, keys: &KeyVerifier, args: &Args) -> Result<(), Fatal> {
     revoke_demo_keys(keys).await?;
     let writer = keys
@@ -794,23 +918,9 @@ async fn print_demo_credentials(addr: SocketAddr, dev: &DevKey, keys: &KeyVerifi
     let machine = keys
         .issue(KeySpec::m2m_token("mch_demo", "demo-m2m").scope("write:users"))
         .await?;
-    let iat = now();
-    let issuer = args.session_issuers.first().map_or(DEV_ISSUER, String::as_str);
-    let mut session_claims = json!({
-        "iss": issuer, "sub": DEMO_USER, "sid": "sess_demo", "sts": "active",
-        "iat": iat, "nbf": iat, "exp": iat + 3600,
-    });
-    if let Some(azp) = args.authorized_parties.first() {
-        session_claims["azp"] = json!(azp);
-    }
-    let session = dev.sign("JWT", &session_claims)?;
-    let oauth = dev.sign(
-        "at+jwt",
-        &json!({
-            "iss": DEV_ISSUER, "aud": DEV_AUDIENCE, "sub": DEMO_USER, "client_id": "client_demo",
-            "scope": "write:users", "iat": iat, "exp": iat + 3600, "jti": format!("demo-{iat}"),
-        }),
-    )?;
+    let tokens = DemoTokens::sign(dev, args)?;
+    let session = &tokens.session;
+    let oauth = &tokens.oauth;
     let base = format!("http://{addr}");
     println!();
     println!("!! DEVELOPMENT MODE — a generated key signs the tokens below. NOT FOR PRODUCTION. !!");
@@ -820,7 +930,14 @@ async fn print_demo_credentials(addr: SocketAddr, dev: &DevKey, keys: &KeyVerifi
     println!("demo API key (no scopes):     {}", reader.secret.expose());
     println!("demo M2M token (write:users): {}", machine.secret.expose());
     println!("dev session token (1 hour):   {session}");
+    println!(
+        "   (org:admin of org_demo with org:invoices:read, feature o:exports, plan o:pro, both factors just verified)"
+    );
+    println!("dev session token (plain):    {}", tokens.plain_session);
+    println!("   (no organization, feature or plan; first factor verified 2 hours ago, no second factor)");
     println!("dev OAuth token (write:users): {oauth}");
+    println!("   (acr mfa, authenticated at start-up: passes max_age=600 for 10 minutes)");
+    println!("dev OAuth token (password):   {}", tokens.password_oauth);
     println!();
     println!("try:");
     println!("  curl {base}/health");
@@ -842,6 +959,7 @@ async fn print_demo_credentials(addr: SocketAddr, dev: &DevKey, keys: &KeyVerifi
         "  curl -X DELETE -H 'Authorization: Bearer {}' {base}/api/users/user_nobody   # 404",
         machine.secret.expose()
     );
+    print_session_routes(&base, &tokens);
     println!();
     println!("create your own: cargo run -p tokengate-cli -- keys create --subject user_123 --scope write:users");
     Ok(())

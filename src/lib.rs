@@ -69,7 +69,8 @@
 //! ```
 //!
 //! The forms of each attribute: [`accepts_token`], [`require_scope`], [`require_role`],
-//! [`require_permission`], [`require`], [`public`]. The same declarations make a group layer's policy:
+//! [`require_permission`], [`require_feature`], [`require_plan`], [`require_reverification`],
+//! [`require_acr`], [`require`], [`public`]. The same declarations make a group layer's policy:
 //!
 //! ```
 //! use std::sync::Arc;
@@ -152,6 +153,19 @@
 //! #[tokengate::accepts_token(api_key)]
 //! #[tokengate::require_role("org:admin")]
 //! async fn settings() {}
+//! ```
+//!
+//! An unknown reverification preset (the error suggests `strict`), and a step-up requirement on
+//! a route that accepts no OAuth tokens:
+//!
+//! ```compile_fail
+//! #[tokengate::require_reverification(strcit)]
+//! async fn delete_account() {}
+//! ```
+//!
+//! ```compile_fail
+//! #[tokengate::require_acr("mfa")]
+//! async fn payouts() {}
 //! ```
 //!
 //! `#[public]` on a guarded route, and a handler that is not `async`:

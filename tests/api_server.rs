@@ -17,6 +17,7 @@ use process::{Server, cli, create_key, example_bin};
 struct Reply {
     status: u16,
     body: Value,
+    challenge: Option<String>,
 }
 
 async fn call(method: reqwest::Method, url: String, token: Option<&str>) -> Reply {
@@ -27,9 +28,17 @@ async fn call(method: reqwest::Method, url: String, token: Option<&str>) -> Repl
     }
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned());
     let text = response.text().await.unwrap();
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    Reply { status, body }
+    Reply {
+        status,
+        body,
+        challenge,
+    }
 }
 
 async fn get(s: &Server, path: &str, token: Option<&str>) -> Reply {
@@ -214,6 +223,140 @@ async fn development_mode_every_route_every_token_type() {
     assert_eq!(delete(&s, "/api/users/user_demo", Some(&machine)).await.status, 404);
     let r = post(&s, "/api/example", Some(&session)).await;
     assert_eq!(r.body["data"], json!([]));
+}
+
+/// Clerk's reverification refusal, exactly.
+fn assert_reverification(r: &Reply, preset: &str) {
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    assert_eq!(
+        r.body,
+        json!({"clerk_error":{"type":"forbidden","reason":"reverification-error","metadata":{"reverification":preset}}})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn development_mode_session_requirements_and_step_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("e2e.db").display());
+    let s = Server::start(dir.path(), &["--database", &database]);
+    let session = s.printed("dev session token (1 hour):");
+    let plain = s.printed("dev session token (plain):");
+    let oauth = s.printed("dev OAuth token (write:users):");
+    let password = s.printed("dev OAuth token (password):");
+    let reader = s.printed("demo API key (no scopes):");
+    for path in [
+        "/api/org/members",
+        "/api/invoices",
+        "/api/exports",
+        "/api/analytics",
+        "/api/account",
+        "/api/payouts",
+    ] {
+        assert!(
+            s.lines.iter().any(|l| l.contains("curl") && l.contains(path)),
+            "a curl line for {path}"
+        );
+    }
+
+    // The printed session token passes every session route; the Auth comes back as JSON.
+    let routes = [
+        (reqwest::Method::GET, "/api/org/members"),
+        (reqwest::Method::GET, "/api/invoices"),
+        (reqwest::Method::GET, "/api/exports"),
+        (reqwest::Method::GET, "/api/analytics"),
+        (reqwest::Method::DELETE, "/api/account"),
+        (reqwest::Method::POST, "/api/payouts"),
+    ];
+    for (method, path) in &routes {
+        let r = call(method.clone(), format!("{}{path}", s.base), Some(&session)).await;
+        assert_eq!(r.status, 200, "{method} {path}: {:?}", r.body);
+        assert_eq!(
+            (r.body["userId"].as_str(), r.body["tokenType"].as_str()),
+            (Some("user_demo"), Some("session_token"))
+        );
+        assert_eq!(r.body["orgRole"], "org:admin");
+        // The other token types are not accepted there (API keys: none of these routes).
+        let r = call(method.clone(), format!("{}{path}", s.base), Some(&reader)).await;
+        assert_eq!((r.status, reason(&r)), (401, "token-type-mismatch"), "{path}");
+    }
+
+    // The plain session token: each requirement refuses it, naming what is missing.
+    let r = get(&s, "/api/org/members", Some(&plain)).await;
+    assert_eq!((r.status, reason(&r)), (403, "no-active-organization"));
+    let r = get(&s, "/api/invoices", Some(&plain)).await;
+    assert_eq!((r.status, reason(&r)), (403, "no-active-organization"));
+    let r = get(&s, "/api/exports", Some(&plain)).await;
+    assert_eq!(
+        (r.status, reason(&r), r.body["missing_features"].clone()),
+        (403, "missing-feature", json!(["exports"]))
+    );
+    let r = get(&s, "/api/analytics", Some(&plain)).await;
+    assert_eq!(
+        (r.status, reason(&r), r.body["missing_plans"].clone()),
+        (403, "missing-plan", json!(["o:pro"]))
+    );
+    assert_reverification(&delete(&s, "/api/account", Some(&plain)).await, "strict");
+    assert_reverification(&post(&s, "/api/payouts", Some(&plain)).await, "strict_mfa");
+
+    // Tokens signed with the development key: v2 organization claims, stale factors.
+    let dev_key = std::fs::read_to_string(dir.path().join("tokengate-dev-key.pem")).unwrap();
+    let dev = Signer::from_private_pem(dev_key, "tokengate-dev");
+    let session_with = |extra: Value| {
+        let mut claims = json!({"sub": "user_demo", "sid": "s", "iat": now(), "exp": now() + 60});
+        claims
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        dev.sign("JWT", &claims)
+    };
+    let member = session_with(
+        json!({"v": 2, "fea": "o:invoices", "o": {"id": "org_1", "rol": "member", "per": "read", "fpm": "1"}}),
+    );
+    let r = get(&s, "/api/org/members", Some(&member)).await;
+    assert_eq!(
+        (r.status, reason(&r), r.body["missing_roles"].clone()),
+        (403, "missing-role", json!(["org:admin"]))
+    );
+    assert_eq!(get(&s, "/api/invoices", Some(&member)).await.status, 200);
+    let no_permission = session_with(json!({"org_id": "org_1", "org_role": "org:admin", "org_permissions": []}));
+    let r = get(&s, "/api/invoices", Some(&no_permission)).await;
+    assert_eq!((r.status, reason(&r)), (403, "missing-permission"));
+    let user_plan = session_with(json!({"pla": "u:pro", "fea": "u:exports"}));
+    assert_eq!(get(&s, "/api/exports", Some(&user_plan)).await.status, 200);
+    assert_eq!(get(&s, "/api/analytics", Some(&user_plan)).await.status, 403);
+    let second_factor_stale = session_with(json!({"fva": [0, 15]}));
+    assert_reverification(&delete(&s, "/api/account", Some(&second_factor_stale)).await, "strict");
+    let first_factor_stale = session_with(json!({"fva": [15, 0]}));
+    assert_eq!(delete(&s, "/api/account", Some(&first_factor_stale)).await.status, 200);
+    assert_reverification(&post(&s, "/api/payouts", Some(&first_factor_stale)).await, "strict_mfa");
+
+    // OAuth tokens on POST /api/payouts: RFC 9470 step-up.
+    let r = post(&s, "/api/payouts", Some(&oauth)).await;
+    assert_eq!(
+        (r.status, r.body["tokenType"].as_str()),
+        (200, Some("oauth_token")),
+        "{:?}",
+        r.body
+    );
+    let r = post(&s, "/api/payouts", Some(&password)).await;
+    assert_eq!((r.status, reason(&r)), (401, "insufficient-user-authentication"));
+    let challenge = r.challenge.unwrap();
+    assert!(
+        challenge.contains("error=\"insufficient_user_authentication\"")
+            && challenge.ends_with("acr_values=\"mfa\", max_age=600"),
+        "{challenge}"
+    );
+    let old = dev.sign(
+        "at+jwt",
+        &json!({"iss": "https://tokengate.dev.invalid", "aud": "tokengate-example", "sub": "user_demo",
+                "client_id": "c", "jti": "old", "iat": now(), "exp": now() + 60, "acr": "mfa", "auth_time": now() - 700}),
+    );
+    let r = post(&s, "/api/payouts", Some(&old)).await;
+    assert_eq!(r.status, 401);
+    assert!(r.challenge.unwrap().contains("more recent authentication is required"));
+    // OAuth tokens are not accepted by the session-only routes.
+    let r = get(&s, "/api/exports", Some(&oauth)).await;
+    assert_eq!((r.status, reason(&r)), (401, "token-type-mismatch"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -427,10 +570,46 @@ fn policy_report_lists_every_route_without_starting_anything() {
             expect("GET", "/api/example", "guarded"),
             expect("POST", "/api/example", "guarded"),
             expect("DELETE", "/api/users/{id}", "guarded"),
+            expect("GET", "/api/org/members", "guarded"),
+            expect("GET", "/api/invoices", "guarded"),
+            expect("GET", "/api/exports", "guarded"),
+            expect("GET", "/api/analytics", "guarded"),
+            expect("DELETE", "/api/account", "guarded"),
+            expect("POST", "/api/payouts", "guarded"),
             expect("GET", "/health", "public"),
         ]
     );
     assert_eq!(report["routes"][1]["requirements"][0]["applies_to"], json!(["api_key"]));
+    let requirement = |route: usize, i: usize| {
+        let q = &report["routes"][route]["requirements"][i];
+        (
+            q["kind"].as_str().unwrap().to_owned(),
+            q["values"].clone(),
+            q["applies_to"].clone(),
+        )
+    };
+    let sessions = json!(["session_token"]);
+    assert_eq!(
+        requirement(5, 0),
+        ("feature".into(), json!(["exports"]), sessions.clone())
+    );
+    assert_eq!(requirement(6, 0), ("plan".into(), json!(["o:pro"]), sessions.clone()));
+    assert_eq!(
+        requirement(7, 0),
+        ("reverification".into(), json!(["strict"]), sessions.clone())
+    );
+    assert_eq!(
+        requirement(8, 0),
+        ("reverification".into(), json!(["strict_mfa"]), sessions)
+    );
+    assert_eq!(
+        requirement(8, 1),
+        ("acr".into(), json!(["mfa"]), json!(["oauth_token"]))
+    );
+    assert_eq!(
+        requirement(8, 2),
+        ("max_age".into(), json!(["600"]), json!(["oauth_token"]))
+    );
     assert!(
         report["routes"][0]["source"]["file"]
             .as_str()
@@ -441,6 +620,10 @@ fn policy_report_lists_every_route_without_starting_anything() {
     let (code, out, _) = run_example(&["--policy-report"]);
     assert_eq!(code, 0);
     assert!(out.contains("| DELETE | `/api/users/{id}` | guarded |"), "{out}");
+    assert!(
+        out.contains("reverification `strict_mfa` (for session_token); acr `mfa` (for oauth_token); authentication at most 600 s old (for oauth_token)"),
+        "{out}"
+    );
     let (code, out, _) = run_example(&["--policy-report", "--format", "openapi"]);
     assert_eq!(code, 0);
     let doc: Value = serde_json::from_str(&out).unwrap();
@@ -448,6 +631,19 @@ fn policy_report_lists_every_route_without_starting_anything() {
         doc["paths"]["/api/example"]["post"]["security"][2],
         json!({"api_key": ["write:users"]})
     );
+    let payouts = &doc["paths"]["/api/payouts"]["post"];
+    assert_eq!(payouts["security"], json!([{"session_token": []}, {"oauth_token": []}]));
+    let description = payouts["description"].as_str().unwrap();
+    assert!(
+        description.starts_with("Requires reverification `strict_mfa` (for session_token)"),
+        "{description}"
+    );
+    assert!(
+        description.contains("insufficient_user_authentication") && description.contains("reverification-error"),
+        "{description}"
+    );
+    let exports = doc["paths"]["/api/exports"]["get"]["description"].as_str().unwrap();
+    assert_eq!(exports, "Requires feature `exports` (for session_token).");
     // Nothing was created in the working directory: no database, no key.
     let dir = tempfile::tempdir().unwrap();
     let status = Command::new(example_bin())

@@ -34,15 +34,24 @@ pub enum ValueKind {
     Role,
     /// An organization permission of a session (`org:invoices:create`).
     Permission,
+    /// A Clerk Billing feature of a session (`exports`, `o:exports`, `u:exports`).
+    Feature,
+    /// A Clerk Billing plan of a session (`pro`, `o:pro`, `u:pro`).
+    Plan,
+    /// An authentication context class of an OAuth access token (RFC 9470 `acr`, e.g. `mfa`).
+    Acr,
 }
 
 impl ValueKind {
-    /// `scope`, `role` or `permission`.
+    /// `scope`, `role`, `permission`, `feature`, `plan` or `acr`.
     pub const fn as_str(self) -> &'static str {
         match self {
             ValueKind::Scope => "scope",
             ValueKind::Role => "role",
             ValueKind::Permission => "permission",
+            ValueKind::Feature => "feature",
+            ValueKind::Plan => "plan",
+            ValueKind::Acr => "acr",
         }
     }
 
@@ -52,7 +61,38 @@ impl ValueKind {
             ValueKind::Scope => validate_scope(value),
             ValueKind::Role => validate_role(value),
             ValueKind::Permission => validate_permission(value),
+            ValueKind::Feature | ValueKind::Plan => validate_billing(self, value),
+            ValueKind::Acr => validate_acr(value),
         }
+    }
+}
+
+/// The scope prefixes of a feature or plan: `o:` (the active organization's) and `u:` (the
+/// user's); without one, either.
+pub const BILLING_SCOPES: [&str; 2] = ["o", "u"];
+
+/// Checks a feature or plan: `<name>`, `o:<name>` or `u:<name>`, the name a key (ASCII
+/// letters, digits, `_`, `-`).
+pub fn validate_billing(kind: ValueKind, value: &str) -> Result<(), ValueError<'_>> {
+    let name = match value.split_once(':') {
+        Some((scope, name)) if BILLING_SCOPES.contains(&scope) => name,
+        Some((scope, _)) => return Err(ValueError::BillingScope { kind, value, scope }),
+        None => value,
+    };
+    if is_key_part(name) {
+        Ok(())
+    } else {
+        Err(ValueError::BillingName { kind, value })
+    }
+}
+
+/// Checks an `acr` value (RFC 9470): printable ASCII without spaces, `"` or `\` (it travels
+/// space-separated in a quoted `acr_values`), like a scope.
+pub fn validate_acr(acr: &str) -> Result<(), ValueError<'_>> {
+    if !acr.is_empty() && acr.chars().all(is_scope_char) {
+        Ok(())
+    } else {
+        Err(ValueError::Acr(acr))
     }
 }
 
@@ -111,6 +151,24 @@ pub enum ValueError<'a> {
     Role(&'a str),
     /// The permission is not of the form `org:<feature>:<action>`.
     Permission(&'a str),
+    /// A feature or plan with a scope prefix other than `o:` or `u:`.
+    BillingScope {
+        /// Feature or plan.
+        kind: ValueKind,
+        /// The value.
+        value: &'a str,
+        /// What stands before its first `:`.
+        scope: &'a str,
+    },
+    /// A feature or plan whose name is empty or holds other characters than a key's.
+    BillingName {
+        /// Feature or plan.
+        kind: ValueKind,
+        /// The value.
+        value: &'a str,
+    },
+    /// An `acr` value that is empty or holds a space, `"`, `\\` or a non-ASCII character.
+    Acr(&'a str),
 }
 
 impl<'a> ValueError<'a> {
@@ -146,6 +204,85 @@ impl<'a> ValueError<'a> {
             ValueError::Permission(permission) => write!(
                 f,
                 "permission `{permission}` is not of the form `org:<feature>:<action>` (e.g. `org:invoices:create`)"
+            ),
+            ValueError::BillingScope { kind, value, scope } => write!(
+                f,
+                "{kind} `{}` has the scope `{}:`, which is not one; {}",
+                value.escape_debug(),
+                scope.escape_debug(),
+                BillingFix(kind, scope, in_attribute)
+            ),
+            ValueError::BillingName { kind, value: "" } => write!(
+                f,
+                "a {kind} cannot be empty; write its name{}",
+                if in_attribute {
+                    format!(", e.g. `\"{}\"`", kind.example())
+                } else {
+                    String::new()
+                }
+            ),
+            ValueError::BillingName { kind, value } => write!(
+                f,
+                "{kind} `{}` is not a {kind} name: write `name`, `o:name` (the active organization's) or `u:name` (the user's), the name made of ASCII letters, digits, `_` and `-`{}",
+                value.escape_debug(),
+                if in_attribute {
+                    format!(", e.g. `\"{}\"`", kind.example())
+                } else {
+                    String::new()
+                }
+            ),
+            ValueError::Acr(acr) => write!(
+                f,
+                "acr `{}` is not an authentication context class: use printable ASCII without spaces, `\"` or `\\`{}",
+                acr.escape_debug(),
+                if in_attribute { ", e.g. `\"mfa\"`" } else { "" }
+            ),
+        }
+    }
+}
+
+impl ValueKind {
+    /// An example value of this kind.
+    pub const fn example(self) -> &'static str {
+        match self {
+            ValueKind::Scope => "write:users",
+            ValueKind::Role => "org:admin",
+            ValueKind::Permission => "org:invoices:create",
+            ValueKind::Feature => "exports",
+            ValueKind::Plan => "o:pro",
+            ValueKind::Acr => "mfa",
+        }
+    }
+}
+
+impl fmt::Display for ValueKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The fix for a feature or plan with an unknown scope: the nearest of `o:` / `u:`.
+struct BillingFix<'a>(ValueKind, &'a str, bool);
+
+impl fmt::Display for BillingFix<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let BillingFix(kind, scope, in_attribute) = *self;
+        let lower = scope.to_ascii_lowercase();
+        let guess = if lower.starts_with('o') {
+            Some("o")
+        } else if lower.starts_with('u') {
+            Some("u")
+        } else {
+            None
+        };
+        match guess {
+            Some(g) if in_attribute => write!(
+                f,
+                "did you mean `{g}:`? The scopes are `o:` (the active organization's {kind}) and `u:` (the user's); without one, either"
+            ),
+            _ => write!(
+                f,
+                "the scopes are `o:` (the active organization's {kind}) and `u:` (the user's); without one, either"
             ),
         }
     }
@@ -221,6 +358,32 @@ mod tests {
         }
         assert_eq!(ValueKind::Permission.validate("org:a:b"), Ok(()));
         assert_eq!(ValueKind::Scope.validate(""), Err(ValueError::EmptyScope));
+    }
+
+    #[test]
+    fn features_plans_and_acr() {
+        for good in ["exports", "o:exports", "u:ex-ports_2"] {
+            assert_eq!(ValueKind::Feature.validate(good), Ok(()), "{good:?}");
+        }
+        for bad in ["", "o:", "x:pro", "org:pro", "o:a:b", "pro plan", "o:é"] {
+            assert!(ValueKind::Plan.validate(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            ValueKind::Plan
+                .validate("org:pro")
+                .unwrap_err()
+                .in_attribute()
+                .to_string(),
+            "plan `org:pro` has the scope `org:`, which is not one; did you mean `o:`? The scopes are `o:` (the active organization's plan) and `u:` (the user's); without one, either"
+        );
+        assert_eq!(
+            ValueKind::Feature.validate("").unwrap_err().to_string(),
+            "a feature cannot be empty; write its name"
+        );
+        assert!(validate_acr("urn:mace:incommon:iap:silver").is_ok());
+        for bad in ["", "m fa", "a\"b", "é"] {
+            assert_eq!(validate_acr(bad), Err(ValueError::Acr(bad)), "{bad:?}");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The vocabulary tokengate's attributes and its runtime share, written once: the token types
-//! and the grammar of scopes, roles and permissions.
+//! and the grammar of scopes, roles, permissions, features, plans, `acr` values and
+//! reverification requirements.
 //!
 //! ```
 //! use tokengate_core::grammar::ValueKind;
@@ -18,6 +19,7 @@
 //! types.
 
 pub mod grammar;
+pub mod reverification;
 #[cfg(feature = "serde")]
 mod serialize;
 pub mod token;

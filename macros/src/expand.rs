@@ -11,7 +11,7 @@ use syn::{Attribute, ItemFn, parse_quote};
 use tokengate_core::grammar::ValueKind;
 use tokengate_core::{TokenType, TokenTypes};
 
-use crate::validate::{Accepts, Condition, Spec};
+use crate::validate::{Accepts, Condition, ReqKind, Spec};
 
 /// The statics a policy refers to, and the `const` expression that builds it.
 struct PolicyStatics {
@@ -53,9 +53,14 @@ fn policy_statics(spec: &Spec) -> PolicyStatics {
             static #values_ident: [#p::Cow<'static, str>; #n] = [#(#p::Cow::Borrowed(#values)),*];
         });
         let kind = match req.kind {
-            ValueKind::Scope => quote!(Scope),
-            ValueKind::Role => quote!(Role),
-            ValueKind::Permission => quote!(Permission),
+            ReqKind::Value(ValueKind::Scope) => quote!(Scope),
+            ReqKind::Value(ValueKind::Role) => quote!(Role),
+            ReqKind::Value(ValueKind::Permission) => quote!(Permission),
+            ReqKind::Value(ValueKind::Feature) => quote!(Feature),
+            ReqKind::Value(ValueKind::Plan) => quote!(Plan),
+            ReqKind::Value(ValueKind::Acr) => quote!(Acr),
+            ReqKind::Reverification => quote!(Reverification),
+            ReqKind::MaxAge => quote!(MaxAge),
         };
         let matching = if req.any { quote!(Any) } else { quote!(All) };
         let applies_to = token_types(req.applies_to);

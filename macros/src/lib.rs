@@ -1,5 +1,7 @@
 //! Attribute macros of tokengate: `#[accepts_token]`, `#[require_scope]`, `#[require_role]`,
-//! `#[require_permission]`, `#[require]`, `#[public]`, and `policy!` for group layers.
+//! `#[require_permission]`, `#[require_feature]`, `#[require_plan]`,
+//! `#[require_reverification]`, `#[require_acr]`, `#[require]`, `#[public]`, and `policy!` for
+//! group layers.
 //!
 //! Use them through the `tokengate` crate, which re-exports them; the generated code refers
 //! to `::tokengate`. Each entry point here is one line into the `handler` or `policy`
@@ -39,6 +41,7 @@ mod handler;
 mod names;
 mod parse;
 mod policy;
+mod step_up;
 mod validate;
 
 use proc_macro::TokenStream;
@@ -148,6 +151,74 @@ pub fn require_permission(args: TokenStream, item: TokenStream) -> TokenStream {
     handler::expand(AttrKind::RequirePermission, args.into(), item.into()).into()
 }
 
+/// Requires Clerk Billing features of a signed-in user (session tokens, the `fea` claim).
+///
+/// ```text
+/// #[require_feature("exports")]                  // the organization's or the user's
+/// #[require_feature("o:exports")]                // the active organization's
+/// #[require_feature(any("u:exports", "o:exports"))]
+/// ```
+///
+/// Decided as Clerk's `has({ feature })`: the claim's `o:`, `u:`, `ou:`/`uo:` entries; a claim
+/// that is absent, not a string or holds an entry without `:` grants nothing. Refusal: `403`,
+/// reason `missing-feature`, naming what is missing. A name is ASCII letters, digits, `_` and
+/// `-`, optionally after the scope `o:` or `u:`. Like `#[require_role]`, it applies to session
+/// tokens only and needs a route that accepts them; give machine tokens a `#[require_scope]`.
+#[proc_macro_attribute]
+pub fn require_feature(args: TokenStream, item: TokenStream) -> TokenStream {
+    handler::expand(AttrKind::RequireFeature, args.into(), item.into()).into()
+}
+
+/// Requires Clerk Billing plans of a signed-in user (session tokens, the `pla` claim).
+///
+/// ```text
+/// #[require_plan("o:pro")]                       // the active organization's plan
+/// #[require_plan(any("u:pro", "o:pro"))]
+/// ```
+///
+/// The same forms and rules as `#[require_feature]`; refusal reason `missing-plan`.
+#[proc_macro_attribute]
+pub fn require_plan(args: TokenStream, item: TokenStream) -> TokenStream {
+    handler::expand(AttrKind::RequirePlan, args.into(), item.into()).into()
+}
+
+/// Requires that a signed-in user verified their factors recently (session tokens, the `fva`
+/// claim), as Clerk's `auth.protect({ reverification })` does.
+///
+/// ```text
+/// #[require_reverification(strict)]                                   // a Clerk preset
+/// #[require_reverification(level = second_factor, after_minutes = 30)]
+/// ```
+///
+/// Presets: `strict_mfa` (10 minutes, `multi_factor`), `strict` (10, `second_factor`),
+/// `moderate` (60, `second_factor`), `lax` (1440, `second_factor`); levels `first_factor`,
+/// `second_factor`, `multi_factor`. A refusal is `403` with Clerk's body
+/// (`{"clerk_error":{"type":"forbidden","reason":"reverification-error","metadata":{"reverification":"strict"}}}`),
+/// which Clerk's front-end `useReverification()` recognises. Compile errors: an unknown preset
+/// or level (with a suggestion), `after_minutes` not over zero, a route without session tokens.
+#[proc_macro_attribute]
+pub fn require_reverification(args: TokenStream, item: TokenStream) -> TokenStream {
+    handler::expand(AttrKind::RequireReverification, args.into(), item.into()).into()
+}
+
+/// Requires how the user of an OAuth access token authenticated (RFC 9470 step-up): the
+/// token's `acr` and, with `max_age`, how long ago (`auth_time`, in seconds).
+///
+/// ```text
+/// #[require_acr("mfa")]
+/// #[require_acr(any("mfa", "phr"), max_age = 600)]
+/// #[require_acr(max_age = 600)]
+/// ```
+///
+/// Applies to OAuth access tokens only, and needs a route that accepts them. A refusal is
+/// `401` with `WWW-Authenticate: Bearer error="insufficient_user_authentication",
+/// error_description="…", acr_values="mfa", max_age=600`, so the client asks the
+/// authorization server for a fresh authentication.
+#[proc_macro_attribute]
+pub fn require_acr(args: TokenStream, item: TokenStream) -> TokenStream {
+    handler::expand(AttrKind::RequireAcr, args.into(), item.into()).into()
+}
+
 /// Requires custom conditions: async predicates over the verified caller and the request.
 ///
 /// ```text
@@ -202,6 +273,8 @@ pub fn public(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```text
 /// policy!(accepts_token(api_key, m2m_token), require_scope("admin"))
 /// policy!(accepts_token(session_token, api_key), require_scope(api_key: "admin"), require_role("org:admin"))
+/// policy!(require_feature("exports"), require_reverification(strict))
+/// policy!(accepts_token(oauth_token), require_acr("mfa", max_age = 600))
 /// policy!()   // Clerk's default: any signed-in session
 /// ```
 ///

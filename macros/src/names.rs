@@ -13,16 +13,24 @@ pub(crate) enum AttrKind {
     /// `#[require(predicate, ...)]`: custom conditions.
     Require,
     Public,
+    RequireFeature,
+    RequirePlan,
+    RequireReverification,
+    RequireAcr,
 }
 
 impl AttrKind {
-    pub(crate) const ALL: [AttrKind; 6] = [
+    pub(crate) const ALL: [AttrKind; 10] = [
         AttrKind::AcceptsToken,
         AttrKind::RequireScope,
         AttrKind::RequireRole,
         AttrKind::RequirePermission,
         AttrKind::Require,
         AttrKind::Public,
+        AttrKind::RequireFeature,
+        AttrKind::RequirePlan,
+        AttrKind::RequireReverification,
+        AttrKind::RequireAcr,
     ];
 
     pub(crate) const fn name(self) -> &'static str {
@@ -33,6 +41,10 @@ impl AttrKind {
             AttrKind::RequirePermission => "require_permission",
             AttrKind::Require => "require",
             AttrKind::Public => "public",
+            AttrKind::RequireFeature => "require_feature",
+            AttrKind::RequirePlan => "require_plan",
+            AttrKind::RequireReverification => "require_reverification",
+            AttrKind::RequireAcr => "require_acr",
         }
     }
 
@@ -46,6 +58,10 @@ impl AttrKind {
             AttrKind::RequireRole => "role",
             AttrKind::RequirePermission => "permission",
             AttrKind::Require => "condition",
+            AttrKind::RequireFeature => "feature",
+            AttrKind::RequirePlan => "plan",
+            AttrKind::RequireReverification => "reverification",
+            AttrKind::RequireAcr => "acr",
             _ => "scope",
         }
     }
@@ -56,6 +72,10 @@ impl AttrKind {
             AttrKind::RequireRole => "org:admin",
             AttrKind::RequirePermission => "org:invoices:create",
             AttrKind::Require => "is_owner",
+            AttrKind::RequireFeature => "exports",
+            AttrKind::RequirePlan => "o:pro",
+            AttrKind::RequireReverification => "strict",
+            AttrKind::RequireAcr => "mfa",
             _ => "write:users",
         }
     }

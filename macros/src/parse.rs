@@ -8,6 +8,7 @@ use syn::{Attribute, LitStr, Meta, Path};
 
 use crate::errors::Errors;
 use crate::names::{AttrKind, nearest, valid_types};
+use crate::step_up::{ReverificationArgs, assignment, reverification_args};
 
 /// One tokengate attribute as the user wrote it.
 pub(crate) struct Declared {
@@ -28,6 +29,10 @@ pub(crate) enum Args {
     Require(RequireArgs),
     /// `require(...)`: the predicates' paths, as written.
     Conditions(Vec<Path>),
+    /// `require_reverification(...)`.
+    Reverification(ReverificationArgs),
+    /// `require_acr(...)`: the `acr` values, and `max_age = ...` (its key and value tokens).
+    Acr(RequireArgs, Option<(Ident, Vec<TokenTree>)>),
     /// `public`.
     Public,
 }
@@ -107,9 +112,13 @@ pub(crate) fn declared(kind: AttrKind, span: Span, args: TokenStream, errors: &m
     let chunks = split_commas(args, errors);
     let args = match kind {
         AttrKind::AcceptsToken => Args::Accepts(chunks.into_iter().filter_map(|c| type_arg(&c, errors)).collect()),
-        AttrKind::RequireScope | AttrKind::RequireRole | AttrKind::RequirePermission => {
-            Args::Require(require_args(kind, span, chunks, errors))
-        }
+        AttrKind::RequireScope
+        | AttrKind::RequireRole
+        | AttrKind::RequirePermission
+        | AttrKind::RequireFeature
+        | AttrKind::RequirePlan => Args::Require(require_args(kind, span, chunks, errors)),
+        AttrKind::RequireReverification => Args::Reverification(reverification_args(span, &chunks, errors)),
+        AttrKind::RequireAcr => acr_args(span, chunks, errors),
         AttrKind::Require => Args::Conditions(chunks.iter().filter_map(|c| condition_arg(c, errors)).collect()),
         AttrKind::Public => {
             if let Some(first) = chunks.first().and_then(|c| c.first()) {
@@ -139,7 +148,44 @@ pub(crate) fn example(kind: AttrKind) -> &'static str {
         AttrKind::RequirePermission => "`#[require_permission(\"org:invoices:create\")]`",
         AttrKind::Require => "`#[require(is_owner)]`",
         AttrKind::Public => "`#[public]`",
+        AttrKind::RequireFeature => "`#[require_feature(\"exports\")]`",
+        AttrKind::RequirePlan => "`#[require_plan(\"o:pro\")]`",
+        AttrKind::RequireReverification => "`#[require_reverification(strict)]`",
+        AttrKind::RequireAcr => "`#[require_acr(\"mfa\", max_age = 600)]`",
     }
+}
+
+/// `require_acr(...)`: `max_age = N` taken out (once), the rest read as a requirement's values.
+fn acr_args(span: Span, chunks: Vec<Vec<TokenTree>>, errors: &mut Errors) -> Args {
+    let mut max_age = None;
+    let mut rest = Vec::new();
+    for chunk in chunks {
+        match assignment(&chunk) {
+            Some((key, value)) if key == "max_age" && max_age.is_none() => max_age = Some((key, value)),
+            Some((key, _)) if key == "max_age" => errors.at(key.span(), "`max_age` is given twice; remove one"),
+            Some((key, _)) => {
+                let hint = nearest(&key.to_string(), ["max_age"])
+                    .map(|s| format!("did you mean `{s}`? "))
+                    .unwrap_or_default();
+                errors.at(
+                    key.span(),
+                    format!("unknown argument `{key} = ...`; {hint}`#[require_acr]` takes `acr` strings, `any(...)` and `max_age = <seconds>`"),
+                );
+            }
+            None => rest.push(chunk),
+        }
+    }
+    let args = if rest.is_empty() {
+        RequireArgs {
+            limit: None,
+            any: None,
+            values: Vec::new(),
+            empty_span: span,
+        }
+    } else {
+        require_args(AttrKind::RequireAcr, span, rest, errors)
+    };
+    Args::Acr(args, max_age)
 }
 
 /// The token trees of `args`, split at top-level commas; a trailing comma is allowed.

@@ -13,6 +13,7 @@ use tokengate_core::{TokenType, TokenTypes};
 use crate::errors::Errors;
 use crate::names::{AttrKind, limit_form, unknown_type_message, valid_types};
 use crate::parse::{Args, Declared, PREDICATE_SIGNATURE, RequireArgs, TypeArg, ValueArg};
+use crate::step_up::{check_reverification, positive};
 
 /// Where the declarations are used.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -61,9 +62,20 @@ impl Accepts {
     }
 }
 
+/// What a checked requirement looks at.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReqKind {
+    /// Values of a grammar: scopes, roles, permissions, features, plans, `acr`.
+    Value(ValueKind),
+    /// One reverification requirement, in its text form.
+    Reverification,
+    /// One maximum authentication age, in seconds.
+    MaxAge,
+}
+
 /// A checked requirement.
 pub(crate) struct Req {
-    pub(crate) kind: ValueKind,
+    pub(crate) kind: ReqKind,
     pub(crate) any: bool,
     pub(crate) values: Vec<String>,
     /// Empty: every accepted type.
@@ -103,10 +115,119 @@ pub(crate) fn validate(decls: &[Declared], context: Context, errors: &mut Errors
                 spec.requirements.push(requirement(d, args, accepts, context, errors));
             }
             Args::Conditions(paths) => conditions(d, paths, context, &mut spec.conditions, errors),
+            Args::Reverification(args) => {
+                let accepts = accepts_known.then_some(spec.accepts);
+                let checked = check_reverification(args, d.span, errors);
+                if let Some(accepts) = accepts {
+                    serves_sessions(d, accepts, context, errors);
+                }
+                spec.requirements.extend(checked.map(|r| Req {
+                    kind: ReqKind::Reverification,
+                    any: false,
+                    values: vec![r.to_string()],
+                    applies_to: TokenTypes::DEFAULT,
+                }));
+            }
+            Args::Acr(args, max_age) => {
+                let accepts = accepts_known.then_some(spec.accepts);
+                acr(
+                    d,
+                    args,
+                    max_age.as_ref(),
+                    accepts,
+                    context,
+                    &mut spec.requirements,
+                    errors,
+                );
+            }
             _ => {}
         }
     }
     spec
+}
+
+/// `require_acr(...)`: the `acr` values (one, or any of several) and the maximum age, on a
+/// route that accepts OAuth tokens.
+fn acr(
+    d: &Declared,
+    args: &RequireArgs,
+    max_age: Option<&(Ident, Vec<proc_macro2::TokenTree>)>,
+    accepts: Option<Accepts>,
+    context: Context,
+    out: &mut Vec<Req>,
+    errors: &mut Errors,
+) {
+    let oauth = TokenTypes::EMPTY.with(TokenType::OAuthToken);
+    if args.values.is_empty() && max_age.is_none() && !d.malformed {
+        errors.at(
+            args.empty_span,
+            "`#[require_acr]` needs an `acr` or a maximum age, e.g. `#[require_acr(\"mfa\")]`, `#[require_acr(any(\"mfa\", \"phr\"), max_age = 600)]` or `#[require_acr(max_age = 600)]`",
+        );
+    } else if !args.values.is_empty() || max_age.is_none() {
+        let mut req = requirement(d, args, None, context, errors);
+        if !req.any && req.values.len() > 1 {
+            errors.at(
+                d.span,
+                format!(
+                    "an OAuth token carries one `acr`, so requiring all of several can never hold; to accept either, write `#[require_acr(any({}))]`",
+                    req.values.iter().map(|v| format!("\"{v}\"")).collect::<Vec<_>>().join(", ")
+                ),
+            );
+        }
+        req.applies_to = oauth;
+        out.push(req);
+    }
+    if let Some((key, value)) = max_age
+        && let Some(seconds) = positive(key, value, "max_age", "seconds", errors)
+    {
+        out.push(Req {
+            kind: ReqKind::MaxAge,
+            any: false,
+            values: vec![seconds.to_string()],
+            applies_to: oauth,
+        });
+    }
+    if let Some(accepts) = accepts
+        && !accepts.set().contains(TokenType::OAuthToken)
+    {
+        let route = if context == Context::Layer { "policy" } else { "route" };
+        errors.at(
+            d.span,
+            format!(
+                "`#[require_acr]` checks how the user of an OAuth access token authenticated (RFC 9470 `acr` and `auth_time`), but this {route} accepts no OAuth tokens (it accepts: {}); add `oauth_token` to `#[accepts_token]`, or use `#[require_reverification]` for sessions",
+                accepts.set()
+            ),
+        );
+    }
+}
+
+/// A session-only requirement on a route that accepts no session tokens: an error.
+fn serves_sessions(d: &Declared, accepts: Accepts, context: Context, errors: &mut Errors) {
+    let accepted = accepts.set();
+    if accepted.contains(TokenType::SessionToken) {
+        return;
+    }
+    let route = if context == Context::Layer { "policy" } else { "route" };
+    let what = match d.kind {
+        AttrKind::RequireRole => "the organization role of a signed-in user",
+        AttrKind::RequirePermission => "the organization permission of a signed-in user",
+        AttrKind::RequireFeature => "a Clerk Billing feature of a signed-in user (the session's `fea` claim)",
+        AttrKind::RequirePlan => "a Clerk Billing plan of a signed-in user (the session's `pla` claim)",
+        _ => "how recently a signed-in user verified their factors (the session's `fva` claim)",
+    };
+    let instead = match d.kind {
+        AttrKind::RequireReverification if accepted.contains(TokenType::OAuthToken) => {
+            "or, for OAuth tokens, use `#[require_acr(..., max_age = ...)]`"
+        }
+        _ => "or require a scope instead",
+    };
+    errors.at(
+        d.span,
+        format!(
+            "`#[{attr}]` checks {what}, which only session tokens carry, but this {route} accepts no session tokens (it accepts: {accepted}); add `session_token` to `#[accepts_token]`, {instead}",
+            attr = d.kind.name(),
+        ),
+    );
 }
 
 /// `#[require(a, b)]`: at least one predicate, none twice (across attributes too), and only
@@ -270,13 +391,16 @@ fn requirement(
     let kind = match d.kind {
         AttrKind::RequireRole => ValueKind::Role,
         AttrKind::RequirePermission => ValueKind::Permission,
+        AttrKind::RequireFeature => ValueKind::Feature,
+        AttrKind::RequirePlan => ValueKind::Plan,
+        AttrKind::RequireAcr => ValueKind::Acr,
         _ => ValueKind::Scope,
     };
     let start = errors.count();
     let values = values(d, kind, args, errors);
     let (limit, limited) = type_limit(d, kind, args, errors);
     let mut req = Req {
-        kind,
+        kind: ReqKind::Value(kind),
         any: args.any.is_some(),
         values,
         applies_to: limit,
@@ -364,7 +488,12 @@ fn type_limit(
     let Some((types, colon)) = &args.limit else {
         return (limit, limited);
     };
-    if kind != ValueKind::Scope {
+    if kind == ValueKind::Acr {
+        errors.at(
+            *colon,
+            "`#[require_acr]` always applies to OAuth access tokens only (the others carry no `acr`); remove the type limit",
+        );
+    } else if kind != ValueKind::Scope {
         errors.at(
             *colon,
             format!(
@@ -421,25 +550,22 @@ fn applies_to(
     errors: &mut Errors,
 ) -> TokenTypes {
     let accepted = accepts.set();
+    let context = if route == "policy" {
+        Context::Layer
+    } else {
+        Context::Handler
+    };
     match req.kind {
-        ValueKind::Role | ValueKind::Permission => {
-            if !accepted.contains(TokenType::SessionToken) {
-                errors.at(
-                    d.span,
-                    format!(
-                        "`#[{attr}]` checks the organization {noun} of a signed-in user, which only session tokens carry, but this {route} accepts no session tokens (it accepts: {accepted}); add `session_token` to `#[accepts_token]`, or require a scope instead",
-                        attr = d.kind.name(),
-                        noun = d.kind.value_noun(),
-                    ),
-                );
-            }
-            TokenTypes::DEFAULT
-        }
-        ValueKind::Scope if unlimited && accepted.contains(TokenType::SessionToken) => {
+        ReqKind::Value(ValueKind::Scope) if unlimited && accepted.contains(TokenType::SessionToken) => {
             errors.at(d.span, scope_on_sessions(req, accepts));
             TokenTypes::EMPTY
         }
-        ValueKind::Scope => req.applies_to,
+        ReqKind::Value(ValueKind::Scope) => req.applies_to,
+        ReqKind::Value(ValueKind::Acr) | ReqKind::MaxAge => TokenTypes::EMPTY.with(TokenType::OAuthToken),
+        _ => {
+            serves_sessions(d, accepts, context, errors);
+            TokenTypes::DEFAULT
+        }
     }
 }
 

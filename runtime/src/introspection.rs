@@ -430,6 +430,9 @@ impl IntrospectionVerifier {
         if number("nbf")?.is_some_and(|nbf| nbf > now + LEEWAY_SECS) {
             return Err(InvalidReason::NotYetValid);
         }
+        // RFC 9470: kept in `claims` for `#[require_acr]`, so of the types it reads.
+        number("auth_time")?;
+        string("acr")?;
         if let Some(issuer) = &self.config.issuer
             && string("iss")?.as_deref() != Some(issuer.as_str())
         {

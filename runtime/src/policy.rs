@@ -26,10 +26,16 @@ use std::borrow::Cow;
 use std::fmt;
 
 use tokengate_core::grammar::{self, ValueKind};
+use tokengate_core::reverification::Reverification;
 
 use crate::auth::AuthInfo;
-use crate::rejection::{Forbidden, ForbiddenReason, Rejection};
+use crate::rejection::{Forbidden, ForbiddenReason, Rejection, StepUp};
 use crate::token::{TokenType, TokenTypes};
+
+pub(crate) mod billing;
+mod organization;
+mod reverification;
+mod step_up;
 
 /// What a requirement looks at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -44,16 +50,45 @@ pub enum RequirementKind {
     /// A custom async predicate, named by its path (`#[require(is_owner)]`). Evaluated by the
     /// handler's guard after every other check; a policy only records its name.
     Condition,
+    /// A Clerk Billing feature of a session (`fea`): `exports`, `o:exports`, `u:exports`.
+    Feature,
+    /// A Clerk Billing plan of a session (`pla`): `pro`, `o:pro`, `u:pro`.
+    Plan,
+    /// A recent verification of a session's factors (`fva`): one value, a Clerk preset
+    /// (`strict`) or `<level>:<minutes>` ([`Reverification`]'s text form).
+    Reverification,
+    /// The authentication context class of an OAuth access token (`acr`, RFC 9470).
+    Acr,
+    /// The maximum age in seconds of an OAuth access token's authentication (`auth_time`,
+    /// RFC 9470 `max_age`): one value, a positive integer.
+    MaxAge,
 }
 
 impl RequirementKind {
-    /// `scope`, `role`, `permission` or `condition`.
+    /// `scope`, `role`, `permission`, `condition`, `feature`, `plan`, `reverification`,
+    /// `acr` or `max_age`.
     pub const fn as_str(self) -> &'static str {
         match self {
             RequirementKind::Scope => "scope",
             RequirementKind::Role => "role",
             RequirementKind::Permission => "permission",
             RequirementKind::Condition => "condition",
+            RequirementKind::Feature => "feature",
+            RequirementKind::Plan => "plan",
+            RequirementKind::Reverification => "reverification",
+            RequirementKind::Acr => "acr",
+            RequirementKind::MaxAge => "max_age",
+        }
+    }
+
+    /// The token types a requirement of this kind is about: sessions for organizations,
+    /// billing and reverification, OAuth tokens for step-up; empty (every accepted type)
+    /// for scopes and conditions.
+    pub const fn natural_types(self) -> TokenTypes {
+        match self {
+            RequirementKind::Scope | RequirementKind::Condition => TokenTypes::EMPTY,
+            RequirementKind::Acr | RequirementKind::MaxAge => TokenTypes::EMPTY.with(TokenType::OAuthToken),
+            _ => TokenTypes::EMPTY.with(TokenType::SessionToken),
         }
     }
 }
@@ -115,11 +150,14 @@ impl Requirement {
         for v in &values {
             validate_value(kind, v).map_err(PolicyError)?;
         }
+        if matches!(kind, RequirementKind::Reverification | RequirementKind::MaxAge) && values.len() > 1 {
+            return Err(PolicyError(format!("a {} requirement has one value", kind.as_str())));
+        }
         Ok(Requirement {
             kind,
             matching,
             values: Cow::Owned(values),
-            applies_to: TokenTypes::EMPTY,
+            applies_to: kind.natural_types(),
         })
     }
 
@@ -166,30 +204,49 @@ impl Requirement {
     }
 
     fn check(&self, auth: &AuthInfo) -> Result<(), Rejection> {
-        if !self.applies(auth.token_type) {
+        if !self.applies(auth.token_type) || self.kind == RequirementKind::Condition {
+            // Conditions are evaluated by the guard, which holds the predicate.
             return Ok(());
         }
-        let held: &[String] = match self.kind {
-            // Evaluated by the guard, which holds the predicate.
-            RequirementKind::Condition => return Ok(()),
-            RequirementKind::Scope => &auth.scopes,
-            RequirementKind::Role | RequirementKind::Permission if auth.org_id.is_none() => {
-                return Err(self.forbidden(Vec::new(), ForbiddenReason::NoActiveOrganization));
-            }
-            RequirementKind::Role => std::slice::from_ref(auth.org_role.as_ref().unwrap_or(&EMPTY)),
-            RequirementKind::Permission => &auth.org_permissions,
-        };
-        let has = |v: &str| held.iter().any(|h| h == v);
+        let needs_org = matches!(self.kind, RequirementKind::Role | RequirementKind::Permission);
+        if needs_org && !organization::active(auth) {
+            return Err(self.forbidden(Vec::new(), ForbiddenReason::NoActiveOrganization));
+        }
         let missing: Vec<Cow<'static, str>> = match self.matching {
-            Match::All => self.values.iter().filter(|v| !has(v)).cloned().collect(),
-            Match::Any if self.values.iter().any(|v| has(v)) => Vec::new(),
+            Match::All => self.values.iter().filter(|v| !self.holds(auth, v)).cloned().collect(),
+            Match::Any if self.values.iter().any(|v| self.holds(auth, v)) => Vec::new(),
             Match::Any => self.values.to_vec(),
         };
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(self.forbidden(missing, ForbiddenReason::lacking(self.kind)))
+        match missing.is_empty() {
+            true => Ok(()),
+            false if self.is_step_up() => Err(Rejection::InsufficientUserAuthentication(StepUp {
+                stale: self.kind == RequirementKind::MaxAge,
+                ..StepUp::default()
+            })),
+            false => Err(self.forbidden(missing, ForbiddenReason::lacking(self.kind))),
         }
+    }
+
+    /// Whether the token carries the required `value`, as Clerk decides it for sessions.
+    fn holds(&self, auth: &AuthInfo, value: &str) -> bool {
+        match self.kind {
+            RequirementKind::Scope => auth.scopes.iter().any(|s| s == value),
+            RequirementKind::Role => organization::has_role(auth, value),
+            RequirementKind::Permission => organization::has_permission(auth, value),
+            RequirementKind::Feature => billing::entitled(auth.claims.get("fea"), value),
+            RequirementKind::Plan => billing::entitled(auth.claims.get("pla"), value),
+            RequirementKind::Reverification => value
+                .parse::<Reverification>()
+                .is_ok_and(|r| reverification::fresh(auth.claims.get("fva"), r)),
+            RequirementKind::Acr => step_up::has_acr(&auth.claims, value),
+            RequirementKind::MaxAge => step_up::recent(&auth.claims, value),
+            RequirementKind::Condition => true,
+        }
+    }
+
+    /// An RFC 9470 requirement (`acr`, `max_age`), refused with a `401` challenge.
+    fn is_step_up(&self) -> bool {
+        matches!(self.kind, RequirementKind::Acr | RequirementKind::MaxAge)
     }
 
     fn forbidden(&self, missing: Vec<Cow<'static, str>>, reason: ForbiddenReason) -> Rejection {
@@ -202,8 +259,6 @@ impl Requirement {
         })
     }
 }
-
-static EMPTY: String = String::new();
 
 impl fmt::Display for Requirement {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -271,7 +326,36 @@ impl Policy {
                 accepted: self.accepts,
             });
         }
-        self.requirements.iter().try_for_each(|r| r.check(auth))
+        self.requirements
+            .iter()
+            .try_for_each(|r| r.check(auth))
+            .map_err(|e| match e {
+                Rejection::InsufficientUserAuthentication(failed) => {
+                    Rejection::InsufficientUserAuthentication(StepUp {
+                        stale: failed.stale,
+                        ..self.step_up()
+                    })
+                }
+                other => other,
+            })
+    }
+
+    /// Everything the policy asks of an OAuth token's authentication, for an RFC 9470
+    /// challenge: every acceptable `acr` and the smallest maximum age.
+    fn step_up(&self) -> StepUp {
+        let mut step_up = StepUp::default();
+        for r in self.requirements.iter() {
+            match r.kind {
+                RequirementKind::Acr => step_up.acr_values.extend(r.values.iter().cloned()),
+                RequirementKind::MaxAge => {
+                    for age in r.values.iter().filter_map(|v| v.parse::<u32>().ok()) {
+                        step_up.max_age = Some(step_up.max_age.map_or(age, |m| m.min(age)));
+                    }
+                }
+                _ => {}
+            }
+        }
+        step_up
     }
 }
 
@@ -287,7 +371,22 @@ pub fn validate_value(kind: RequirementKind, value: &str) -> Result<(), String> 
         RequirementKind::Scope => ValueKind::Scope,
         RequirementKind::Role => ValueKind::Role,
         RequirementKind::Permission => ValueKind::Permission,
+        RequirementKind::Feature => ValueKind::Feature,
+        RequirementKind::Plan => ValueKind::Plan,
+        RequirementKind::Acr => ValueKind::Acr,
         RequirementKind::Condition => return Ok(()),
+        RequirementKind::Reverification => {
+            return value.parse::<Reverification>().map(|_| ()).map_err(|e| e.to_string());
+        }
+        RequirementKind::MaxAge => {
+            return match value.parse::<u32>() {
+                Ok(seconds) if seconds > 0 && !value.starts_with('+') => Ok(()),
+                _ => Err(format!(
+                    "max_age `{}` is not a number of seconds over zero",
+                    value.escape_debug()
+                )),
+            };
+        }
     };
     kind.validate(value).map_err(|e| e.to_string())
 }
@@ -360,6 +459,58 @@ mod tests {
         assert!(p.check(&a).is_err());
         a.org_role = Some("org:admin".into());
         assert!(p.check(&a).is_ok());
+    }
+
+    #[test]
+    fn session_and_step_up_kinds_apply_to_their_types() {
+        let feature = Requirement::new(RequirementKind::Feature, Match::All, ["o:exports"]).unwrap();
+        assert_eq!(feature.applies_to(), TokenTypes::DEFAULT);
+        let acr = Requirement::new(RequirementKind::Acr, Match::Any, ["mfa"]).unwrap();
+        assert_eq!(acr.applies_to(), TokenTypes::EMPTY.with(TokenType::OAuthToken));
+        for (kind, bad) in [
+            (RequirementKind::Feature, "x:exports"),
+            (RequirementKind::Plan, ""),
+            (RequirementKind::Acr, "m fa"),
+            (RequirementKind::Reverification, "strcit"),
+            (RequirementKind::Reverification, "second_factor:0"),
+            (RequirementKind::MaxAge, "0"),
+            (RequirementKind::MaxAge, "-5"),
+            (RequirementKind::MaxAge, "ten"),
+        ] {
+            assert!(Requirement::new(kind, Match::All, [bad]).is_err(), "{kind:?} {bad:?}");
+        }
+        assert!(Requirement::new(RequirementKind::Reverification, Match::All, ["strict", "lax"]).is_err());
+        // A session passes an OAuth requirement; an OAuth token passes a session one.
+        let p = Policy::accepting(TokenTypes::ANY).require(feature).require(acr);
+        let session = auth(TokenType::SessionToken, &[]);
+        assert!(
+            matches!(p.check(&session), Err(Rejection::Forbidden(f)) if f.reason == ForbiddenReason::MissingFeature)
+        );
+        let oauth = auth(TokenType::OAuthToken, &[]);
+        assert!(matches!(
+            p.check(&oauth),
+            Err(Rejection::InsufficientUserAuthentication(_))
+        ));
+        assert!(p.check(&auth(TokenType::ApiKey, &[])).is_ok());
+    }
+
+    #[test]
+    fn a_step_up_refusal_names_every_acr_and_the_smallest_age() {
+        let p = Policy::accepting(TokenTypes::ANY)
+            .require(Requirement::new(RequirementKind::MaxAge, Match::All, ["900"]).unwrap())
+            .require(Requirement::new(RequirementKind::Acr, Match::Any, ["mfa", "phr"]).unwrap())
+            .require(Requirement::new(RequirementKind::MaxAge, Match::All, ["600"]).unwrap());
+        let mut oauth = auth(TokenType::OAuthToken, &[]);
+        oauth.claims = serde_json::json!({"acr": "mfa"});
+        match p.check(&oauth) {
+            Err(Rejection::InsufficientUserAuthentication(s)) => {
+                assert_eq!(
+                    (s.acr_values, s.max_age, s.stale),
+                    (vec!["mfa".into(), "phr".into()], Some(600), true)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -4,12 +4,17 @@
 //! |---|---|---|
 //! | no credentials | 401 | `Bearer realm="…"` (no error code, RFC 6750 §3.1) |
 //! | bad, expired, revoked, unverifiable or not-accepted token | 401 | `error="invalid_token"` |
-//! | missing scope, role or permission | 403 | `error="insufficient_scope"`, `scope="…"` |
+//! | missing scope, role, permission, feature or plan | 403 | `error="insufficient_scope"`, `scope="…"` |
+//! | a session not reverified recently enough | 403, Clerk's `reverification-error` body | `error="insufficient_scope"` |
+//! | an OAuth token without the `acr` or recent authentication required (RFC 9470) | 401 | `error="insufficient_user_authentication"`, `acr_values="…"`, `max_age=…` |
 //! | malformed request | 400 | `error="invalid_request"` |
 //! | verifier backend unreachable | 503 + `Retry-After` | — |
 //! | server misconfiguration | 500 | — |
 //!
-//! Bodies are JSON: `{"error": "Unauthorized", "reason": "<stable-reason>", "message": "…"}`.
+//! Bodies are JSON: `{"error": "Unauthorized", "reason": "<stable-reason>", "message": "…"}`,
+//! except a reverification refusal, whose body is Clerk's own so that Clerk's front-end
+//! (`useReverification()`) recognises it:
+//! `{"clerk_error":{"type":"forbidden","reason":"reverification-error","metadata":{"reverification":"strict"}}}`.
 //! The token never appears in a body, a header or a log line: every text here is fixed or
 //! comes from the route's own policy.
 //!
@@ -28,6 +33,8 @@ use std::time::Duration;
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
+
+use tokengate_core::reverification::Reverification;
 
 use crate::policy::{Match, RequirementKind};
 use crate::token::{TokenType, TokenTypes};
@@ -198,6 +205,13 @@ pub enum ForbiddenReason {
     NoActiveOrganization,
     /// A `#[require]` predicate refused (`condition-failed`).
     ConditionFailed,
+    /// A Clerk Billing feature is missing (`missing-feature`).
+    MissingFeature,
+    /// A Clerk Billing plan is missing (`missing-plan`).
+    MissingPlan,
+    /// The session's factors were not verified recently enough (`reverification-error`,
+    /// Clerk's reason; the body is Clerk's).
+    ReverificationRequired,
 }
 
 impl ForbiddenReason {
@@ -209,13 +223,23 @@ impl ForbiddenReason {
             ForbiddenReason::MissingPermission => "missing-permission",
             ForbiddenReason::NoActiveOrganization => "no-active-organization",
             ForbiddenReason::ConditionFailed => "condition-failed",
+            ForbiddenReason::MissingFeature => "missing-feature",
+            ForbiddenReason::MissingPlan => "missing-plan",
+            ForbiddenReason::ReverificationRequired => "reverification-error",
         }
     }
 
-    /// The reason a requirement of this kind gives when the token lacks its values.
+    /// The reason a requirement of this kind gives when the token lacks its values. (An `acr`
+    /// or `max_age` requirement is refused with a `401`,
+    /// [`Rejection::InsufficientUserAuthentication`], not a `403`; it is listed with scopes.)
     pub const fn lacking(kind: RequirementKind) -> ForbiddenReason {
         match kind {
-            RequirementKind::Scope => ForbiddenReason::InsufficientScope,
+            RequirementKind::Feature => ForbiddenReason::MissingFeature,
+            RequirementKind::Plan => ForbiddenReason::MissingPlan,
+            RequirementKind::Reverification => ForbiddenReason::ReverificationRequired,
+            RequirementKind::Scope | RequirementKind::Acr | RequirementKind::MaxAge => {
+                ForbiddenReason::InsufficientScope
+            }
             RequirementKind::Role => ForbiddenReason::MissingRole,
             RequirementKind::Permission => ForbiddenReason::MissingPermission,
             RequirementKind::Condition => ForbiddenReason::ConditionFailed,
@@ -244,6 +268,28 @@ pub struct Forbidden {
     pub reason: ForbiddenReason,
 }
 
+/// An OAuth access token's authentication does not meet the route's (RFC 9470): the `acr`
+/// values the route accepts and the maximum age it allows, sent back in the challenge.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StepUp {
+    /// The acceptable `acr` values (empty: any).
+    pub acr_values: Vec<Cow<'static, str>>,
+    /// The maximum age of the authentication, in seconds.
+    pub max_age: Option<u32>,
+    /// Whether the authentication was too old (rather than of another class).
+    pub stale: bool,
+}
+
+impl StepUp {
+    fn description(&self) -> &'static str {
+        if self.stale {
+            "more recent authentication is required"
+        } else {
+            "a different authentication level is required"
+        }
+    }
+}
+
 /// Every way the guard can refuse a request.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -268,6 +314,9 @@ pub enum Rejection {
     /// The token lacks a scope, role or permission.
     #[error("forbidden: {}", .0.reason)]
     Forbidden(Forbidden),
+    /// An OAuth access token's authentication is of another class or too old (RFC 9470).
+    #[error("insufficient user authentication")]
+    InsufficientUserAuthentication(StepUp),
     /// The verifier's backend (database, JWKS, introspection, Clerk) cannot answer.
     #[error("verifier unavailable")]
     Unavailable {
@@ -302,6 +351,11 @@ impl Rejection {
                 (StatusCode::UNAUTHORIZED, Some("invalid_token"), "token-type-mismatch")
             }
             Rejection::Forbidden(f) => (StatusCode::FORBIDDEN, Some("insufficient_scope"), f.reason.as_str()),
+            Rejection::InsufficientUserAuthentication(_) => (
+                StatusCode::UNAUTHORIZED,
+                Some("insufficient_user_authentication"),
+                "insufficient-user-authentication",
+            ),
             Rejection::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, None, "verifier-unavailable"),
             Rejection::Misconfigured(_) => (StatusCode::INTERNAL_SERVER_ERROR, None, "server-misconfigured"),
         };
@@ -336,6 +390,7 @@ impl Rejection {
                 format!("this route does not accept {presented}; it accepts {accepted}").into()
             }
             Rejection::Forbidden(f) => f.message().into(),
+            Rejection::InsufficientUserAuthentication(s) => step_up_message(s).into(),
             Rejection::Unavailable { .. } => "the token could not be verified right now; retry later".into(),
             Rejection::Misconfigured(_) => "the server is misconfigured; see its logs".into(),
         }
@@ -345,20 +400,12 @@ impl Rejection {
     /// RFC 6750 quoted-string characters (the [`TokenGate`](crate::TokenGate) builder checks).
     pub fn into_response_with_realm(self, realm: &str) -> Response {
         let wire = self.wire();
-        let body = Body {
-            error: wire.status.canonical_reason().unwrap_or("Error"),
-            reason: wire.reason,
-            message: self.message(),
-            accepted: match &self {
-                Rejection::TokenTypeNotAccepted { accepted, .. } => Some(*accepted),
-                _ => None,
-            },
-            lacking: match &self {
-                Rejection::Forbidden(f) => Some(Lacking::of(f)),
-                _ => None,
-            },
+        let mut response = match &self {
+            Rejection::Forbidden(f) if f.reason == ForbiddenReason::ReverificationRequired => {
+                (wire.status, Json(clerk_reverification_body(f))).into_response()
+            }
+            _ => (wire.status, Json(self.body(&wire))).into_response(),
         };
-        let mut response = (wire.status, Json(body)).into_response();
         let headers = response.headers_mut();
         if let Some(challenge) = self.challenge(&wire, realm) {
             headers.insert(header::WWW_AUTHENTICATE, challenge);
@@ -371,6 +418,30 @@ impl Rejection {
         response
     }
 
+    /// The JSON body of every rejection but a reverification.
+    fn body(&self, wire: &Wire) -> Body<'_> {
+        Body {
+            error: wire.status.canonical_reason().unwrap_or("Error"),
+            reason: wire.reason,
+            message: self.message(),
+            accepted: match &self {
+                Rejection::TokenTypeNotAccepted { accepted, .. } => Some(*accepted),
+                _ => None,
+            },
+            lacking: match self {
+                Rejection::Forbidden(f) => Some(Lacking::of(f)),
+                _ => None,
+            },
+            step_up: match self {
+                Rejection::InsufficientUserAuthentication(s) => Some(StepUpBody {
+                    acr_values: &s.acr_values,
+                    max_age: s.max_age,
+                }),
+                _ => None,
+            },
+        }
+    }
+
     /// The `WWW-Authenticate` value of a `400`, `401` or `403`.
     fn challenge(&self, wire: &Wire, realm: &str) -> Option<HeaderValue> {
         if !matches!(
@@ -381,7 +452,19 @@ impl Rejection {
         }
         let mut challenge = format!("Bearer realm=\"{realm}\"");
         if let Some(code) = wire.error_code {
-            challenge.push_str(&format!(", error=\"{code}\", error_description=\"{}\"", wire.reason));
+            let description = match self {
+                Rejection::InsufficientUserAuthentication(s) => s.description(),
+                _ => wire.reason,
+            };
+            challenge.push_str(&format!(", error=\"{code}\", error_description=\"{description}\""));
+        }
+        if let Rejection::InsufficientUserAuthentication(s) = self {
+            if !s.acr_values.is_empty() {
+                challenge.push_str(&format!(", acr_values=\"{}\"", s.acr_values.join(" ")));
+            }
+            if let Some(max_age) = s.max_age {
+                challenge.push_str(&format!(", max_age={max_age}"));
+            }
         }
         if let Rejection::Forbidden(f) = self
             && f.kind == RequirementKind::Scope
@@ -411,6 +494,10 @@ impl Forbidden {
                     list(" and ")
                 )
             }
+            ForbiddenReason::ReverificationRequired => format!(
+                "this route needs a recent verification ({}); verify again and retry",
+                list(" and ")
+            ),
             _ => {
                 let joiner = match self.matching {
                     Match::All => " and ",
@@ -432,6 +519,46 @@ struct Body<'a> {
     accepted: Option<TokenTypes>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     lacking: Option<Lacking<'a>>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    step_up: Option<StepUpBody<'a>>,
+}
+
+/// What a `401 insufficient_user_authentication` names.
+#[derive(serde::Serialize)]
+struct StepUpBody<'a> {
+    acr_values: &'a [Cow<'static, str>],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_age: Option<u32>,
+}
+
+fn step_up_message(s: &StepUp) -> String {
+    let mut message = format!("{}: authenticate again", s.description());
+    if !s.acr_values.is_empty() {
+        message.push_str(&format!(" with one of `{}`", s.acr_values.join("`, `")));
+    }
+    if let Some(max_age) = s.max_age {
+        message.push_str(&format!(" (at most {max_age} s before the request)"));
+    }
+    message
+}
+
+/// Clerk's reverification refusal (`@clerk/shared`, `reverificationError`), whose metadata
+/// is the requirement as Clerk's SDK takes it: the preset's name, or `{level, afterMinutes}`.
+fn clerk_reverification_body(f: &Forbidden) -> serde_json::Value {
+    let required = f.required.first().map_or("", |r| &**r);
+    let metadata = match required.parse::<Reverification>() {
+        Ok(Reverification::Custom { level, after_minutes }) => {
+            serde_json::json!({ "level": level.as_str(), "afterMinutes": after_minutes })
+        }
+        _ => serde_json::Value::String(required.to_owned()),
+    };
+    serde_json::json!({
+        "clerk_error": {
+            "type": "forbidden",
+            "reason": "reverification-error",
+            "metadata": { "reverification": metadata },
+        }
+    })
 }
 
 /// What a `403` names, under field names of its requirement's kind.
@@ -453,6 +580,18 @@ enum Lacking<'a> {
     Conditions {
         missing_conditions: &'a [Cow<'static, str>],
         required_conditions: &'a [Cow<'static, str>],
+    },
+    Features {
+        missing_features: &'a [Cow<'static, str>],
+        required_features: &'a [Cow<'static, str>],
+    },
+    Plans {
+        missing_plans: &'a [Cow<'static, str>],
+        required_plans: &'a [Cow<'static, str>],
+    },
+    Other {
+        missing: &'a [Cow<'static, str>],
+        required: &'a [Cow<'static, str>],
     },
 }
 
@@ -476,6 +615,18 @@ impl<'a> Lacking<'a> {
                 missing_conditions: missing,
                 required_conditions: required,
             },
+            RequirementKind::Feature => Lacking::Features {
+                missing_features: missing,
+                required_features: required,
+            },
+            RequirementKind::Plan => Lacking::Plans {
+                missing_plans: missing,
+                required_plans: required,
+            },
+            // A reverification's body is Clerk's; step-up refusals are not `Forbidden`.
+            RequirementKind::Reverification | RequirementKind::Acr | RequirementKind::MaxAge => {
+                Lacking::Other { missing, required }
+            }
         }
     }
 }
@@ -559,6 +710,8 @@ mod tests {
                 "required_permissions",
             ),
             (RequirementKind::Condition, "missing_conditions", "required_conditions"),
+            (RequirementKind::Feature, "missing_features", "required_features"),
+            (RequirementKind::Plan, "missing_plans", "required_plans"),
         ] {
             let b = body(Rejection::Forbidden(Forbidden {
                 kind,
@@ -590,6 +743,57 @@ mod tests {
             body(Rejection::InvalidRequest(InvalidRequest::HeaderTooLarge))["error"],
             "Bad Request"
         );
+    }
+
+    #[test]
+    fn reverification_is_clerks_body_and_nothing_else() {
+        let refusal = |required: &'static str| {
+            Rejection::Forbidden(Forbidden {
+                kind: RequirementKind::Reverification,
+                matching: Match::All,
+                required: vec![required.into()],
+                missing: vec![required.into()],
+                reason: ForbiddenReason::ReverificationRequired,
+            })
+        };
+        let clerk = |metadata: serde_json::Value| serde_json::json!({"clerk_error":{"type":"forbidden","reason":"reverification-error","metadata":{"reverification":metadata}}});
+        assert_eq!(body(refusal("strict_mfa")), clerk(serde_json::json!("strict_mfa")));
+        assert_eq!(
+            body(refusal("second_factor:30")),
+            clerk(serde_json::json!({"level": "second_factor", "afterMinutes": 30}))
+        );
+        assert_eq!(refusal("lax").status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            challenge(refusal("lax")),
+            "Bearer realm=\"api\", error=\"insufficient_scope\", error_description=\"reverification-error\""
+        );
+    }
+
+    #[test]
+    fn step_up_is_an_rfc_9470_challenge() {
+        let step_up = |acr: &[&'static str], max_age, stale| {
+            Rejection::InsufficientUserAuthentication(StepUp {
+                acr_values: acr.iter().map(|a| Cow::Borrowed(*a)).collect(),
+                max_age,
+                stale,
+            })
+        };
+        assert_eq!(
+            challenge(step_up(&["mfa", "phr"], Some(600), false)),
+            "Bearer realm=\"api\", error=\"insufficient_user_authentication\", error_description=\"a different authentication level is required\", acr_values=\"mfa phr\", max_age=600"
+        );
+        assert_eq!(
+            challenge(step_up(&[], Some(60), true)),
+            "Bearer realm=\"api\", error=\"insufficient_user_authentication\", error_description=\"more recent authentication is required\", max_age=60"
+        );
+        let b = body(step_up(&["mfa"], None, false));
+        assert_eq!(
+            (b["error"].as_str(), b["reason"].as_str()),
+            (Some("Unauthorized"), Some("insufficient-user-authentication"))
+        );
+        assert_eq!(b["acr_values"], serde_json::json!(["mfa"]));
+        assert!(b.get("max_age").is_none(), "{b}");
+        assert_eq!(step_up(&["mfa"], None, false).status(), StatusCode::UNAUTHORIZED);
     }
 
     #[test]

@@ -24,6 +24,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 use serde_json::{Value, json};
+use tokengate_core::reverification::Reverification;
 
 use crate::policy::{Match, Policy, Requirement, RequirementKind};
 use crate::registry::HandlerStatus;
@@ -372,8 +373,40 @@ fn describe(r: &RequirementReport) -> String {
     match r.kind {
         // Checked for every accepted type, by the handler's guard: the "for" would be noise.
         RequirementKind::Condition => format!("condition {values}"),
+        RequirementKind::MaxAge => format!(
+            "authentication at most {} s old (for {})",
+            r.values.join(", "),
+            r.applies_to
+        ),
+        RequirementKind::Reverification => {
+            let what: Vec<String> = r.values.iter().map(|v| reverification(v)).collect();
+            format!("reverification {} (for {})", what.join(joiner), r.applies_to)
+        }
         _ => format!("{} {values} (for {})", r.kind.as_str(), r.applies_to),
     }
+}
+
+/// A reverification requirement for people: the preset, or the level and its minutes.
+fn reverification(value: &str) -> String {
+    match value.parse::<Reverification>() {
+        Ok(Reverification::Custom { level, after_minutes }) => {
+            format!("`{}` within {after_minutes} minutes", level.as_str())
+        }
+        _ => format!("`{value}`"),
+    }
+}
+
+/// What the refusals of a route's session and step-up requirements look like, for OpenAPI.
+fn refusals(r: &RouteReport) -> String {
+    let has = |kind: RequirementKind| r.requirements.iter().any(|q| q.kind == kind);
+    let mut out = String::new();
+    if has(RequirementKind::Reverification) {
+        out.push_str(" A session not verified recently enough gets `403` with Clerk's `reverification-error` body (`clerk_error`), which Clerk's front-end turns into a prompt.");
+    }
+    if has(RequirementKind::Acr) || has(RequirementKind::MaxAge) {
+        out.push_str(" An OAuth token without the authentication required gets `401` with an RFC 9470 challenge (`error=\"insufficient_user_authentication\"`, `acr_values`, `max_age`).");
+    }
+    out
 }
 
 fn operation_description(r: &RouteReport) -> String {
@@ -384,15 +417,14 @@ fn operation_description(r: &RouteReport) -> String {
         .map(describe)
         .collect();
     if non_scope.is_empty() {
-        String::new()
-    } else if r.requirements.iter().any(|q| q.kind == RequirementKind::Condition) {
-        format!(
-            "Requires {}. A condition is a check in the service's code (a predicate over the caller and the request); a request that fails it gets `403` with reason `condition-failed`.",
-            non_scope.join("; ")
-        )
-    } else {
-        format!("Requires {}.", non_scope.join("; "))
+        return String::new();
     }
+    let conditions = if r.requirements.iter().any(|q| q.kind == RequirementKind::Condition) {
+        " A condition is a check in the service's code (a predicate over the caller and the request); a request that fails it gets `403` with reason `condition-failed`."
+    } else {
+        ""
+    };
+    format!("Requires {}.{conditions}{}", non_scope.join("; "), refusals(r))
 }
 
 /// One security requirement object per accepted type and per choice of any-of values.

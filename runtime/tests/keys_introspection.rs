@@ -103,6 +103,10 @@ async fn introspect(State(server): State<Server>, headers: HeaderMap, body: Stri
         "tok-wrong-iss" => active(serde_json::json!({"iss": "https://evil.example"})),
         "tok-bad-scope" => active(serde_json::json!({"scope": ["read"]})),
         "tok-refresh" => active(serde_json::json!({"token_type": "refresh_token"})),
+        "tok-mfa" => active(serde_json::json!({"acr": "mfa", "auth_time": now - 30})),
+        "tok-mfa-old" => active(serde_json::json!({"acr": "mfa", "auth_time": now - 3000})),
+        "tok-bad-acr" => active(serde_json::json!({"acr": ["mfa"]})),
+        "tok-bad-auth-time" => active(serde_json::json!({"acr": "mfa", "auth_time": "yesterday"})),
         // Two readings of one answer: a parser that keeps the last member sees an active token.
         "tok-duplicate" => raw(r#"{"active": false, "sub": "user_42", "active": true}"#),
         "tok-duplicate-nested" => raw(&format!(
@@ -167,6 +171,35 @@ async fn an_active_token_is_accepted_and_cached() {
         check(&verifier, "tok-active").await.unwrap();
     }
     assert_eq!(server.count("tok-active"), 1, "the result is cached");
+}
+
+/// RFC 9470 step-up on an introspected token: `acr` and `auth_time` are kept, of their types.
+#[tokio::test]
+async fn introspected_acr_and_auth_time_meet_a_step_up_policy() {
+    let (_server, addr) = start().await;
+    let verifier = IntrospectionVerifier::new(config(addr)).unwrap();
+    let policy = Policy::accepting(TokenTypes::EMPTY.with(TokenType::OAuthToken))
+        .require(Requirement::new(RequirementKind::Acr, Match::Any, ["mfa"]).unwrap())
+        .require(Requirement::new(RequirementKind::MaxAge, Match::All, ["600"]).unwrap());
+    let fresh = check(&verifier, "tok-mfa").await.unwrap();
+    assert_eq!(fresh.claims["acr"], "mfa");
+    assert!(policy.check(&fresh).is_ok());
+    let old = check(&verifier, "tok-mfa-old").await.unwrap();
+    match policy.check(&old) {
+        Err(tokengate_runtime::Rejection::InsufficientUserAuthentication(s)) => {
+            assert_eq!((s.max_age, s.stale), (Some(600), true));
+        }
+        other => panic!("{other:?}"),
+    }
+    let plain = check(&verifier, "tok-active").await.unwrap();
+    assert!(policy.check(&plain).is_err(), "no acr");
+    for malformed in ["tok-bad-acr", "tok-bad-auth-time"] {
+        let refused = check(&verifier, malformed).await.unwrap_err();
+        assert!(
+            matches!(refused, VerifyError::Invalid(InvalidReason::InvalidClaims)),
+            "{malformed}: {refused:?}"
+        );
+    }
 }
 
 #[tokio::test]

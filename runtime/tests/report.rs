@@ -154,6 +154,33 @@ fn json_validates_against_the_published_schema() {
         serde_json::json!(["api_key"])
     );
 
+    // Every kind of requirement is in the schema.
+    let every_kind = Policy::accepting(TokenTypes::ANY)
+        .require(Requirement::new(RequirementKind::Feature, Match::All, ["o:exports"]).unwrap())
+        .require(Requirement::new(RequirementKind::Plan, Match::Any, ["pro", "u:pro"]).unwrap())
+        .require(Requirement::new(RequirementKind::Reverification, Match::All, ["second_factor:30"]).unwrap())
+        .require(Requirement::new(RequirementKind::Acr, Match::Any, ["mfa"]).unwrap())
+        .require(Requirement::new(RequirementKind::MaxAge, Match::All, ["600"]).unwrap());
+    let stepped: Router = Router::new()
+        .route("/payouts", post(stats))
+        .guard(PolicyLayer::new(gate(), every_kind));
+    let report = stepped.report();
+    let json: serde_json::Value = serde_json::from_str(&report.render(Format::Json)).unwrap();
+    let errors: Vec<String> = validator.iter_errors(&json).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let kinds: Vec<&str> = json["routes"][0]["requirements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["feature", "plan", "reverification", "acr", "max_age"]);
+    let markdown = report.render(Format::Markdown);
+    assert!(
+        markdown.contains("reverification `second_factor` within 30 minutes (for session_token); acr `mfa` (for oauth_token); authentication at most 600 s old (for oauth_token)"),
+        "{markdown}"
+    );
+
     // The schema is not a rubber stamp: a wrong status fails it.
     let mut broken = json.clone();
     broken["routes"][0]["status"] = "open".into();

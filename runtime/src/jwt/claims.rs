@@ -273,6 +273,11 @@ pub(crate) fn oauth(claims: Map<String, Value>, rules: &ClaimRules, clock: Clock
     if !matches!(claims.get("iat"), Some(v) if numeric_date(v).is_some()) {
         return Err(InvalidReason::InvalidClaims);
     }
+    // RFC 9068 §2.2.1 / RFC 9470: kept in `claims` for `#[require_acr]`, so of their types.
+    optional_string(&claims, "acr")?;
+    if claims.get("auth_time").is_some_and(|t| numeric_date(t).is_none()) {
+        return Err(InvalidReason::InvalidClaims);
+    }
     let mut info = AuthInfo::new(TokenType::OAuthToken);
     info.subject = Some(sub.to_owned());
     info.client_id = Some(client_id.to_owned());
@@ -570,6 +575,76 @@ mod tests {
                 "{missing}"
             );
         }
+    }
+
+    #[test]
+    fn oauth_keeps_acr_and_auth_time_of_their_types() {
+        let rules = ClaimRules::default();
+        let base = json!({"sub":"user_1","exp":NOW + 60,"iat":NOW,"jti":"j1","client_id":"c1"});
+        let mut good = map(base.clone());
+        good.extend(map(json!({"acr":"mfa","auth_time":NOW - 5})));
+        let info = oauth(good, &rules, CLOCK).unwrap();
+        assert_eq!(
+            (info.claims["acr"].as_str(), info.claims["auth_time"].as_i64()),
+            (Some("mfa"), Some(NOW - 5))
+        );
+        for bad in [
+            json!({"acr":["mfa"]}),
+            json!({"acr":1}),
+            json!({"auth_time":"1"}),
+            json!({"auth_time":true}),
+        ] {
+            let mut m = map(base.clone());
+            m.extend(map(bad.clone()));
+            assert_eq!(
+                oauth(m, &rules, CLOCK).unwrap_err(),
+                InvalidReason::InvalidClaims,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn clerk_v2_malformed_claims_as_clerks_parser_reads_them() {
+        let with = |extra: Value| {
+            let mut m = map(json!({"v":2,"sub":"user_1","exp":NOW + 60,"sid":"s"}));
+            m.extend(map(extra));
+            session(m, &ClaimRules::default(), CLOCK)
+        };
+        // Where Clerk's parser throws, the session is refused.
+        for thrown in [
+            json!({"o":{"id":"org_1"},"fea":"o:a,broken"}),
+            json!({"o":{"id":"org_1"},"fea":5}),
+            json!({"o":{"id":"org_1","per":["read"],"fpm":"1"},"fea":"o:a"}),
+            json!({"o":{"id":"org_1","per":"read","fpm":1},"fea":"o:a"}),
+        ] {
+            assert_eq!(
+                with(thrown.clone()).unwrap_err(),
+                InvalidReason::InvalidClaims,
+                "{thrown}"
+            );
+        }
+        // Clerk reads `per` and `fpm` only when both are there.
+        for read_not in [
+            json!({"o":{"id":"org_1","per":["read"],"fpm":""}}),
+            json!({"o":{"id":"org_1","fpm":7}}),
+        ] {
+            assert!(with(read_not.clone()).unwrap().org_permissions.is_empty(), "{read_not}");
+        }
+        let thrown = json!({"o":{"id":"org_1"},"fea":true});
+        assert_eq!(with(thrown).unwrap_err(), InvalidReason::InvalidClaims);
+        // Without an organization, `fea` is read only by the billing checks.
+        assert!(with(json!({"fea":"broken"})).is_ok());
+        // Falsy values are none; an `o` that is not an object names no organization.
+        let info = with(json!({"o":{"id":"org_1","rol":"","per":0,"fpm":"1"},"fea":false})).unwrap();
+        assert_eq!(
+            (info.org_id.as_deref(), info.org_role.as_deref()),
+            (Some("org_1"), None)
+        );
+        assert_eq!(with(json!({"o":"org_1"})).unwrap().org_id, None);
+        // `ou:` is the organization's; `xo:` is nobody's; an empty feature keeps its mask.
+        let info = with(json!({"o":{"id":"org_1","per":"read","fpm":"1,1,1"},"fea":"o:,xo:b,ou:c"})).unwrap();
+        assert_eq!(info.org_permissions, ["org::read", "org:c:read"]);
     }
 
     #[test]
