@@ -76,13 +76,13 @@ async fn contract(store: Arc<dyn KeyStore>) {
         .list_page(&KeyQuery::new().subject("user_1").name("a"))
         .await
         .unwrap();
-    assert_eq!(ids(by_name), [a.record.id.clone()], "{name}");
+    assert_eq!(ids(by_name), [a.record.id.as_str()], "{name}");
     let other_subject = KeyQuery::new().subject("mch_1").name("a");
     assert!(store.list_page(&other_subject).await.unwrap().is_empty(), "{name}");
     let after_b = KeyQuery::new().after(b.record.id.clone());
     assert_eq!(
         ids(store.list_page(&after_b).await.unwrap()),
-        [c.record.id.clone()],
+        [c.record.id.as_str()],
         "{name}"
     );
     match store.list_page(&KeyQuery::new().after("ak_missing")).await {
