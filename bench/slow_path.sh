@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# The slow paths of the example server on a large key table (BENCHMARKS.md, "The slow path"):
+#
+#   start-up   time to the listening line and RSS, on an empty database and on one with KEYS
+#              keys under the demo user (development mode looks its demo keys up by name)
+#   memory     RSS after 100 000 distinct keys were each verified once (MEMORY_KEYS)
+#   throughput GET /api/example with one reused key against every request a different key
+#              (none cached yet), and POST /api/example (an indexed query of the users table)
+#              against GET, with the same cached key
+#
+#   bench/slow_path.sh                       # 300 000 keys, 10 s per measurement
+#   KEYS=100000 DURATION=5s bench/slow_path.sh
+#
+# The server runs on core 0 and wrk (one thread, CONNECTIONS connections) on core 1, with
+# taskset. Installs wrk with apt-get when it is missing; builds the example server and
+# examples/bench_keys.rs (which writes the keys and prints their secrets) in release mode.
+set -euo pipefail
+
+KEYS="${KEYS:-300000}"
+MEMORY_KEYS="${MEMORY_KEYS:-100000}"
+DURATION="${DURATION:-10s}"
+CONNECTIONS="${CONNECTIONS:-16}"
+for v in KEYS MEMORY_KEYS CONNECTIONS; do
+    case "${!v}" in
+        "" | *[!0-9]*) echo "$v must be a whole number (got '${!v}')" >&2; exit 2 ;;
+    esac
+done
+case "$DURATION" in
+    *[0-9]s) ;;
+    *) echo "DURATION must be a number of seconds such as 10s (got '$DURATION')" >&2; exit 2 ;;
+esac
+[ "$MEMORY_KEYS" -lt "$KEYS" ] || { echo "MEMORY_KEYS ($MEMORY_KEYS) must be less than KEYS ($KEYS)" >&2; exit 2; }
+
+# shellcheck source=bench/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+ensure_installed wrk
+build_examples api_server bench_keys
+SERVER="$TARGET_DIR/release/examples/api_server"
+FILL="$TARGET_DIR/release/examples/bench_keys"
+
+WORK="$(mktemp -d)"
+cleanup() {
+    stop_server
+    local pids
+    pids="$(jobs -p)"
+    [ -z "$pids" ] || kill $pids 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+rss_mb() { awk '/^VmRSS:/ {printf "%.1f", $2 / 1024}' "/proc/$SERVER_PID/status"; }
+
+# start name database: the server in development mode on core 0; prints "seconds-to-ready RSS".
+start() {
+    local name="$1" database="$2" started
+    started="$(date +%s.%N)"
+    (cd "$WORK" && RUST_LOG=error exec taskset -c 0 "$SERVER" --addr 127.0.0.1:0 --database "sqlite://$database" \
+        >"$WORK/$name.out" 2>"$WORK/$name.err") &
+    SERVER_PID=$!
+    for _ in $(seq 1 1200); do
+        grep -q '^tokengate example server listening on' "$WORK/$name.out" 2>/dev/null && break
+        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/$name.err" >&2; echo "the server exited" >&2; exit 1; }
+        sleep 0.01
+    done
+    local ready
+    ready="$(date +%s.%N)"
+    BASE="$(sed -n 's/^tokengate example server listening on[[:space:]]*//p' "$WORK/$name.out" | head -n1)"
+    KEY="$(sed -n 's/^demo API key (write:users):[[:space:]]*//p' "$WORK/$name.out" | head -n1)"
+    [ -n "$BASE" ] && [ -n "$KEY" ] || { echo "the server printed no address or demo key" >&2; exit 1; }
+    echo "$(awk -v a="$started" -v b="$ready" 'BEGIN {printf "%.2f", b - a}') $(rss_mb)"
+}
+
+# Lua: each request another key of the secrets file from line FIRST on; stops after COUNT
+# answers when COUNT > 0 (the memory phase), counts non-200 answers.
+write_keys_script() {
+    cat >"$WORK/keys.lua" <<LUA
+local keys, next_key, answered, bad = {}, 1, 0, 0
+local first, count = tonumber(os.getenv("FIRST")), tonumber(os.getenv("COUNT"))
+for line in io.lines("$WORK/secrets.txt") do keys[#keys + 1] = line end
+next_key = first
+request = function()
+    local key = keys[next_key]
+    next_key = next_key + 1
+    if next_key > #keys then next_key = 1 end
+    return wrk.format("GET", "/api/example", { Authorization = "Bearer " .. key })
+end
+response = function(status)
+    answered = answered + 1
+    if status ~= 200 then bad = bad + 1 end
+    if count > 0 and answered >= count then wrk.thread:stop() end
+end
+done = function() end
+LUA
+}
+
+# run label wrk-args...: wrk on core 1; prints "requests/s non-2xx"
+run() {
+    local out="$WORK/wrk.txt"
+    taskset -c 1 wrk -t1 -c"$CONNECTIONS" "$@" >"$out"
+    local rps non2xx
+    rps="$(awk '/^Requests\/sec:/ {print $2}' "$out")"
+    non2xx="$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$out")"
+    echo "${rps%.*} ${non2xx:-0}"
+}
+
+echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n1); $(rustc --version)"
+echo "keys: $KEYS; wrk -t1 -c$CONNECTIONS, $DURATION per measurement; server on core 0, wrk on core 1"
+echo
+
+read -r empty_s empty_rss <<<"$(start empty "$WORK/empty.db")"
+stop_server
+"$FILL" "$WORK/large.db" "$KEYS" >"$WORK/secrets.txt"
+read -r large_s large_rss <<<"$(start large "$WORK/large.db")"
+write_keys_script
+
+echo "| start-up | seconds to ready | RSS at ready |"
+echo "|---|---|---|"
+echo "| empty database | $empty_s | $empty_rss MB |"
+echo "| $KEYS keys under the demo user | $large_s | $large_rss MB |"
+echo
+
+FIRST=1 COUNT="$MEMORY_KEYS" run -d120s -s "$WORK/keys.lua" "$BASE" >/dev/null
+sleep 1
+echo "RSS after $MEMORY_KEYS distinct keys verified once each: $(rss_mb) MB (at ready: $large_rss MB)"
+echo
+
+printf 'wrk.headers["Authorization"] = "Bearer %s"\n' "$KEY" >"$WORK/reused.lua"
+printf 'wrk.method = "POST"\nwrk.headers["Authorization"] = "Bearer %s"\n' "$KEY" >"$WORK/post.lua"
+read -r reused reused_bad <<<"$(run -d"$DURATION" -s "$WORK/reused.lua" "$BASE/api/example")"
+read -r distinct distinct_bad <<<"$(FIRST=$((MEMORY_KEYS + 1)) COUNT=0 run -d"$DURATION" -s "$WORK/keys.lua" "$BASE")"
+read -r post post_bad <<<"$(run -d"$DURATION" -s "$WORK/post.lua" "$BASE/api/example")"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+echo "| route | requests/s | non-2xx | ratio |"
+echo "|---|---|---|---|"
+echo "| GET /api/example, one reused key | $reused | $reused_bad | 1 |"
+echo "| GET /api/example, every request another key (none cached) | $distinct | $distinct_bad | $(ratio "$distinct" "$reused") of the reused key |"
+echo "| POST /api/example (a users query), the reused key | $post | $post_bad | $(ratio "$post" "$reused") of GET |"
+echo
+echo "RSS at the end: $(rss_mb) MB"
