@@ -31,7 +31,10 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use tokengate::introspection::{IntrospectionConfig, IntrospectionVerifier};
 use tokengate::jwt::{Algorithm, JwtVerifier, KeySet, M2mRules, OAuthRules, SessionRules, jwks_from_pem};
-use tokengate::keys::{DEFAULT_DATABASE_URL, KeyQuery, KeySpec, KeyVerifier, is_postgres_url, open_store, redact_url};
+use tokengate::keys::{
+    Access, DEFAULT_DATABASE_URL, KeyQuery, KeySpec, KeyVerifier, SqliteConnections, StoreError, is_postgres_url,
+    open_store, redact_url,
+};
 use tokengate::report::Format;
 use tokengate::routing::{Router, delete, get, post};
 use tokengate::verifier::ByFormat;
@@ -188,35 +191,45 @@ struct App {
     db: UsersDb,
 }
 
-/// The `users` table, in SQLite or PostgreSQL (wherever the keys are).
+/// The `users` table, in SQLite or PostgreSQL (wherever the keys are). With SQLite, the query
+/// on a request's path (`find`) runs on rusqlite connections with its statement prepared once
+/// (tokengate's `SqliteConnections`), the rest on the sqlx pool.
 #[derive(Clone)]
 enum UsersDb {
-    Sqlite(SqlitePool),
+    Sqlite(SqlitePool, SqliteConnections),
     Postgres(PgPool),
 }
 
+type UserRow = (String, String, String);
+
 impl UsersDb {
-    async fn find(&self, id: &str) -> Result<Vec<(String, String, String)>, sqlx::Error> {
+    async fn find(&self, id: &str) -> Result<Vec<UserRow>, String> {
         match self {
-            UsersDb::Sqlite(pool) => {
-                sqlx::query_as("SELECT id, name, email FROM users WHERE id = ?")
-                    .bind(id)
-                    .fetch_all(pool)
-                    .await
+            UsersDb::Sqlite(_, reads) => {
+                let id = id.to_owned();
+                let rows = reads.run(move |c| {
+                    let mut find = c
+                        .prepare_cached("SELECT id, name, email FROM users WHERE id = ?1")
+                        .map_err(StoreError::sqlite)?;
+                    let rows = find
+                        .query_map([&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                        .map_err(StoreError::sqlite)?;
+                    rows.collect::<Result<Vec<UserRow>, _>>().map_err(StoreError::sqlite)
+                });
+                rows.await.map_err(|e| e.to_string())
             }
-            UsersDb::Postgres(pool) => {
-                sqlx::query_as("SELECT id, name, email FROM users WHERE id = $1")
-                    .bind(id)
-                    .fetch_all(pool)
-                    .await
-            }
+            UsersDb::Postgres(pool) => sqlx::query_as("SELECT id, name, email FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_all(pool)
+                .await
+                .map_err(|e| e.to_string()),
         }
     }
 
     /// Deletes a user; how many rows went.
     async fn delete(&self, id: &str) -> Result<u64, sqlx::Error> {
         Ok(match self {
-            UsersDb::Sqlite(pool) => sqlx::query("DELETE FROM users WHERE id = ?")
+            UsersDb::Sqlite(pool, _) => sqlx::query("DELETE FROM users WHERE id = ?")
                 .bind(id)
                 .execute(pool)
                 .await?
@@ -231,7 +244,7 @@ impl UsersDb {
 
     async fn seed_demo_user(&self) -> Result<(), sqlx::Error> {
         match self {
-            UsersDb::Sqlite(pool) => {
+            UsersDb::Sqlite(pool, _) => {
                 sqlx::query(
                     "INSERT OR IGNORE INTO users (id, name, email) VALUES (?, 'Demo User', 'demo@example.com')",
                 )
@@ -254,7 +267,10 @@ impl UsersDb {
 
     async fn close(&self) {
         match self {
-            UsersDb::Sqlite(pool) => pool.close().await,
+            UsersDb::Sqlite(pool, reads) => {
+                reads.close();
+                pool.close().await;
+            }
             UsersDb::Postgres(pool) => pool.close().await,
         }
     }
@@ -440,7 +456,7 @@ async fn run(args: Args) -> Result<(), Fatal> {
         ))
     })?;
     let db = match &db_path {
-        Some(path) => UsersDb::Sqlite(open_users_db(path).await?),
+        Some(path) => open_users_db(path).await?,
         None => UsersDb::Postgres(open_users_pg(&args.database).await?),
     };
     let keys = Arc::new(
@@ -701,7 +717,7 @@ fn dev_key_path(db_path: Option<&Path>) -> PathBuf {
         .join(DEV_KEY_FILE)
 }
 
-async fn open_users_db(path: &Path) -> Result<SqlitePool, Fatal> {
+async fn open_users_db(path: &Path) -> Result<UsersDb, Fatal> {
     let options = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
@@ -715,7 +731,9 @@ async fn open_users_db(path: &Path) -> Result<SqlitePool, Fatal> {
     sqlx::query("CREATE TABLE IF NOT EXISTS users (id TEXT PRIMARY KEY, name TEXT NOT NULL, email TEXT NOT NULL)")
         .execute(&pool)
         .await?;
-    Ok(pool)
+    let reads = SqliteConnections::open(path, 2, Access::ReadOnly)
+        .map_err(|e| fail(format!("cannot open the database {}: {e}", path.display())))?;
+    Ok(UsersDb::Sqlite(pool, reads))
 }
 
 async fn open_users_pg(url: &str) -> Result<PgPool, Fatal> {
@@ -814,7 +832,11 @@ fn now() -> i64 {
 }
 
 /// The demo keys development mode issues: subject and name.
-const DEMO_KEYS: [(&str, &str); 3] = [(DEMO_USER, "demo-write"), (DEMO_USER, "demo-read"), ("mch_demo", "demo-m2m")];
+const DEMO_KEYS: [(&str, &str); 3] = [
+    (DEMO_USER, "demo-write"),
+    (DEMO_USER, "demo-read"),
+    ("mch_demo", "demo-m2m"),
+];
 
 /// Revokes the demo keys an earlier start issued, found by subject and name (an indexed query
 /// each, so a database with many keys under the demo user starts as fast as an empty one).

@@ -35,7 +35,11 @@ async fn fill(path: &str, count: &str) -> Result<(), String> {
         .parse()
         .map_err(|_| format!("COUNT must be a number, got {count:?}"))?;
     // Opening the store creates the file and the key tables.
-    SqliteKeyStore::open(path).await.map_err(|e| e.to_string())?.close().await;
+    SqliteKeyStore::open(path)
+        .await
+        .map_err(|e| e.to_string())?
+        .close()
+        .await;
     let mut db = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
     let tx = db.transaction().map_err(|e| e.to_string())?;
     let mut out = String::with_capacity(count * 48);

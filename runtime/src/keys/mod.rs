@@ -44,7 +44,7 @@ pub use memory::MemoryKeyStore;
 pub use postgres::{PostgresKeyStore, PostgresOptions, redact_url};
 pub use secret::{KeyKind, Secret, SecretHash, check_secret};
 #[cfg(feature = "sqlite")]
-pub use sqlite::SqliteKeyStore;
+pub use sqlite::{Access, SqliteConnections, SqliteKeyStore};
 pub use store::{
     IssuedKey, KeyQuery, KeyRecord, KeySpec, KeyStore, LastUsed, NewKey, RevocationNotice, StoreError, StoreFuture,
     issue, now_unix,

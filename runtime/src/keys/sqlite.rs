@@ -18,17 +18,21 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
+use rusqlite::OptionalExtension as _;
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow};
 
 use super::secret::{KeyKind, SecretHash};
 use super::store::{KeyQuery, KeyRecord, KeyStore, LastUsed, NewKey, StoreError, StoreFuture, key_migrator};
 
-/// How many connections of their own the lookups by secret hash use (file databases only).
+/// How many read-only connections of their own the lookups by secret hash use (file databases
+/// only; [`SqliteKeyStore::lookups`]).
 pub const LOOKUP_CONNECTIONS: usize = 4;
+
+const RECORD_LAST_USED: &str =
+    "UPDATE tokengate_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?1) WHERE id = ?2";
 
 /// How long a statement waits for a lock held by another connection or process before the
 /// store reports itself unavailable (a `503`).
@@ -68,16 +72,26 @@ macro_rules! columns {
     };
 }
 
-mod readers;
-use readers::Readers;
+const FIND_BY_HASH: &str = concat!("SELECT ", columns!(), " FROM tokengate_keys WHERE secret_hash = ?1");
+
+mod connections;
+pub use connections::{Access, SqliteConnections};
 
 /// Keys in an SQLite database.
 #[derive(Clone, Debug)]
 pub struct SqliteKeyStore {
     pool: SqlitePool,
-    /// The lookups by secret hash, on connections of their own; `None` for an in-memory
-    /// database, which only the pool's connection sees.
-    readers: Option<Arc<Readers>>,
+    /// The queries a request can wait for (lookups by hash, `last_used_at` batches) on
+    /// rusqlite connections of their own; `None` for an in-memory database, which only the
+    /// pool's connection sees.
+    fast: Option<FastPath>,
+}
+
+/// The store's rusqlite connections: read-only ones for lookups, one for `last_used_at`.
+#[derive(Clone, Debug)]
+struct FastPath {
+    lookups: SqliteConnections,
+    writer: SqliteConnections,
 }
 
 impl SqliteKeyStore {
@@ -148,10 +162,13 @@ impl SqliteKeyStore {
     }
 
     async fn from_pool_named(pool: SqlitePool, what: &str) -> Result<SqliteKeyStore, StoreError> {
-        let mut store = SqliteKeyStore { pool, readers: None };
+        let mut store = SqliteKeyStore { pool, fast: None };
         store.migrate(what).await?;
         if let Some(file) = store.file().await? {
-            store.readers = Some(Arc::new(Readers::open(&file, LOOKUP_CONNECTIONS)?));
+            store.fast = Some(FastPath {
+                lookups: SqliteConnections::open(&file, LOOKUP_CONNECTIONS, Access::ReadOnly)?,
+                writer: SqliteConnections::open(&file, 1, Access::ReadWrite)?,
+            });
         }
         Ok(store)
     }
@@ -191,10 +208,22 @@ impl SqliteKeyStore {
         &self.pool
     }
 
+    /// The read-only connections the lookups by hash use, for the application's own reads on
+    /// a request's path (a statement prepared once, no async pool); `None` in memory.
+    pub fn lookups(&self) -> Option<&SqliteConnections> {
+        self.fast.as_ref().map(|f| &f.lookups)
+    }
+
+    /// The rusqlite connections, while the pool is open.
+    fn fast(&self) -> Option<&FastPath> {
+        self.fast.as_ref().filter(|_| !self.pool.is_closed())
+    }
+
     /// Closes every connection (checkpointing the WAL). Later calls fail as unavailable.
     pub async fn close(&self) {
-        if let Some(readers) = &self.readers {
-            readers.close();
+        if let Some(fast) = &self.fast {
+            fast.lookups.close();
+            fast.writer.close();
         }
         self.pool.close().await;
     }
@@ -246,6 +275,50 @@ impl RawRecord {
             last_used_at: self.last_used_at,
             secret_hash: SecretHash::from_slice(&self.secret_hash).ok_or_else(|| corrupt("secret hash"))?,
         })
+    }
+}
+
+/// The row in the order of `columns!()`, read by rusqlite.
+fn raw_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRecord> {
+    Ok(RawRecord {
+        id: row.get(0)?,
+        kind: row.get(1)?,
+        secret_hash: row.get(2)?,
+        name: row.get(3)?,
+        description: row.get(4)?,
+        subject: row.get(5)?,
+        scopes: row.get(6)?,
+        claims: row.get(7)?,
+        created_at: row.get(8)?,
+        expires_at: row.get(9)?,
+        revoked_at: row.get(10)?,
+        revocation_reason: row.get(11)?,
+        last_used_at: row.get(12)?,
+    })
+}
+
+/// A batch of `last_used_at` times in one transaction.
+fn write_last_used(c: &mut rusqlite::Connection, uses: &[LastUsed]) -> Result<(), StoreError> {
+    let tx = c.transaction().map_err(StoreError::sqlite)?;
+    {
+        let mut update = tx.prepare_cached(RECORD_LAST_USED).map_err(StoreError::sqlite)?;
+        for u in uses {
+            update
+                .execute(rusqlite::params![u.at, u.id])
+                .map_err(StoreError::sqlite)?;
+        }
+    }
+    tx.commit().map_err(StoreError::sqlite)
+}
+
+impl StoreError {
+    /// A rusqlite error as a store error: a uniqueness violation is [`StoreError::Conflict`],
+    /// anything else [`StoreError::Unavailable`] (a `503`).
+    pub fn sqlite(e: rusqlite::Error) -> StoreError {
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) {
+            return StoreError::Conflict;
+        }
+        StoreError::Unavailable(format!("SQLite: {e}"))
     }
 }
 
@@ -384,8 +457,18 @@ impl KeyStore for SqliteKeyStore {
 
     fn find_by_hash<'a>(&'a self, hash: &'a SecretHash) -> StoreFuture<'a, Option<KeyRecord>> {
         Box::pin(async move {
-            if let Some(readers) = self.readers.as_ref().filter(|_| !self.pool.is_closed()) {
-                return readers.find_by_hash(hash).await;
+            if let Some(fast) = self.fast() {
+                let hash = *hash;
+                let raw = fast
+                    .lookups
+                    .run(move |c| {
+                        let mut find = c.prepare_cached(FIND_BY_HASH).map_err(StoreError::sqlite)?;
+                        find.query_row([&hash.as_bytes()[..]], raw_record)
+                            .optional()
+                            .map_err(StoreError::sqlite)
+                    })
+                    .await?;
+                return raw.map(RawRecord::into_record).transpose();
             }
             let row = sqlx::query(concat!(
                 "SELECT ",
@@ -405,9 +488,13 @@ impl KeyStore for SqliteKeyStore {
             if uses.is_empty() {
                 return Ok(());
             }
+            if let Some(fast) = self.fast() {
+                let uses = uses.to_vec();
+                return fast.writer.run(move |c| write_last_used(c, &uses)).await;
+            }
             let mut tx = self.pool.begin().await.map_err(db_error)?;
             for u in uses {
-                sqlx::query("UPDATE tokengate_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE id = ?")
+                sqlx::query(RECORD_LAST_USED)
                     .bind(u.at)
                     .bind(&u.id)
                     .execute(&mut *tx)
