@@ -203,7 +203,10 @@ impl TokenGate {
         policy: &Policy,
     ) -> Step<'a> {
         if let Some(auth) = extensions.get::<Auth>() {
-            return Step::Done(Verdict::of(policy.check(auth).map(|()| auth.clone()), Some(auth.token_type)));
+            return Step::Done(Verdict::of(
+                policy.check(auth).map(|()| auth.clone()),
+                Some(auth.token_type),
+            ));
         }
         let accepts = policy.accepts();
         let presented = match extract(headers, accepts.contains(TokenType::SessionToken)) {
@@ -294,7 +297,10 @@ impl TokenGate {
     async fn verify_pending(&self, pending: Pending<'_>, policy: &Policy) -> Verdict {
         let token_type = pending.credential.token_type();
         let answer = verify_timed(&**pending.verifier, pending.credential).await;
-        Verdict::of(accept(answer, token_type, &**pending.verifier, policy), Some(token_type))
+        Verdict::of(
+            accept(answer, token_type, &**pending.verifier, policy),
+            Some(token_type),
+        )
     }
 
     /// The part that waits, for a caller that could not keep the [`Pending`] borrow (the

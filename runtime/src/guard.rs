@@ -200,7 +200,12 @@ fn decide<P: PolicySource>(gate: &TokenGate, parts: &mut Parts, share_auth: bool
 }
 
 /// A refusal: logged, recorded, rendered.
-fn refuse(gate: &TokenGate, authorizing: &Authorizing, token_type: Option<TokenType>, rejection: Rejection) -> Response {
+fn refuse(
+    gate: &TokenGate,
+    authorizing: &Authorizing,
+    token_type: Option<TokenType>,
+    rejection: Rejection,
+) -> Response {
     log_rejection(&rejection);
     gate.record(authorizing, token_type, Err(&rejection));
     gate.render(rejection)

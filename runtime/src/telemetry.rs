@@ -78,9 +78,9 @@ mod sink;
 #[path = "telemetry/recorded.rs"]
 mod sink;
 
+pub(crate) use sink::Stopwatch;
 #[cfg(feature = "metrics")]
 pub use sink::describe_metrics;
-pub(crate) use sink::Stopwatch;
 
 /// `tokengate_decisions_total`.
 pub const DECISIONS: &str = "tokengate_decisions_total";
@@ -268,20 +268,33 @@ pub(crate) async fn backend_call<T, E>(
     let _in_flight = sink::InFlight::start(backend);
     let watch = Stopwatch::start();
     let result = call.instrument(span.clone()).await;
-    let outcome = if result.is_ok() { CallOutcome::Ok } else { CallOutcome::Error };
+    let outcome = if result.is_ok() {
+        CallOutcome::Ok
+    } else {
+        CallOutcome::Error
+    };
     span.record("tokengate.outcome", outcome.as_str());
     sink::backend_call(backend, outcome, Some(watch));
     result
 }
 
 /// The span of a call to a backend on `host` (`server.address`).
-#[cfg_attr(not(any(feature = "jwks", feature = "introspection", feature = "clerk")), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "jwks", feature = "introspection", feature = "clerk")),
+    allow(dead_code)
+)]
 pub(crate) fn http_call_span(backend: Backend, host: Option<&str>) -> Span {
     let host = host.unwrap_or("");
     match backend {
-        Backend::Jwks => tracing::debug_span!(target: "tokengate", "tokengate.jwks.fetch", server.address = host, tokengate.outcome = Empty),
-        Backend::Introspection => tracing::debug_span!(target: "tokengate", "tokengate.introspection.call", server.address = host, tokengate.outcome = Empty),
-        Backend::Clerk => tracing::debug_span!(target: "tokengate", "tokengate.clerk.call", server.address = host, tokengate.outcome = Empty),
+        Backend::Jwks => {
+            tracing::debug_span!(target: "tokengate", "tokengate.jwks.fetch", server.address = host, tokengate.outcome = Empty)
+        }
+        Backend::Introspection => {
+            tracing::debug_span!(target: "tokengate", "tokengate.introspection.call", server.address = host, tokengate.outcome = Empty)
+        }
+        Backend::Clerk => {
+            tracing::debug_span!(target: "tokengate", "tokengate.clerk.call", server.address = host, tokengate.outcome = Empty)
+        }
         Backend::KeyStore => store_span(""),
     }
 }
@@ -357,7 +370,13 @@ impl Authorizing {
     }
 
     #[cold]
-    fn record(&self, token_type: Option<TokenType>, outcome: Outcome, reason: &'static str, rejection: Option<&Rejection>) {
+    fn record(
+        &self,
+        token_type: Option<TokenType>,
+        outcome: Outcome,
+        reason: &'static str,
+        rejection: Option<&Rejection>,
+    ) {
         let span = &self.span;
         span.record("tokengate.token_type", token_type.map_or("none", TokenType::as_str));
         span.record("tokengate.decision", outcome.as_str());

@@ -33,7 +33,11 @@ thread_local! {
 }
 
 /// The key of metric `name` with labels `names` = `values`, its label slice kept.
-pub(super) fn key<const N: usize>(name: &'static str, names: &'static [&'static str; N], values: [&'static str; N]) -> Key {
+pub(super) fn key<const N: usize>(
+    name: &'static str,
+    names: &'static [&'static str; N],
+    values: [&'static str; N],
+) -> Key {
     match kept(names, values) {
         Some(labels) => Key::from_static_parts(name, labels),
         None => Key::from_parts(name, build(names, values)),
@@ -61,7 +65,11 @@ fn id<const N: usize>(names: &'static [&'static str; N], values: &[&'static str;
 }
 
 /// The set from the shared table, made and kept there if it is new and there is room.
-fn shared<const N: usize>(id: Id, names: &'static [&'static str; N], values: [&'static str; N]) -> Option<&'static [Label]> {
+fn shared<const N: usize>(
+    id: Id,
+    names: &'static [&'static str; N],
+    values: [&'static str; N],
+) -> Option<&'static [Label]> {
     let mut table = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
     let table = table.get_or_insert_with(HashMap::new);
     if let Some(labels) = table.get(&id) {

@@ -71,14 +71,20 @@ pub(super) fn cache_lookup(cache: Cache, hit: bool) {
 
 pub(super) fn verification(verifier: &'static str, token_type: TokenType, watch: Stopwatch) {
     let labels = [verifier, token_type.as_str()];
-    observe(&key(VERIFICATION_DURATION, &VERIFICATION_LABELS, labels), watch.seconds());
+    observe(
+        &key(VERIFICATION_DURATION, &VERIFICATION_LABELS, labels),
+        watch.seconds(),
+    );
 }
 
 pub(super) fn backend_call(backend: Backend, outcome: CallOutcome, watch: Option<Stopwatch>) {
     let labels = [backend.as_str(), outcome.as_str()];
     count(&key(BACKEND_CALLS, &BACKEND_CALL_LABELS, labels), 1);
     if let Some(watch) = watch {
-        observe(&key(BACKEND_CALL_DURATION, &BACKEND_LABELS, [backend.as_str()]), watch.seconds());
+        observe(
+            &key(BACKEND_CALL_DURATION, &BACKEND_LABELS, [backend.as_str()]),
+            watch.seconds(),
+        );
     }
 }
 
@@ -110,8 +116,15 @@ pub fn describe_metrics() {
     describe_counter!(DECISIONS, "Policy decisions by route, token type, outcome and reason.");
     describe_counter!(KEY_DECISIONS, "Allowed requests per API key or M2M token id (opt-in).");
     describe_counter!(CACHE_LOOKUPS, "Cache hits and misses of tokengate's caches.");
-    describe_histogram!(VERIFICATION_DURATION, Unit::Seconds, "Time of verifications that were awaited.");
-    describe_counter!(BACKEND_CALLS, "Calls to JWKS, key stores, introspection and Clerk, by outcome.");
+    describe_histogram!(
+        VERIFICATION_DURATION,
+        Unit::Seconds,
+        "Time of verifications that were awaited."
+    );
+    describe_counter!(
+        BACKEND_CALLS,
+        "Calls to JWKS, key stores, introspection and Clerk, by outcome."
+    );
     describe_histogram!(BACKEND_CALL_DURATION, Unit::Seconds, "Time of backend calls.");
     describe_gauge!(BACKEND_CALLS_IN_FLIGHT, "Backend calls in flight now.");
     describe_counter!(REVOCATION_NOTICES, "Revocation notices received from key stores.");
