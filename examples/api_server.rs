@@ -321,7 +321,11 @@ fn routes() -> Router<App> {
 /// Installs the Prometheus recorder and serves its text at `http://ADDR/metrics`: tokengate's
 /// metrics (README, "Operating tokengate") for a scraper or `curl`. Returns the bound address.
 async fn metrics_endpoint(addr: SocketAddr) -> Result<SocketAddr, Fatal> {
+    // Histograms with buckets (not the exporter's default summaries), so that percentiles can
+    // be taken over several instances: docs/grafana-dashboard.json uses `histogram_quantile`.
     let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&tokengate::telemetry::SECONDS_BUCKETS)
+        .map_err(|e| fail(format!("cannot configure the metrics recorder: {e}")))?
         .install_recorder()
         .map_err(|e| fail(format!("cannot install the metrics recorder: {e}")))?;
     tokengate::telemetry::describe_metrics();

@@ -99,6 +99,13 @@ pub const BACKEND_CALLS_IN_FLIGHT: &str = "tokengate_backend_calls_in_flight";
 /// `tokengate_revocation_notices_total`.
 pub const REVOCATION_NOTICES: &str = "tokengate_revocation_notices_total";
 
+/// Bucket bounds for the `_seconds` histograms, from 50 µs (a signature check) to 10 s (a
+/// backend's timeout), for an exporter that takes them
+/// (`PrometheusBuilder::set_buckets(&SECONDS_BUCKETS)`).
+pub const SECONDS_BUCKETS: [f64; 16] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
 /// The route label of a policy evaluated through [`TokenGate::authorize`](crate::TokenGate::authorize)
 /// directly, outside a guard or a named layer.
 pub const DIRECT_ROUTE: &str = "TokenGate::authorize";

@@ -427,3 +427,43 @@ async fn no_label_span_field_or_event_holds_a_secret() {
     }
     assert_eq!(telemetry::DECISIONS, "tokengate_decisions_total");
 }
+
+/// The dashboard's queries name only metrics tokengate records.
+#[test]
+fn the_grafana_dashboard_queries_only_metrics_that_exist() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/grafana-dashboard.json");
+    let dashboard: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let known = [
+        telemetry::DECISIONS,
+        telemetry::KEY_DECISIONS,
+        telemetry::CACHE_LOOKUPS,
+        telemetry::VERIFICATION_DURATION,
+        telemetry::BACKEND_CALLS,
+        telemetry::BACKEND_CALL_DURATION,
+        telemetry::BACKEND_CALLS_IN_FLIGHT,
+        telemetry::REVOCATION_NOTICES,
+    ];
+    let mut exprs = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            exprs.push(target["expr"].as_str().unwrap().to_owned());
+        }
+    }
+    assert!(exprs.len() >= 10, "{exprs:?}");
+    let mut used = std::collections::BTreeSet::new();
+    for expr in &exprs {
+        for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if let Some(name) = word.strip_prefix("tokengate_").map(|_| word) {
+                let base = ["_bucket", "_count", "_sum"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s))
+                    .unwrap_or(name);
+                assert!(known.contains(&base), "{expr} names {name}, which tokengate does not record");
+                used.insert(base);
+            }
+        }
+    }
+    for name in known.iter().filter(|n| **n != telemetry::KEY_DECISIONS) {
+        assert!(used.contains(name), "the dashboard shows nothing of {name}");
+    }
+}
