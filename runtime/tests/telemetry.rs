@@ -458,7 +458,10 @@ fn the_grafana_dashboard_queries_only_metrics_that_exist() {
                     .iter()
                     .find_map(|s| name.strip_suffix(s))
                     .unwrap_or(name);
-                assert!(known.contains(&base), "{expr} names {name}, which tokengate does not record");
+                assert!(
+                    known.contains(&base),
+                    "{expr} names {name}, which tokengate does not record"
+                );
                 used.insert(base);
             }
         }

@@ -1,18 +1,21 @@
-//! Label sets made once and kept, so that recording a metric builds no label list.
+//! Metric keys made once and kept, so that recording a metric builds no label list.
 //!
 //! The `metrics` facade takes a key's labels either as a list built per call (an allocation)
-//! or as a `'static` slice. Every label value tokengate records is a `&'static str` from a
-//! closed set or from the code, so each combination is made into a slice the first time it
-//! is seen and kept for the life of the process: in a table per thread (no lock on the
-//! request path) in front of one shared table (so each combination is kept once, however many
-//! threads see it). Past [`MAX_SETS`] combinations a set is built per call and not kept.
+//! or as a `'static` slice, and hashes them into the key. Every label value tokengate records
+//! is a `&'static str` from a closed set or from the code, so each combination is made into a
+//! key (labels and hash) the first time it is seen and kept for the life of the process: in a
+//! table per thread (no lock on the request path) in front of one shared table (so each
+//! combination is kept once, however many threads see it). Past [`MAX_SETS`] combinations a
+//! key is built per call and not kept.
 //!
 //! ```ignore
 //! let key = labels::key("tokengate_cache_lookups_total", &["cache", "result"], ["clerk", "hit"]);
 //! ```
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Mutex, PoisonError};
 
 use metrics::{Key, Label};
@@ -21,66 +24,97 @@ use metrics::{Key, Label};
 /// token types × reasons of any application.
 pub(super) const MAX_SETS: usize = 16_384;
 
-/// A label set by the addresses of its names and values: `'static` strings do not move.
-type Id = (usize, [(usize, usize); 4]);
+/// A key by the addresses of its name, label names and values: `'static` strings do not move.
+type Id = (usize, usize, [(usize, usize); 4]);
 
-type Table = HashMap<Id, &'static [Label]>;
+type Table = HashMap<Id, &'static Key, BuildHasherDefault<IdHasher>>;
 
 static SHARED: Mutex<Option<Table>> = Mutex::new(None);
 
 thread_local! {
-    static LOCAL: RefCell<Table> = RefCell::new(HashMap::new());
+    static LOCAL: RefCell<Table> = RefCell::new(Table::default());
 }
 
-/// The key of metric `name` with labels `names` = `values`, its label slice kept.
+/// The key of metric `name` with labels `names` = `values`: kept, or built for this call.
 pub(super) fn key<const N: usize>(
     name: &'static str,
     names: &'static [&'static str; N],
     values: [&'static str; N],
-) -> Key {
-    match kept(names, values) {
-        Some(labels) => Key::from_static_parts(name, labels),
-        None => Key::from_parts(name, build(names, values)),
+) -> Cow<'static, Key> {
+    match kept(name, names, values) {
+        Some(key) => Cow::Borrowed(key),
+        None => Cow::Owned(Key::from_parts(name, build(names, values))),
     }
 }
 
-fn kept<const N: usize>(names: &'static [&'static str; N], values: [&'static str; N]) -> Option<&'static [Label]> {
-    let id = id(names, &values)?;
+fn kept<const N: usize>(
+    name: &'static str,
+    names: &'static [&'static str; N],
+    values: [&'static str; N],
+) -> Option<&'static Key> {
+    let id = id(name, names, &values)?;
     let local = LOCAL.try_with(|local| local.borrow().get(&id).copied()).ok().flatten();
     if local.is_some() {
         return local;
     }
-    let labels = shared(id, names, values)?;
-    // A thread being torn down keeps nothing of its own; the shared table still has the set.
-    let _ = LOCAL.try_with(|local| local.borrow_mut().insert(id, labels));
-    Some(labels)
+    let key = shared(id, name, names, values)?;
+    // A thread being torn down keeps nothing of its own; the shared table still has the key.
+    let _ = LOCAL.try_with(|local| local.borrow_mut().insert(id, key));
+    Some(key)
 }
 
-fn id<const N: usize>(names: &'static [&'static str; N], values: &[&'static str; N]) -> Option<Id> {
+fn id<const N: usize>(name: &'static str, names: &'static [&'static str; N], values: &[&'static str; N]) -> Option<Id> {
     let mut parts = [(0, 0); 4];
     for (part, value) in parts.iter_mut().zip(values) {
         *part = (value.as_ptr() as usize, value.len());
     }
-    (N <= parts.len()).then_some((names.as_ptr() as usize, parts))
+    (N <= parts.len()).then_some((name.as_ptr() as usize, names.as_ptr() as usize, parts))
 }
 
-/// The set from the shared table, made and kept there if it is new and there is room.
+/// The key from the shared table, made and kept there if it is new and there is room.
 fn shared<const N: usize>(
     id: Id,
+    name: &'static str,
     names: &'static [&'static str; N],
     values: [&'static str; N],
-) -> Option<&'static [Label]> {
+) -> Option<&'static Key> {
     let mut table = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
-    let table = table.get_or_insert_with(HashMap::new);
-    if let Some(labels) = table.get(&id) {
-        return Some(labels);
+    let table = table.get_or_insert_with(Table::default);
+    if let Some(key) = table.get(&id) {
+        return Some(key);
     }
     if table.len() >= MAX_SETS {
         return None;
     }
     let labels: &'static [Label] = Box::leak(build(names, values).into_boxed_slice());
-    table.insert(id, labels);
-    Some(labels)
+    let key: &'static Key = Box::leak(Box::new(Key::from_static_parts(name, labels)));
+    table.insert(id, key);
+    Some(key)
+}
+
+/// Hashes an [`Id`]: a few addresses the program chose, so a multiply-and-rotate per word
+/// (the `FxHash` scheme) is enough, and far cheaper than SipHash.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.write_u64(u64::from(*byte));
+        }
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+
+    fn write_usize(&mut self, word: usize) {
+        self.write_u64(word as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 fn build<const N: usize>(names: &'static [&'static str; N], values: [&'static str; N]) -> Vec<Label> {
@@ -104,13 +138,17 @@ mod tests {
         let labels: Vec<(&str, &str)> = again.labels().map(|l| (l.key(), l.value())).collect();
         assert_eq!(labels, [("a", "x"), ("b", "y")]);
         assert_eq!(first.get_hash(), again.get_hash());
-        let id = id(&NAMES, &["x", "y"]).unwrap();
-        let kept = SHARED.lock().unwrap().as_ref().unwrap()[&id];
-        assert_eq!(kept.as_ptr(), kept_ptr(&again), "the key uses the kept slice");
+        let id = id("m", &NAMES, &["x", "y"]).unwrap();
+        let kept: &Key = SHARED.lock().unwrap().as_ref().unwrap()[&id];
+        assert!(
+            matches!(again, Cow::Borrowed(k) if std::ptr::eq(k, kept)),
+            "the kept key is handed out"
+        );
         assert_ne!(key("m", &NAMES, ["x", "z"]).get_hash(), first.get_hash());
-    }
-
-    fn kept_ptr(key: &Key) -> *const Label {
-        key.labels().as_slice().as_ptr()
+        assert_ne!(
+            key("n", &NAMES, ["x", "y"]).get_hash(),
+            first.get_hash(),
+            "the name is part of the key"
+        );
     }
 }

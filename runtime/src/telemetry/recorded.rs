@@ -93,7 +93,7 @@ pub(super) fn revocation_notice(notice: Notice) {
 }
 
 /// One call in flight, counted in the gauge until dropped (a cancelled call too).
-pub(super) struct InFlight(Key);
+pub(super) struct InFlight(std::borrow::Cow<'static, Key>);
 
 impl InFlight {
     pub(super) fn start(backend: Backend) -> InFlight {
