@@ -38,6 +38,12 @@ def parse(text):
     return out
 
 
+CREDENTIALS = (
+    "demo API key (write:users)", "demo API key (no scopes)", "demo M2M token (write:users)",
+    "dev session token (1 hour)", "dev OAuth token (write:users)",
+)
+
+
 def start(binary, workdir):
     proc = subprocess.Popen(
         [binary, "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"],
@@ -51,13 +57,15 @@ def start(binary, workdir):
             info["base"] = line.rsplit(" ", 1)[1]
         elif line.startswith("metrics: "):
             info["metrics"] = line.split(" ", 1)[1]
-        elif ":" in line and line.split(":", 1)[0] in (
-            "demo API key (write:users)", "demo API key (no scopes)", "demo M2M token (write:users)",
-            "dev session token (1 hour)", "dev OAuth token (write:users)",
-        ):
-            info[line.split(":", 1)[0]] = line.split(":", 1)[1].strip()
         elif line == "ready":
+            missing = [label for label in CREDENTIALS if label not in info]
+            if missing:
+                raise SystemExit(f"the example server printed no {missing}")
             return proc, info
+        else:
+            for label in CREDENTIALS:
+                if line.startswith(label + ":"):
+                    info[label] = line[len(label) + 1:].strip()
     raise SystemExit("the example server stopped before it was ready")
 
 
@@ -311,17 +319,28 @@ def main():
         proc, info = start(binary, workdir)
         try:
             stop, started = threading.Event(), time.time()
-            workers = [threading.Thread(target=traffic, args=(info, stop, started, seconds)) for _ in range(2)]
+            failures = []
+
+            def run():
+                try:
+                    traffic(info, stop, started, seconds)
+                except Exception as e:  # reported after the run: the picture would be empty
+                    failures.append(e)
+                    stop.set()
+
+            workers = [threading.Thread(target=run) for _ in range(2)]
             for w in workers:
                 w.start()
             samples, times = [], []
-            while time.time() - started < seconds:
+            while time.time() - started < seconds and not stop.is_set():
                 samples.append(scrape(info["metrics"]))
                 times.append(time.time())
                 time.sleep(2.0)
             stop.set()
             for w in workers:
                 w.join()
+            if failures:
+                raise SystemExit(f"the traffic stopped: {failures[0]!r}")
         finally:
             proc.terminate()
             proc.wait()
