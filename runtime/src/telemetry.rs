@@ -157,6 +157,7 @@ pub(crate) enum Cache {
 }
 
 impl Cache {
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     pub(crate) const fn as_str(self) -> &'static str {
         match self {
             Cache::VerifiedKeys => "verified_keys",
@@ -185,6 +186,7 @@ pub(crate) enum Backend {
 }
 
 impl Backend {
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     pub(crate) const fn as_str(self) -> &'static str {
         match self {
             Backend::Jwks => "jwks",

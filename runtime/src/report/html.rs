@@ -34,12 +34,12 @@ pub(crate) fn render(report: &PolicyReport) -> String {
     let mut out = String::new();
     out.push_str(HEAD);
     let count = |status| report.routes.iter().filter(|r| r.status == status).count();
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<p class=\"summary\"><span id=\"shown\">{}</span> of {} routes shown · \
          <span class=\"badge guarded\">{} guarded</span> \
          <span class=\"badge public\">{} public</span> \
-         <span class=\"badge unguarded\">{} unguarded</span></p>\n",
+         <span class=\"badge unguarded\">{} unguarded</span></p>",
         report.routes.len(),
         report.routes.len(),
         count(RouteStatus::Guarded),
@@ -73,9 +73,9 @@ fn row(out: &mut String, r: &RouteReport) {
         .source
         .as_ref()
         .map_or_else(|| "—".to_owned(), |s| format!("{}:{}", s.file, s.line));
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<td class=\"handler\"><code>{}</code></td><td class=\"source\">{}</td></tr>\n",
+        "<td class=\"handler\"><code>{}</code></td><td class=\"source\">{}</td></tr>",
         escape(&r.handler),
         escape(&source),
     );
