@@ -581,7 +581,10 @@ async fn metrics_addr_serves_prometheus_text() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path(), &["--metrics-addr", "127.0.0.1:0"]);
     let metrics = s.printed("metrics:");
-    assert!(metrics.starts_with("http://127.0.0.1:") && metrics.ends_with("/metrics"), "{metrics}");
+    assert!(
+        metrics.starts_with("http://127.0.0.1:") && metrics.ends_with("/metrics"),
+        "{metrics}"
+    );
     let writer = s.printed("demo API key (write:users):");
     assert_eq!(s.status_with(&writer).await, 200);
     assert_eq!(s.status_with(&writer).await, 200);
@@ -589,7 +592,10 @@ async fn metrics_addr_serves_prometheus_text() {
     let response = reqwest::get(&metrics).await.unwrap();
     assert_eq!(response.status(), 200);
     assert!(
-        response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"),
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain"),
         "Prometheus's text format"
     );
     let text = response.text().await.unwrap();
