@@ -1,228 +1,25 @@
-//! Metrics and traces through a real router: known traffic (allowed requests, each kind of
-//! refusal, cache hits, a backend that is down) read back as exact counts from the Prometheus
-//! exporter's text, and no label, span field or event field holding a token or a part of one.
+//! Metrics through a real router: known traffic (allowed requests, each kind of refusal,
+//! cache hits, a backend that is down) read back as exact counts from the Prometheus
+//! exporter's text; key ids only when opted in; the dashboard's queries. Spans and events:
+//! `telemetry_spans.rs`.
 //!
-//! Each test installs its own recorder and subscriber for its thread only
-//! (`metrics::set_default_local_recorder`, `tracing::subscriber::set_default`) and runs its
-//! requests on a current-thread runtime, so tests do not see each other's figures.
+//! Each test installs its own recorder for its thread only (`metrics::set_default_local_recorder`)
+//! and runs its requests on a current-thread runtime, so tests do not see each other's figures.
 #![cfg(feature = "metrics")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::fmt::Debug;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
-use http::{Request, StatusCode, header};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
-use serde_json::json;
+use http::StatusCode;
 use tokengate_runtime::keys::{KeySpec, KeyVerifier, MemoryKeyStore};
-use tokengate_runtime::policy::{Match, Requirement, RequirementKind};
-use tokengate_runtime::verifier::{Credential, Verifier, VerifyFuture};
-use tokengate_runtime::{
-    Guard, JwtVerifier, Policy, PolicySource, TokenGate, TokenType, TokenTypes, VerifyError, telemetry,
-};
-use tower::ServiceExt;
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing_subscriber::layer::{Context, SubscriberExt};
-use tracing_subscriber::registry::LookupSpan;
+use tokengate_runtime::{Guard, TokenGate, TokenType, telemetry};
 
 mod jwt_support;
+mod telemetry_support;
 
-use jwt_support::{Rsa, now, session_claims};
-
-// ---------------------------------------------------------------------------------------
-// The application: two routes, three verifiers.
-
-/// `GET /write`: API keys (which need `write:users`) and session tokens.
-struct WritePolicy;
-
-impl PolicySource for WritePolicy {
-    fn policy() -> &'static Policy {
-        static POLICY: std::sync::LazyLock<Policy> = std::sync::LazyLock::new(|| {
-            let scope = Requirement::new(RequirementKind::Scope, Match::All, ["write:users"])
-                .unwrap()
-                .only_for(TokenTypes::EMPTY.with(TokenType::ApiKey));
-            Policy::accepting(TokenTypes::EMPTY.with(TokenType::ApiKey).with(TokenType::SessionToken)).require(scope)
-        });
-        &POLICY
-    }
-
-    fn route() -> &'static str {
-        "app::write"
-    }
-}
-
-/// `GET /oauth`: OAuth tokens, whose verifier's backend is down.
-struct OAuthPolicy;
-
-impl PolicySource for OAuthPolicy {
-    fn policy() -> &'static Policy {
-        static POLICY: Policy = Policy::accepting(TokenTypes::EMPTY.with(TokenType::OAuthToken));
-        &POLICY
-    }
-
-    fn route() -> &'static str {
-        "app::oauth"
-    }
-}
-
-/// A verifier whose backend never answers.
-struct Down;
-
-impl Verifier for Down {
-    fn verify<'a>(&'a self, _: Credential<'a>) -> VerifyFuture<'a> {
-        Box::pin(async { Err(VerifyError::unavailable("the authorization server is down")) })
-    }
-
-    fn name(&self) -> &'static str {
-        "down"
-    }
-}
-
-struct App {
-    router: Router,
-    writer: String,
-    reader: String,
-    unknown: String,
-    machine: String,
-    session: String,
-    expired: String,
-}
-
-async fn app() -> App {
-    let keys = Arc::new(KeyVerifier::new(Arc::new(MemoryKeyStore::new())));
-    let writer = keys
-        .issue(KeySpec::api_key("user_w", "writer").scope("write:users"))
-        .await
-        .unwrap();
-    let reader = keys.issue(KeySpec::api_key("user_r", "reader")).await.unwrap();
-    let machine = keys.issue(KeySpec::m2m_token("mch_1", "machine")).await.unwrap();
-    // Well formed, right checksum, in no store this gate reads.
-    let elsewhere = KeyVerifier::new(Arc::new(MemoryKeyStore::new()));
-    let unknown = elsewhere.issue(KeySpec::api_key("user_x", "other")).await.unwrap();
-
-    let rsa = Rsa::generate("k1");
-    let sessions = Arc::new(JwtVerifier::session_from_pem(&rsa.public_pem()).unwrap());
-    let session = rsa.token(&session_claims());
-    let mut old = session_claims();
-    old["exp"] = json!(now() - 600);
-    old["iat"] = json!(now() - 1200);
-    old["nbf"] = json!(now() - 1200);
-    let expired = rsa.token(&old);
-
-    let gate = TokenGate::builder()
-        .verifier_for(
-            TokenTypes::EMPTY.with(TokenType::ApiKey).with(TokenType::M2mToken),
-            keys,
-        )
-        .verifier(TokenType::SessionToken, sessions)
-        .verifier(TokenType::OAuthToken, Arc::new(Down))
-        .build()
-        .unwrap();
-    let router = Router::new()
-        .route("/write", get(|_: Guard<WritePolicy>| async { "written" }))
-        .route("/oauth", get(|_: Guard<OAuthPolicy>| async { "read" }))
-        .with_state(gate);
-    App {
-        router,
-        writer: writer.secret.expose().to_owned(),
-        reader: reader.secret.expose().to_owned(),
-        unknown: unknown.secret.expose().to_owned(),
-        machine: machine.secret.expose().to_owned(),
-        session,
-        expired,
-    }
-}
-
-async fn send(router: &Router, path: &str, authorization: Option<&str>) -> StatusCode {
-    let mut request = Request::get(path);
-    if let Some(value) = authorization {
-        request = request.header(header::AUTHORIZATION, value);
-    }
-    let response = router
-        .clone()
-        .oneshot(request.body(axum::body::Body::empty()).unwrap())
-        .await
-        .unwrap();
-    response.status()
-}
-
-/// One character of the secret's random part changed: the checksum no longer matches.
-fn mistyped(secret: &str) -> String {
-    let mut bytes = secret.as_bytes().to_vec();
-    let i = secret.len() / 2;
-    bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
-    String::from_utf8(bytes).unwrap()
-}
-
-/// The known traffic; returns every secret it presented.
-async fn traffic(app: &App) -> Vec<String> {
-    let bearer = |t: &str| format!("Bearer {t}");
-    let r = &app.router;
-    for _ in 0..3 {
-        assert_eq!(send(r, "/write", Some(&bearer(&app.writer))).await, StatusCode::OK);
-    }
-    assert_eq!(
-        send(r, "/write", Some(&bearer(&app.reader))).await,
-        StatusCode::FORBIDDEN
-    );
-    for _ in 0..2 {
-        assert_eq!(
-            send(r, "/write", Some(&bearer(&app.unknown))).await,
-            StatusCode::UNAUTHORIZED
-        );
-    }
-    let typo = mistyped(&app.writer);
-    assert_eq!(send(r, "/write", Some(&bearer(&typo))).await, StatusCode::UNAUTHORIZED);
-    assert_eq!(send(r, "/write", None).await, StatusCode::UNAUTHORIZED);
-    assert_eq!(send(r, "/write", Some("Bearer")).await, StatusCode::BAD_REQUEST);
-    for _ in 0..2 {
-        assert_eq!(send(r, "/write", Some(&bearer(&app.session))).await, StatusCode::OK);
-    }
-    assert_eq!(
-        send(r, "/write", Some(&bearer(&app.expired))).await,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        send(r, "/write", Some(&bearer(&app.machine))).await,
-        StatusCode::UNAUTHORIZED
-    );
-    let opaque = "oat_0123456789abcdefghijklmnopqrstuv";
-    assert_eq!(
-        send(r, "/oauth", Some(&bearer(opaque))).await,
-        StatusCode::SERVICE_UNAVAILABLE
-    );
-    vec![
-        app.writer.clone(),
-        app.reader.clone(),
-        app.unknown.clone(),
-        app.machine.clone(),
-        app.session.clone(),
-        app.expired.clone(),
-        typo,
-        opaque.to_owned(),
-    ]
-}
-
-fn recorder() -> (PrometheusRecorder, PrometheusHandle) {
-    let recorder = PrometheusBuilder::new().build_recorder();
-    let handle = recorder.handle();
-    (recorder, handle)
-}
-
-/// The value of the series `name{labels}` in Prometheus's text (labels in the order given).
-fn value(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
-}
-
-fn decision(route: &str, token_type: &str, outcome: &str, reason: &str) -> String {
-    format!(
-        "tokengate_decisions_total{{route=\"{route}\",token_type=\"{token_type}\",outcome=\"{outcome}\",reason=\"{reason}\"}}"
-    )
-}
+use telemetry_support::{WritePolicy, app, decision, recorder, send, traffic, value};
 
 #[tokio::test]
 async fn known_traffic_reads_back_as_exact_counts() {
@@ -343,89 +140,6 @@ async fn key_ids_are_labels_only_when_opted_in() {
     );
     assert_eq!(value(&text, &series), Some(2.0), "{text}");
     assert!(!text.contains(issued.secret.expose()), "{text}");
-}
-
-// ---------------------------------------------------------------------------------------
-// Spans and events, every field as text.
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<String>>>);
-
-struct Fields<'a>(&'a mut Vec<String>, &'a str);
-
-impl Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
-        self.0.push(format!("{} {}={value:?}", self.1, field.name()));
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.push(format!("{} {}={value}", self.1, field.name()));
-    }
-}
-
-impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<S> for Captured {
-    fn on_new_span(&self, attrs: &Attributes<'_>, _: &Id, _: Context<'_, S>) {
-        let mut lines = self.0.lock().unwrap();
-        let name = attrs.metadata().name();
-        lines.push(format!("span {name}"));
-        attrs.record(&mut Fields(&mut lines, name));
-    }
-
-    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        let name = ctx.span(id).map_or("?", |s| s.name());
-        values.record(&mut Fields(&mut self.0.lock().unwrap(), name));
-    }
-
-    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
-        event.record(&mut Fields(&mut self.0.lock().unwrap(), "event"));
-    }
-}
-
-/// The parts of a token a leak could show: the whole, each JWT segment, the random part of
-/// an opaque secret, and any 12 characters in a row of it.
-fn fragments(secret: &str) -> Vec<String> {
-    let mut out: Vec<String> = vec![secret.to_owned()];
-    out.extend(secret.split('.').filter(|s| s.len() >= 12).map(str::to_owned));
-    let chars: Vec<char> = secret.chars().collect();
-    out.extend(chars.windows(12).step_by(6).map(|w| w.iter().collect::<String>()));
-    out
-}
-
-#[tokio::test]
-async fn no_label_span_field_or_event_holds_a_secret() {
-    let (recorder, handle) = recorder();
-    let _local = metrics::set_default_local_recorder(&recorder);
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::registry().with(captured.clone());
-    let _subscriber = tracing::subscriber::set_default(subscriber);
-    let app = app().await;
-    let secrets = traffic(&app).await;
-
-    let lines = captured.0.lock().unwrap().clone();
-    // The capture works: the spans and their fields are there to be searched.
-    let authorizations = lines.iter().filter(|l| *l == "span tokengate.authorize").count();
-    assert_eq!(authorizations, 14, "{lines:#?}");
-    for field in [
-        "tokengate.authorize code.function.name=app::write",
-        "tokengate.authorize tokengate.decision=refused",
-        "tokengate.authorize tokengate.reason=bad-checksum",
-        "tokengate.authorize tokengate.token_type=session_token",
-        "tokengate.authorize http.response.status_code=503",
-        "tokengate.authorize otel.status_code=ERROR",
-        "tokengate.authorize tokengate.policy=accepts session_token, api_key; scope `write:users` (for api_key)",
-        "tokengate.key_store.lookup tokengate.outcome=ok",
-    ] {
-        assert!(lines.iter().any(|l| l == field), "no `{field}` in {lines:#?}");
-    }
-    let text = handle.render();
-    for secret in &secrets {
-        for fragment in fragments(secret) {
-            assert!(!text.contains(&fragment), "a label holds `{fragment}`:\n{text}");
-            let leak = lines.iter().find(|l| l.contains(&fragment));
-            assert!(leak.is_none(), "`{}` holds a part of a token", leak.unwrap());
-        }
-    }
-    assert_eq!(telemetry::DECISIONS, "tokengate_decisions_total");
 }
 
 /// The dashboard's queries name only metrics tokengate records.
