@@ -8,9 +8,8 @@
 //! combination is kept once, however many threads see it). Past [`MAX_SETS`] combinations a
 //! key is built per call and not kept.
 //!
-//! ```ignore
-//! let key = labels::key("tokengate_cache_lookups_total", &["cache", "result"], ["clerk", "hit"]);
-//! ```
+//! A crate-private module, so its example is the unit test below: the same label values give
+//! the same kept key, and a new combination a new one.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
