@@ -7,7 +7,8 @@
 //! through `TokenGate::authorize` alone. Last, the cached API key with the CPU's caches
 //! emptied before each request (`cold/…`), which is how a server under load runs it, and
 //! while another thread checks the same key in a loop (`contended/…`), as two workers of a
-//! server do for one busy client.
+//! server do for one busy client. `request_prometheus/…`: the unguarded route and the cached
+//! API key with the Prometheus exporter's recorder installed (the `metrics` feature).
 //!
 //! Run: `cargo bench --bench guard -- --warm-up-time 1 --measurement-time 3`.
 //! Figures from this machine and what they mean: `BENCHMARKS.md`.
@@ -241,6 +242,28 @@ fn guarded_requests(c: &mut Criterion) {
         b.iter(|| call(&f, &f.app_cached, "/three", Some(black_box(token))))
     });
     group.finish();
+
+    // The same two routes with the Prometheus exporter's recorder installed (for this thread:
+    // the other groups measure without it). Every request through `/api_key` records its
+    // decision and a cache hit; `/open` records nothing.
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let prometheus = recorder.handle();
+    {
+        let _local = metrics::set_default_local_recorder(&recorder);
+        assert_eq!(call(&f, &f.app_cached, "/api_key", Some(api_key)), StatusCode::OK);
+        assert!(
+            prometheus.render().contains(r#"outcome="allowed""#) || !cfg!(feature = "metrics"),
+            "the recorder sees the decisions"
+        );
+        let mut group = c.benchmark_group("request_prometheus");
+        group.bench_function("unguarded", |b| {
+            b.iter(|| call(&f, &f.app_cached, black_box("/open"), None))
+        });
+        group.bench_function("api_key_cached", |b| {
+            b.iter(|| call(&f, &f.app_cached, "/api_key", Some(black_box(api_key))))
+        });
+        group.finish();
+    }
 
     // The guard alone, without the router: `TokenGate::authorize` on an accepted token.
     let api_key_policy = Policy::accepting(TokenTypes::from_slice(&[TokenType::ApiKey]));

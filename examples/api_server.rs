@@ -175,13 +175,17 @@ struct Args {
     #[arg(long)]
     policy_report: bool,
 
-    /// Report format: markdown, json or openapi.
+    /// Report format: markdown, json, openapi or html (a self-contained page).
     #[arg(long, default_value = "markdown", requires = "policy_report", value_parser = Format::from_str)]
     format: Format,
 
     /// With --policy-report: exit 1 naming every route that has no policy and is not #[public].
     #[arg(long, requires = "policy_report")]
     deny_unguarded: bool,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics (off by default; port 0 picks a free one).
+    #[arg(long, env = "TOKENGATE_METRICS_ADDR", value_name = "ADDR")]
+    metrics_addr: Option<SocketAddr>,
 }
 
 /// The server's state: the gate the guards use, and the database.
@@ -380,6 +384,50 @@ fn routes() -> Router<App> {
         .route("/api/account", delete(delete_account))
         .route("/api/payouts", post(payouts))
         .route("/health", get(health))
+}
+
+/// Installs the Prometheus recorder and serves its text at `http://ADDR/metrics`: tokengate's
+/// metrics (README, "Operating tokengate") for a scraper or `curl`. Returns the bound address.
+async fn metrics_endpoint(addr: SocketAddr) -> Result<SocketAddr, Fatal> {
+    // Histograms with buckets (not the exporter's default summaries), so that percentiles can
+    // be taken over several instances: docs/grafana-dashboard.json uses `histogram_quantile`.
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&tokengate::telemetry::SECONDS_BUCKETS)
+        .map_err(|e| fail(format!("cannot configure the metrics recorder: {e}")))?
+        .install_recorder()
+        .map_err(|e| fail(format!("cannot install the metrics recorder: {e}")))?;
+    tokengate::telemetry::describe_metrics();
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| fail(format!("cannot listen on --metrics-addr {addr}: {e}")))?;
+    let bound = listener.local_addr()?;
+    // Histograms are drained into their summaries by the upkeep, not by each scrape alone.
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let handle = handle.clone();
+            async move {
+                (
+                    [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+                    handle.render(),
+                )
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "the metrics endpoint stopped");
+        }
+    });
+    Ok(bound)
 }
 
 /// A start-up failure: one line, exit code 2.
@@ -636,12 +684,19 @@ async fn serve(
         ))
     })?;
 
+    let metrics = match args.metrics_addr {
+        Some(addr) => Some(metrics_endpoint(addr).await?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .map_err(|e| fail(format!("cannot listen on {}: {e}", args.addr)))?;
     let addr = listener.local_addr()?;
 
     println!("tokengate example server listening on http://{addr}");
+    if let Some(metrics) = metrics {
+        println!("metrics: http://{metrics}/metrics");
+    }
     println!(
         "database: {} (TTL of the key cache, i.e. the revocation delay: {}s)",
         redact_url(&args.database),

@@ -5,6 +5,7 @@
 //!
 //! ```sh
 //! cargo run --release --example bench_server   # prints `listening on …`, `api key: …`, `ready`
+//! TOKENGATE_BENCH_METRICS=1 cargo run --release --example bench_server   # with the Prometheus recorder
 //! ```
 
 use std::process::ExitCode;
@@ -45,6 +46,9 @@ async fn run() -> Result<(), String> {
         .route("/open", get(open))
         .route("/guarded", get(guarded))
         .with_state(gate);
+    if std::env::var("TOKENGATE_BENCH_METRICS").is_ok_and(|v| v == "1") {
+        install_prometheus()?;
+    }
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:0".to_owned());
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
@@ -66,6 +70,29 @@ async fn run() -> Result<(), String> {
     let _ = keys.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
     served.map_err(|e| e.to_string())
+}
+
+/// `TOKENGATE_BENCH_METRICS=1`: the Prometheus exporter's recorder installed, as a service
+/// that exports tokengate's metrics runs (its text is not served: only the recording costs).
+fn install_prometheus() -> Result<(), String> {
+    if !cfg!(feature = "metrics") {
+        return Err("TOKENGATE_BENCH_METRICS=1 needs the `metrics` feature".to_owned());
+    }
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            handle.run_upkeep();
+        }
+    });
+    #[allow(clippy::print_stdout)]
+    {
+        println!("metrics: the Prometheus recorder is installed");
+    }
+    Ok(())
 }
 
 #[tokio::main]

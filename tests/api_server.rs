@@ -769,3 +769,42 @@ async fn clerk_hosted_mode_verifies_sessions_and_api_keys_with_clerk() {
 fn r_calls(calls: &std::sync::atomic::AtomicUsize) -> usize {
     calls.load(std::sync::atomic::Ordering::SeqCst)
 }
+
+/// `--metrics-addr`: Prometheus text at `/metrics` counting what the server decided, on its
+/// own port; no metrics endpoint without the flag.
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_addr_serves_prometheus_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &["--metrics-addr", "127.0.0.1:0"]);
+    let metrics = s.printed("metrics:");
+    assert!(
+        metrics.starts_with("http://127.0.0.1:") && metrics.ends_with("/metrics"),
+        "{metrics}"
+    );
+    let writer = s.printed("demo API key (write:users):");
+    assert_eq!(s.status_with(&writer).await, 200);
+    assert_eq!(s.status_with(&writer).await, 200);
+    assert_eq!(s.get("/api/example", None).await.0, 401);
+    let response = reqwest::get(&metrics).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain"),
+        "Prometheus's text format"
+    );
+    let text = response.text().await.unwrap();
+    for line in [
+        r#"tokengate_decisions_total{route="api_server::get_example",token_type="api_key",outcome="allowed",reason="ok"} 2"#,
+        r#"tokengate_decisions_total{route="api_server::get_example",token_type="none",outcome="refused",reason="missing-credentials"} 1"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+    }
+    assert!(text.contains("# HELP tokengate_decisions_total"), "{text}");
+    assert!(!text.contains(&writer), "no secret in the metrics");
+
+    let other = tempfile::tempdir().unwrap();
+    let plain = Server::start(other.path(), &[]);
+    assert!(!plain.lines.iter().any(|l| l.starts_with("metrics:")), "off by default");
+}

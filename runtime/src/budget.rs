@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::net::ClientKey;
+use crate::telemetry::{self, Backend};
 use crate::verifier::VerifyError;
 
 #[cfg(any(feature = "introspection", feature = "clerk"))]
@@ -117,6 +118,8 @@ impl InFlight {
 pub(crate) struct RefusalLog {
     /// Which backend's calls the bound counts, for the log lines.
     backend: &'static str,
+    /// The same backend, as the metrics name it.
+    metric: Backend,
     started: Instant,
     /// Milliseconds after `started` of the last warning, plus one (zero: never warned).
     warned_at: AtomicU64,
@@ -124,9 +127,10 @@ pub(crate) struct RefusalLog {
 }
 
 impl RefusalLog {
-    pub(crate) fn new(backend: &'static str) -> RefusalLog {
+    pub(crate) fn new(backend: &'static str, metric: Backend) -> RefusalLog {
         RefusalLog {
             backend,
+            metric,
             started: Instant::now(),
             warned_at: AtomicU64::new(0),
             refused: AtomicU64::new(0),
@@ -136,6 +140,7 @@ impl RefusalLog {
     /// Counts a refusal by `bound` and turns it into the `503` for the caller.
     pub(crate) fn refuse(&self, bound: String, retry_after: Duration) -> VerifyError {
         self.refused.fetch_add(1, Ordering::Relaxed);
+        telemetry::call_refused(self.metric);
         let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX) + 1;
         let last = self.warned_at.load(Ordering::Relaxed);
         let due = last == 0 || now.saturating_sub(last) >= WARN_INTERVAL.as_millis() as u64;
@@ -198,7 +203,7 @@ mod tests {
 
     #[test]
     fn refusals_are_503s_with_retry_after() {
-        let log = RefusalLog::new("test backend");
+        let log = RefusalLog::new("test backend", Backend::KeyStore);
         for _ in 0..3 {
             match log.refuse("2 calls already in flight".into(), Duration::ZERO) {
                 VerifyError::Busy { retry_after, detail } => {

@@ -26,6 +26,7 @@ use crate::extract::{Presented, TokenSource, extract};
 use crate::net::{ClientKey, ClientKeyFn};
 use crate::policy::Policy;
 use crate::rejection::{DEFAULT_REALM, InvalidReason, Rejection, is_valid_realm};
+use crate::telemetry::{self, Authorizing, Stopwatch};
 use crate::token::{TokenType, TokenTypes};
 use crate::verifier::{Credential, SEAL, Verifier, VerifyError};
 
@@ -37,6 +38,7 @@ struct Inner {
     realm: String,
     responder: Option<Arc<Responder>>,
     client_key: Arc<ClientKeyFn>,
+    metrics_key_ids: bool,
 }
 
 /// Verifiers per token type and the rules to run them. Cheap to clone; put it in your
@@ -93,6 +95,7 @@ pub struct TokenGateBuilder {
     realm: String,
     responder: Option<Arc<Responder>>,
     client_key: Arc<ClientKeyFn>,
+    metrics_key_ids: bool,
 }
 
 impl TokenGate {
@@ -105,6 +108,7 @@ impl TokenGate {
             realm: DEFAULT_REALM.to_owned(),
             responder: None,
             client_key: Arc::new(ClientKey::default_for),
+            metrics_key_ids: false,
         }
     }
 
@@ -137,23 +141,55 @@ impl TokenGate {
     ///
     /// When an outer [`PolicyLayer`](crate::PolicyLayer) already verified the token, the
     /// [`Auth`] it left in `extensions` is checked against `policy` without verifying again.
+    /// The decision is counted under the route [`telemetry::DIRECT_ROUTE`].
     pub async fn authorize(
         &self,
         headers: &HeaderMap,
         extensions: &Extensions,
         policy: &Policy,
     ) -> Result<Auth, Rejection> {
-        let result = match self.authorize_now(headers, extensions, policy) {
-            Step::Done(result) => result,
+        let authorizing = Authorizing::start(telemetry::DIRECT_ROUTE, policy);
+        let verdict = self.authorize_in(&authorizing, headers, extensions, policy).await;
+        self.record(&authorizing, verdict.token_type, verdict.result.as_ref());
+        verdict.result
+    }
+
+    /// [`TokenGate::authorize`] inside `authorizing`'s span, without recording the decision
+    /// (the caller may still have conditions to run).
+    pub(crate) async fn authorize_in(
+        &self,
+        authorizing: &Authorizing,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+        policy: &Policy,
+    ) -> Verdict {
+        use tracing::Instrument;
+        let step = authorizing
+            .span()
+            .in_scope(|| self.authorize_now(headers, extensions, policy));
+        let verdict = match step {
+            Step::Done(verdict) => verdict,
             Step::Verify(pending) => {
                 let client = (self.0.client_key)(headers, extensions);
-                self.verify_pending(pending.with_client(client), policy).await
+                self.verify_pending(pending.with_client(client), policy)
+                    .instrument(authorizing.span().clone())
+                    .await
             }
         };
-        if let Err(rejection) = &result {
+        if let Err(rejection) = &verdict.result {
             log_rejection(rejection);
         }
-        result
+        verdict
+    }
+
+    /// Records a decision: its metrics and the fields of its span.
+    pub(crate) fn record(
+        &self,
+        authorizing: &Authorizing,
+        token_type: Option<TokenType>,
+        result: Result<&Auth, &Rejection>,
+    ) {
+        authorizing.finish(token_type, result, self.0.metrics_key_ids);
     }
 
     /// Everything that needs no waiting, as a plain function: extract, classify, check the
@@ -167,35 +203,42 @@ impl TokenGate {
         policy: &Policy,
     ) -> Step<'a> {
         if let Some(auth) = extensions.get::<Auth>() {
-            return Step::Done(policy.check(auth).map(|()| auth.clone()));
+            return Step::Done(Verdict::of(
+                policy.check(auth).map(|()| auth.clone()),
+                Some(auth.token_type),
+            ));
         }
         let accepts = policy.accepts();
         let presented = match extract(headers, accepts.contains(TokenType::SessionToken)) {
             Ok(Some(presented)) => presented,
-            Ok(None) => return Step::Done(Err(Rejection::MissingCredentials)),
-            Err(rejection) => return Step::Done(Err(rejection)),
+            Ok(None) => return Step::Done(Verdict::untyped(Rejection::MissingCredentials)),
+            Err(rejection) => return Step::Done(Verdict::untyped(rejection)),
         };
         if let Some(recalled) = self.recall(&presented, policy) {
             return recalled;
         }
         let classified = match self.0.classifier.classify(presented.token()) {
             Ok(classified) => classified,
-            Err(rejection) => return Step::Done(Err(rejection)),
+            Err(rejection) => return Step::Done(Verdict::untyped(rejection)),
         };
         let token_type = classified.token_type();
+        let refused = |rejection| Step::Done(Verdict::of(Err(rejection), Some(token_type)));
         if let Err(rejection) = check_type(presented.source(), token_type, accepts) {
-            return Step::Done(Err(rejection));
+            return refused(rejection);
         }
         let Some(verifier) = &self.0.verifiers[token_type.index()] else {
             if accepts.is_any() {
-                return Step::Done(Err(not_accepted(token_type, accepts)));
+                return refused(not_accepted(token_type, accepts));
             }
-            return Step::Done(Err(no_verifier(token_type)));
+            return refused(no_verifier(token_type));
         };
         let credential = Credential::new(presented.token(), token_type, classified.format(), presented.source());
         // A remembered key or token is answered without a future; anything else is verified.
         match verifier.verify_cached_sealed(&credential, SEAL) {
-            Some(answer) => Step::Done(accept(answer, token_type, &**verifier, policy)),
+            Some(answer) => Step::Done(Verdict::of(
+                accept(answer, token_type, &**verifier, policy),
+                Some(token_type),
+            )),
             None => Step::Verify(Pending { verifier, credential }),
         }
     }
@@ -242,18 +285,22 @@ impl TokenGate {
                 return None;
             }
             let checked = check_type(presented.source(), token_type, accepts);
-            return Some(Step::Done(
+            return Some(Step::Done(Verdict::of(
                 checked.and_then(|()| accept(Ok(auth), token_type, &**verifier, policy)),
-            ));
+                Some(token_type),
+            )));
         }
         None
     }
 
     /// The part that waits: a verifier that must check a signature or ask a store or a server.
-    async fn verify_pending(&self, pending: Pending<'_>, policy: &Policy) -> Result<Auth, Rejection> {
+    async fn verify_pending(&self, pending: Pending<'_>, policy: &Policy) -> Verdict {
         let token_type = pending.credential.token_type();
-        let answer = pending.verifier.verify(pending.credential).await;
-        accept(answer, token_type, &**pending.verifier, policy)
+        let answer = verify_timed(&**pending.verifier, pending.credential).await;
+        Verdict::of(
+            accept(answer, token_type, &**pending.verifier, policy),
+            Some(token_type),
+        )
     }
 
     /// The part that waits, for a caller that could not keep the [`Pending`] borrow (the
@@ -265,23 +312,24 @@ impl TokenGate {
         extensions: &Extensions,
         resume: Resume,
         policy: &Policy,
-    ) -> Result<Auth, Rejection> {
+    ) -> Verdict {
+        let typed = |result| Verdict::of(result, Some(resume.token_type));
         let presented = match extract(headers, policy.accepts().contains(TokenType::SessionToken)) {
             Ok(Some(presented)) if presented.source() == resume.source => presented,
             // The headers are the ones `authorize_now` read; a different answer is a bug.
             _ => {
-                return Err(Rejection::Misconfigured(
+                return typed(Err(Rejection::Misconfigured(
                     "the request's headers changed during authorization",
-                ));
+                )));
             }
         };
         let Some(verifier) = &self.0.verifiers[resume.token_type.index()] else {
-            return Err(Rejection::Misconfigured("no verifier for an accepted token type"));
+            return typed(Err(Rejection::Misconfigured("no verifier for an accepted token type")));
         };
         let credential = Credential::new(presented.token(), resume.token_type, resume.format, presented.source())
             .with_client((self.0.client_key)(headers, extensions));
-        let answer = verifier.verify(credential).await;
-        accept(answer, resume.token_type, &**verifier, policy)
+        let answer = verify_timed(&**verifier, credential).await;
+        typed(accept(answer, resume.token_type, &**verifier, policy))
     }
 
     /// Renders a rejection: the configured responder's response, or the RFC 6750 default.
@@ -331,10 +379,36 @@ pub(crate) fn log_rejection(rejection: &Rejection) {
     tracing::debug!(target: "tokengate", reason = rejection.reason(), status = rejection.status().as_u16(), "request rejected");
 }
 
+/// A verifier's awaited answer, timed per verifier.
+async fn verify_timed(verifier: &dyn Verifier, credential: Credential<'_>) -> Result<Auth, VerifyError> {
+    let token_type = credential.token_type();
+    let watch = Stopwatch::start();
+    let answer = verifier.verify(credential).await;
+    telemetry::verified(verifier.name(), token_type, watch);
+    answer
+}
+
+/// A decision and the type of the token it was about (`None` before one was classified).
+#[derive(Debug)]
+pub(crate) struct Verdict {
+    pub(crate) result: Result<Auth, Rejection>,
+    pub(crate) token_type: Option<TokenType>,
+}
+
+impl Verdict {
+    pub(crate) fn of(result: Result<Auth, Rejection>, token_type: Option<TokenType>) -> Verdict {
+        Verdict { result, token_type }
+    }
+
+    fn untyped(rejection: Rejection) -> Verdict {
+        Verdict::of(Err(rejection), None)
+    }
+}
+
 /// Where [`TokenGate::authorize_now`] stopped.
 pub(crate) enum Step<'a> {
     /// Decided without waiting.
-    Done(Result<Auth, Rejection>),
+    Done(Verdict),
     /// The verifier must be awaited.
     Verify(Pending<'a>),
 }
@@ -400,6 +474,15 @@ fn wrong_type_returned(token_type: TokenType, auth: &Auth, verifier: &dyn Verifi
 }
 
 impl TokenGateBuilder {
+    /// Also counts allowed requests per API key and `mt_` token id, in
+    /// `tokengate_key_decisions_total` (the `metrics` feature; off by default). The id is the
+    /// key's id in its store, never its secret; each key becomes one series, so turn it on only
+    /// where the number of keys is small.
+    pub fn metrics_key_ids(mut self, enabled: bool) -> Self {
+        self.metrics_key_ids = enabled;
+        self
+    }
+
     /// Sets the verifier for `token_type`, replacing any earlier one.
     pub fn verifier(mut self, token_type: TokenType, verifier: Arc<dyn Verifier>) -> Self {
         self.verifiers[token_type.index()] = Some(verifier);
@@ -502,6 +585,7 @@ impl TokenGateBuilder {
             realm: self.realm,
             responder: self.responder,
             client_key: self.client_key,
+            metrics_key_ids: self.metrics_key_ids,
         })))
     }
 }

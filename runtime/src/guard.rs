@@ -36,9 +36,11 @@ use axum::response::Response;
 use http::request::Parts;
 
 use crate::auth::Auth;
-use crate::gate::{Resume, Step, TokenGate, log_rejection};
+use crate::gate::{Resume, Step, TokenGate, Verdict, log_rejection};
 use crate::policy::Policy;
 use crate::rejection::Rejection;
+use crate::telemetry::Authorizing;
+use crate::token::TokenType;
 
 /// The future of a handler's custom conditions.
 pub type ConditionFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Rejection>> + Send + 'a>>;
@@ -51,6 +53,13 @@ pub type ConditionFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Rejection>
 pub trait PolicySource: Send + Sync + 'static {
     /// The policy, built once.
     fn policy() -> &'static Policy;
+
+    /// The route's name in metrics and traces (the `route` label, `code.function.name`): the
+    /// attributes give the handler's path, `module::handler`, as the route-policy report shows
+    /// it; by default the type's name.
+    fn route() -> &'static str {
+        std::any::type_name::<Self>()
+    }
 
     /// Whether the guard leaves the verified [`Auth`] in the request's extensions, for the
     /// extractors after it (`Auth`, `Option<Auth>`, your own). `true` by default. The
@@ -143,8 +152,14 @@ enum Decided {
     Later(Later),
 }
 
-/// What a guard that must wait still has to do.
-enum Later {
+/// What a guard that must wait still has to do, and the evaluation it belongs to.
+struct Later {
+    work: Work,
+    authorizing: Authorizing,
+}
+
+/// The work left to a guard that waits.
+enum Work {
     /// Await the verifier the gate chose.
     Verify(Resume),
     /// Run the route's conditions on an identity that passed the policy.
@@ -155,22 +170,45 @@ enum Later {
 /// for any refusal before a verifier. An admitted identity is left in the extensions when
 /// `share_auth` says an extractor after the guard may read it.
 fn decide<P: PolicySource>(gate: &TokenGate, parts: &mut Parts, share_auth: bool) -> Decided {
-    let auth = match gate.authorize_now(&parts.headers, &parts.extensions, P::policy()) {
-        Step::Done(Ok(auth)) => auth,
-        Step::Done(Err(rejection)) => {
-            log_rejection(&rejection);
-            return Decided::Now(Err(gate.render(rejection)));
+    let authorizing = Authorizing::start(P::route(), P::policy());
+    let step = authorizing
+        .span()
+        .in_scope(|| gate.authorize_now(&parts.headers, &parts.extensions, P::policy()));
+    let Verdict { result, token_type } = match step {
+        Step::Done(verdict) => verdict,
+        Step::Verify(pending) => {
+            let work = Work::Verify(pending.resume());
+            return Decided::Later(Later { work, authorizing });
         }
-        Step::Verify(pending) => return Decided::Later(Later::Verify(pending.resume())),
+    };
+    let auth = match result {
+        Ok(auth) => auth,
+        Err(rejection) => return Decided::Now(Err(refuse(gate, &authorizing, token_type, rejection))),
     };
     // Whether the route has conditions: building their future runs none of them.
     if P::conditions(&auth, parts).is_some() {
-        return Decided::Later(Later::Conditions(auth));
+        return Decided::Later(Later {
+            work: Work::Conditions(auth),
+            authorizing,
+        });
     }
+    gate.record(&authorizing, token_type, Ok(&auth));
     if share_auth {
         parts.extensions.insert(auth);
     }
     Decided::Now(Ok(()))
+}
+
+/// A refusal: logged, recorded, rendered.
+fn refuse(
+    gate: &TokenGate,
+    authorizing: &Authorizing,
+    token_type: Option<TokenType>,
+    rejection: Rejection,
+) -> Response {
+    log_rejection(&rejection);
+    gate.record(authorizing, token_type, Err(&rejection));
+    gate.render(rejection)
 }
 
 /// The end of a guard that waited: the verifier's answer, then the route's conditions.
@@ -179,29 +217,30 @@ async fn finish<P: PolicySource, At>(
     later: Later,
     parts: &mut Parts,
 ) -> Result<Guard<P, At>, Response> {
-    let result = match later {
-        Later::Verify(resume) => {
+    use tracing::Instrument;
+    let Later { work, authorizing } = later;
+    let span = authorizing.span().clone();
+    let Verdict { result, token_type } = match work {
+        Work::Verify(resume) => {
             gate.verify_resumed(&parts.headers, &parts.extensions, resume, P::policy())
+                .instrument(span.clone())
                 .await
         }
-        Later::Conditions(auth) => Ok(auth),
-    };
-    let auth = match result {
-        Ok(auth) => auth,
-        Err(rejection) => {
-            log_rejection(&rejection);
-            return Err(gate.render(rejection));
+        Work::Conditions(auth) => {
+            let token_type = Some(auth.token_type);
+            Verdict::of(Ok(auth), token_type)
         }
     };
+    let auth = result.map_err(|rejection| refuse(&gate, &authorizing, token_type, rejection))?;
     if P::SHARE_AUTH {
         parts.extensions.insert(auth.clone());
     }
     if let Some(conditions) = P::conditions(&auth, parts)
-        && let Err(rejection) = conditions.await
+        && let Err(rejection) = conditions.instrument(span).await
     {
-        tracing::debug!(target: "tokengate", reason = rejection.reason(), "request rejected by a condition");
-        return Err(gate.render(rejection));
+        return Err(refuse(&gate, &authorizing, token_type, rejection));
     }
+    gate.record(&authorizing, token_type, Ok(&auth));
     Ok(Guard(PhantomData))
 }
 

@@ -32,6 +32,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -46,6 +47,7 @@ use crate::keys::now_unix;
 use crate::keys::secret::wiped_concat;
 use crate::net::{ClientKey, is_loopback_host};
 use crate::rejection::InvalidReason;
+use crate::telemetry::{self, Backend};
 use crate::token::TokenType;
 use crate::verifier::{Credential, Verifier, VerifyError, VerifyFuture};
 
@@ -273,7 +275,12 @@ impl IntrospectionVerifier {
             .max_capacity(capacity)
             .expire_after(OutcomeExpiry)
             .build();
-        let calls = Calls::new(&config.call_budget, "introspection endpoint", "introspection calls");
+        let calls = Calls::new(
+            &config.call_budget,
+            "introspection endpoint",
+            Backend::Introspection,
+            "introspection calls",
+        );
         Ok(IntrospectionVerifier {
             config,
             endpoint,
@@ -293,11 +300,15 @@ impl IntrospectionVerifier {
     /// counts against that client's share of the call budget.
     pub async fn introspect_for(&self, token: &str, client: Option<ClientKey>) -> Result<Auth, VerifyError> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let outcome = self
-            .cache
-            .try_get_with(key, self.fetch(token, client))
-            .await
-            .map_err(|e: Arc<VerifyError>| (*e).clone())?;
+        // Set only by the request whose call fills the cache: the others were answered by it.
+        let called = AtomicBool::new(false);
+        let fetch = async {
+            called.store(true, Ordering::Relaxed);
+            self.fetch(token, client).await
+        };
+        let outcome = self.cache.try_get_with(key, fetch).await;
+        telemetry::cache_lookup(telemetry::Cache::Introspection, !called.load(Ordering::Relaxed));
+        let outcome = outcome.map_err(|e: Arc<VerifyError>| (*e).clone())?;
         let auth = outcome.result?;
         if auth.is_expired_at(now_unix()) {
             return Err(InvalidReason::Expired.into());
@@ -307,6 +318,12 @@ impl IntrospectionVerifier {
 
     async fn fetch(&self, token: &str, client: Option<ClientKey>) -> Result<Outcome, VerifyError> {
         let _place = self.calls.try_start(client)?;
+        let span = telemetry::http_call_span(Backend::Introspection, self.endpoint.host_str());
+        telemetry::backend_call(Backend::Introspection, span, self.call(token)).await
+    }
+
+    /// One introspection request: its answer, or a `503` when there is none to read.
+    async fn call(&self, token: &str) -> Result<Outcome, VerifyError> {
         let response = self
             .client
             .post(self.endpoint.clone())

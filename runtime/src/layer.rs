@@ -33,6 +33,10 @@ use crate::auth::Auth;
 use crate::gate::TokenGate;
 use crate::policy::{Policy, Requirement};
 use crate::rejection::Rejection;
+use crate::telemetry::Authorizing;
+
+/// The route label of a group layer that was not named ([`PolicyLayer::named`]).
+pub const DEFAULT_LAYER_NAME: &str = "group";
 
 /// The future of a group layer's predicate: `true` lets the request through.
 pub type PredicateFuture<'a> = Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
@@ -55,6 +59,7 @@ pub struct PolicyLayer {
     gate: TokenGate,
     policy: Arc<Policy>,
     conditions: Conditions,
+    name: &'static str,
 }
 
 impl PolicyLayer {
@@ -64,7 +69,16 @@ impl PolicyLayer {
             gate,
             policy: Arc::new(policy),
             conditions: Conditions::default(),
+            name: DEFAULT_LAYER_NAME,
         }
+    }
+
+    /// The group's name in metrics and traces (the `route` label of its decisions; default
+    /// [`DEFAULT_LAYER_NAME`]): a fixed string from the code, such as `"admin"`.
+    #[must_use]
+    pub fn named(mut self, name: &'static str) -> PolicyLayer {
+        self.name = name;
+        self
     }
 
     /// Adds a custom condition, the group's `#[require(name)]`: an async predicate over the
@@ -107,6 +121,7 @@ impl<S> Layer<S> for PolicyLayer {
             gate: self.gate.clone(),
             policy: Arc::clone(&self.policy),
             conditions: self.conditions.clone(),
+            name: self.name,
         }
     }
 }
@@ -118,6 +133,7 @@ pub struct PolicyService<S> {
     gate: TokenGate,
     policy: Arc<Policy>,
     conditions: Conditions,
+    name: &'static str,
 }
 
 impl<S> PolicyService<S> {
@@ -177,22 +193,32 @@ where
         let gate = self.gate.clone();
         let policy = Arc::clone(&self.policy);
         let conditions = self.conditions.clone();
+        let authorizing = Authorizing::start(self.name, &policy);
         ResponseFuture {
             inner: Box::pin(async move {
                 let (mut parts, body) = request.into_parts();
-                match gate.authorize(&parts.headers, &parts.extensions, &policy).await {
-                    Ok(auth) => {
-                        for (name, predicate) in conditions.0.iter() {
-                            if !predicate(&auth, &mut parts).await {
-                                tracing::debug!(target: "tokengate", reason = "condition-failed", condition = *name, "request rejected by a condition");
-                                return Ok(gate.render(Rejection::condition_failed(name)));
-                            }
-                        }
-                        parts.extensions.insert(auth);
-                        inner.call(Request::from_parts(parts, body)).await
+                let verdict = gate
+                    .authorize_in(&authorizing, &parts.headers, &parts.extensions, &policy)
+                    .await;
+                let token_type = verdict.token_type;
+                let auth = match verdict.result {
+                    Ok(auth) => auth,
+                    Err(rejection) => {
+                        gate.record(&authorizing, token_type, Err(&rejection));
+                        return Ok(gate.render(rejection));
                     }
-                    Err(rejection) => Ok(gate.render(rejection)),
+                };
+                for (name, predicate) in conditions.0.iter() {
+                    if !predicate(&auth, &mut parts).await {
+                        tracing::debug!(target: "tokengate", reason = "condition-failed", condition = *name, "request rejected by a condition");
+                        let rejection = Rejection::condition_failed(name);
+                        gate.record(&authorizing, token_type, Err(&rejection));
+                        return Ok(gate.render(rejection));
+                    }
                 }
+                gate.record(&authorizing, token_type, Ok(&auth));
+                parts.extensions.insert(auth);
+                inner.call(Request::from_parts(parts, body)).await
             }),
         }
     }

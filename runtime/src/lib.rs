@@ -34,6 +34,7 @@ pub mod registry;
 pub mod rejection;
 pub mod report;
 pub mod routing;
+pub mod telemetry;
 pub mod token;
 pub mod verifier;
 

@@ -280,6 +280,18 @@ impl fmt::Display for Requirement {
     }
 }
 
+/// `accepts api_key, session_token; scope `write:users` (for api_key)`: what the report's
+/// row says, on one line (the `tokengate.policy` field of the `tokengate.authorize` span).
+impl fmt::Display for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "accepts {}", self.accepts)?;
+        for requirement in self.requirements.iter() {
+            write!(f, "; {requirement}")?;
+        }
+        Ok(())
+    }
+}
+
 /// A route's policy: the token types it accepts and the requirements the token must meet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {

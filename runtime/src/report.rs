@@ -2,9 +2,11 @@
 //!
 //! It comes from the same declarations the guards enforce — the attributes' registry and the
 //! group policies applied through [`routing::Router::guard`](crate::routing::Router::guard) —
-//! so report and enforcement cannot drift. Three formats: a Markdown table for people, JSON
-//! for tools (schema: `docs/policy-report.schema.json`, `schema_version` 1), and an OpenAPI
-//! 3.1 fragment to merge into API docs. [`PolicyReport::deny_unguarded`] is the CI mode.
+//! so report and enforcement cannot drift. Four formats: a Markdown table for people, JSON
+//! for tools (schema: `docs/policy-report.schema.json`, `schema_version` 1), an OpenAPI
+//! 3.1 fragment to merge into API docs, and a self-contained HTML page (a matrix of routes ×
+//! token types with a filter box, `report/html.rs`). [`PolicyReport::deny_unguarded`] is the
+//! CI mode.
 //!
 //! ```
 //! use tokengate_runtime::routing::{Router, get};
@@ -30,6 +32,8 @@ use crate::policy::{Match, Policy, Requirement, RequirementKind};
 use crate::registry::HandlerStatus;
 use crate::routing::RecordedRoute;
 use crate::token::{TokenType, TokenTypes};
+
+mod html;
 
 /// The version of the JSON schema; bumped only on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -145,6 +149,8 @@ pub enum Format {
     Json,
     /// An OpenAPI 3.1 fragment: security schemes and per-operation requirements.
     OpenApi,
+    /// A self-contained HTML page: routes × token types, with a filter box.
+    Html,
 }
 
 impl FromStr for Format {
@@ -155,8 +161,9 @@ impl FromStr for Format {
             "markdown" | "md" => Ok(Format::Markdown),
             "json" => Ok(Format::Json),
             "openapi" => Ok(Format::OpenApi),
+            "html" => Ok(Format::Html),
             other => Err(format!(
-                "unknown report format `{other}`; use markdown, json or openapi"
+                "unknown report format `{other}`; use markdown, json or openapi, or html for a self-contained page"
             )),
         }
     }
@@ -248,6 +255,7 @@ impl PolicyReport {
             Format::Markdown => self.markdown(),
             Format::Json => serde_json::to_string_pretty(self).unwrap_or_default(),
             Format::OpenApi => serde_json::to_string_pretty(&self.openapi()).unwrap_or_default(),
+            Format::Html => html::render(self),
         }
     }
 

@@ -277,3 +277,36 @@ async fn the_outstanding_call_budget_is_enforced() {
     assert_eq!(rc.0, http::StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(rc.1.as_deref(), Some("3"));
 }
+
+/// Clerk's verdict cache and Backend API calls by outcome, read back from the Prometheus
+/// exporter: a first verification calls, the next two are hits; a `500` is a call that failed.
+#[cfg(feature = "metrics")]
+#[tokio::test]
+async fn cache_and_calls_are_counted() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let prometheus = recorder.handle();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let double = Double::start().await;
+    let verifier = double.verifier();
+    let t = TokenType::ApiKey;
+    let token = double.token(t, Reply::Resource(resource(t, in_an_hour())));
+    for _ in 0..3 {
+        verify(&verifier, t, &token).await.unwrap();
+    }
+    let failing = double.token(t, Reply::Status(500, None));
+    assert!(matches!(
+        verify(&verifier, t, &failing).await,
+        Err(VerifyError::Unavailable { .. })
+    ));
+    let text = prometheus.render();
+    for line in [
+        r#"tokengate_cache_lookups_total{cache="clerk",result="hit"} 2"#,
+        r#"tokengate_cache_lookups_total{cache="clerk",result="miss"} 2"#,
+        r#"tokengate_backend_calls_total{backend="clerk",outcome="ok"} 1"#,
+        r#"tokengate_backend_calls_total{backend="clerk",outcome="error"} 1"#,
+        r#"tokengate_backend_calls_in_flight{backend="clerk"} 0"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+    }
+    assert!(!text.contains(&token), "{text}");
+}

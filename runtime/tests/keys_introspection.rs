@@ -344,3 +344,31 @@ fn configuration_mistakes_are_explained_and_the_secret_redacted() {
     IntrospectionVerifier::new(IntrospectionConfig::new("http://localhost:9/i", "a", "b")).unwrap();
     IntrospectionVerifier::new(IntrospectionConfig::new("http://[::1]:9/i", "a", "b")).unwrap();
 }
+
+/// The introspection cache's hits and misses and the endpoint's calls by outcome, read back
+/// from the Prometheus exporter.
+#[cfg(feature = "metrics")]
+#[tokio::test]
+async fn cache_and_calls_are_counted() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let prometheus = recorder.handle();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let (server, addr) = start().await;
+    let verifier = IntrospectionVerifier::new(config(addr)).unwrap();
+    for _ in 0..3 {
+        check(&verifier, "tok-active").await.unwrap();
+    }
+    unavailable(check(&verifier, "tok-fail").await);
+    assert_eq!((server.count("tok-active"), server.count("tok-fail")), (1, 1));
+    let text = prometheus.render();
+    for line in [
+        r#"tokengate_cache_lookups_total{cache="introspection",result="hit"} 2"#,
+        r#"tokengate_cache_lookups_total{cache="introspection",result="miss"} 2"#,
+        r#"tokengate_backend_calls_total{backend="introspection",outcome="ok"} 1"#,
+        r#"tokengate_backend_calls_total{backend="introspection",outcome="error"} 1"#,
+        r#"tokengate_backend_calls_in_flight{backend="introspection"} 0"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+    }
+    assert!(!text.contains("tok-active") && !text.contains(CLIENT_SECRET), "{text}");
+}

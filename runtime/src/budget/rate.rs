@@ -28,6 +28,7 @@ use governor::{DefaultDirectRateLimiter, NotUntil, Quota, RateLimiter};
 
 use super::{CallPermit, InFlight, RefusalLog};
 use crate::net::ClientKey;
+use crate::telemetry::Backend;
 use crate::verifier::VerifyError;
 
 /// How many clients' shares are remembered at once. Past it, the least used are forgotten
@@ -188,7 +189,7 @@ pub(crate) struct Calls {
 impl Calls {
     /// The bounds of `budget`, which [`CallBudget::check`] accepted (a rate it would refuse
     /// is taken as 1 a second).
-    pub(crate) fn new(budget: &CallBudget, backend: &'static str, what: &'static str) -> Calls {
+    pub(crate) fn new(budget: &CallBudget, backend: &'static str, metric: Backend, what: &'static str) -> Calls {
         let minimal = || Quota::per_second(NonZeroU32::MIN);
         let clients = budget.per_client.map(|share| {
             let quota = share.quota().unwrap_or_else(minimal);
@@ -210,7 +211,7 @@ impl Calls {
             clients,
             clock: DefaultClock::default(),
             busy_retry_after: budget.busy_retry_after,
-            log: RefusalLog::new(backend),
+            log: RefusalLog::new(backend, metric),
             what,
         }
     }
@@ -275,7 +276,7 @@ mod tests {
     fn a_clients_share_spares_the_others() {
         let budget = CallBudget::new(100, Rate::new(1, 6)).with_per_client(Rate::new(1, 2));
         assert_eq!(budget.check(), Ok(()));
-        let calls = Calls::new(&budget, "test", "test calls");
+        let calls = Calls::new(&budget, "test", Backend::Clerk, "test calls");
         assert!(calls.try_start(client(1)).is_ok());
         assert!(calls.try_start(client(1)).is_ok());
         // The third call of client 1 is refused by its share, before the total is touched…

@@ -106,6 +106,11 @@ impl ClerkApi {
         })
     }
 
+    /// The API's host, for the spans of its calls.
+    pub(crate) fn host(&self) -> Option<&str> {
+        Some(crate::telemetry::host_of(self.config.api_url()))
+    }
+
     /// The configuration.
     pub fn config(&self) -> &ClerkConfig {
         &self.config

@@ -28,6 +28,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::api::{ClerkApi, now_ms};
 use super::cache::{self, Entry, VerdictCache};
@@ -37,6 +38,7 @@ use crate::budget::Calls;
 use crate::classify::TokenFormat;
 use crate::net::ClientKey;
 use crate::rejection::InvalidReason;
+use crate::telemetry::{self, Backend, Cache};
 use crate::token::{TokenType, TokenTypes};
 use crate::verifier::{Credential, Verifier, VerifyError, VerifyFuture};
 
@@ -69,7 +71,12 @@ impl ClerkMachineVerifier {
         let config = api.config();
         ClerkMachineVerifier {
             cache: VerdictCache::new(config.cache_capacity()),
-            calls: Calls::new(&config.call_budget(), "Clerk Backend API", "Backend API calls"),
+            calls: Calls::new(
+                &config.call_budget(),
+                "Clerk Backend API",
+                Backend::Clerk,
+                "Backend API calls",
+            ),
             api,
             jwt: None,
         }
@@ -118,7 +125,8 @@ impl ClerkMachineVerifier {
     async fn load(&self, token_type: TokenType, token: &str, client: Option<ClientKey>) -> Result<Entry, VerifyError> {
         let config = self.api.config();
         let _place = self.calls.try_start(client)?;
-        let verdict = self.api.verify(token_type, token).await?;
+        let span = telemetry::http_call_span(Backend::Clerk, self.api.host());
+        let verdict = telemetry::backend_call(Backend::Clerk, span, self.api.verify(token_type, token)).await?;
         Ok(Entry::new(
             verdict.map(Auth::new),
             config.cache_ttl(),
@@ -135,10 +143,15 @@ impl ClerkMachineVerifier {
     ) -> Result<Auth, VerifyError> {
         self.check_shape(token_type, token)?;
         let key = cache::key(token_type, token);
-        let entry = self
-            .cache
-            .get_or_load(key, || self.load(token_type, token, client))
-            .await?;
+        // Set only by a request that made the call: the others were answered by the cache.
+        let called = AtomicBool::new(false);
+        let load = || async {
+            called.store(true, Ordering::Relaxed);
+            self.load(token_type, token, client).await
+        };
+        let entry = self.cache.get_or_load(key, load).await;
+        telemetry::cache_lookup(Cache::Clerk, !called.load(Ordering::Relaxed));
+        let entry = entry?;
         let auth = entry.verdict.map_err(VerifyError::Invalid)?;
         if auth.is_expired_at(now_ms() / 1000) {
             return Err(VerifyError::Invalid(InvalidReason::Expired));

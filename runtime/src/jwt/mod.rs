@@ -85,6 +85,7 @@ pub use self::keys::{AlgorithmSet, KeyError, KeySet, jwks_from_pem};
 use crate::auth::{Auth, AuthInfo};
 use crate::classify::{TokenFormat, jwt_type};
 use crate::rejection::InvalidReason;
+use crate::telemetry::{self, Cache};
 use crate::token::{TokenType, TokenTypes};
 use crate::verifier::sealed::Seal;
 use crate::verifier::{Credential, Verifier, VerifyError, VerifyFuture};
@@ -435,11 +436,15 @@ impl JwtVerifier {
         let rules = self.rules(token_type).ok_or(InvalidReason::WrongType)?;
         let now = now_secs();
         let hash = inner.cache.as_ref().map(|_| token_hash(token));
-        if let (Some(cache), Some(hash)) = (&inner.cache, &hash)
-            && let Some(generation) = self.usable_generation()
-            && let Some(auth) = cache.get(hash, token_type, generation, now)
-        {
-            return Ok(auth);
+        if let (Some(cache), Some(hash)) = (&inner.cache, &hash) {
+            let cached = self
+                .usable_generation()
+                .and_then(|generation| cache.get(hash, token_type, generation, now));
+            // The gate asked the cache before without counting a miss: this is the request's one.
+            telemetry::cache_lookup(Cache::VerifiedJwts, cached.is_some());
+            if let Some(auth) = cached {
+                return Ok(auth);
+            }
         }
 
         let segments = Segments::split(token)?;
@@ -527,10 +532,18 @@ impl Verifier for JwtVerifier {
     }
 
     fn verify_cached_sealed(&self, credential: &Credential<'_>, _: Seal) -> Option<Result<Auth, VerifyError>> {
-        self.verify_cached(credential)
+        let answer = self.verify_cached(credential);
+        if let Some(Ok(_)) = answer {
+            telemetry::cache_lookup(Cache::VerifiedJwts, true);
+        }
+        answer
     }
 
     fn recall_jwt_sealed(&self, token: &str, _: Seal) -> Option<Auth> {
-        self.recall_jwt(token)
+        let auth = self.recall_jwt(token);
+        if auth.is_some() {
+            telemetry::cache_lookup(Cache::VerifiedJwts, true);
+        }
+        auth
     }
 }

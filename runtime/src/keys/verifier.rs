@@ -57,6 +57,7 @@ use crate::budget::{InFlight, RefusalLog};
 use crate::cache::CoarseInstant;
 use crate::net::ClientKey;
 use crate::rejection::InvalidReason;
+use crate::telemetry::{self, Backend, Cache};
 use crate::verifier::sealed::Seal;
 use crate::verifier::{Credential, Verifier, VerifyError, VerifyFuture};
 
@@ -217,7 +218,7 @@ impl KeyVerifierBuilder {
                 cache: KeyCache::new(self.cache),
                 lookups: SingleFlight::default(),
                 in_flight: InFlight::new(self.max_lookups, self.max_lookups_per_client),
-                refusals: RefusalLog::new("key store"),
+                refusals: RefusalLog::new("key store", Backend::KeyStore),
                 listening: AtomicBool::new(false),
             }),
         };
@@ -334,6 +335,10 @@ impl KeyVerifier {
         if let Some(answer) = self.remembered(&hash, kind, CoarseInstant::now()) {
             return answer;
         }
+        // Counted here, once per request that goes on to the store (the gate asked the caches
+        // before, without counting a miss).
+        telemetry::cache_lookup(Cache::VerifiedKeys, false);
+        telemetry::cache_lookup(Cache::RefusedKeys, false);
         self.inner.lookups.run(hash, || self.look_up(hash, kind, client)).await
     }
 
@@ -341,6 +346,7 @@ impl KeyVerifier {
     /// unexpired), or a refusal.
     fn remembered(&self, hash: &SecretHash, kind: KeyKind, now: CoarseInstant) -> Option<Result<Auth, VerifyError>> {
         if let Some((mut cached, until)) = self.inner.cache.verified(hash, now) {
+            telemetry::cache_lookup(Cache::VerifiedKeys, true);
             if let Err(refused) = self.check_cached(&cached, hash, kind) {
                 return Some(Err(refused));
             }
@@ -351,6 +357,7 @@ impl KeyVerifier {
             return Some(Ok(cached.auth));
         }
         let reason = self.inner.cache.refusal(hash, now)?;
+        telemetry::cache_lookup(Cache::RefusedKeys, true);
         Some(Err(reason.into()))
     }
 
@@ -362,7 +369,10 @@ impl KeyVerifier {
                 .refuse(over.describe("key-store lookups"), LOOKUP_BUSY_RETRY_AFTER)
         })?;
         let evictions = self.inner.cache.evictions();
-        let record = self.inner.store.find_by_hash(&hash).await.map_err(|e| {
+        let store = &self.inner.store;
+        let span = telemetry::store_span(store.name());
+        let found = telemetry::backend_call(Backend::KeyStore, span, store.find_by_hash(&hash)).await;
+        let record = found.map_err(|e| {
             tracing::warn!(target: "tokengate::keys", store = self.inner.store.name(), error = %e, "key store lookup failed");
             VerifyError::unavailable(e.to_string())
         })?;

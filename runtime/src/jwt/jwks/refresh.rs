@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use super::{Inner, Snapshot};
 use crate::jwt::keys::KeySet;
+use crate::telemetry::{self, Backend};
 
 /// Where refreshing stands: the fetch running, the last attempt, the failures since the last
 /// success and the backoff they caused.
@@ -182,7 +183,13 @@ impl Inner {
         }
     }
 
+    /// One fetch of the JWKS, counted and traced as a backend call.
     async fn fetch(&self) -> Result<KeySet, String> {
+        let span = telemetry::http_call_span(Backend::Jwks, self.url.host_str());
+        telemetry::backend_call(Backend::Jwks, span, self.fetch_keys()).await
+    }
+
+    async fn fetch_keys(&self) -> Result<KeySet, String> {
         let max = self.settings.max_response_bytes;
         let request = async {
             let mut response = self

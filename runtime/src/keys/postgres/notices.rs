@@ -15,6 +15,7 @@ use tokio::sync::broadcast;
 use super::REVOCATION_CHANNEL;
 use crate::keys::secret::SecretHash;
 use crate::keys::store::RevocationNotice;
+use crate::telemetry::{self, Notice};
 
 /// The first and the longest wait between two reconnection attempts of the notification
 /// listener.
@@ -114,6 +115,7 @@ async fn listen(pool: PgPool, sender: broadcast::Sender<RevocationNotice>) {
         }
         // Whatever happened before this connection listened may have been missed.
         let _ = sender.send(RevocationNotice::Resync);
+        telemetry::revocation_notice(Notice::Resync);
         backoff = RECONNECT_BACKOFF.0;
         failures = 0;
         if let Stopped::PoolClosed = forward(&mut listener, &sender).await {
@@ -139,9 +141,11 @@ async fn forward(listener: &mut PgListener, sender: &broadcast::Sender<Revocatio
         match listener.try_recv().await {
             Ok(Some(notification)) => match parse_hash(notification.payload()) {
                 Some(hash) => {
+                    telemetry::revocation_notice(Notice::Revoked);
                     let _ = sender.send(RevocationNotice::Revoked(hash));
                 }
                 None => {
+                    telemetry::revocation_notice(Notice::Unreadable);
                     tracing::warn!(target: "tokengate::keys", "ignored a malformed revocation notice");
                 }
             },
