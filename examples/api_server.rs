@@ -211,7 +211,7 @@ impl UsersDb {
         match self {
             UsersDb::Sqlite(_, reads) => {
                 let id = id.to_owned();
-                let rows = reads.run(move |c| {
+                let rows = reads.read(move |c| {
                     let mut find = c
                         .prepare_cached("SELECT id, name, email FROM users WHERE id = ?1")
                         .map_err(StoreError::sqlite)?;

@@ -461,7 +461,7 @@ impl KeyStore for SqliteKeyStore {
                 let hash = *hash;
                 let raw = fast
                     .lookups
-                    .run(move |c| {
+                    .read(move |c| {
                         let mut find = c.prepare_cached(FIND_BY_HASH).map_err(StoreError::sqlite)?;
                         find.query_row([&hash.as_bytes()[..]], raw_record)
                             .optional()

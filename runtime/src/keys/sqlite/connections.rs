@@ -1,15 +1,17 @@
-//! A few rusqlite connections to one SQLite file, used on Tokio's blocking threads: the path
-//! of the SQLite store's lookups by hash and `last_used_at` writes — the queries a request can
-//! wait for — and of an application's own reads in the same database.
+//! A few rusqlite connections to one SQLite file: the path of the SQLite store's lookups by
+//! hash and `last_used_at` writes — the queries a request can wait for — and of an
+//! application's own reads in the same database. Writes run on Tokio's blocking threads
+//! ([`SqliteConnections::run`]); short reads on the calling thread while a connection is free
+//! ([`SqliteConnections::read`]).
 //!
 //! Why not sqlx, which the store uses for everything else: sqlx runs each SQLite connection on
 //! a worker thread of its own and reaches it through an async pool and channels, which costs
 //! tens of microseconds per query, several times SQLite's own point lookup (BENCHMARKS.md,
-//! "The slow path"). Here a query is one hop to a blocking thread and a statement prepared
-//! once per connection (`prepare_cached`).
+//! "The slow path"). Here a query is a statement prepared once per connection
+//! (`prepare_cached`), run in place or after one hop to a blocking thread.
 //!
-//! No lock is held across an `.await`: a blocking thread takes one connection's mutex for the
-//! length of one closure.
+//! No lock is held across an `.await`: a thread takes one connection's mutex for the length of
+//! one closure.
 //!
 //! ```
 //! use tokengate_runtime::keys::{SqliteConnections, SqliteKeyStore, StoreError};
@@ -20,7 +22,7 @@
 //! // The store's own read-only connections serve the application's reads too.
 //! let reads: &SqliteConnections = store.lookups().unwrap();
 //! let keys: i64 = reads
-//!     .run(|c| {
+//!     .read(|c| {
 //!         let mut count = c.prepare_cached("SELECT COUNT(*) FROM tokengate_keys").map_err(StoreError::sqlite)?;
 //!         count.query_row([], |row| row.get(0)).map_err(StoreError::sqlite)
 //!     })
@@ -112,6 +114,25 @@ impl SqliteConnections {
         .map_err(|e| StoreError::Unavailable(format!("SQLite: the query task failed: {e}")))?
     }
 
+    /// Runs `f` on the calling thread with a connection that is free now, or on a blocking
+    /// thread as [`run`](SqliteConnections::run) does when every connection is taken.
+    ///
+    /// For short reads on a request's path (a point lookup by an indexed key): such a query
+    /// costs SQLite a few microseconds from its page cache, less than the two thread switches
+    /// of a hop to a blocking thread (BENCHMARKS.md, "The slow path"). The database is in WAL
+    /// mode, where a reader does not wait for the writer; a read that must go to disk holds
+    /// the calling thread for that read.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        match self.inner.read_now(f) {
+            Ok(result) => result,
+            Err(f) => self.run(f).await,
+        }
+    }
+
     /// Closes every connection; later calls answer unavailable.
     pub fn close(&self) {
         for slot in &self.inner.connections {
@@ -121,6 +142,20 @@ impl SqliteConnections {
 }
 
 impl Inner {
+    /// `f` run on this thread with a free connection, or `f` back when none is free.
+    fn read_now<T, F>(&self, f: F) -> Result<Result<T, StoreError>, F>
+    where
+        F: FnOnce(&mut Connection) -> Result<T, StoreError>,
+    {
+        let Some(mut slot) = self.connections.iter().find_map(|slot| slot.try_lock().ok()) else {
+            return Err(f);
+        };
+        Ok(match slot.as_mut() {
+            Some(connection) => f(connection),
+            None => Err(StoreError::Unavailable("SQLite: the connections are closed".into())),
+        })
+    }
+
     fn connection(&self) -> MutexGuard<'_, Option<Connection>> {
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let count = self.connections.len();
@@ -147,4 +182,61 @@ fn open_connection(path: &Path, access: Access) -> Result<Connection, StoreError
             .map_err(StoreError::sqlite)?;
     }
     Ok(connection)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn count(c: &mut Connection) -> Result<i64, StoreError> {
+        let mut count = c.prepare_cached("SELECT COUNT(*) FROM t").map_err(StoreError::sqlite)?;
+        count.query_row([], |row| row.get(0)).map_err(StoreError::sqlite)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_run_in_place_or_wait_for_a_busy_connection_and_write_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let writer = SqliteConnections::open(&path, 1, Access::ReadWrite).unwrap();
+        writer
+            .run(|c| {
+                c.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x)")
+                    .map_err(StoreError::sqlite)
+            })
+            .await
+            .unwrap();
+        let reads = SqliteConnections::open(&path, 1, Access::ReadOnly).unwrap();
+        assert_eq!(reads.read(count).await.unwrap(), 0);
+
+        // The only connection is busy for a while: a read waits for it on a blocking thread.
+        let busy = reads.clone();
+        let holder = tokio::spawn(async move {
+            busy.run(|c| {
+                std::thread::sleep(Duration::from_millis(200));
+                count(c)
+            })
+            .await
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        writer
+            .run(|c| c.execute("INSERT INTO t VALUES (1)", []).map_err(StoreError::sqlite))
+            .await
+            .unwrap();
+        let asked = std::time::Instant::now();
+        assert_eq!(reads.read(count).await.unwrap(), 1, "a committed write is read");
+        assert!(
+            asked.elapsed() >= Duration::from_millis(100),
+            "the read waited for the connection"
+        );
+        assert_eq!(holder.await.unwrap().unwrap(), 1);
+
+        let refused = reads.read(|c| c.execute("INSERT INTO t VALUES (2)", []).map_err(StoreError::sqlite));
+        assert!(matches!(refused.await, Err(StoreError::Unavailable(_))), "query_only");
+        reads.close();
+        assert!(matches!(reads.read(count).await, Err(StoreError::Unavailable(_))));
+        assert!(matches!(reads.run(count).await, Err(StoreError::Unavailable(_))));
+    }
 }
