@@ -4,6 +4,24 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Where cargo puts the binaries: CARGO_TARGET_DIR, as cargo reads it.
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 
+# require_whole VAR...: exits 2 naming the first variable that is not a whole number.
+require_whole() {
+    local v
+    for v in "$@"; do
+        case "${!v}" in
+            "" | *[!0-9]*) echo "$v must be a whole number (got '${!v}')" >&2; exit 2 ;;
+        esac
+    done
+}
+
+# require_seconds VAR: exits 2 unless the variable is a number of seconds such as 10s.
+require_seconds() {
+    case "${!1}" in
+        *[0-9]s) ;;
+        *) echo "$1 must be a number of seconds such as 10s (got '${!1}')" >&2; exit 2 ;;
+    esac
+}
+
 # build_examples NAME...: builds the examples in release mode; they are then in
 # $TARGET_DIR/release/examples/.
 build_examples() {

@@ -33,19 +33,12 @@ for kind in $KINDS; do
         *) echo "unknown kind '$kind' in KINDS; use control, garbage, opaque, forged, clerk" >&2; exit 2 ;;
     esac
 done
-for v in CONNECTIONS DELAY_MS FORGED; do
-    case "${!v}" in
-        "" | *[!0-9]*) echo "$v must be a whole number (got '${!v}')" >&2; exit 2 ;;
-    esac
-done
-case "$DURATION" in
-    *[0-9]s) ;;
-    *) echo "DURATION must be a number of seconds such as 10s (got '$DURATION')" >&2; exit 2 ;;
-esac
-SECONDS_EACH="${DURATION%s}"
-
 # shellcheck source=bench/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+require_whole CONNECTIONS DELAY_MS FORGED
+require_seconds DURATION
+SECONDS_EACH="${DURATION%s}"
+
 ensure_installed wrk
 build_examples api_server flood_backends
 SERVER="$TARGET_DIR/release/examples/api_server"

@@ -21,19 +21,12 @@ KEYS="${KEYS:-300000}"
 MEMORY_KEYS="${MEMORY_KEYS:-100000}"
 DURATION="${DURATION:-10s}"
 CONNECTIONS="${CONNECTIONS:-8}"
-for v in KEYS MEMORY_KEYS CONNECTIONS; do
-    case "${!v}" in
-        "" | *[!0-9]*) echo "$v must be a whole number (got '${!v}')" >&2; exit 2 ;;
-    esac
-done
-case "$DURATION" in
-    *[0-9]s) ;;
-    *) echo "DURATION must be a number of seconds such as 10s (got '$DURATION')" >&2; exit 2 ;;
-esac
-[ "$MEMORY_KEYS" -lt "$KEYS" ] || { echo "MEMORY_KEYS ($MEMORY_KEYS) must be less than KEYS ($KEYS)" >&2; exit 2; }
-
 # shellcheck source=bench/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+require_whole KEYS MEMORY_KEYS CONNECTIONS
+require_seconds DURATION
+[ "$MEMORY_KEYS" -lt "$KEYS" ] || { echo "MEMORY_KEYS ($MEMORY_KEYS) must be less than KEYS ($KEYS)" >&2; exit 2; }
+
 ensure_installed wrk
 build_examples api_server bench_keys
 SERVER="$TARGET_DIR/release/examples/api_server"
