@@ -42,6 +42,7 @@ use self::notices::Notices;
 use super::secret::{KeyKind, SecretHash};
 use super::store::{
     KeyQuery, KeyRecord, KeyStore, LastUsed, NewKey, RevocationNotice, StoreError, StoreFuture, key_migrator,
+    page_select,
 };
 
 /// The channel the revocation trigger notifies, with the secret's SHA-256 in hex as payload.
@@ -395,34 +396,20 @@ impl KeyStore for PostgresKeyStore {
 
     fn list_page<'a>(&'a self, query: &'a KeyQuery) -> StoreFuture<'a, Vec<KeyRecord>> {
         Box::pin(self.timed(async move {
-            let mut sql = sqlx::QueryBuilder::<sqlx::Postgres>::new(concat!(
-                "SELECT ",
-                columns!(),
-                " FROM tokengate_keys WHERE TRUE"
-            ));
-            if let Some(subject) = &query.subject {
-                sql.push(" AND subject = ").push_bind(subject);
-            }
-            if let Some(name) = &query.name {
-                sql.push(" AND name = ").push_bind(name);
-            }
-            if let Some(after) = &query.after {
-                let position: Option<(i64, i64)> =
-                    sqlx::query_as("SELECT created_at, seq FROM tokengate_keys WHERE id = $1")
-                        .bind(after)
-                        .fetch_optional(&self.pool)
-                        .await
-                        .map_err(db_error)?;
-                let (created_at, tiebreak) = position.ok_or_else(|| query.unknown_after())?;
-                sql.push(" AND (created_at, seq) > (")
-                    .push_bind(created_at)
-                    .push(", ")
-                    .push_bind(tiebreak)
-                    .push(")");
-            }
-            sql.push(" ORDER BY created_at, seq LIMIT ")
-                .push_bind(query.sql_limit());
-            let rows = sql.build().fetch_all(&self.pool).await.map_err(db_error)?;
+            let after = match &query.after {
+                None => None,
+                Some(id) => {
+                    let position: Option<(i64, i64)> =
+                        sqlx::query_as("SELECT created_at, seq FROM tokengate_keys WHERE id = $1")
+                            .bind(id)
+                            .fetch_optional(&self.pool)
+                            .await
+                            .map_err(db_error)?;
+                    Some(position.ok_or_else(|| query.unknown_after())?)
+                }
+            };
+            let mut select = page_select::<sqlx::Postgres>(columns!(), "seq", query, after);
+            let rows = select.build().fetch_all(&self.pool).await.map_err(db_error)?;
             rows.iter().map(record_from_row).collect()
         }))
     }

@@ -25,7 +25,9 @@ use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow};
 
 use super::secret::{KeyKind, SecretHash};
-use super::store::{KeyQuery, KeyRecord, KeyStore, LastUsed, NewKey, StoreError, StoreFuture, key_migrator};
+use super::store::{
+    KeyQuery, KeyRecord, KeyStore, LastUsed, NewKey, StoreError, StoreFuture, key_migrator, page_select,
+};
 
 /// How many read-only connections of their own the lookups by secret hash use (file databases
 /// only; [`SqliteKeyStore::lookups`]).
@@ -408,34 +410,20 @@ impl KeyStore for SqliteKeyStore {
 
     fn list_page<'a>(&'a self, query: &'a KeyQuery) -> StoreFuture<'a, Vec<KeyRecord>> {
         Box::pin(async move {
-            let mut sql = sqlx::QueryBuilder::<sqlx::Sqlite>::new(concat!(
-                "SELECT ",
-                columns!(),
-                " FROM tokengate_keys WHERE TRUE"
-            ));
-            if let Some(subject) = &query.subject {
-                sql.push(" AND subject = ").push_bind(subject);
-            }
-            if let Some(name) = &query.name {
-                sql.push(" AND name = ").push_bind(name);
-            }
-            if let Some(after) = &query.after {
-                let position: Option<(i64, i64)> =
-                    sqlx::query_as("SELECT created_at, rowid FROM tokengate_keys WHERE id = ?")
-                        .bind(after)
-                        .fetch_optional(&self.pool)
-                        .await
-                        .map_err(db_error)?;
-                let (created_at, tiebreak) = position.ok_or_else(|| query.unknown_after())?;
-                sql.push(" AND (created_at, rowid) > (")
-                    .push_bind(created_at)
-                    .push(", ")
-                    .push_bind(tiebreak)
-                    .push(")");
-            }
-            sql.push(" ORDER BY created_at, rowid LIMIT ")
-                .push_bind(query.sql_limit());
-            let rows = sql.build().fetch_all(&self.pool).await.map_err(db_error)?;
+            let after = match &query.after {
+                None => None,
+                Some(id) => {
+                    let position: Option<(i64, i64)> =
+                        sqlx::query_as("SELECT created_at, rowid FROM tokengate_keys WHERE id = ?")
+                            .bind(id)
+                            .fetch_optional(&self.pool)
+                            .await
+                            .map_err(db_error)?;
+                    Some(position.ok_or_else(|| query.unknown_after())?)
+                }
+            };
+            let mut select = page_select::<sqlx::Sqlite>(columns!(), "rowid", query, after);
+            let rows = select.build().fetch_all(&self.pool).await.map_err(db_error)?;
             rows.iter().map(record_from_row).collect()
         })
     }

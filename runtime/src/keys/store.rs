@@ -601,6 +601,40 @@ pub fn now_unix() -> i64 {
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) const MIGRATIONS_TABLE: &str = "_tokengate_migrations";
 
+/// The `SELECT` of one page of `query` from the key table: its filters, the rows after
+/// `after` (the creation time and tie-breaker of the key to list after, which the store read),
+/// in the order `created_at, {tiebreak}`, at most its limit.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn page_select<DB>(
+    columns: &str,
+    tiebreak: &str,
+    query: &KeyQuery,
+    after: Option<(i64, i64)>,
+) -> sqlx::QueryBuilder<DB>
+where
+    DB: sqlx::Database,
+    for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    let mut sql = sqlx::QueryBuilder::new(format!("SELECT {columns} FROM tokengate_keys WHERE TRUE"));
+    if let Some(subject) = &query.subject {
+        sql.push(" AND subject = ").push_bind(subject.clone());
+    }
+    if let Some(name) = &query.name {
+        sql.push(" AND name = ").push_bind(name.clone());
+    }
+    if let Some((created_at, position)) = after {
+        sql.push(format_args!(" AND (created_at, {tiebreak}) > ("))
+            .push_bind(created_at)
+            .push(", ")
+            .push_bind(position)
+            .push(")");
+    }
+    sql.push(format_args!(" ORDER BY created_at, {tiebreak} LIMIT "))
+        .push_bind(query.sql_limit());
+    sql
+}
+
 /// The key-table migrations (`(description, sql)`, numbered from 1 in order) as an sqlx
 /// migrator tracked in [`MIGRATIONS_TABLE`], so an application's own migrations in the same
 /// database are left alone.
