@@ -614,7 +614,7 @@ fn policy_report_lists_every_route_without_starting_anything() {
         report["routes"][0]["source"]["file"]
             .as_str()
             .unwrap()
-            .ends_with("api_server.rs")
+            .ends_with("api_server/main.rs")
     );
 
     let (code, out, _) = run_example(&["--policy-report"]);

@@ -1,0 +1,147 @@
+//! The server's flags (each with its environment variable).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::Parser;
+use tokengate::keys::DEFAULT_DATABASE_URL;
+use tokengate::report::Format;
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "api_server",
+    about = "tokengate's example server: the seed's routes, guarded by declarations",
+    after_help = "Without a session key option the server runs in development mode and prints demo credentials."
+)]
+pub(crate) struct Args {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, env = "TOKENGATE_ADDR", default_value = "127.0.0.1:3000")]
+    pub(crate) addr: SocketAddr,
+
+    /// Database holding the API keys and the `users` table: `sqlite://PATH`, a file path, or
+    /// `postgres://USER:PASSWORD@HOST/DB` (shared by several instances; a revocation reaches
+    /// all of them within about a second).
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    pub(crate) database: String,
+
+    /// PEM public key (or JWK/JWKS file) that signs session tokens.
+    #[arg(
+        long,
+        env = "TOKENGATE_SESSION_PUBLIC_KEY",
+        value_name = "PATH",
+        conflicts_with = "session_jwks_url"
+    )]
+    pub(crate) session_public_key: Option<PathBuf>,
+
+    /// JWKS URL of the session-token issuer.
+    #[arg(long, env = "TOKENGATE_SESSION_JWKS_URL", value_name = "URL")]
+    pub(crate) session_jwks_url: Option<String>,
+
+    /// An origin allowed in a session token's `azp` claim (repeatable).
+    #[arg(
+        long = "authorized-party",
+        env = "TOKENGATE_AUTHORIZED_PARTIES",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    pub(crate) authorized_parties: Vec<String>,
+
+    /// The `iss` session tokens must carry, compared exactly (repeatable; Clerk: the Frontend
+    /// API URL, e.g. https://clerk.example.com). Without it any issuer is accepted.
+    #[arg(
+        long = "session-issuer",
+        env = "TOKENGATE_SESSION_ISSUERS",
+        value_name = "ISS",
+        value_delimiter = ','
+    )]
+    pub(crate) session_issuers: Vec<String>,
+
+    /// OAuth authorization server, found by discovery (`/.well-known/...`).
+    #[arg(
+        long,
+        env = "TOKENGATE_OAUTH_ISSUER",
+        value_name = "URL",
+        conflicts_with = "oauth_jwks_url"
+    )]
+    pub(crate) oauth_issuer: Option<String>,
+
+    /// JWKS URL of the OAuth authorization server (with --oauth-audience; the issuer is then
+    /// taken from --oauth-issuer-name).
+    #[arg(
+        long,
+        env = "TOKENGATE_OAUTH_JWKS_URL",
+        value_name = "URL",
+        requires = "oauth_issuer_name"
+    )]
+    pub(crate) oauth_jwks_url: Option<String>,
+
+    /// The `iss` of OAuth JWT access tokens, when --oauth-jwks-url is used without discovery.
+    #[arg(
+        long,
+        env = "TOKENGATE_OAUTH_ISSUER_NAME",
+        value_name = "ISSUER",
+        requires = "oauth_jwks_url"
+    )]
+    pub(crate) oauth_issuer_name: Option<String>,
+
+    /// This resource server's audience in OAuth access tokens.
+    #[arg(long, env = "TOKENGATE_OAUTH_AUDIENCE", value_name = "AUD")]
+    pub(crate) oauth_audience: Option<String>,
+
+    /// RFC 7662 introspection endpoint for opaque OAuth tokens.
+    #[arg(
+        long,
+        env = "TOKENGATE_OAUTH_INTROSPECTION_URL",
+        value_name = "URL",
+        requires_all = ["oauth_client_id", "oauth_client_secret"]
+    )]
+    pub(crate) oauth_introspection_url: Option<String>,
+
+    /// Client id for introspection.
+    #[arg(long, env = "TOKENGATE_OAUTH_CLIENT_ID", requires = "oauth_introspection_url")]
+    pub(crate) oauth_client_id: Option<String>,
+
+    /// Client secret for introspection.
+    #[arg(
+        long,
+        env = "TOKENGATE_OAUTH_CLIENT_SECRET",
+        hide_env_values = true,
+        requires = "oauth_introspection_url"
+    )]
+    pub(crate) oauth_client_secret: Option<String>,
+
+    /// Clerk secret key: verify every token type with Clerk (Clerk-hosted mode).
+    #[arg(long, env = "CLERK_SECRET_KEY", hide_env_values = true)]
+    pub(crate) clerk_secret_key: Option<String>,
+
+    /// Clerk Backend API URL.
+    #[arg(long, env = "CLERK_API_URL", requires = "clerk_secret_key")]
+    pub(crate) clerk_api_url: Option<String>,
+
+    /// Clerk instance PEM public key, for networkless session verification.
+    #[arg(long, env = "CLERK_JWT_KEY", requires = "clerk_secret_key")]
+    pub(crate) clerk_jwt_key: Option<String>,
+
+    /// How long a verified API key is cached, in seconds: on SQLite, the longest a revocation
+    /// made elsewhere (the CLI, another instance) takes to be seen; on PostgreSQL, only while
+    /// the revocation notices' connection is down.
+    #[arg(long, env = "TOKENGATE_KEY_CACHE_TTL", value_name = "SECONDS", default_value_t = 30)]
+    pub(crate) key_cache_ttl: u64,
+
+    /// Print the route-policy report and exit (starts nothing, touches no network).
+    #[arg(long)]
+    pub(crate) policy_report: bool,
+
+    /// Report format: markdown, json, openapi or html (a self-contained page).
+    #[arg(long, default_value = "markdown", requires = "policy_report", value_parser = Format::from_str)]
+    pub(crate) format: Format,
+
+    /// With --policy-report: exit 1 naming every route that has no policy and is not #[public].
+    #[arg(long, requires = "policy_report")]
+    pub(crate) deny_unguarded: bool,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics (off by default; port 0 picks a free one).
+    #[arg(long, env = "TOKENGATE_METRICS_ADDR", value_name = "ADDR")]
+    pub(crate) metrics_addr: Option<SocketAddr>,
+}

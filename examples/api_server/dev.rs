@@ -1,0 +1,257 @@
+//! Development mode: the generated RSA key, demo API keys and tokens, and the `curl` lines
+//! printed at start-up.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use tokengate::jwt::{Algorithm, KeySet, jwks_from_pem};
+use tokengate::keys::{KeyQuery, KeySpec, KeyVerifier};
+
+use crate::args::Args;
+use crate::{DEMO_USER, DEV_AUDIENCE, DEV_ISSUER, DEV_KEY_FILE, DEV_KID, Fatal, fail};
+
+/// Beside the SQLite file, or in the working directory with PostgreSQL.
+pub(crate) fn dev_key_path(db_path: Option<&Path>) -> PathBuf {
+    db_path
+        .and_then(Path::parent)
+        .unwrap_or(Path::new(""))
+        .join(DEV_KEY_FILE)
+}
+
+/// The development RSA key pair: generated once, kept beside the database.
+pub(crate) struct DevKey {
+    pub(crate) private_pem: String,
+    pub(crate) public_pem: String,
+}
+
+impl DevKey {
+    pub(crate) fn load_or_create(path: &Path) -> Result<DevKey, Fatal> {
+        let private_pem = match std::fs::read_to_string(path) {
+            Ok(pem) => pem,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                use aws_lc_rs::encoding::AsDer;
+                let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+                    .map_err(|_| fail("could not generate the development RSA key"))?;
+                let der: aws_lc_rs::encoding::Pkcs8V1Der<'_> = pair
+                    .as_der()
+                    .map_err(|_| fail("could not encode the development key"))?;
+                let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der.as_ref().to_vec()));
+                write_private_file(path, &pem).map_err(|e| fail(format!("cannot write {}: {e}", path.display())))?;
+                pem
+            }
+            Err(e) => return Err(fail(format!("cannot read the development key {}: {e}", path.display()))),
+        };
+        let public_pem = public_pem_of(&private_pem).map_err(|e| {
+            fail(format!(
+                "{} is not a usable RSA key: {e}; delete it to generate a new one",
+                path.display()
+            ))
+        })?;
+        Ok(DevKey {
+            private_pem,
+            public_pem,
+        })
+    }
+
+    pub(crate) fn key_set(&self) -> Result<KeySet, Fatal> {
+        let jwks = jwks_from_pem(&self.public_pem, Some(DEV_KID), Algorithm::RS256)?;
+        Ok(KeySet::from_jwks(&jwks.to_string())?)
+    }
+
+    fn sign(&self, typ: &str, claims: &Value) -> Result<String, Fatal> {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid = Some(DEV_KID.to_owned());
+        header.typ = Some(typ.to_owned());
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(self.private_pem.as_bytes())?;
+        Ok(jsonwebtoken::encode(&header, claims, &key)?)
+    }
+}
+
+fn public_pem_of(private_pem: &str) -> Result<String, String> {
+    use aws_lc_rs::encoding::AsDer;
+    use aws_lc_rs::signature::KeyPair as _;
+    let parsed = pem::parse(private_pem).map_err(|e| e.to_string())?;
+    let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(parsed.contents()).map_err(|e| e.to_string())?;
+    let public: aws_lc_rs::encoding::PublicKeyX509Der<'_> = pair.public_key().as_der().map_err(|e| e.to_string())?;
+    Ok(pem::encode(&pem::Pem::new("PUBLIC KEY", public.as_ref().to_vec())))
+}
+
+fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(contents.as_bytes())
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The demo keys development mode issues: subject and name.
+const DEMO_KEYS: [(&str, &str); 3] = [
+    (DEMO_USER, "demo-write"),
+    (DEMO_USER, "demo-read"),
+    ("mch_demo", "demo-m2m"),
+];
+
+/// Revokes the demo keys an earlier start issued, found by subject and name (an indexed query
+/// each, so a database with many keys under the demo user starts as fast as an empty one).
+async fn revoke_demo_keys(keys: &KeyVerifier) -> Result<(), Fatal> {
+    for (subject, name) in DEMO_KEYS {
+        let mut query = KeyQuery::new().subject(subject).name(name);
+        loop {
+            let page = keys.store().list_page(&query).await?;
+            for old in page.iter().filter(|k| k.revoked_at.is_none()) {
+                keys.revoke(&old.id, Some("replaced at server start")).await?;
+            }
+            match page.last() {
+                Some(last) if page.len() == query.limit => query = query.after(last.id.clone()),
+                _ => break,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Issues fresh demo keys (revoking the previous ones: secrets are shown once) and prints
+/// every credential a newcomer needs, with a `curl` line for each route.
+/// The development tokens printed at start-up, signed with the development key.
+pub(crate) struct DemoTokens {
+    /// Passes every session route: organization admin, feature, plan, fresh factors.
+    pub(crate) session: String,
+    /// Refused by every session requirement.
+    pub(crate) plain_session: String,
+    /// `acr` `mfa`, authenticated now.
+    pub(crate) oauth: String,
+    /// `acr` `pwd`: refused by `POST /api/payouts` with the RFC 9470 challenge.
+    pub(crate) password_oauth: String,
+}
+
+impl DemoTokens {
+    pub(crate) fn sign(dev: &DevKey, args: &Args) -> Result<DemoTokens, Fatal> {
+        let iat = now();
+        let issuer = args.session_issuers.first().map_or(DEV_ISSUER, String::as_str);
+        let mut session = json!({
+            "iss": issuer, "sub": DEMO_USER, "sid": "sess_demo", "sts": "active",
+            "iat": iat, "nbf": iat, "exp": iat + 3600,
+        });
+        if let Some(azp) = args.authorized_parties.first() {
+            session["azp"] = json!(azp);
+        }
+        let mut plain = session.clone();
+        plain["fva"] = json!([120, -1]);
+        let entitled = json!({
+            "org_id": "org_demo", "org_slug": "demo", "org_role": "org:admin",
+            "org_permissions": ["org:invoices:read"], "fea": "o:exports", "pla": "o:pro", "fva": [0, 0],
+        });
+        if let (Value::Object(claims), Value::Object(extra)) = (&mut session, entitled) {
+            claims.extend(extra);
+        }
+        let oauth = |acr: &str| {
+            json!({
+                "iss": DEV_ISSUER, "aud": DEV_AUDIENCE, "sub": DEMO_USER, "client_id": "client_demo",
+                "scope": "write:users", "iat": iat, "exp": iat + 3600, "jti": format!("demo-{acr}-{iat}"),
+                "acr": acr, "auth_time": iat,
+            })
+        };
+        Ok(DemoTokens {
+            session: dev.sign("JWT", &session)?,
+            plain_session: dev.sign("JWT", &plain)?,
+            oauth: dev.sign("at+jwt", &oauth("mfa"))?,
+            password_oauth: dev.sign("at+jwt", &oauth("pwd"))?,
+        })
+    }
+}
+
+/// The `curl` lines of the session routes: each with a token that passes and one refused.
+fn print_session_routes(base: &str, t: &DemoTokens) {
+    let (ok, plain) = (&t.session, &t.plain_session);
+    for (method, path, refusal) in [
+        ("GET", "/api/org/members", "403 no-active-organization"),
+        ("GET", "/api/invoices", "403 no-active-organization"),
+        ("GET", "/api/exports", "403 missing-feature"),
+        ("GET", "/api/analytics", "403 missing-plan"),
+        ("DELETE", "/api/account", "403 reverification-error (Clerk's body)"),
+        ("POST", "/api/payouts", "403 reverification-error (Clerk's body)"),
+    ] {
+        println!("  curl -X {method} -H 'Authorization: Bearer {ok}' {base}{path}");
+        println!("  curl -X {method} -H 'Authorization: Bearer {plain}' {base}{path}   # {refusal}");
+    }
+    println!(
+        "  curl -X POST -H 'Authorization: Bearer {}' {base}/api/payouts",
+        t.oauth
+    );
+    println!(
+        "  curl -i -X POST -H 'Authorization: Bearer {}' {base}/api/payouts   # 401 insufficient_user_authentication",
+        t.password_oauth
+    );
+}
+
+pub(crate) async fn print_demo_credentials(
+    addr: SocketAddr,
+    dev: &DevKey,
+    keys: &KeyVerifier,
+    args: &Args,
+) -> Result<(), Fatal> {
+    revoke_demo_keys(keys).await?;
+    let writer = keys
+        .issue(KeySpec::api_key(DEMO_USER, "demo-write").scope("write:users"))
+        .await?;
+    let reader = keys.issue(KeySpec::api_key(DEMO_USER, "demo-read")).await?;
+    let machine = keys
+        .issue(KeySpec::m2m_token("mch_demo", "demo-m2m").scope("write:users"))
+        .await?;
+    let tokens = DemoTokens::sign(dev, args)?;
+    let session = &tokens.session;
+    let oauth = &tokens.oauth;
+    let base = format!("http://{addr}");
+    println!();
+    println!("!! DEVELOPMENT MODE — a generated key signs the tokens below. NOT FOR PRODUCTION. !!");
+    println!("   Pass --session-public-key / --session-jwks-url (and OAuth options) in production.");
+    println!();
+    println!("demo API key (write:users):   {}", writer.secret.expose());
+    println!("demo API key (no scopes):     {}", reader.secret.expose());
+    println!("demo M2M token (write:users): {}", machine.secret.expose());
+    println!("dev session token (1 hour):   {session}");
+    println!(
+        "   (org:admin of org_demo with org:invoices:read, feature o:exports, plan o:pro, both factors just verified)"
+    );
+    println!("dev session token (plain):    {}", tokens.plain_session);
+    println!("   (no organization, feature or plan; first factor verified 2 hours ago, no second factor)");
+    println!("dev OAuth token (write:users): {oauth}");
+    println!("   (acr mfa, authenticated at start-up: passes max_age=600 for 10 minutes)");
+    println!("dev OAuth token (password):   {}", tokens.password_oauth);
+    println!();
+    println!("try:");
+    println!("  curl {base}/health");
+    println!(
+        "  curl -H 'Authorization: Bearer {}' {base}/api/example",
+        writer.secret.expose()
+    );
+    println!(
+        "  curl -X POST -H 'Authorization: Bearer {}' {base}/api/example",
+        writer.secret.expose()
+    );
+    println!(
+        "  curl -X POST -H 'Authorization: Bearer {}' {base}/api/example   # 403: no write:users",
+        reader.secret.expose()
+    );
+    println!("  curl -X POST -H 'Authorization: Bearer {session}' {base}/api/example");
+    println!("  curl -X POST -H 'Authorization: Bearer {oauth}' {base}/api/example");
+    println!(
+        "  curl -X DELETE -H 'Authorization: Bearer {}' {base}/api/users/user_nobody   # 404",
+        machine.secret.expose()
+    );
+    print_session_routes(&base, &tokens);
+    println!();
+    println!("create your own: cargo run -p tokengate-cli -- keys create --subject user_123 --scope write:users");
+    Ok(())
+}

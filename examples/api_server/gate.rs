@@ -1,0 +1,193 @@
+//! The `TokenGate` the flags describe: development mode, configured issuers and keys, or
+//! Clerk-hosted mode.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokengate::introspection::{IntrospectionConfig, IntrospectionVerifier};
+use tokengate::jwt::{JwtVerifier, KeySet, M2mRules, OAuthRules, SessionRules};
+use tokengate::keys::{KeyVerifier, open_store, redact_url};
+use tokengate::verifier::ByFormat;
+use tokengate::{TokenGate, TokenType, Verifier};
+
+use crate::args::Args;
+use crate::dev::{DevKey, dev_key_path};
+use crate::serve::serve;
+use crate::users::{UsersDb, open_users_db, open_users_pg, sqlite_path};
+use crate::{DEV_AUDIENCE, DEV_ISSUER, Fatal, fail};
+
+pub(crate) async fn run(args: Args) -> Result<(), Fatal> {
+    let rules = session_rules(&args)?;
+    let db_path = sqlite_path(&args.database)?;
+    let store = open_store(&args.database).await.map_err(|e| {
+        fail(format!(
+            "cannot open the key store at {}: {e}",
+            redact_url(&args.database)
+        ))
+    })?;
+    let db = match &db_path {
+        Some(path) => open_users_db(path).await?,
+        None => UsersDb::Postgres(open_users_pg(&args.database).await?),
+    };
+    let keys = Arc::new(
+        KeyVerifier::builder(Arc::clone(&store))
+            .cache_ttl(Duration::from_secs(args.key_cache_ttl))
+            .build()?,
+    );
+
+    let dev_mode =
+        args.session_public_key.is_none() && args.session_jwks_url.is_none() && args.clerk_secret_key.is_none();
+    if let Some(secret_key) = &args.clerk_secret_key {
+        return run_clerk(args.clone(), secret_key, rules, db, keys).await;
+    }
+    let dev_key = if dev_mode {
+        Some(DevKey::load_or_create(&dev_key_path(db_path.as_deref()))?)
+    } else {
+        None
+    };
+
+    // Session tokens.
+    let session: Arc<dyn Verifier> = match (&args.session_public_key, &args.session_jwks_url, &dev_key) {
+        (Some(path), _, _) => {
+            let keys = KeySet::from_file(path)
+                .map_err(|e| fail(format!("cannot read --session-public-key {}: {e}", path.display())))?;
+            Arc::new(JwtVerifier::builder().keys(keys).session(rules).build()?)
+        }
+        (None, Some(url), _) => {
+            let jwks =
+                tokengate::jwt::JwksCache::new(url).map_err(|e| fail(format!("--session-jwks-url {url}: {e}")))?;
+            Arc::new(JwtVerifier::builder().jwks(jwks).session(rules).build()?)
+        }
+        (None, None, Some(dev)) => Arc::new(
+            JwtVerifier::builder()
+                .keys(dev.key_set()?)
+                .session(rules)
+                .oauth(OAuthRules::new(DEV_ISSUER, [DEV_AUDIENCE]))
+                .m2m(M2mRules::new().issuer(DEV_ISSUER))
+                .build()?,
+        ),
+        (None, None, None) => return Err(fail("no session-token key configured")),
+    };
+
+    // OAuth access tokens: JWTs from the configured issuer (or the development key), opaque
+    // tokens by introspection.
+    let audience = args.oauth_audience.clone();
+    let oauth_jwt: Option<Arc<dyn Verifier>> = match (&args.oauth_issuer, &args.oauth_jwks_url) {
+        (Some(issuer), _) => {
+            let audience = audience.ok_or_else(|| {
+                fail("--oauth-issuer needs --oauth-audience (this API's identifier in the tokens' `aud`)")
+            })?;
+            let verifier = JwtVerifier::oauth_from_issuer(issuer, [audience])
+                .await
+                .map_err(|e| fail(format!("OAuth discovery at {issuer} failed: {e}")))?;
+            Some(Arc::new(verifier))
+        }
+        (None, Some(url)) => {
+            let audience = audience.ok_or_else(|| fail("--oauth-jwks-url needs --oauth-audience"))?;
+            let issuer = args.oauth_issuer_name.clone().unwrap_or_default();
+            Some(Arc::new(JwtVerifier::oauth_from_jwks_url(url, &issuer, [audience])?))
+        }
+        (None, None) if dev_mode => Some(Arc::clone(&session)),
+        (None, None) => None,
+    };
+    let introspection: Option<Arc<dyn Verifier>> = match &args.oauth_introspection_url {
+        Some(url) => {
+            let mut config = IntrospectionConfig::new(
+                url.clone(),
+                args.oauth_client_id.clone().unwrap_or_default(),
+                args.oauth_client_secret.clone().unwrap_or_default(),
+            );
+            if let Some(aud) = &args.oauth_audience {
+                config = config.audience(aud.clone());
+            }
+            Some(Arc::new(IntrospectionVerifier::new(config)?))
+        }
+        None => None,
+    };
+
+    let mut gate = TokenGate::builder()
+        .verifier(TokenType::SessionToken, Arc::clone(&session))
+        .verifier(TokenType::ApiKey, keys.clone());
+    let mut m2m = ByFormat::new().opaque(keys.clone());
+    if dev_mode {
+        m2m = m2m.jwt(Arc::clone(&session));
+    }
+    gate = gate.verifier(TokenType::M2mToken, Arc::new(m2m));
+    if oauth_jwt.is_some() || introspection.is_some() {
+        let mut oauth = ByFormat::new();
+        if let Some(v) = oauth_jwt {
+            oauth = oauth.jwt(v);
+        }
+        if let Some(v) = introspection {
+            oauth = oauth.opaque(v);
+            gate = gate.opaque_oauth_tokens(true);
+        }
+        gate = gate.verifier(TokenType::OAuthToken, Arc::new(oauth));
+    }
+    let gate = gate.realm("tokengate-example").build()?;
+
+    serve(&args, gate, db, keys, dev_key).await
+}
+
+/// Clerk-hosted mode: session tokens with the instance's keys (PEM or the Backend API's
+/// JWKS), API keys, M2M and OAuth tokens through the Backend API, JWT machine tokens locally.
+async fn run_clerk(
+    args: Args,
+    secret_key: &str,
+    rules: SessionRules,
+    db: UsersDb,
+    keys: Arc<KeyVerifier>,
+) -> Result<(), Fatal> {
+    use tokengate::clerk::{ClerkConfig, ClerkMachineVerifier, SessionKeys};
+    let mut config = ClerkConfig::new(secret_key)?.with_authorized_parties(args.authorized_parties.clone());
+    if let Some(url) = &args.clerk_api_url {
+        config = config.with_api_url(url.clone())?;
+    }
+    if let Some(pem) = &args.clerk_jwt_key {
+        config = config.with_jwt_key(pem.clone());
+    }
+    let key_source = match config.session_keys()? {
+        SessionKeys::Pem(pem) => {
+            JwtVerifier::builder().keys(KeySet::from_pem(pem).map_err(|e| fail(format!("--clerk-jwt-key: {e}")))?)
+        }
+        SessionKeys::Jwks { url, headers } => {
+            let mut jwks = tokengate::jwt::JwksCache::builder(url);
+            for (name, value) in &headers {
+                jwks = jwks.header(name.as_str(), value.to_str().unwrap_or_default());
+            }
+            JwtVerifier::builder().jwks(jwks.build()?)
+        }
+    };
+    // Clerk's M2M JWTs are signed by the instance key, which signs nothing else with an
+    // `mch_` subject, and carry Clerk's M2M category (checked): any issuer will do.
+    let mut jwt = key_source.session(rules).m2m(M2mRules::new().skip_issuer_check());
+    if let (Some(issuer), Some(audience)) = (&args.oauth_issuer_name, &args.oauth_audience) {
+        jwt = jwt.oauth(OAuthRules::new(issuer.clone(), [audience.clone()]));
+    }
+    let jwt: Arc<dyn Verifier> = Arc::new(jwt.build()?);
+    let machines = ClerkMachineVerifier::new(config)?.with_jwt_verifier(Arc::clone(&jwt));
+    let gate = TokenGate::builder()
+        .verifier(TokenType::SessionToken, jwt)
+        .verifier_for(ClerkMachineVerifier::token_types(), Arc::new(machines))
+        .realm("tokengate-example")
+        .build()?;
+    println!("Clerk-hosted mode: tokens are verified with Clerk's keys and Backend API");
+    serve(&args, gate, db, keys, None).await
+}
+
+/// The session rules the flags ask for: authorized parties and issuers.
+fn session_rules(args: &Args) -> Result<SessionRules, Fatal> {
+    let mut rules = SessionRules::new();
+    if !args.authorized_parties.is_empty() {
+        rules = rules.authorized_parties(args.authorized_parties.clone());
+    }
+    for issuer in &args.session_issuers {
+        if issuer.is_empty() || issuer.trim() != issuer {
+            return Err(fail(format!(
+                "--session-issuer {issuer:?}: give the exact `iss` of your session tokens, without spaces (e.g. https://clerk.example.com; TOKENGATE_SESSION_ISSUERS takes them comma-separated)"
+            )));
+        }
+        rules = rules.issuer(issuer.clone());
+    }
+    Ok(rules)
+}

@@ -1,0 +1,228 @@
+//! The example server: Clerk's two seed routes, made real with tokengate, and the checks of
+//! Clerk's `auth.protect()` as declarations: an organization role and permission, a Billing
+//! feature and plan, reverification, and RFC 9470 step-up for OAuth tokens.
+//!
+//! ```sh
+//! cargo run --example api_server                      # zero configuration
+//! cargo run --example api_server -- --policy-report   # the route-policy report, then exit
+//! cargo run --example api_server -- --help            # every flag
+//! ```
+//!
+//! With no key option it runs in development mode: an SQLite file in the working directory
+//! (or the PostgreSQL database `--database postgres://…` names, shared by several instances)
+//! holds the API keys and a `users` table, a development RSA key pair is generated beside it
+//! (and reused), and start-up prints demo API keys, development session tokens (one that
+//! passes every session requirement, one that none accepts), OAuth tokens and an M2M token,
+//! with `curl` lines for each route.
+//!
+//! The handlers and their declarations are here, at the crate root (their paths name the
+//! routes in the report and the metrics); the rest is one module a concern: `args` (the
+//! flags), `gate` (the verifiers the flags configure), `serve` (listening, metrics,
+//! shutdown), `users` (the application's own table) and `dev` (development mode's key,
+//! credentials and `curl` lines).
+
+mod args;
+mod dev;
+mod gate;
+mod serve;
+mod users;
+
+use std::process::ExitCode;
+
+use axum::Json;
+use axum::extract::{FromRef, Path as UrlPath, State};
+use axum::http::StatusCode;
+use clap::Parser;
+use serde_json::{Value, json};
+use tokengate::routing::{Router, delete, get, post};
+use tokengate::{
+    Auth, TokenGate, accepts_token, public, require_acr, require_feature, require_permission, require_plan,
+    require_reverification, require_role, require_scope,
+};
+
+use crate::args::Args;
+use crate::users::UsersDb;
+
+/// The issuer and audience of development OAuth tokens.
+pub(crate) const DEV_ISSUER: &str = "https://tokengate.dev.invalid";
+pub(crate) const DEV_AUDIENCE: &str = "tokengate-example";
+pub(crate) const DEV_KID: &str = "tokengate-dev";
+pub(crate) const DEV_KEY_FILE: &str = "tokengate-dev-key.pem";
+pub(crate) const DEMO_USER: &str = "user_demo";
+
+/// The server's state: the gate the guards use, and the database.
+#[derive(Clone)]
+pub(crate) struct App {
+    pub(crate) gate: TokenGate,
+    pub(crate) db: UsersDb,
+}
+
+impl FromRef<App> for TokenGate {
+    fn from_ref(app: &App) -> TokenGate {
+        app.gate.clone()
+    }
+}
+
+/// `GET /api/example` — the seed's first route: API keys only.
+#[accepts_token(api_key)]
+async fn get_example(auth: Auth) -> Json<Value> {
+    Json(json!({ "userId": auth.user_id, "claims": auth.claims }))
+}
+
+/// `POST /api/example` — the seed's second route: sessions and OAuth tokens pass, API keys
+/// need `write:users`. Returns the caller's rows of the `users` table.
+#[accepts_token(session_token, oauth_token, api_key)]
+#[require_scope(api_key: "write:users")]
+async fn post_example(State(app): State<App>, auth: Auth) -> Result<Json<Value>, StatusCode> {
+    let rows = app
+        .db
+        .find(auth.user_id.as_deref().unwrap_or_default())
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "users query failed");
+            StatusCode::SERVICE_UNAVAILABLE
+        })?;
+    let data: Vec<Value> = rows
+        .into_iter()
+        .map(|(id, name, email)| json!({ "id": id, "name": name, "email": email }))
+        .collect();
+    Ok(Json(json!({ "data": data })))
+}
+
+/// `DELETE /api/users/{id}` — machine callers and OAuth clients with `write:users`.
+#[accepts_token(api_key, oauth_token, m2m_token)]
+#[require_scope("write:users")]
+async fn delete_user(State(app): State<App>, UrlPath(id): UrlPath<String>) -> StatusCode {
+    match app.db.delete(&id).await {
+        Ok(deleted) if deleted > 0 => StatusCode::NO_CONTENT,
+        Ok(_) => StatusCode::NOT_FOUND,
+        Err(e) => {
+            tracing::error!(error = %e, "users delete failed");
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+    }
+}
+
+/// `GET /api/org/members` — organization admins (a session's organization role).
+#[require_role("org:admin")]
+async fn org_members(auth: Auth) -> Json<Auth> {
+    Json(auth)
+}
+
+/// `GET /api/invoices` — sessions holding the organization permission `org:invoices:read`.
+#[require_permission("org:invoices:read")]
+async fn invoices(auth: Auth) -> Json<Auth> {
+    Json(auth)
+}
+
+/// `GET /api/exports` — the Clerk Billing feature `exports` (the organization's or the user's).
+#[require_feature("exports")]
+async fn exports(auth: Auth) -> Json<Auth> {
+    Json(auth)
+}
+
+/// `GET /api/analytics` — the active organization on the `pro` plan.
+#[require_plan("o:pro")]
+async fn analytics(auth: Auth) -> Json<Auth> {
+    Json(auth)
+}
+
+/// `DELETE /api/account` — a second factor verified in the last 10 minutes (Clerk's `strict`);
+/// refused with Clerk's reverification body, which Clerk's front-end turns into a prompt.
+#[require_reverification(strict)]
+async fn delete_account(auth: Auth) -> Json<Auth> {
+    Json(auth)
+}
+
+/// `POST /api/payouts` — sessions: both factors in the last 10 minutes (`strict_mfa`); OAuth
+/// tokens: issued for a multi-factor authentication (`acr` `mfa`) at most 600 s old (RFC 9470).
+#[accepts_token(session_token, oauth_token)]
+#[require_reverification(strict_mfa)]
+#[require_acr("mfa", max_age = 600)]
+async fn payouts(auth: Auth) -> Json<Auth> {
+    Json(auth)
+}
+
+/// `GET /health` — intentionally open.
+#[public]
+async fn health() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// The routes, without state: what the report reads and the server serves.
+pub(crate) fn routes() -> Router<App> {
+    Router::new()
+        .route("/api/example", get(get_example).post(post_example))
+        .route("/api/users/{id}", delete(delete_user))
+        .route("/api/org/members", get(org_members))
+        .route("/api/invoices", get(invoices))
+        .route("/api/exports", get(exports))
+        .route("/api/analytics", get(analytics))
+        .route("/api/account", delete(delete_account))
+        .route("/api/payouts", post(payouts))
+        .route("/health", get(health))
+}
+
+/// A start-up failure: one line, exit code 2.
+pub(crate) struct Fatal(pub(crate) String);
+
+impl<E: std::fmt::Display> From<E> for Fatal {
+    fn from(e: E) -> Self {
+        Fatal(e.to_string())
+    }
+}
+
+pub(crate) fn fail(message: impl Into<String>) -> Fatal {
+    Fatal(message.into())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // clap's message spans several lines; keep it to one, without the usage text.
+            let rendered = e.render().to_string();
+            let message: Vec<&str> = rendered
+                .lines()
+                .take_while(|l| !l.starts_with("Usage:"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            eprintln!("{} (see --help)", message.join(" "));
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    if args.policy_report {
+        let report = routes().report();
+        println!("{}", report.render(args.format));
+        if args.deny_unguarded
+            && let Err(e) = report.deny_unguarded()
+        {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+        return ExitCode::SUCCESS;
+    }
+
+    match gate::run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Fatal(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
