@@ -126,6 +126,10 @@ pub enum InvalidReason {
     Inactive,
     /// A machine token was sent in the `__session` cookie.
     MachineTokenInCookie,
+    /// The secret of a key that was rerolled, after its grace period.
+    Rotated,
+    /// The key is disabled (it may be enabled again).
+    Disabled,
 }
 
 impl InvalidReason {
@@ -153,6 +157,8 @@ impl InvalidReason {
             InvalidReason::BadChecksum => "bad-checksum",
             InvalidReason::Inactive => "token-inactive",
             InvalidReason::MachineTokenInCookie => "machine-token-in-cookie",
+            InvalidReason::Rotated => "token-rotated",
+            InvalidReason::Disabled => "token-disabled",
         }
     }
 
@@ -179,6 +185,8 @@ impl InvalidReason {
             InvalidReason::BadChecksum => "the token checksum is invalid",
             InvalidReason::Inactive => "the token is not active",
             InvalidReason::MachineTokenInCookie => "machine tokens must be sent in the Authorization header",
+            InvalidReason::Rotated => "the token was replaced by a new secret and its grace period has ended",
+            InvalidReason::Disabled => "the token is disabled",
         }
     }
 }

@@ -85,12 +85,17 @@ impl KeyCache {
     }
 
     /// Caches a key a store lookup verified, unless a key was evicted since `evictions` was read
-    /// before that lookup.
-    pub(super) fn insert_verified(&self, evictions: u64, hash: SecretHash, cached: CachedKey) {
+    /// before that lookup; for the cache's TTL, or less when `ttl` is shorter (a rerolled
+    /// secret is cached no longer than its grace period lasts).
+    pub(super) fn insert_verified(&self, evictions: u64, hash: SecretHash, cached: CachedKey, ttl: Option<Duration>) {
         let Some(verified) = &self.verified else { return };
+        let ttl = ttl.map_or(self.config.verified_ttl, |t| t.min(self.config.verified_ttl));
+        if ttl.is_zero() {
+            return;
+        }
         let count = self.lock_evictions();
         if *count == evictions {
-            verified.insert(hash, cached, self.config.verified_ttl);
+            verified.insert(hash, cached, ttl);
         }
     }
 

@@ -14,14 +14,60 @@
 use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock};
 
+use super::change::{Changed, KeyChange, KeyEvent};
 use super::secret::SecretHash;
 use super::store::{KeyRecord, KeyStore, LastUsed, NewKey, StoreError, StoreFuture};
 
 #[derive(Default)]
 struct Tables {
     by_id: HashMap<String, KeyRecord>,
+    /// Current and previous (rerolled) secrets.
     by_hash: HashMap<SecretHash, String>,
     order: Vec<String>,
+    events: Vec<KeyEvent>,
+}
+
+impl Tables {
+    /// Saves what a change made of a key (`None`: deleted), re-filing its secrets.
+    fn save(&mut self, before: &KeyRecord, after: Option<&KeyRecord>) {
+        for hash in [Some(before.secret_hash), before.previous_secret_hash]
+            .into_iter()
+            .flatten()
+        {
+            self.by_hash.remove(&hash);
+        }
+        match after {
+            Some(after) => {
+                for hash in [Some(after.secret_hash), after.previous_secret_hash]
+                    .into_iter()
+                    .flatten()
+                {
+                    self.by_hash.insert(hash, after.id.clone());
+                }
+                self.by_id.insert(after.id.clone(), after.clone());
+            }
+            None => {
+                self.by_id.remove(&before.id);
+                self.order.retain(|id| id != &before.id);
+            }
+        }
+    }
+
+    fn change(&mut self, id: &str, change: &KeyChange, actor: &str, at: i64) -> Result<Option<Changed>, StoreError> {
+        let Some(before) = self.by_id.get(id).cloned() else {
+            return Ok(None);
+        };
+        let Some(applied) = change.apply(&before, actor, at)? else {
+            return Ok(Some(Changed::nothing(before)));
+        };
+        self.save(&before, applied.record.as_ref());
+        self.events.push(applied.event.clone());
+        Ok(Some(Changed {
+            before,
+            after: applied.record,
+            event: Some(applied.event),
+        }))
+    }
 }
 
 /// Keys in a map behind a short-held lock. Not for production: nothing is persisted.
@@ -62,7 +108,9 @@ impl KeyStore for MemoryKeyStore {
             if t.by_id.contains_key(&key.id) || t.by_hash.contains_key(&key.secret_hash) {
                 return Err(StoreError::Conflict);
             }
+            let actor = key.actor.clone();
             let record = KeyRecord::from_new(key);
+            t.events.push(KeyEvent::created(&record, &actor));
             t.by_hash.insert(record.secret_hash, record.id.clone());
             t.order.push(record.id.clone());
             t.by_id.insert(record.id.clone(), record.clone());
@@ -88,16 +136,27 @@ impl KeyStore for MemoryKeyStore {
     }
 
     fn revoke<'a>(&'a self, id: &'a str, reason: Option<&'a str>, at: i64) -> StoreFuture<'a, Option<KeyRecord>> {
-        let result = self.write(|t| {
-            t.by_id.get_mut(id).map(|r| {
-                if r.revoked_at.is_none() {
-                    r.revoked_at = Some(at);
-                    r.revocation_reason = reason.map(str::to_owned);
-                }
-                r.clone()
-            })
-        });
-        ready(Ok(result))
+        let change = KeyChange::Revoke {
+            reason: reason.map(str::to_owned),
+        };
+        let result = self.write(|t| t.change(id, &change, super::change::DEFAULT_ACTOR, at));
+        ready(result.map(|changed| changed.and_then(|c| c.after)))
+    }
+
+    fn change<'a>(
+        &'a self,
+        id: &'a str,
+        change: &'a KeyChange,
+        actor: &'a str,
+        at: i64,
+    ) -> StoreFuture<'a, Option<Changed>> {
+        ready(self.write(|t| t.change(id, change, actor, at)))
+    }
+
+    fn history<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Vec<KeyEvent>> {
+        ready(Ok(
+            self.read(|t| t.events.iter().filter(|e| e.key_id == id).cloned().collect())
+        ))
     }
 
     fn find_by_hash<'a>(&'a self, hash: &'a SecretHash) -> StoreFuture<'a, Option<KeyRecord>> {

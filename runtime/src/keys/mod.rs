@@ -4,6 +4,8 @@
 //!
 //! - [`secret`]: the secret format, its checksum, and the hash that is stored instead;
 //! - [`store`]: the database-agnostic [`KeyStore`] trait, its records, and [`issue`];
+//! - [`change`]: what happens to a key after it was issued (update, reroll with a grace
+//!   period, disable, enable, revoke, delete) and the audit trail of each change;
 //! - [`memory`], [`sqlite`] and [`postgres`]: the stores; [`open_store`] picks one from a
 //!   database URL;
 //! - [`verifier`]: [`KeyVerifier`], the cached [`Verifier`](crate::Verifier) for both kinds,
@@ -24,6 +26,7 @@
 //! # });
 //! ```
 
+pub mod change;
 mod key_cache;
 pub mod memory;
 #[cfg(feature = "postgres")]
@@ -39,6 +42,7 @@ pub mod verifier;
 
 use std::sync::Arc;
 
+pub use change::{Changed, DEFAULT_ACTOR, KeyAction, KeyChange, KeyEvent, KeyUpdate};
 pub use memory::MemoryKeyStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresKeyStore, PostgresOptions, redact_url};

@@ -39,6 +39,7 @@ use sqlx::types::Json;
 use tokio::sync::broadcast;
 
 use self::notices::Notices;
+use super::change::{Changed, DEFAULT_ACTOR, KeyAction, KeyChange, KeyEvent};
 use super::secret::{KeyKind, SecretHash};
 use super::store::{
     KeyQuery, KeyRecord, KeyStore, LastUsed, NewKey, RevocationNotice, StoreError, StoreFuture, key_migrator,
@@ -105,10 +106,49 @@ CREATE INDEX IF NOT EXISTS tokengate_keys_created ON tokengate_keys (created_at,
 CREATE INDEX IF NOT EXISTS tokengate_keys_subject_name ON tokengate_keys (subject, name);
 ";
 
+/// The key lifecycle: disabled keys, the secret a reroll replaced (indexed for lookups while
+/// it lasts), the audit trail (kept after a key is deleted), and notices for every change a
+/// verifier must see: both secrets' hashes, whatever changed but `last_used_at`.
+const MIGRATION_3: &str = "\
+ALTER TABLE tokengate_keys ADD COLUMN IF NOT EXISTS disabled_at BIGINT;
+ALTER TABLE tokengate_keys ADD COLUMN IF NOT EXISTS previous_secret_hash BYTEA;
+ALTER TABLE tokengate_keys ADD COLUMN IF NOT EXISTS grace_until BIGINT;
+CREATE UNIQUE INDEX IF NOT EXISTS tokengate_keys_previous_secret_hash ON tokengate_keys (previous_secret_hash)
+    WHERE previous_secret_hash IS NOT NULL;
+CREATE TABLE IF NOT EXISTS tokengate_key_events (
+    seq BIGSERIAL PRIMARY KEY,
+    key_id TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    action TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    changes JSONB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tokengate_key_events_key ON tokengate_key_events (key_id, seq);
+
+CREATE OR REPLACE FUNCTION tokengate_keys_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('tokengate_key_revoked', encode(OLD.secret_hash, 'hex'));
+    IF OLD.previous_secret_hash IS NOT NULL THEN
+        PERFORM pg_notify('tokengate_key_revoked', encode(OLD.previous_secret_hash, 'hex'));
+    END IF;
+    RETURN NULL;
+END
+$$;
+DROP TRIGGER IF EXISTS tokengate_keys_changed ON tokengate_keys;
+CREATE TRIGGER tokengate_keys_changed AFTER UPDATE ON tokengate_keys FOR EACH ROW
+    WHEN ((OLD.kind, OLD.secret_hash, OLD.name, OLD.subject, OLD.scopes, OLD.claims, OLD.expires_at,
+           OLD.revoked_at, OLD.disabled_at, OLD.previous_secret_hash, OLD.grace_until)
+          IS DISTINCT FROM
+          (NEW.kind, NEW.secret_hash, NEW.name, NEW.subject, NEW.scopes, NEW.claims, NEW.expires_at,
+           NEW.revoked_at, NEW.disabled_at, NEW.previous_secret_hash, NEW.grace_until))
+    EXECUTE FUNCTION tokengate_keys_notify();
+";
+
 macro_rules! columns {
     () => {
         "id, kind, secret_hash, name, description, subject, scopes, claims, created_at, expires_at, \
-         revoked_at, revocation_reason, last_used_at"
+         revoked_at, revocation_reason, last_used_at, disabled_at, previous_secret_hash, \
+         grace_until"
     };
 }
 
@@ -249,6 +289,7 @@ impl PostgresKeyStore {
         key_migrator(&[
             ("tokengate keys", MIGRATION_1),
             ("tokengate key listing indexes", MIGRATION_2),
+            ("tokengate key lifecycle and audit trail", MIGRATION_3),
         ])
         .run(&self.pool)
         .await
@@ -312,6 +353,7 @@ fn corrupt(what: &str) -> StoreError {
 fn record_from_row(row: &PgRow) -> Result<KeyRecord, StoreError> {
     let kind: String = row.try_get("kind").map_err(db_error)?;
     let hash: Vec<u8> = row.try_get("secret_hash").map_err(db_error)?;
+    let previous: Option<Vec<u8>> = row.try_get("previous_secret_hash").map_err(db_error)?;
     let scopes: Json<Vec<String>> = row.try_get("scopes").map_err(|_| corrupt("scope list"))?;
     let claims: Json<serde_json::Value> = row.try_get("claims").map_err(|_| corrupt("claims object"))?;
     Ok(KeyRecord {
@@ -327,13 +369,59 @@ fn record_from_row(row: &PgRow) -> Result<KeyRecord, StoreError> {
         revoked_at: row.try_get("revoked_at").map_err(db_error)?,
         revocation_reason: row.try_get("revocation_reason").map_err(db_error)?,
         last_used_at: row.try_get("last_used_at").map_err(db_error)?,
+        disabled_at: row.try_get("disabled_at").map_err(db_error)?,
+        grace_until: row.try_get("grace_until").map_err(db_error)?,
         secret_hash: SecretHash::from_slice(&hash).ok_or_else(|| corrupt("secret hash"))?,
+        previous_secret_hash: match previous {
+            Some(bytes) => Some(SecretHash::from_slice(&bytes).ok_or_else(|| corrupt("secret hash"))?),
+            None => None,
+        },
     })
+}
+
+/// Writes back what a change made of a key, in the change's transaction.
+async fn save(tx: &mut sqlx::Transaction<'static, sqlx::Postgres>, record: &KeyRecord) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE tokengate_keys SET name = $1, description = $2, scopes = $3, claims = $4, expires_at = $5, \
+         revoked_at = $6, revocation_reason = $7, disabled_at = $8, secret_hash = $9, previous_secret_hash = $10, \
+         grace_until = $11 WHERE id = $12",
+    )
+    .bind(&record.name)
+    .bind(&record.description)
+    .bind(Json(&record.scopes))
+    .bind(Json(&record.claims))
+    .bind(record.expires_at)
+    .bind(record.revoked_at)
+    .bind(&record.revocation_reason)
+    .bind(record.disabled_at)
+    .bind(&record.secret_hash.as_bytes()[..])
+    .bind(record.previous_secret_hash.as_ref().map(|h| h.as_bytes().to_vec()))
+    .bind(record.grace_until)
+    .bind(&record.id)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// Appends an audit event, in the change's transaction.
+async fn append_event(tx: &mut sqlx::Transaction<'static, sqlx::Postgres>, event: &KeyEvent) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO tokengate_key_events (key_id, at, action, actor, changes) VALUES ($1, $2, $3, $4, $5)")
+        .bind(&event.key_id)
+        .bind(event.at)
+        .bind(event.action.as_str())
+        .bind(&event.actor)
+        .bind(Json(&event.changes))
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
 }
 
 impl KeyStore for PostgresKeyStore {
     fn create(&self, key: NewKey) -> StoreFuture<'_, KeyRecord> {
         Box::pin(self.timed(async move {
+            let mut tx = self.pool.begin().await.map_err(db_error)?;
             sqlx::query(
                 "INSERT INTO tokengate_keys (id, kind, secret_hash, name, description, subject, scopes, claims, \
                  created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -348,10 +436,14 @@ impl KeyStore for PostgresKeyStore {
             .bind(Json(&key.claims))
             .bind(key.created_at)
             .bind(key.expires_at)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-            Ok(KeyRecord::from_new(key))
+            let actor = key.actor.clone();
+            let record = KeyRecord::from_new(key);
+            append_event(&mut tx, &KeyEvent::created(&record, &actor)).await?;
+            tx.commit().await.map_err(db_error)?;
+            Ok(record)
         }))
     }
 
@@ -415,27 +507,85 @@ impl KeyStore for PostgresKeyStore {
     }
 
     fn revoke<'a>(&'a self, id: &'a str, reason: Option<&'a str>, at: i64) -> StoreFuture<'a, Option<KeyRecord>> {
+        Box::pin(async move {
+            let change = KeyChange::Revoke {
+                reason: reason.map(str::to_owned),
+            };
+            let changed = self.change(id, &change, DEFAULT_ACTOR, at).await?;
+            Ok(changed.and_then(|c| c.after))
+        })
+    }
+
+    fn change<'a>(
+        &'a self,
+        id: &'a str,
+        change: &'a KeyChange,
+        actor: &'a str,
+        at: i64,
+    ) -> StoreFuture<'a, Option<Changed>> {
         Box::pin(self.timed(async move {
-            // The trigger notifies every listening instance when this commits.
-            sqlx::query(
-                "UPDATE tokengate_keys SET revoked_at = $1, revocation_reason = $2 WHERE id = $3 AND revoked_at IS NULL",
-            )
-            .bind(at)
-            .bind(reason)
+            let mut tx = self.pool.begin().await.map_err(db_error)?;
+            let row = sqlx::query(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM tokengate_keys WHERE id = $1 FOR UPDATE"
+            ))
             .bind(id)
-            .execute(&self.pool)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(db_error)?;
-            self.get(id).await
+            let Some(before) = row.as_ref().map(record_from_row).transpose()? else {
+                return Ok(None);
+            };
+            let Some(applied) = change.apply(&before, actor, at)? else {
+                return Ok(Some(Changed::nothing(before)));
+            };
+            // The trigger notifies every listening instance when this commits.
+            match &applied.record {
+                Some(after) => save(&mut tx, after).await?,
+                None => {
+                    sqlx::query("DELETE FROM tokengate_keys WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                }
+            }
+            append_event(&mut tx, &applied.event).await?;
+            tx.commit().await.map_err(db_error)?;
+            Ok(Some(Changed {
+                before,
+                after: applied.record,
+                event: Some(applied.event),
+            }))
+        }))
+    }
+
+    fn history<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Vec<KeyEvent>> {
+        Box::pin(self.timed(async move {
+            let rows: Vec<(String, i64, String, String, Json<serde_json::Value>)> = sqlx::query_as(
+                "SELECT key_id, at, action, actor, changes FROM tokengate_key_events WHERE key_id = $1 ORDER BY seq",
+            )
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+            rows.into_iter()
+                .map(|(key_id, at, action, actor, changes)| {
+                    let action = KeyAction::from_name(&action).ok_or_else(|| corrupt("audit action"))?;
+                    Ok(KeyEvent::new(key_id, at, action, actor, changes.0))
+                })
+                .collect()
         }))
     }
 
     fn find_by_hash<'a>(&'a self, hash: &'a SecretHash) -> StoreFuture<'a, Option<KeyRecord>> {
         Box::pin(self.timed(async move {
+            // The current secret or, during a grace period, the one a reroll replaced.
             let row = sqlx::query(concat!(
                 "SELECT ",
                 columns!(),
-                " FROM tokengate_keys WHERE secret_hash = $1"
+                " FROM tokengate_keys WHERE secret_hash = $1 OR previous_secret_hash = $1"
             ))
             .bind(&hash.as_bytes()[..])
             .fetch_optional(&self.pool)

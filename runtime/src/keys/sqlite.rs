@@ -24,6 +24,7 @@ use rusqlite::OptionalExtension as _;
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow};
 
+use super::change::{Changed, DEFAULT_ACTOR, KeyAction, KeyChange, KeyEvent};
 use super::secret::{KeyKind, SecretHash};
 use super::store::{
     KeyQuery, KeyRecord, KeyStore, LastUsed, NewKey, StoreError, StoreFuture, key_migrator, page_select,
@@ -67,14 +68,48 @@ CREATE INDEX IF NOT EXISTS tokengate_keys_created ON tokengate_keys (created_at)
 CREATE INDEX IF NOT EXISTS tokengate_keys_subject_name ON tokengate_keys (subject, name);
 ";
 
+/// The key lifecycle: disabled keys, the secret a reroll replaced (indexed for lookups while
+/// it lasts), and the audit trail, kept after a key is deleted.
+const MIGRATION_3: &str = "\
+ALTER TABLE tokengate_keys ADD COLUMN disabled_at INTEGER;
+ALTER TABLE tokengate_keys ADD COLUMN previous_secret_hash BLOB;
+ALTER TABLE tokengate_keys ADD COLUMN grace_until INTEGER;
+CREATE UNIQUE INDEX IF NOT EXISTS tokengate_keys_previous_secret_hash ON tokengate_keys (previous_secret_hash)
+    WHERE previous_secret_hash IS NOT NULL;
+CREATE TABLE IF NOT EXISTS tokengate_key_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    key_id TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    changes TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tokengate_key_events_key ON tokengate_key_events (key_id, seq);
+";
+
 macro_rules! columns {
     () => {
         "id, kind, secret_hash, name, description, subject, scopes, claims, created_at, expires_at, \
-         revoked_at, revocation_reason, last_used_at"
+         revoked_at, revocation_reason, last_used_at, disabled_at, previous_secret_hash, \
+         grace_until"
     };
 }
 
-const FIND_BY_HASH: &str = concat!("SELECT ", columns!(), " FROM tokengate_keys WHERE secret_hash = ?1");
+/// A secret is the key's current one or, during a grace period, the one a reroll replaced: one
+/// statement, one probe of each unique index.
+const FIND_BY_HASH: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM tokengate_keys WHERE secret_hash = ?1 OR previous_secret_hash = ?1"
+);
+
+/// Writes back what a change made of a key.
+const SAVE: &str = "UPDATE tokengate_keys SET name = ?, description = ?, scopes = ?, claims = ?, expires_at = ?, \
+     revoked_at = ?, revocation_reason = ?, disabled_at = ?, secret_hash = ?, previous_secret_hash = ?, \
+     grace_until = ? WHERE id = ?";
+
+const APPEND_EVENT: &str =
+    "INSERT INTO tokengate_key_events (key_id, at, action, actor, changes) VALUES (?, ?, ?, ?, ?)";
 
 mod connections;
 pub use connections::{Access, SqliteConnections};
@@ -195,6 +230,7 @@ impl SqliteKeyStore {
         key_migrator(&[
             ("tokengate keys", MIGRATION_1),
             ("tokengate key listing indexes", MIGRATION_2),
+            ("tokengate key lifecycle and audit trail", MIGRATION_3),
         ])
         .run(&self.pool)
         .await
@@ -258,6 +294,9 @@ struct RawRecord {
     revoked_at: Option<i64>,
     revocation_reason: Option<String>,
     last_used_at: Option<i64>,
+    disabled_at: Option<i64>,
+    previous_secret_hash: Option<Vec<u8>>,
+    grace_until: Option<i64>,
 }
 
 impl RawRecord {
@@ -275,7 +314,13 @@ impl RawRecord {
             revoked_at: self.revoked_at,
             revocation_reason: self.revocation_reason,
             last_used_at: self.last_used_at,
+            disabled_at: self.disabled_at,
+            grace_until: self.grace_until,
             secret_hash: SecretHash::from_slice(&self.secret_hash).ok_or_else(|| corrupt("secret hash"))?,
+            previous_secret_hash: match self.previous_secret_hash {
+                Some(bytes) => Some(SecretHash::from_slice(&bytes).ok_or_else(|| corrupt("secret hash"))?),
+                None => None,
+            },
         })
     }
 }
@@ -296,6 +341,9 @@ fn raw_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRecord> {
         revoked_at: row.get(10)?,
         revocation_reason: row.get(11)?,
         last_used_at: row.get(12)?,
+        disabled_at: row.get(13)?,
+        previous_secret_hash: row.get(14)?,
+        grace_until: row.get(15)?,
     })
 }
 
@@ -339,8 +387,47 @@ fn record_from_row(row: &SqliteRow) -> Result<KeyRecord, StoreError> {
         revoked_at: row.try_get("revoked_at").map_err(db_error)?,
         revocation_reason: row.try_get("revocation_reason").map_err(db_error)?,
         last_used_at: row.try_get("last_used_at").map_err(db_error)?,
+        disabled_at: row.try_get("disabled_at").map_err(db_error)?,
+        previous_secret_hash: row.try_get("previous_secret_hash").map_err(db_error)?,
+        grace_until: row.try_get("grace_until").map_err(db_error)?,
     };
     raw.into_record()
+}
+
+/// Writes back what a change made of a key, in the change's transaction.
+async fn save(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, record: &KeyRecord) -> Result<(), StoreError> {
+    let scopes = serde_json::to_string(&record.scopes).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    sqlx::query(SAVE)
+        .bind(&record.name)
+        .bind(&record.description)
+        .bind(scopes)
+        .bind(record.claims.to_string())
+        .bind(record.expires_at)
+        .bind(record.revoked_at)
+        .bind(&record.revocation_reason)
+        .bind(record.disabled_at)
+        .bind(&record.secret_hash.as_bytes()[..])
+        .bind(record.previous_secret_hash.as_ref().map(|h| h.as_bytes().to_vec()))
+        .bind(record.grace_until)
+        .bind(&record.id)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// Appends an audit event, in the change's transaction.
+async fn append_event(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, event: &KeyEvent) -> Result<(), StoreError> {
+    sqlx::query(APPEND_EVENT)
+        .bind(&event.key_id)
+        .bind(event.at)
+        .bind(event.action.as_str())
+        .bind(&event.actor)
+        .bind(event.changes.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
 }
 
 impl KeyStore for SqliteKeyStore {
@@ -348,6 +435,7 @@ impl KeyStore for SqliteKeyStore {
         Box::pin(async move {
             let scopes = serde_json::to_string(&key.scopes).map_err(|e| StoreError::Invalid(e.to_string()))?;
             let claims = serde_json::to_string(&key.claims).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            let mut tx = self.pool.begin().await.map_err(db_error)?;
             sqlx::query(
                 "INSERT INTO tokengate_keys (id, kind, secret_hash, name, description, subject, scopes, claims, \
                  created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -362,10 +450,14 @@ impl KeyStore for SqliteKeyStore {
             .bind(claims)
             .bind(key.created_at)
             .bind(key.expires_at)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-            Ok(KeyRecord::from_new(key))
+            let actor = key.actor.clone();
+            let record = KeyRecord::from_new(key);
+            append_event(&mut tx, &KeyEvent::created(&record, &actor)).await?;
+            tx.commit().await.map_err(db_error)?;
+            Ok(record)
         })
     }
 
@@ -430,16 +522,71 @@ impl KeyStore for SqliteKeyStore {
 
     fn revoke<'a>(&'a self, id: &'a str, reason: Option<&'a str>, at: i64) -> StoreFuture<'a, Option<KeyRecord>> {
         Box::pin(async move {
-            sqlx::query(
-                "UPDATE tokengate_keys SET revoked_at = ?, revocation_reason = ? WHERE id = ? AND revoked_at IS NULL",
+            let change = KeyChange::Revoke {
+                reason: reason.map(str::to_owned),
+            };
+            let changed = self.change(id, &change, DEFAULT_ACTOR, at).await?;
+            Ok(changed.and_then(|c| c.after))
+        })
+    }
+
+    fn change<'a>(
+        &'a self,
+        id: &'a str,
+        change: &'a KeyChange,
+        actor: &'a str,
+        at: i64,
+    ) -> StoreFuture<'a, Option<Changed>> {
+        Box::pin(async move {
+            // IMMEDIATE: the write lock from the read on, so two changes cannot interleave.
+            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?;
+            let row = sqlx::query(concat!("SELECT ", columns!(), " FROM tokengate_keys WHERE id = ?"))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            let Some(before) = row.as_ref().map(record_from_row).transpose()? else {
+                return Ok(None);
+            };
+            let Some(applied) = change.apply(&before, actor, at)? else {
+                return Ok(Some(Changed::nothing(before)));
+            };
+            match &applied.record {
+                Some(after) => save(&mut tx, after).await?,
+                None => {
+                    sqlx::query("DELETE FROM tokengate_keys WHERE id = ?")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                }
+            }
+            append_event(&mut tx, &applied.event).await?;
+            tx.commit().await.map_err(db_error)?;
+            Ok(Some(Changed {
+                before,
+                after: applied.record,
+                event: Some(applied.event),
+            }))
+        })
+    }
+
+    fn history<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Vec<KeyEvent>> {
+        Box::pin(async move {
+            let rows: Vec<(String, i64, String, String, String)> = sqlx::query_as(
+                "SELECT key_id, at, action, actor, changes FROM tokengate_key_events WHERE key_id = ? ORDER BY seq",
             )
-            .bind(at)
-            .bind(reason)
             .bind(id)
-            .execute(&self.pool)
+            .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;
-            self.get(id).await
+            rows.into_iter()
+                .map(|(key_id, at, action, actor, changes)| {
+                    let action = KeyAction::from_name(&action).ok_or_else(|| corrupt("audit action"))?;
+                    let changes = serde_json::from_str(&changes).map_err(|_| corrupt("audit change"))?;
+                    Ok(KeyEvent::new(key_id, at, action, actor, changes))
+                })
+                .collect()
         })
     }
 
@@ -458,15 +605,11 @@ impl KeyStore for SqliteKeyStore {
                     .await?;
                 return raw.map(RawRecord::into_record).transpose();
             }
-            let row = sqlx::query(concat!(
-                "SELECT ",
-                columns!(),
-                " FROM tokengate_keys WHERE secret_hash = ?"
-            ))
-            .bind(&hash.as_bytes()[..])
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?;
+            let row = sqlx::query(FIND_BY_HASH)
+                .bind(&hash.as_bytes()[..])
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?;
             row.as_ref().map(record_from_row).transpose()
         })
     }

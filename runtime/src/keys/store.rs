@@ -28,6 +28,7 @@ use tokengate_core::grammar;
 use crate::auth::AuthInfo;
 use crate::rejection::InvalidReason;
 
+use super::change::{Changed, KeyChange, KeyEvent};
 use super::secret::{KeyKind, Secret, SecretHash, generate_id};
 
 /// Why a store operation failed.
@@ -83,9 +84,16 @@ pub struct KeyRecord {
     pub revocation_reason: Option<String>,
     /// When it was last used (written in batches, so up to a flush interval late).
     pub last_used_at: Option<i64>,
+    /// When it was disabled, while it is (`token-disabled`).
+    pub disabled_at: Option<i64>,
+    /// Until when the secret it had before its last reroll keeps working.
+    pub grace_until: Option<i64>,
     /// The SHA-256 of the secret.
     #[serde(skip)]
     pub secret_hash: SecretHash,
+    /// The SHA-256 of the secret it had before its last reroll.
+    #[serde(skip)]
+    pub previous_secret_hash: Option<SecretHash>,
 }
 
 impl fmt::Debug for KeyRecord {
@@ -99,6 +107,8 @@ impl fmt::Debug for KeyRecord {
             .field("created_at", &self.created_at)
             .field("expires_at", &self.expires_at)
             .field("revoked_at", &self.revoked_at)
+            .field("disabled_at", &self.disabled_at)
+            .field("grace_until", &self.grace_until)
             .field("last_used_at", &self.last_used_at)
             .finish_non_exhaustive()
     }
@@ -120,7 +130,10 @@ impl KeyRecord {
             revoked_at: None,
             revocation_reason: None,
             last_used_at: None,
+            disabled_at: None,
+            grace_until: None,
             secret_hash: key.secret_hash,
+            previous_secret_hash: None,
         }
     }
 
@@ -134,15 +147,40 @@ impl KeyRecord {
         self.expires_at.is_some_and(|exp| exp <= now)
     }
 
-    /// Whether the key may be used at `now`: `Revoked` first, then `Expired`.
+    /// Whether the key may be used at `now`: `Revoked` first, then `Disabled`, then `Expired`.
     pub fn check_usable_at(&self, now: i64) -> Result<(), InvalidReason> {
         if self.is_revoked() {
             Err(InvalidReason::Revoked)
+        } else if self.disabled_at.is_some() {
+            Err(InvalidReason::Disabled)
         } else if self.is_expired_at(now) {
             Err(InvalidReason::Expired)
         } else {
             Ok(())
         }
+    }
+
+    /// Whether the secret hashing to `hash` opens this key at `now`: its current secret, or
+    /// the one before its last reroll until that one's deadline (`Rotated` after it). `Ok`
+    /// holds that deadline for the previous secret, `None` for the current one; a hash that is
+    /// neither is `UnknownToken`. Compared in constant time.
+    pub fn check_secret_at(&self, hash: &SecretHash, now: i64) -> Result<Option<i64>, InvalidReason> {
+        let deadline = if self.secret_hash.ct_eq(hash) {
+            None
+        } else if self.previous_secret_hash.is_some_and(|h| h.ct_eq(hash)) {
+            // A previous secret without a deadline is a store's error: refused.
+            Some(self.grace_until.unwrap_or(i64::MIN))
+        } else {
+            return Err(InvalidReason::UnknownToken);
+        };
+        if self.is_revoked() {
+            return Err(InvalidReason::Revoked);
+        }
+        if deadline.is_some_and(|until| until <= now) {
+            return Err(InvalidReason::Rotated);
+        }
+        self.check_usable_at(now)?;
+        Ok(deadline)
     }
 
     /// What a handler sees for this key (`user_id`/`org_id`/`machine_id` derived from the subject).
@@ -182,6 +220,8 @@ pub struct NewKey {
     pub created_at: i64,
     /// Expiration time.
     pub expires_at: Option<i64>,
+    /// Who issues it, for the audit trail.
+    pub actor: String,
 }
 
 impl NewKey {
@@ -209,6 +249,7 @@ impl NewKey {
             claims: serde_json::Value::Object(serde_json::Map::new()),
             created_at,
             expires_at,
+            actor: super::change::DEFAULT_ACTOR.to_owned(),
         }
     }
 }
@@ -367,9 +408,39 @@ pub trait KeyStore: Send + Sync + 'static {
     /// Writes a batch of `last_used_at` times (never moving one backwards).
     fn record_last_used<'a>(&'a self, uses: &'a [LastUsed]) -> StoreFuture<'a, ()>;
 
+    /// Applies `change` to the key `id` at `at` by `actor`: loads the key, saves what
+    /// [`KeyChange::apply`] makes of it and appends its event to the audit trail, all in one
+    /// transaction. `None` when no key has that id. Stores that cannot (the default) answer
+    /// [`StoreError::Unsupported`].
+    fn change<'a>(
+        &'a self,
+        id: &'a str,
+        change: &'a KeyChange,
+        actor: &'a str,
+        at: i64,
+    ) -> StoreFuture<'a, Option<Changed>> {
+        let _ = (id, change, actor, at);
+        Box::pin(std::future::ready(Err(self.cannot("change keys after issuing them"))))
+    }
+
+    /// The audit trail of the key `id`, oldest first (kept after the key is deleted).
+    fn history<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Vec<KeyEvent>> {
+        let _ = id;
+        Box::pin(std::future::ready(Err(self.cannot("keep an audit trail"))))
+    }
+
     /// A short name for logs (`"sqlite"`, `"memory"`).
     fn name(&self) -> &'static str {
         "custom"
+    }
+
+    /// The error of a store that cannot do `what`.
+    #[doc(hidden)]
+    fn cannot(&self, what: &str) -> StoreError {
+        StoreError::Unsupported(format!(
+            "the {} key store cannot {what}; use the SQLite, PostgreSQL or memory store",
+            self.name()
+        ))
     }
 
     /// Revocations made by other processes, for stores that can announce them (the
@@ -410,6 +481,20 @@ impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
         (**self).record_last_used(uses)
     }
 
+    fn change<'a>(
+        &'a self,
+        id: &'a str,
+        change: &'a KeyChange,
+        actor: &'a str,
+        at: i64,
+    ) -> StoreFuture<'a, Option<Changed>> {
+        (**self).change(id, change, actor, at)
+    }
+
+    fn history<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Vec<KeyEvent>> {
+        (**self).history(id)
+    }
+
     fn name(&self) -> &'static str {
         (**self).name()
     }
@@ -437,6 +522,8 @@ pub struct KeySpec {
     pub claims: serde_json::Value,
     /// Expiration time, if any (seconds since the epoch).
     pub expires_at: Option<i64>,
+    /// Who issues it, for the audit trail (default [`DEFAULT_ACTOR`](super::change::DEFAULT_ACTOR)).
+    pub actor: String,
 }
 
 impl KeySpec {
@@ -460,7 +547,15 @@ impl KeySpec {
             scopes: Vec::new(),
             claims: serde_json::Value::Object(serde_json::Map::new()),
             expires_at: None,
+            actor: super::change::DEFAULT_ACTOR.to_owned(),
         }
+    }
+
+    /// Names who issues the key, for the audit trail.
+    #[must_use]
+    pub fn actor(mut self, actor: impl Into<String>) -> KeySpec {
+        self.actor = actor.into();
+        self
     }
 
     /// Adds a scope.
@@ -537,6 +632,7 @@ impl KeySpec {
                 ));
             }
         }
+        super::change::check_actor(&self.actor)?;
         if !self.claims.is_object() {
             return invalid("the claims must be a JSON object, e.g. {\"team\":\"billing\"}".into());
         }
@@ -585,6 +681,7 @@ pub async fn issue<S: KeyStore + ?Sized>(store: &S, spec: KeySpec) -> Result<Iss
         claims: spec.claims,
         created_at: now,
         expires_at: spec.expires_at,
+        actor: spec.actor,
     };
     let record = store.create(key).await?;
     Ok(IssuedKey { record, secret })

@@ -61,6 +61,7 @@ use crate::telemetry::{self, Backend, Cache};
 use crate::verifier::sealed::Seal;
 use crate::verifier::{Credential, Verifier, VerifyError, VerifyFuture};
 
+use super::change::{Changed, KeyChange, KeyEvent};
 use super::key_cache::{CachedKey, KeyCache, KeyCacheConfig};
 use super::revocations::{Eviction, spawn_listener};
 use super::secret::{KeyKind, SecretHash, check_secret};
@@ -303,6 +304,46 @@ impl KeyVerifier {
         record
     }
 
+    /// Applies `change` to the key `id` (see [`change`](super::change)) and forgets at once
+    /// whatever this verifier cached of it; other instances on PostgreSQL hear of it within
+    /// about a second, others within the cache TTL. `None` for an unknown id.
+    pub async fn change(&self, id: &str, change: &KeyChange, actor: &str) -> Result<Option<Changed>, StoreError> {
+        // As in `revoke`: evicted after the store's change.
+        let changed = self.inner.store.change(id, change, actor, now_unix()).await;
+        match &changed {
+            Ok(Some(changed)) => {
+                let before = &changed.before;
+                let hashes: Vec<SecretHash> = [Some(before.secret_hash), before.previous_secret_hash]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                self.inner.evict(&hashes);
+                if let Some(after) = &changed.after {
+                    self.inner.cache.remove_refusal(&after.secret_hash);
+                }
+            }
+            Err(_) => self.inner.evict([]),
+            Ok(None) => {}
+        }
+        changed
+    }
+
+    /// Gives the key `id` a new secret, returned once; the current one keeps working for
+    /// `grace` (zero: refused at once, `token-rotated`). `None` for an unknown id.
+    pub async fn reroll(&self, id: &str, grace: Duration, actor: &str) -> Result<Option<IssuedKey>, StoreError> {
+        let Some(current) = self.inner.store.get(id).await? else {
+            return Ok(None);
+        };
+        let (change, secret) = super::change::reroll_of(current.kind, grace, now_unix())?;
+        let changed = self.change(id, &change, actor).await?;
+        Ok(changed.and_then(|c| c.after).map(|record| IssuedKey { record, secret }))
+    }
+
+    /// The audit trail of the key `id`, oldest first.
+    pub async fn history(&self, id: &str) -> Result<Vec<KeyEvent>, StoreError> {
+        self.inner.store.history(id).await
+    }
+
     /// How many more store lookups for unknown secrets may start now (of
     /// [`max_lookups_in_flight`](KeyVerifierBuilder::max_lookups_in_flight)). For diagnostics
     /// and tests.
@@ -376,12 +417,14 @@ impl KeyVerifier {
             tracing::warn!(target: "tokengate::keys", store = self.inner.store.name(), error = %e, "key store lookup failed");
             VerifyError::unavailable(e.to_string())
         })?;
-        let Some(record) = record.filter(|r| r.secret_hash.ct_eq(&hash)) else {
+        let Some(record) = record else {
             return Err(self.refuse(hash, InvalidReason::UnknownToken));
         };
-        if let Err(reason) = record.check_usable_at(now_unix()) {
-            return Err(self.refuse(hash, reason));
-        }
+        let now = now_unix();
+        // `Some(deadline)` for the secret a reroll replaced, still in its grace period.
+        let deadline = record
+            .check_secret_at(&hash, now)
+            .map_err(|reason| self.refuse(hash, reason))?;
         if record.kind != kind {
             // The secret's prefix and the stored kind disagree: never accept it as either.
             return Err(InvalidReason::WrongType.into());
@@ -392,7 +435,8 @@ impl KeyVerifier {
             auth: auth.clone(),
             record_at,
         };
-        self.inner.cache.insert_verified(evictions, hash, cached);
+        let ttl = deadline.map(|until| Duration::from_secs(u64::try_from(until - now).unwrap_or(0)));
+        self.inner.cache.insert_verified(evictions, hash, cached, ttl);
         Ok(auth)
     }
 
