@@ -7,10 +7,21 @@
 //! tokengate keys list --subject user_123 --format json
 //! tokengate keys list --limit 50 --after ak_3beecc9c60adb5f9b850e91a8ee1e992
 //! tokengate keys revoke ak_3beecc9c60adb5f9b850e91a8ee1e992 --reason "rotated"
+//! tokengate keys update ak_3beecc9c60adb5f9b850e91a8ee1e992 --add-scope read:users --name ci-2
+//! tokengate keys reroll ak_3beecc9c60adb5f9b850e91a8ee1e992 --grace 24h
+//! tokengate keys disable ak_3beecc9c60adb5f9b850e91a8ee1e992 --actor alice
+//! tokengate keys history ak_3beecc9c60adb5f9b850e91a8ee1e992 --format json
 //! echo "$SECRET" | tokengate keys verify
 //! ```
 //!
-//! Exit codes: 0 success, 1 failure (unknown id, invalid key, database error), 2 usage error.
+//! Every command takes `--format json`; every change is recorded in the key's audit trail with
+//! `--actor` (default: the OS user). Exit codes: 0 success, 1 failure (an invalid key, a
+//! database error, `revoke` of an unknown id), 2 bad input (a malformed flag, conflicting
+//! flags, an unknown id given to `update`/`reroll`/`disable`/`enable`/`delete`/`history`).
+
+mod lifecycle;
+mod output;
+mod parse;
 
 use std::io::{Read as _, Write as _};
 use std::process::ExitCode;
@@ -18,11 +29,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use tokengate_runtime::VerifyError;
 use tokengate_runtime::keys::{
-    DEFAULT_DATABASE_URL, KeyKind, KeyQuery, KeyRecord, KeySpec, KeyStore, KeyVerifier, StoreError, issue, now_unix,
-    open_store, redact_url,
+    DEFAULT_DATABASE_URL, KeyChange, KeyKind, KeyQuery, KeySpec, KeyStore, KeyVerifier, StoreError, change, issue,
+    now_unix, open_store, redact_url,
 };
-use tokengate_runtime::{Auth, VerifyError};
+
+use crate::lifecycle::{RerollArgs, Target, UpdateArgs};
+use crate::output::{Listing, format_time, print_auth, print_json, record_json};
+use crate::parse::{parse_claims, parse_duration};
 
 #[derive(Parser)]
 #[command(name = "tokengate", version, about = "Manage tokengate API keys and M2M tokens")]
@@ -44,14 +59,26 @@ enum KeysCommand {
     Create(CreateArgs),
     /// List keys: ids and metadata, never secrets.
     List(ListArgs),
-    /// Revoke a key by id.
+    /// Revoke a key by id (final).
     Revoke(RevokeArgs),
     /// Verify a secret read from standard input (does not count as a use).
     Verify(VerifyArgs),
+    /// Change a key's name, description, scopes, claims or expiry (its secret stays).
+    Update(UpdateArgs),
+    /// Give a key a new secret; the old one keeps working for --grace.
+    Reroll(RerollArgs),
+    /// Refuse a key until it is enabled again (`token-disabled`).
+    Disable(Target),
+    /// Accept a disabled key again.
+    Enable(Target),
+    /// Delete a key (its audit trail stays).
+    Delete(Target),
+    /// A key's audit trail: every change, when, by whom.
+    History(Target),
 }
 
 #[derive(Args)]
-struct Database {
+pub(crate) struct Database {
     /// The key database: `sqlite://PATH`, a file path, `postgres://USER:PASSWORD@HOST/DB`, or
     /// `memory:`.
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, value_name = "URL")]
@@ -59,7 +86,7 @@ struct Database {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum Format {
+pub(crate) enum Format {
     /// For people.
     Text,
     /// One JSON document.
@@ -99,6 +126,9 @@ struct CreateArgs {
     /// What to issue.
     #[arg(long, value_enum, default_value = "api-key")]
     kind: Kind,
+    /// Who issues it, for the audit trail (default: the OS user).
+    #[arg(long, value_name = "NAME")]
+    actor: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
@@ -131,6 +161,12 @@ struct RevokeArgs {
     /// Why, kept with the key.
     #[arg(long)]
     reason: Option<String>,
+    /// Who revokes it, for the audit trail (default: the OS user).
+    #[arg(long, value_name = "NAME")]
+    actor: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
 }
 
 #[derive(Args)]
@@ -143,7 +179,7 @@ struct VerifyArgs {
 }
 
 /// A failure and its exit code.
-struct Failure {
+pub(crate) struct Failure {
     code: u8,
     message: String,
 }
@@ -152,6 +188,14 @@ impl Failure {
     fn new(message: impl Into<String>) -> Failure {
         Failure {
             code: 1,
+            message: message.into(),
+        }
+    }
+
+    /// Bad input: exit code 2.
+    pub(crate) fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            code: 2,
             message: message.into(),
         }
     }
@@ -170,82 +214,7 @@ impl From<StoreError> for Failure {
     }
 }
 
-fn parse_claims(text: &str) -> Result<serde_json::Value, String> {
-    match serde_json::from_str::<serde_json::Value>(text) {
-        Ok(value @ serde_json::Value::Object(_)) => Ok(value),
-        Ok(_) => Err("the claims must be a JSON object, e.g. '{\"team\":\"billing\"}'".into()),
-        Err(e) => Err(format!(
-            "not valid JSON ({e}); give an object, e.g. '{{\"team\":\"billing\"}}'"
-        )),
-    }
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let usage = || format!("`{text}` is not a duration: use a number and a unit, e.g. 30d, 12h, 15m, 3600s or 2w");
-    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(usage)?;
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().map_err(|_| usage())?;
-    let unit_secs = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        _ => return Err(usage()),
-    };
-    if number == 0 {
-        return Err("the lifetime must be more than zero".into());
-    }
-    let secs = number
-        .checked_mul(unit_secs)
-        .filter(|s| *s <= 100 * 366 * 86_400)
-        .ok_or_else(|| "the lifetime must be at most 100 years".to_string())?;
-    Ok(Duration::from_secs(secs))
-}
-
-/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
-fn format_time(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-fn status(record: &KeyRecord, now: i64) -> &'static str {
-    if record.is_revoked() {
-        "revoked"
-    } else if record.is_expired_at(now) {
-        "expired"
-    } else {
-        "active"
-    }
-}
-
-fn record_json(record: &KeyRecord, now: i64) -> serde_json::Value {
-    let mut value = serde_json::to_value(record).unwrap_or_default();
-    value["status"] = status(record, now).into();
-    value
-}
-
-fn print_json(value: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
-}
-
-async fn open(db: &Database) -> Result<Arc<dyn KeyStore>, Failure> {
+pub(crate) async fn open(db: &Database) -> Result<Arc<dyn KeyStore>, Failure> {
     open_store(&db.database).await.map_err(Failure::from)
 }
 
@@ -265,6 +234,7 @@ async fn create(args: CreateArgs) -> Result<(), Failure> {
     if let Some(lifetime) = args.expires_in {
         spec = spec.expires_in(lifetime);
     }
+    spec = spec.actor(lifecycle::actor(args.actor.as_deref()));
     let issued = issue(&*store, spec).await?;
     let record = &issued.record;
     match args.format {
@@ -324,76 +294,6 @@ async fn list(args: ListArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The output of `keys list`, printed a page at a time: a table, or one JSON array.
-struct Listing {
-    format: Format,
-    now: i64,
-    printed: usize,
-    last_id: String,
-}
-
-impl Listing {
-    fn new(format: Format) -> Listing {
-        Listing {
-            format,
-            now: now_unix(),
-            printed: 0,
-            last_id: String::new(),
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.printed == 0
-    }
-
-    fn last_id(&self) -> &str {
-        &self.last_id
-    }
-
-    fn rows(&mut self, records: &[KeyRecord]) {
-        for r in records {
-            match self.format {
-                Format::Json => {
-                    let text = serde_json::to_string_pretty(&record_json(r, self.now)).unwrap_or_default();
-                    let indented = text.replace('\n', "\n  ");
-                    print!("{}\n  {indented}", if self.printed == 0 { "[" } else { "," });
-                }
-                Format::Text => {
-                    if self.printed == 0 {
-                        println!(
-                            "{:<35}  {:<9}  {:<7}  {:<20}  {:<20}  {:<20}  SCOPES",
-                            "ID", "KIND", "STATUS", "NAME", "SUBJECT", "LAST USED"
-                        );
-                    }
-                    let last_used = r.last_used_at.map_or_else(|| "never".into(), format_time);
-                    println!(
-                        "{:<35}  {:<9}  {:<7}  {:<20}  {:<20}  {:<20}  {}",
-                        r.id,
-                        r.kind.as_str(),
-                        status(r, self.now),
-                        r.name,
-                        r.subject,
-                        last_used,
-                        r.scopes.join(" ")
-                    );
-                }
-            }
-            self.printed += 1;
-            self.last_id.clone_from(&r.id);
-        }
-        let _ = std::io::stdout().flush();
-    }
-
-    fn finish(&self) {
-        match (self.format, self.printed) {
-            (Format::Json, 0) => println!("[]"),
-            (Format::Json, _) => println!("\n]"),
-            (Format::Text, 0) => println!("No keys."),
-            (Format::Text, _) => {}
-        }
-    }
-}
-
 async fn revoke(args: RevokeArgs) -> Result<(), Failure> {
     let store = open(&args.db).await?;
     let before = store.get(&args.id).await?;
@@ -405,14 +305,23 @@ async fn revoke(args: RevokeArgs) -> Result<(), Failure> {
         )));
     };
     if let Some(at) = before.revoked_at {
-        println!("{} was already revoked at {}", before.id, format_time(at));
+        match args.format {
+            Format::Json => print_json(&record_json(&before, now_unix())),
+            Format::Text => println!("{} was already revoked at {}", before.id, format_time(at)),
+        }
         return Ok(());
     }
-    let record = store
-        .revoke(&args.id, args.reason.as_deref(), now_unix())
+    let revoke = KeyChange::Revoke {
+        reason: args.reason.clone(),
+    };
+    let actor = lifecycle::actor(args.actor.as_deref());
+    let record = change::apply(&*store, &args.id, &revoke, &actor)
         .await?
+        .and_then(|c| c.after)
         .ok_or_else(|| Failure::new(format!("the key `{}` disappeared while revoking it", args.id)))?;
-    if store.name() == "postgres" {
+    if let Format::Json = args.format {
+        print_json(&record_json(&record, now_unix()));
+    } else if store.name() == "postgres" {
         println!(
             "Revoked {}; servers on this PostgreSQL database are notified and stop accepting it within about a second",
             record.id
@@ -456,26 +365,6 @@ async fn verify(args: VerifyArgs) -> Result<(), Failure> {
     }
 }
 
-fn print_auth(auth: &Auth, format: Format) {
-    match format {
-        Format::Json => {
-            let mut value = serde_json::to_value(auth).unwrap_or_default();
-            value["valid"] = true.into();
-            print_json(&value);
-        }
-        Format::Text => {
-            println!("valid {}", auth.token_type);
-            println!("id:      {}", auth.id.as_deref().unwrap_or("-"));
-            println!("name:    {}", auth.name.as_deref().unwrap_or("-"));
-            println!("subject: {}", auth.subject.as_deref().unwrap_or("-"));
-            println!("scopes:  {}", auth.scopes.join(" "));
-            if let Some(exp) = auth.expiration {
-                println!("expires: {}", format_time(exp));
-            }
-        }
-    }
-}
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -484,6 +373,12 @@ async fn main() -> ExitCode {
         Command::Keys(KeysCommand::List(args)) => list(args).await,
         Command::Keys(KeysCommand::Revoke(args)) => revoke(args).await,
         Command::Keys(KeysCommand::Verify(args)) => verify(args).await,
+        Command::Keys(KeysCommand::Update(args)) => lifecycle::update(args).await,
+        Command::Keys(KeysCommand::Reroll(args)) => lifecycle::reroll(args).await,
+        Command::Keys(KeysCommand::Disable(target)) => lifecycle::apply(target, KeyChange::Disable).await,
+        Command::Keys(KeysCommand::Enable(target)) => lifecycle::apply(target, KeyChange::Enable).await,
+        Command::Keys(KeysCommand::Delete(target)) => lifecycle::apply(target, KeyChange::Delete).await,
+        Command::Keys(KeysCommand::History(target)) => lifecycle::history(target).await,
     };
     let _ = std::io::stdout().flush();
     match result {
@@ -492,35 +387,5 @@ async fn main() -> ExitCode {
             eprintln!("error: {}", failure.message);
             ExitCode::from(failure.code)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert!(parse_duration("30").is_err());
-        assert!(parse_duration("d").is_err());
-        assert!(parse_duration("0h").is_err());
-        assert!(parse_duration("30y").is_err());
-        assert!(parse_duration("99999999999w").is_err());
-    }
-
-    #[test]
-    fn times() {
-        assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_time(1_716_883_200), "2024-05-28T08:00:00Z");
-        assert_eq!(format_time(951_782_400), "2000-02-29T00:00:00Z");
-    }
-
-    #[test]
-    fn claims() {
-        assert!(parse_claims(r#"{"a":1}"#).is_ok());
-        assert!(parse_claims("[1]").unwrap_err().contains("JSON object"));
-        assert!(parse_claims("{").unwrap_err().contains("not valid JSON"));
     }
 }

@@ -338,3 +338,172 @@ fn list_pages_through_a_large_table() {
     let zero = list(&["--limit", "0"]);
     assert_eq!(zero.status.code(), Some(2), "{}", stderr(&zero));
 }
+
+/// `keys update`, `reroll`, `disable`, `enable`, `delete` and `history` on a real SQLite file,
+/// each seen by `keys verify` (a fresh process, so no cache in between) and recorded with its
+/// actor; bad input is exit code 2 with one line saying what to fix.
+#[test]
+fn lifecycle_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("keys.db").display());
+    let db = ["--database", url.as_str()];
+    let run = |args: &[&str], stdin: Option<&str>| tokengate(dir.path(), &[args, &db].concat(), stdin);
+    let verify = |secret: &str| {
+        let out = run(&["keys", "verify", "--format", "json"], Some(secret));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let created = json(&run(
+        &[
+            "keys",
+            "create",
+            "--subject",
+            "user_1",
+            "--scope",
+            "read",
+            "--actor",
+            "alice",
+            "--format",
+            "json",
+        ],
+        None,
+    ));
+    let id = created["id"].as_str().unwrap().to_owned();
+    let first = created["secret"].as_str().unwrap().to_owned();
+
+    let updated = json(&run(
+        &[
+            "keys",
+            "update",
+            &id,
+            "--add-scope",
+            "write",
+            "--name",
+            "ci-2",
+            "--actor",
+            "bob",
+            "--format",
+            "json",
+        ],
+        None,
+    ));
+    assert_eq!(updated["scopes"], serde_json::json!(["read", "write"]));
+    assert_eq!(verify(&first)["scopes"], serde_json::json!(["read", "write"]));
+
+    // Reroll with a grace period: both secrets work; without: the old one is refused at once.
+    let graced = json(&run(
+        &["keys", "reroll", &id, "--grace", "24h", "--format", "json"],
+        None,
+    ));
+    let second = graced["secret"].as_str().unwrap().to_owned();
+    assert_eq!(graced["id"], id.as_str());
+    assert!(graced["grace_until"].as_i64().unwrap() >= graced["created_at"].as_i64().unwrap() + 86_000);
+    assert_eq!(verify(&first)["valid"], true);
+    assert_eq!(verify(&second)["valid"], true);
+    let text = run(&["keys", "reroll", &id, "--grace", "0"], None);
+    assert!(text.status.success(), "{}", stderr(&text));
+    assert!(
+        stdout(&text).contains("The old secret is refused now."),
+        "{}",
+        stdout(&text)
+    );
+    let third = stdout(&text).lines().last().unwrap().to_owned();
+    assert_eq!(verify(&second)["reason"], "token-rotated");
+    assert_eq!(verify(&third)["valid"], true);
+
+    // Disable and enable.
+    assert!(
+        run(&["keys", "disable", &id, "--actor", "carol"], None)
+            .status
+            .success()
+    );
+    assert_eq!(verify(&third)["reason"], "token-disabled");
+    let listed = json(&run(&["keys", "list", "--format", "json"], None));
+    assert_eq!(listed[0]["status"], "disabled");
+    let again = json(&run(&["keys", "disable", &id, "--format", "json"], None));
+    assert_eq!(again["changed"], false);
+    assert!(run(&["keys", "enable", &id, "--actor", "carol"], None).status.success());
+    assert_eq!(verify(&third)["valid"], true);
+
+    // Delete: gone, the trail kept, with every actor and no secret.
+    let deleted = json(&run(
+        &["keys", "delete", &id, "--actor", "dave", "--format", "json"],
+        None,
+    ));
+    assert_eq!(deleted["status"], "deleted");
+    assert_eq!(verify(&third)["reason"], "unknown-token");
+    let history = run(&["keys", "history", &id, "--format", "json"], None);
+    let events = json(&history);
+    let trail: Vec<(String, String)> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().into(),
+                e["actor"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let os_user = trail[2].1.clone();
+    let expected: Vec<(String, String)> = [
+        ("create", "alice"),
+        ("update", "bob"),
+        ("reroll", os_user.as_str()),
+        ("reroll", os_user.as_str()),
+        ("disable", "carol"),
+        ("enable", "carol"),
+        ("delete", "dave"),
+    ]
+    .iter()
+    .map(|(a, b)| ((*a).into(), (*b).into()))
+    .collect();
+    assert_eq!(trail, expected);
+    assert_eq!(events[1]["changes"]["name"]["to"], "ci-2");
+    for secret in [&first, &second, &third] {
+        assert!(!stdout(&history).contains(secret.as_str()));
+    }
+    let table = run(&["keys", "history", &id], None);
+    assert!(
+        stdout(&table).contains("ACTION") && stdout(&table).contains("carol"),
+        "{}",
+        stdout(&table)
+    );
+
+    // Bad input: exit code 2, one line saying what to fix.
+    let other = json(&run(
+        &["keys", "create", "--subject", "user_1", "--format", "json"],
+        None,
+    ));
+    let other = other["id"].as_str().unwrap().to_owned();
+    for (args, says) in [
+        (
+            vec!["keys", "update", "ak_00000000000000000000000000000000", "--name", "x"],
+            "no key with id",
+        ),
+        (
+            vec!["keys", "disable", "ak_00000000000000000000000000000000"],
+            "no key with id",
+        ),
+        (
+            vec!["keys", "history", "ak_00000000000000000000000000000000"],
+            "no key with id",
+        ),
+        (vec!["keys", "reroll", &other, "--grace", "soon"], "not a duration"),
+        (vec!["keys", "reroll", &other, "--grace", "60d"], "at most 30 days"),
+        (vec!["keys", "reroll", &other], "--grace"),
+        (
+            vec!["keys", "update", &other, "--scope", "a", "--add-scope", "b"],
+            "cannot be used with",
+        ),
+        (vec!["keys", "update", &other], "nothing to update"),
+        (
+            vec!["keys", "update", &other, "--add-scope", "bad scope"],
+            "not a valid scope",
+        ),
+        (vec!["keys", "update", &other, "--name", "x", "--actor", ""], "actor"),
+    ] {
+        let out = run(&args, None);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+}
