@@ -577,6 +577,7 @@ fn policy_report_lists_every_route_without_starting_anything() {
             expect("DELETE", "/api/account", "guarded"),
             expect("POST", "/api/payouts", "guarded"),
             expect("GET", "/health", "public"),
+            expect("POST", "/github/secret-scanning", "public"),
         ]
     );
     assert_eq!(report["routes"][1]["requirements"][0]["applies_to"], json!(["api_key"]));

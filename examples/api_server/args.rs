@@ -7,6 +7,7 @@ use std::str::FromStr;
 use clap::Parser;
 use tokengate::keys::DEFAULT_DATABASE_URL;
 use tokengate::report::Format;
+use tokengate::secret_scanning::GITHUB_META_URL;
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -144,4 +145,16 @@ pub(crate) struct Args {
     /// Serve Prometheus metrics at http://ADDR/metrics (off by default; port 0 picks a free one).
     #[arg(long, env = "TOKENGATE_METRICS_ADDR", value_name = "ADDR")]
     pub(crate) metrics_addr: Option<SocketAddr>,
+
+    /// Where `POST /github/secret-scanning` fetches GitHub's signing keys (GitHub's meta API).
+    #[arg(long, env = "TOKENGATE_GITHUB_META_URL", value_name = "URL", default_value = GITHUB_META_URL)]
+    pub(crate) github_meta_url: String,
+
+    /// A GitHub token for that fetch (no scope needed), to stay clear of anonymous rate limits.
+    #[arg(long, env = "TOKENGATE_GITHUB_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub(crate) github_token: Option<String>,
+
+    /// What a leak report does to a key of ours: revoke it (default) or only record it.
+    #[arg(long, value_name = "ACTION", default_value = "revoke", value_parser = ["revoke", "record"])]
+    pub(crate) on_leak: String,
 }

@@ -30,11 +30,14 @@ mod users;
 use std::process::ExitCode;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{FromRef, Path as UrlPath, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use clap::Parser;
 use serde_json::{Value, json};
 use tokengate::routing::{Router, delete, get, post};
+use tokengate::secret_scanning::SecretScanning;
 use tokengate::{
     Auth, TokenGate, accepts_token, public, require_acr, require_feature, require_permission, require_plan,
     require_reverification, require_role, require_scope,
@@ -55,6 +58,8 @@ pub(crate) const DEMO_USER: &str = "user_demo";
 pub(crate) struct App {
     pub(crate) gate: TokenGate,
     pub(crate) db: UsersDb,
+    /// GitHub's secret-scanning reports of leaked keys.
+    pub(crate) leaks: SecretScanning,
 }
 
 impl FromRef<App> for TokenGate {
@@ -149,6 +154,14 @@ async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// `POST /github/secret-scanning` — GitHub's reports of our keys found in public code (its
+/// secret-scanning partner program). GitHub holds no token: the body's ECDSA signature,
+/// checked with GitHub's published keys, is the authentication.
+#[public]
+async fn github_secret_scanning(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    app.leaks.handle(&headers, &body).await
+}
+
 /// The routes, without state: what the report reads and the server serves.
 pub(crate) fn routes() -> Router<App> {
     Router::new()
@@ -161,6 +174,7 @@ pub(crate) fn routes() -> Router<App> {
         .route("/api/account", delete(delete_account))
         .route("/api/payouts", post(payouts))
         .route("/health", get(health))
+        .route("/github/secret-scanning", post(github_secret_scanning))
 }
 
 /// A start-up failure: one line, exit code 2.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tokengate::TokenGate;
 use tokengate::keys::{KeyVerifier, redact_url};
+use tokengate::secret_scanning::{OnLeak, SecretScanning};
 
 use crate::args::Args;
 use crate::dev::{DevKey, print_demo_credentials};
@@ -70,6 +71,7 @@ pub(crate) async fn serve(
         ))
     })?;
 
+    let leaks = secret_scanning(args, Arc::clone(&keys))?;
     let metrics = match args.metrics_addr {
         Some(addr) => Some(metrics_endpoint(addr).await?),
         None => None,
@@ -94,7 +96,13 @@ pub(crate) async fn serve(
     }
     println!("ready");
 
-    let app = routes.with_state(App { gate, db: db.clone() }).into_axum();
+    let app = routes
+        .with_state(App {
+            gate,
+            db: db.clone(),
+            leaks,
+        })
+        .into_axum();
     #[allow(clippy::print_stdout)]
     {
         use std::io::Write as _;
@@ -111,6 +119,18 @@ pub(crate) async fn serve(
     }
     db.close().await;
     Ok(())
+}
+
+/// The secret-scanning endpoint the flags describe.
+fn secret_scanning(args: &Args, keys: Arc<KeyVerifier>) -> Result<SecretScanning, Fatal> {
+    let mut leaks = SecretScanning::builder(keys).meta_url(&args.github_meta_url);
+    if let Some(token) = &args.github_token {
+        leaks = leaks.github_token(token);
+    }
+    if args.on_leak == "record" {
+        leaks = leaks.on_leak(OnLeak::Record);
+    }
+    leaks.build().map_err(|e| fail(format!("--github-meta-url: {e}")))
 }
 
 async fn shutdown_signal() {

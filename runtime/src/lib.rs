@@ -34,6 +34,8 @@ pub mod registry;
 pub mod rejection;
 pub mod report;
 pub mod routing;
+#[cfg(feature = "secret-scanning")]
+pub mod secret_scanning;
 pub mod telemetry;
 pub mod token;
 pub mod verifier;

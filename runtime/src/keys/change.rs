@@ -140,6 +140,17 @@ pub enum KeyChange {
     },
     /// Remove the key; its audit trail stays.
     Delete,
+    /// A secret of the key was found in public (GitHub's secret scanning): recorded; with
+    /// `revoke`, the key is revoked or, when the secret found is the one a reroll replaced,
+    /// that secret's grace period ends now.
+    ReportLeak {
+        /// Whether the secret found is the one a reroll replaced.
+        previous: bool,
+        /// Where it was found.
+        url: String,
+        /// Revoke (or end the grace period) rather than only record.
+        revoke: bool,
+    },
 }
 
 /// What an audit event records.
@@ -161,6 +172,8 @@ pub enum KeyAction {
     Revoke,
     /// See [`KeyChange::Delete`].
     Delete,
+    /// See [`KeyChange::ReportLeak`].
+    Leak,
 }
 
 impl KeyAction {
@@ -174,6 +187,7 @@ impl KeyAction {
             KeyAction::Enable => "enable",
             KeyAction::Revoke => "revoke",
             KeyAction::Delete => "delete",
+            KeyAction::Leak => "leak",
         }
     }
 
@@ -187,6 +201,7 @@ impl KeyAction {
             KeyAction::Enable,
             KeyAction::Revoke,
             KeyAction::Delete,
+            KeyAction::Leak,
         ]
         .into_iter()
         .find(|a| a.as_str() == name)
@@ -282,6 +297,7 @@ impl KeyChange {
             KeyChange::Enable => KeyAction::Enable,
             KeyChange::Revoke { .. } => KeyAction::Revoke,
             KeyChange::Delete => KeyAction::Delete,
+            KeyChange::ReportLeak { .. } => KeyAction::Leak,
         }
     }
 
@@ -290,7 +306,11 @@ impl KeyChange {
     pub fn apply(&self, record: &KeyRecord, actor: &str, at: i64) -> Result<Option<Applied>, StoreError> {
         check_actor(actor)?;
         let revoked = record.revoked_at.is_some();
-        if revoked && !matches!(self, KeyChange::Revoke { .. } | KeyChange::Delete) {
+        let is_final = matches!(
+            self,
+            KeyChange::Revoke { .. } | KeyChange::Delete | KeyChange::ReportLeak { .. }
+        );
+        if revoked && !is_final {
             return Err(StoreError::Invalid(format!(
                 "the key `{}` is revoked, which is final: issue a new key instead",
                 record.id
@@ -322,6 +342,9 @@ impl KeyChange {
                 Some(json!({ "reason": reason }))
             }
             KeyChange::Delete => Some(json!({ "name": record.name, "subject": record.subject })),
+            KeyChange::ReportLeak { previous, url, revoke } => {
+                Some(report_leak(&mut after, *previous, url, *revoke, at))
+            }
             KeyChange::Disable | KeyChange::Enable | KeyChange::Revoke { .. } => None,
         };
         Ok(changes.map(|changes| Applied {
@@ -369,6 +392,25 @@ impl KeyUpdate {
         check.validate(at)?;
         Ok(field_changes(&before, record))
     }
+}
+
+/// Records a leak in `record` and says what was done.
+fn report_leak(record: &mut KeyRecord, previous: bool, url: &str, revoke: bool, at: i64) -> Value {
+    let done = match (revoke, previous) {
+        (false, _) => "recorded",
+        (true, _) if record.revoked_at.is_some() => "already revoked",
+        (true, true) => {
+            record.grace_until = record.grace_until.map(|until| until.min(at));
+            "grace period ended"
+        }
+        (true, false) => {
+            record.revoked_at = Some(at);
+            record.revocation_reason = Some("leaked: found in public by GitHub secret scanning".into());
+            "revoked"
+        }
+    };
+    let secret = if previous { "previous" } else { "current" };
+    json!({ "url": url, "secret": secret, "done": done })
 }
 
 /// `{"field": {"from": …, "to": …}}` for each field that differs; `None` when none does.
