@@ -19,6 +19,7 @@
 //! types.
 
 pub mod grammar;
+pub mod rate;
 pub mod reverification;
 #[cfg(feature = "serde")]
 mod serialize;

@@ -61,6 +61,7 @@ fn policy_statics(spec: &Spec) -> PolicyStatics {
             ReqKind::Value(ValueKind::Acr) => quote!(Acr),
             ReqKind::Reverification => quote!(Reverification),
             ReqKind::MaxAge => quote!(MaxAge),
+            ReqKind::RateLimit => quote!(RateLimit),
         };
         let matching = if req.any { quote!(Any) } else { quote!(All) };
         let applies_to = token_types(req.applies_to);

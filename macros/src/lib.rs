@@ -41,6 +41,7 @@ mod handler;
 mod names;
 mod parse;
 mod policy;
+mod rate_limit;
 mod step_up;
 mod validate;
 
@@ -217,6 +218,31 @@ pub fn require_reverification(args: TokenStream, item: TokenStream) -> TokenStre
 #[proc_macro_attribute]
 pub fn require_acr(args: TokenStream, item: TokenStream) -> TokenStream {
     handler::expand(AttrKind::RequireAcr, args.into(), item.into()).into()
+}
+
+/// Limits how often each key (or each subject) may call the route.
+///
+/// ```text
+/// #[accepts_token(api_key, oauth_token)]
+/// #[rate_limit("100/min")]                       // each key or token: 100 a minute
+/// #[rate_limit(api_key: "10/s", per = subject)]  // API keys of one customer together: 10 a second
+/// async fn search(auth: Auth) -> Json<Auth> { ... }
+/// ```
+///
+/// A rate is a number per second, minute, hour or day (`"10/s"`, `"100/min"`, `"5000/h"`,
+/// `"100000/day"`); `per` is `key` (the default: the key's or token's id, else its subject)
+/// or `subject`. Each limit is counted after every other check passed, with GCRA (a burst of
+/// the whole quota, then one request per share of the period), in this process or in Redis
+/// (`TokenGateBuilder::rate_limits`). Over a limit: `429` with `Retry-After`, reason
+/// `rate-limited`; every answer carries `RateLimit-Policy` and `RateLimit` (IETF draft
+/// headers). The report and OpenAPI output list each route's limits.
+///
+/// Compile errors: no rate, a malformed rate (at the string), several rates in one attribute,
+/// `any(...)`, an unknown option or `per` value (with a suggestion), a type limit the route
+/// does not accept.
+#[proc_macro_attribute]
+pub fn rate_limit(args: TokenStream, item: TokenStream) -> TokenStream {
+    handler::expand(AttrKind::RateLimit, args.into(), item.into()).into()
 }
 
 /// Requires custom conditions: async predicates over the verified caller and the request.

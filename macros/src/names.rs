@@ -17,10 +17,12 @@ pub(crate) enum AttrKind {
     RequirePlan,
     RequireReverification,
     RequireAcr,
+    /// `#[rate_limit("100/min")]`.
+    RateLimit,
 }
 
 impl AttrKind {
-    pub(crate) const ALL: [AttrKind; 10] = [
+    pub(crate) const ALL: [AttrKind; 11] = [
         AttrKind::AcceptsToken,
         AttrKind::RequireScope,
         AttrKind::RequireRole,
@@ -31,6 +33,7 @@ impl AttrKind {
         AttrKind::RequirePlan,
         AttrKind::RequireReverification,
         AttrKind::RequireAcr,
+        AttrKind::RateLimit,
     ];
 
     pub(crate) const fn name(self) -> &'static str {
@@ -45,6 +48,7 @@ impl AttrKind {
             AttrKind::RequirePlan => "require_plan",
             AttrKind::RequireReverification => "require_reverification",
             AttrKind::RequireAcr => "require_acr",
+            AttrKind::RateLimit => "rate_limit",
         }
     }
 
@@ -62,6 +66,7 @@ impl AttrKind {
             AttrKind::RequirePlan => "plan",
             AttrKind::RequireReverification => "reverification",
             AttrKind::RequireAcr => "acr",
+            AttrKind::RateLimit => "rate",
             _ => "scope",
         }
     }
@@ -76,6 +81,7 @@ impl AttrKind {
             AttrKind::RequirePlan => "o:pro",
             AttrKind::RequireReverification => "strict",
             AttrKind::RequireAcr => "mfa",
+            AttrKind::RateLimit => "100/min",
             _ => "write:users",
         }
     }

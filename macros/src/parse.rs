@@ -33,6 +33,8 @@ pub(crate) enum Args {
     Reverification(ReverificationArgs),
     /// `require_acr(...)`: the `acr` values, and `max_age = ...` (its key and value tokens).
     Acr(RequireArgs, Option<(Ident, Vec<TokenTree>)>),
+    /// `rate_limit(...)`: the rate (with its type limit), and `per = ...`.
+    RateLimit(RequireArgs, Option<(Ident, Vec<TokenTree>)>),
     /// `public`.
     Public,
 }
@@ -118,7 +120,14 @@ pub(crate) fn declared(kind: AttrKind, span: Span, args: TokenStream, errors: &m
         | AttrKind::RequireFeature
         | AttrKind::RequirePlan => Args::Require(require_args(kind, span, chunks, errors)),
         AttrKind::RequireReverification => Args::Reverification(reverification_args(span, &chunks, errors)),
-        AttrKind::RequireAcr => acr_args(span, chunks, errors),
+        AttrKind::RequireAcr => {
+            let (args, max_age) = with_option(AttrKind::RequireAcr, "max_age", span, chunks, errors);
+            Args::Acr(args, max_age)
+        }
+        AttrKind::RateLimit => {
+            let (args, per) = with_option(AttrKind::RateLimit, "per", span, chunks, errors);
+            Args::RateLimit(args, per)
+        }
         AttrKind::Require => Args::Conditions(chunks.iter().filter_map(|c| condition_arg(c, errors)).collect()),
         AttrKind::Public => {
             if let Some(first) = chunks.first().and_then(|c| c.first()) {
@@ -152,24 +161,39 @@ pub(crate) fn example(kind: AttrKind) -> &'static str {
         AttrKind::RequirePlan => "`#[require_plan(\"o:pro\")]`",
         AttrKind::RequireReverification => "`#[require_reverification(strict)]`",
         AttrKind::RequireAcr => "`#[require_acr(\"mfa\", max_age = 600)]`",
+        AttrKind::RateLimit => "`#[rate_limit(\"100/min\")]`",
     }
 }
 
-/// `require_acr(...)`: `max_age = N` taken out (once), the rest read as a requirement's values.
-fn acr_args(span: Span, chunks: Vec<Vec<TokenTree>>, errors: &mut Errors) -> Args {
-    let mut max_age = None;
+/// The arguments of `require_acr(...)` (option `max_age`) or `rate_limit(...)` (option `per`):
+/// `option = value` taken out (once), the rest read as a requirement's values.
+fn with_option(
+    kind: AttrKind,
+    option: &str,
+    span: Span,
+    chunks: Vec<Vec<TokenTree>>,
+    errors: &mut Errors,
+) -> (RequireArgs, Option<(Ident, Vec<TokenTree>)>) {
+    let mut found = None;
     let mut rest = Vec::new();
+    let takes = match kind {
+        AttrKind::RateLimit => "a rate such as `\"100/min\"` and `per = key` or `per = subject`",
+        _ => "`acr` strings, `any(...)` and `max_age = <seconds>`",
+    };
     for chunk in chunks {
         match assignment(&chunk) {
-            Some((key, value)) if key == "max_age" && max_age.is_none() => max_age = Some((key, value)),
-            Some((key, _)) if key == "max_age" => errors.at(key.span(), "`max_age` is given twice; remove one"),
+            Some((key, value)) if key == option && found.is_none() => found = Some((key, value)),
+            Some((key, _)) if key == option => errors.at(key.span(), format!("`{option}` is given twice; remove one")),
             Some((key, _)) => {
-                let hint = nearest(&key.to_string(), ["max_age"])
+                let hint = nearest(&key.to_string(), [option])
                     .map(|s| format!("did you mean `{s}`? "))
                     .unwrap_or_default();
                 errors.at(
                     key.span(),
-                    format!("unknown argument `{key} = ...`; {hint}`#[require_acr]` takes `acr` strings, `any(...)` and `max_age = <seconds>`"),
+                    format!(
+                        "unknown argument `{key} = ...`; {hint}`#[{}]` takes {takes}",
+                        kind.name()
+                    ),
                 );
             }
             None => rest.push(chunk),
@@ -183,9 +207,9 @@ fn acr_args(span: Span, chunks: Vec<Vec<TokenTree>>, errors: &mut Errors) -> Arg
             empty_span: span,
         }
     } else {
-        require_args(AttrKind::RequireAcr, span, rest, errors)
+        require_args(kind, span, rest, errors)
     };
-    Args::Acr(args, max_age)
+    (args, found)
 }
 
 /// The token trees of `args`, split at top-level commas; a trailing comma is allowed.

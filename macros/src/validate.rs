@@ -71,6 +71,8 @@ pub(crate) enum ReqKind {
     Reverification,
     /// One maximum authentication age, in seconds.
     MaxAge,
+    /// A rate limit: the rate and whom it counts for (`key`, `subject`).
+    RateLimit,
 }
 
 /// A checked requirement.
@@ -127,6 +129,12 @@ pub(crate) fn validate(decls: &[Declared], context: Context, errors: &mut Errors
                     values: vec![r.to_string()],
                     applies_to: TokenTypes::DEFAULT,
                 }));
+            }
+            Args::RateLimit(args, per) => {
+                let accepts = accepts_known.then_some(spec.accepts);
+                let route = if context == Context::Layer { "policy" } else { "route" };
+                spec.requirements
+                    .extend(crate::rate_limit::check(d, args, per.as_ref(), accepts, route, errors));
             }
             Args::Acr(args, max_age) => {
                 let accepts = accepts_known.then_some(spec.accepts);
@@ -295,7 +303,7 @@ fn check_counts(decls: &[Declared], context: Context, errors: &mut Errors) {
 }
 
 /// Resolves a token type name; `None` (with an error) when it is not one.
-fn resolve_type(arg: &TypeArg, allow_any: bool, errors: &mut Errors) -> Option<Resolved> {
+pub(crate) fn resolve_type(arg: &TypeArg, allow_any: bool, errors: &mut Errors) -> Option<Resolved> {
     match arg {
         TypeArg::Ident(ident) => {
             let name = ident.to_string();
@@ -335,7 +343,7 @@ fn resolve_type(arg: &TypeArg, allow_any: bool, errors: &mut Errors) -> Option<R
     }
 }
 
-enum Resolved {
+pub(crate) enum Resolved {
     Any,
     Type(TokenType),
 }
@@ -526,7 +534,7 @@ fn type_limit(
 
 /// Every type a scope requirement is limited to is one the route accepts (session tokens
 /// were reported by [`type_limit`]).
-fn limit_is_accepted(limited: &[(TokenType, Span)], accepted: TokenTypes, route: &str, errors: &mut Errors) {
+pub(crate) fn limit_is_accepted(limited: &[(TokenType, Span)], accepted: TokenTypes, route: &str, errors: &mut Errors) {
     for (t, span) in limited {
         if *t != TokenType::SessionToken && !accepted.contains(*t) {
             errors.at(

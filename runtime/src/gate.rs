@@ -25,6 +25,7 @@ use crate::classify::{Classifier, Prefixes, TokenFormat};
 use crate::extract::{Presented, TokenSource, extract};
 use crate::net::{ClientKey, ClientKeyFn};
 use crate::policy::Policy;
+use crate::rate_limit::RateLimits;
 use crate::rejection::{DEFAULT_REALM, InvalidReason, Rejection, is_valid_realm};
 use crate::telemetry::{self, Authorizing, Stopwatch};
 use crate::token::{TokenType, TokenTypes};
@@ -39,6 +40,7 @@ struct Inner {
     responder: Option<Arc<Responder>>,
     client_key: Arc<ClientKeyFn>,
     metrics_key_ids: bool,
+    rate_limits: RateLimits,
 }
 
 /// Verifiers per token type and the rules to run them. Cheap to clone; put it in your
@@ -96,6 +98,7 @@ pub struct TokenGateBuilder {
     responder: Option<Arc<Responder>>,
     client_key: Arc<ClientKeyFn>,
     metrics_key_ids: bool,
+    rate_limits: RateLimits,
 }
 
 impl TokenGate {
@@ -109,7 +112,13 @@ impl TokenGate {
             responder: None,
             client_key: Arc::new(ClientKey::default_for),
             metrics_key_ids: false,
+            rate_limits: RateLimits::default(),
         }
+    }
+
+    /// Where the counts of `#[rate_limit]` routes live.
+    pub fn rate_limits(&self) -> &RateLimits {
+        &self.0.rate_limits
     }
 
     /// Whether a verifier is configured for `token_type`.
@@ -483,6 +492,13 @@ impl TokenGateBuilder {
         self
     }
 
+    /// Where the counts of `#[rate_limit]` routes live: in this process (the default) or in
+    /// Redis, shared by every instance ([`RateLimits::redis`]).
+    pub fn rate_limits(mut self, limits: RateLimits) -> Self {
+        self.rate_limits = limits;
+        self
+    }
+
     /// Sets the verifier for `token_type`, replacing any earlier one.
     pub fn verifier(mut self, token_type: TokenType, verifier: Arc<dyn Verifier>) -> Self {
         self.verifiers[token_type.index()] = Some(verifier);
@@ -586,6 +602,7 @@ impl TokenGateBuilder {
             responder: self.responder,
             client_key: self.client_key,
             metrics_key_ids: self.metrics_key_ids,
+            rate_limits: self.rate_limits,
         })))
     }
 }

@@ -38,6 +38,7 @@ use http::request::Parts;
 use crate::auth::Auth;
 use crate::gate::{Resume, Step, TokenGate, Verdict, log_rejection};
 use crate::policy::Policy;
+use crate::rate_limit;
 use crate::rejection::Rejection;
 use crate::telemetry::Authorizing;
 use crate::token::TokenType;
@@ -185,8 +186,9 @@ fn decide<P: PolicySource>(gate: &TokenGate, parts: &mut Parts, share_auth: bool
         Ok(auth) => auth,
         Err(rejection) => return Decided::Now(Err(refuse(gate, &authorizing, token_type, rejection))),
     };
-    // Whether the route has conditions: building their future runs none of them.
-    if P::conditions(&auth, parts).is_some() {
+    // Whether the route has conditions (building their future runs none of them) or a rate
+    // limit: both are awaited.
+    if rate_limit::applies(P::policy(), &auth) || P::conditions(&auth, parts).is_some() {
         return Decided::Later(Later {
             work: Work::Conditions(auth),
             authorizing,
@@ -236,9 +238,19 @@ async fn finish<P: PolicySource, At>(
         parts.extensions.insert(auth.clone());
     }
     if let Some(conditions) = P::conditions(&auth, parts)
-        && let Err(rejection) = conditions.instrument(span).await
+        && let Err(rejection) = conditions.instrument(span.clone()).await
     {
         return Err(refuse(&gate, &authorizing, token_type, rejection));
+    }
+    // Last, so that a request refused for anything else spends no quota.
+    if rate_limit::applies(P::policy(), &auth) {
+        let counted = rate_limit::enforce(gate.rate_limits(), P::route(), P::policy(), &auth)
+            .instrument(span)
+            .await;
+        match counted {
+            Ok(status) => rate_limit::leave_status(parts, status),
+            Err(rejection) => return Err(refuse(&gate, &authorizing, token_type, rejection)),
+        }
     }
     gate.record(&authorizing, token_type, Ok(&auth));
     Ok(Guard(PhantomData))

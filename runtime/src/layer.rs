@@ -32,6 +32,7 @@ use tower::{Layer, Service};
 use crate::auth::Auth;
 use crate::gate::TokenGate;
 use crate::policy::{Policy, Requirement};
+use crate::rate_limit;
 use crate::rejection::Rejection;
 use crate::telemetry::Authorizing;
 
@@ -194,6 +195,7 @@ where
         let policy = Arc::clone(&self.policy);
         let conditions = self.conditions.clone();
         let authorizing = Authorizing::start(self.name, &policy);
+        let name = self.name;
         ResponseFuture {
             inner: Box::pin(async move {
                 let (mut parts, body) = request.into_parts();
@@ -214,6 +216,15 @@ where
                         let rejection = Rejection::condition_failed(name);
                         gate.record(&authorizing, token_type, Err(&rejection));
                         return Ok(gate.render(rejection));
+                    }
+                }
+                if rate_limit::applies(&policy, &auth) {
+                    match rate_limit::enforce(gate.rate_limits(), name, &policy, &auth).await {
+                        Ok(status) => rate_limit::leave_status(&mut parts, status),
+                        Err(rejection) => {
+                            gate.record(&authorizing, token_type, Err(&rejection));
+                            return Ok(gate.render(rejection));
+                        }
                     }
                 }
                 gate.record(&authorizing, token_type, Ok(&auth));

@@ -30,6 +30,7 @@ pub mod keys;
 pub mod layer;
 pub mod net;
 pub mod policy;
+pub mod rate_limit;
 pub mod registry;
 pub mod rejection;
 pub mod report;

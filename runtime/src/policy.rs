@@ -26,6 +26,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use tokengate_core::grammar::{self, ValueKind};
+use tokengate_core::rate::{Per, Rate};
 use tokengate_core::reverification::Reverification;
 
 use crate::auth::AuthInfo;
@@ -62,6 +63,10 @@ pub enum RequirementKind {
     /// The maximum age in seconds of an OAuth access token's authentication (`auth_time`,
     /// RFC 9470 `max_age`): one value, a positive integer.
     MaxAge,
+    /// A rate limit (`#[rate_limit]`): two values, the rate (`100/min`) and whom it counts
+    /// for (`key` or `subject`). Enforced by the guard with the gate's
+    /// [`RateLimits`](crate::rate_limit::RateLimits), after every other check.
+    RateLimit,
 }
 
 impl RequirementKind {
@@ -78,6 +83,7 @@ impl RequirementKind {
             RequirementKind::Reverification => "reverification",
             RequirementKind::Acr => "acr",
             RequirementKind::MaxAge => "max_age",
+            RequirementKind::RateLimit => "rate_limit",
         }
     }
 
@@ -86,7 +92,7 @@ impl RequirementKind {
     /// for scopes and conditions.
     pub const fn natural_types(self) -> TokenTypes {
         match self {
-            RequirementKind::Scope | RequirementKind::Condition => TokenTypes::EMPTY,
+            RequirementKind::Scope | RequirementKind::Condition | RequirementKind::RateLimit => TokenTypes::EMPTY,
             RequirementKind::Acr | RequirementKind::MaxAge => TokenTypes::EMPTY.with(TokenType::OAuthToken),
             _ => TokenTypes::EMPTY.with(TokenType::SessionToken),
         }
@@ -161,6 +167,27 @@ impl Requirement {
         })
     }
 
+    /// A rate limit: `rate` per key or per subject, for every type the policy accepts (limit
+    /// it with [`only_for`](Requirement::only_for)).
+    pub fn rate_limit(rate: Rate, per: Per) -> Requirement {
+        Requirement {
+            kind: RequirementKind::RateLimit,
+            matching: Match::All,
+            values: Cow::Owned(vec![Cow::Owned(rate.to_string()), Cow::Borrowed(per.as_str())]),
+            applies_to: TokenTypes::EMPTY,
+        }
+    }
+
+    /// The rate and whom it counts for, for a [`RequirementKind::RateLimit`] requirement.
+    pub fn as_rate_limit(&self) -> Option<(Rate, Per)> {
+        if self.kind != RequirementKind::RateLimit {
+            return None;
+        }
+        let rate = self.values.first()?.parse().ok()?;
+        let per = self.values.get(1).map_or(Some(Per::Key), |p| Per::from_name(p))?;
+        Some((rate, per))
+    }
+
     /// The record of a named condition (a group layer's predicate), for the report.
     pub(crate) fn condition(name: &'static str) -> Requirement {
         Requirement {
@@ -204,8 +231,11 @@ impl Requirement {
     }
 
     fn check(&self, auth: &AuthInfo) -> Result<(), Rejection> {
-        if !self.applies(auth.token_type) || self.kind == RequirementKind::Condition {
-            // Conditions are evaluated by the guard, which holds the predicate.
+        if !self.applies(auth.token_type)
+            || matches!(self.kind, RequirementKind::Condition | RequirementKind::RateLimit)
+        {
+            // Conditions and rate limits are evaluated by the guard, which holds the
+            // predicate and the counts.
             return Ok(());
         }
         let needs_org = matches!(self.kind, RequirementKind::Role | RequirementKind::Permission);
@@ -240,7 +270,7 @@ impl Requirement {
                 .is_ok_and(|r| reverification::fresh(auth.claims.get("fva"), r)),
             RequirementKind::Acr => step_up::has_acr(&auth.claims, value),
             RequirementKind::MaxAge => step_up::recent(&auth.claims, value),
-            RequirementKind::Condition => true,
+            RequirementKind::Condition | RequirementKind::RateLimit => true,
         }
     }
 
@@ -330,6 +360,19 @@ impl Policy {
         &self.requirements
     }
 
+    /// Whether the policy has a rate limit (its guard then counts requests).
+    pub fn has_rate_limits(&self) -> bool {
+        self.requirements.iter().any(|r| r.kind == RequirementKind::RateLimit)
+    }
+
+    /// The rate limits that apply to a token of `token_type`.
+    pub fn rate_limits(&self, token_type: TokenType) -> impl Iterator<Item = (Rate, Per)> + '_ {
+        self.requirements
+            .iter()
+            .filter(move |r| r.applies(token_type))
+            .filter_map(Requirement::as_rate_limit)
+    }
+
     /// Checks a verified token against the requirements (the type was checked before).
     pub fn check(&self, auth: &AuthInfo) -> Result<(), Rejection> {
         if !self.accepts.contains(auth.token_type) {
@@ -387,6 +430,12 @@ pub fn validate_value(kind: RequirementKind, value: &str) -> Result<(), String> 
         RequirementKind::Plan => ValueKind::Plan,
         RequirementKind::Acr => ValueKind::Acr,
         RequirementKind::Condition => return Ok(()),
+        RequirementKind::RateLimit => {
+            return match (value.parse::<Rate>(), Per::from_name(value)) {
+                (Ok(_), _) | (_, Some(_)) => Ok(()),
+                (Err(e), None) => Err(e),
+            };
+        }
         RequirementKind::Reverification => {
             return value.parse::<Reverification>().map(|_| ()).map_err(|e| e.to_string());
         }

@@ -37,6 +37,7 @@ use http::{HeaderValue, StatusCode, header};
 use tokengate_core::reverification::Reverification;
 
 use crate::policy::{Match, RequirementKind};
+use crate::rate_limit::RateStatus;
 use crate::token::{TokenType, TokenTypes};
 
 /// Why a request was malformed (`400 invalid_request`).
@@ -250,7 +251,8 @@ impl ForbiddenReason {
             }
             RequirementKind::Role => ForbiddenReason::MissingRole,
             RequirementKind::Permission => ForbiddenReason::MissingPermission,
-            RequirementKind::Condition => ForbiddenReason::ConditionFailed,
+            // A rate limit refuses with a `429`, never a `Forbidden`.
+            RequirementKind::Condition | RequirementKind::RateLimit => ForbiddenReason::ConditionFailed,
         }
     }
 }
@@ -334,6 +336,9 @@ pub enum Rejection {
     /// The server is misconfigured (logged with details; the client sees a 500).
     #[error("misconfigured: {0}")]
     Misconfigured(&'static str),
+    /// Over a route's rate limit (`429`, with `Retry-After` and the rate-limit headers).
+    #[error("rate limited: {}", .0.rate)]
+    RateLimited(RateStatus),
 }
 
 /// The realm used when none is configured.
@@ -366,6 +371,7 @@ impl Rejection {
             ),
             Rejection::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, None, "verifier-unavailable"),
             Rejection::Misconfigured(_) => (StatusCode::INTERNAL_SERVER_ERROR, None, "server-misconfigured"),
+            Rejection::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, None, "rate-limited"),
         };
         Wire {
             status,
@@ -401,6 +407,12 @@ impl Rejection {
             Rejection::InsufficientUserAuthentication(s) => step_up_message(s).into(),
             Rejection::Unavailable { .. } => "the token could not be verified right now; retry later".into(),
             Rejection::Misconfigured(_) => "the server is misconfigured; see its logs".into(),
+            Rejection::RateLimited(status) => format!(
+                "too many requests: this route allows {} per {} s; retry after the time in Retry-After",
+                status.rate.count(),
+                status.rate.period_secs()
+            )
+            .into(),
         }
     }
 
@@ -417,6 +429,9 @@ impl Rejection {
         let headers = response.headers_mut();
         if let Some(challenge) = self.challenge(&wire, realm) {
             headers.insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        if let Rejection::RateLimited(status) = &self {
+            crate::rate_limit::render_headers(headers, status);
         }
         if let Rejection::Unavailable { retry_after } = &self {
             let secs = retry_after.map_or(5, |d| d.as_secs().max(1));
@@ -632,9 +647,10 @@ impl<'a> Lacking<'a> {
                 required_plans: required,
             },
             // A reverification's body is Clerk's; step-up refusals are not `Forbidden`.
-            RequirementKind::Reverification | RequirementKind::Acr | RequirementKind::MaxAge => {
-                Lacking::Other { missing, required }
-            }
+            RequirementKind::Reverification
+            | RequirementKind::Acr
+            | RequirementKind::MaxAge
+            | RequirementKind::RateLimit => Lacking::Other { missing, required },
         }
     }
 }

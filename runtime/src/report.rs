@@ -322,6 +322,14 @@ impl PolicyReport {
                 "x-tokengate-status".into(),
                 serde_json::to_value(r.status).unwrap_or(Value::Null),
             );
+            let limits = rate_limits(r);
+            if !limits.is_empty() {
+                op.insert("x-tokengate-rate-limits".into(), Value::Array(limits));
+                op.insert(
+                    "responses".into(),
+                    json!({"429": {"description": "Over the rate limit: retry after `Retry-After` seconds (`RateLimit-Policy` and `RateLimit` headers on every answer)."}}),
+                );
+            }
             let methods: Vec<String> = if r.method == "ANY" {
                 ["get", "put", "post", "delete", "options", "head", "patch"]
                     .map(String::from)
@@ -390,6 +398,12 @@ fn describe(r: &RequirementReport) -> String {
             let what: Vec<String> = r.values.iter().map(|v| reverification(v)).collect();
             format!("reverification {} (for {})", what.join(joiner), r.applies_to)
         }
+        RequirementKind::RateLimit => format!(
+            "rate limit `{}` per {} (for {})",
+            r.values.first().map_or("", String::as_str),
+            r.values.get(1).map_or("key", String::as_str),
+            r.applies_to
+        ),
         _ => format!("{} {values} (for {})", r.kind.as_str(), r.applies_to),
     }
 }
@@ -415,6 +429,21 @@ fn refusals(r: &RouteReport) -> String {
         out.push_str(" An OAuth token without the authentication required gets `401` with an RFC 9470 challenge (`error=\"insufficient_user_authentication\"`, `acr_values`, `max_age`).");
     }
     out
+}
+
+/// The route's rate limits, for OpenAPI's `x-tokengate-rate-limits`.
+fn rate_limits(r: &RouteReport) -> Vec<Value> {
+    r.requirements
+        .iter()
+        .filter(|q| q.kind == RequirementKind::RateLimit)
+        .map(|q| {
+            json!({
+                "rate": q.values.first(),
+                "per": q.values.get(1),
+                "token_types": q.applies_to.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
 }
 
 fn operation_description(r: &RouteReport) -> String {

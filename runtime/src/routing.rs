@@ -71,6 +71,26 @@ fn recorded<H: 'static>(method: &'static str) -> RecordedHandler {
     }
 }
 
+/// A handler with a `#[rate_limit]` gets the layer that writes the rate-limit headers of the
+/// requests it admits; others are left as they are.
+fn with_rate_limit_headers<S>(
+    router: axum::routing::MethodRouter<S>,
+    handler: &RecordedHandler,
+) -> axum::routing::MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let limited = handler.record.is_some_and(|r| match r.status {
+        registry::HandlerStatus::Guarded(policy) => policy.has_rate_limits(),
+        registry::HandlerStatus::Public => false,
+    });
+    if limited {
+        router.layer(crate::rate_limit::headers_layer())
+    } else {
+        router
+    }
+}
+
 macro_rules! method_fns {
     ($($name:ident => $method:literal),* $(,)?) => {
         $(
@@ -81,9 +101,10 @@ macro_rules! method_fns {
                 T: 'static,
                 S: Clone + Send + Sync + 'static,
             {
+                let recorded = recorded::<H>($method);
                 MethodRouter {
-                    inner: axum::routing::$name(handler),
-                    handlers: vec![recorded::<H>($method)],
+                    inner: with_rate_limit_headers(axum::routing::$name(handler), &recorded),
+                    handlers: vec![recorded],
                 }
             }
         )*
@@ -96,8 +117,10 @@ macro_rules! method_fns {
                     H: Handler<T, S>,
                     T: 'static,
                 {
-                    self.handlers.push(recorded::<H>($method));
-                    MethodRouter { inner: self.inner.$name(handler), handlers: self.handlers }
+                    let recorded = recorded::<H>($method);
+                    let added = with_rate_limit_headers(axum::routing::$name(handler), &recorded);
+                    self.handlers.push(recorded);
+                    MethodRouter { inner: self.inner.merge(added), handlers: self.handlers }
                 }
             )*
         }
@@ -121,9 +144,10 @@ where
     T: 'static,
     S: Clone + Send + Sync + 'static,
 {
+    let recorded = recorded::<H>("ANY");
     MethodRouter {
-        inner: axum::routing::any(handler),
-        handlers: vec![recorded::<H>("ANY")],
+        inner: with_rate_limit_headers(axum::routing::any(handler), &recorded),
+        handlers: vec![recorded],
     }
 }
 
