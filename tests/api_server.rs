@@ -576,6 +576,7 @@ fn policy_report_lists_every_route_without_starting_anything() {
             expect("GET", "/api/analytics", "guarded"),
             expect("DELETE", "/api/account", "guarded"),
             expect("POST", "/api/payouts", "guarded"),
+            expect("GET", "/api/search", "guarded"),
             expect("GET", "/health", "public"),
             expect("POST", "/github/secret-scanning", "public"),
         ]

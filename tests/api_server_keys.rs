@@ -11,6 +11,9 @@ use serde_json::{Value, json};
 mod process;
 use process::{Server, cli, create_key};
 
+#[path = "../runtime/tests/redis_support/mod.rs"]
+mod redis_support;
+
 #[path = "../runtime/tests/github_support/mod.rs"]
 mod github_support;
 use github_support::{GitHub, KEY_ID};
@@ -106,4 +109,48 @@ async fn github_secret_scanning_revokes_a_leaked_key() {
     // Revoked at once in this process, though the key was cached.
     let (status, refused) = s.get("/api/example", Some(&writer)).await;
     assert_eq!((status, refused["reason"].as_str()), (401, Some("token-revoked")));
+}
+
+/// `GET /api/search`: 10 a minute per key, with the IETF headers; two instances on one Redis
+/// (`--redis-url`) share the count.
+#[tokio::test]
+async fn search_is_rate_limited_per_key_and_shared_through_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("keys.db").display());
+    let one = Server::start(dir.path(), &["--database", &database]);
+    let key = one.printed("demo API key (no scopes):");
+    let client = reqwest::Client::new();
+    let search = |s: &Server, key: &str| client.get(format!("{}/api/search", s.base)).bearer_auth(key).send();
+    for remaining in (0..10).rev() {
+        let ok = search(&one, &key).await.unwrap();
+        assert_eq!(ok.status(), 200);
+        assert_eq!(ok.headers()["ratelimit-policy"], "\"10/min\";q=10;w=60");
+        let current = ok.headers()["ratelimit"].to_str().unwrap().to_owned();
+        assert!(current.starts_with(&format!("\"10/min\";r={remaining};")), "{current}");
+    }
+    let refused = search(&one, &key).await.unwrap();
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["reason"], "rate-limited");
+    let other = one.printed("demo API key (write:users):");
+    assert_eq!(search(&one, &other).await.unwrap().status(), 200);
+    drop(one);
+
+    let Some(redis) = redis_support::Redis::start() else {
+        return;
+    };
+    let (_, shared_key) = create_key(&database, "user_1", &[]);
+    let args = ["--database", database.as_str(), "--redis-url", &redis.url()];
+    let (a, b) = (Server::start(dir.path(), &args), Server::start(dir.path(), &args));
+    let mut admitted = 0;
+    for i in 0..16 {
+        let instance = if i % 2 == 0 { &a } else { &b };
+        match search(instance, &shared_key).await.unwrap().status().as_u16() {
+            200 => admitted += 1,
+            429 => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(admitted, 10, "two instances on one Redis allow 10 a minute in all");
 }

@@ -7,8 +7,9 @@ use clap::Args;
 use tokengate_runtime::keys::{Changed, KeyChange, KeyEvent, KeyUpdate, change, now_unix, redact_url};
 
 use crate::output::{format_time, print_json, record_json};
-use crate::parse::{parse_claims, parse_duration, parse_grace};
+use crate::parse::{parse_claims, parse_duration, parse_grace, parse_rate};
 use crate::{Database, Failure, Format, open};
+use tokengate_runtime::rate_limit::Rate;
 
 /// Flags every command that changes a key takes.
 #[derive(Args)]
@@ -56,6 +57,12 @@ pub(crate) struct UpdateArgs {
     /// Never expire.
     #[arg(long)]
     no_expiry: bool,
+    /// A new rate limit of the key's own (`20/min`), on every route in addition to the routes'.
+    #[arg(long, value_parser = parse_rate, value_name = "RATE", conflicts_with = "no_rate_limit")]
+    rate_limit: Option<Rate>,
+    /// Remove the key's own rate limit.
+    #[arg(long)]
+    no_rate_limit: bool,
 }
 
 #[derive(Args)]
@@ -89,10 +96,15 @@ impl UpdateArgs {
             let secs = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX);
             update = update.expires_at(Some(now_unix().saturating_add(secs)));
         }
+        if self.no_rate_limit {
+            update = update.rate_limit(None);
+        } else if let Some(rate) = self.rate_limit {
+            update = update.rate_limit(Some(rate));
+        }
         if update == KeyUpdate::new() {
             return Err(Failure::usage(
                 "nothing to update: give --name, --description, --scope, --add-scope, --remove-scope, --claims, \
-                 --expires-in or --no-expiry",
+                 --expires-in, --no-expiry, --rate-limit or --no-rate-limit",
             ));
         }
         Ok(update)

@@ -37,7 +37,8 @@ use tokengate_runtime::keys::{
 
 use crate::lifecycle::{RerollArgs, Target, UpdateArgs};
 use crate::output::{Listing, format_time, print_auth, print_json, record_json};
-use crate::parse::{parse_claims, parse_duration};
+use crate::parse::{parse_claims, parse_duration, parse_rate};
+use tokengate_runtime::rate_limit::Rate;
 
 #[derive(Parser)]
 #[command(name = "tokengate", version, about = "Manage tokengate API keys and M2M tokens")]
@@ -129,6 +130,10 @@ struct CreateArgs {
     /// Who issues it, for the audit trail (default: the OS user).
     #[arg(long, value_name = "NAME")]
     actor: Option<String>,
+    /// A rate limit of the key's own, on every route in addition to the routes' (`20/min`,
+    /// `10/s`, `5000/h`, `100000/day`).
+    #[arg(long, value_parser = parse_rate, value_name = "RATE")]
+    rate_limit: Option<Rate>,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
@@ -235,6 +240,9 @@ async fn create(args: CreateArgs) -> Result<(), Failure> {
         spec = spec.expires_in(lifetime);
     }
     spec = spec.actor(lifecycle::actor(args.actor.as_deref()));
+    if let Some(rate) = args.rate_limit {
+        spec = spec.rate_limit(rate);
+    }
     let issued = issue(&*store, spec).await?;
     let record = &issued.record;
     match args.format {

@@ -12,6 +12,11 @@ pub(crate) fn parse_claims(text: &str) -> Result<serde_json::Value, String> {
     }
 }
 
+/// A rate limit: a number per second, minute, hour or day (`20/min`).
+pub(crate) fn parse_rate(text: &str) -> Result<tokengate_runtime::rate_limit::Rate, String> {
+    text.parse()
+}
+
 /// A grace period: `0` (none: the old secret is refused at once) or a duration like `24h`.
 pub(crate) fn parse_grace(text: &str) -> Result<Duration, String> {
     if text.trim_end_matches(['s', 'm', 'h', 'd', 'w']) == "0" {

@@ -507,3 +507,32 @@ fn lifecycle_commands() {
         assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
     }
 }
+
+/// A key's own rate limit: set at creation, changed and removed with `keys update`; a rate
+/// that is not one is exit code 2.
+#[test]
+fn keys_carry_a_rate_limit_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("keys.db").display());
+    let db = ["--database", url.as_str()];
+    let run = |args: &[&str]| tokengate(dir.path(), &[args, &db].concat(), None);
+    let created = json(&run(&[
+        "keys",
+        "create",
+        "--subject",
+        "user_1",
+        "--rate-limit",
+        "20/min",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(created["rate_limit"], "20/min");
+    let id = created["id"].as_str().unwrap();
+    let changed = json(&run(&["keys", "update", id, "--rate-limit", "5/s", "--format", "json"]));
+    assert_eq!(changed["rate_limit"], "5/s");
+    let removed = json(&run(&["keys", "update", id, "--no-rate-limit", "--format", "json"]));
+    assert_eq!(removed["rate_limit"], serde_json::Value::Null);
+    let bad = run(&["keys", "create", "--subject", "user_1", "--rate-limit", "20/week"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("not a rate"), "{}", stderr(&bad));
+}

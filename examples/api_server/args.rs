@@ -154,6 +154,16 @@ pub(crate) struct Args {
     #[arg(long, env = "TOKENGATE_GITHUB_TOKEN", value_name = "TOKEN", hide_env_values = true)]
     pub(crate) github_token: Option<String>,
 
+    /// Redis holding the rate-limit counts, shared by every instance (`redis://HOST:6379/0`);
+    /// without it each instance counts alone.
+    #[arg(long, env = "TOKENGATE_REDIS_URL", value_name = "URL", hide_env_values = true)]
+    pub(crate) redis_url: Option<String>,
+
+    /// What a rate-limited route does while Redis cannot answer: refuse with 503 (default) or
+    /// allow the request and log a warning.
+    #[arg(long, value_name = "ACTION", default_value = "refuse", value_parser = ["refuse", "allow"], requires = "redis_url")]
+    pub(crate) redis_unavailable: String,
+
     /// What a leak report does to a key of ours: revoke it (default) or only record it.
     #[arg(long, value_name = "ACTION", default_value = "revoke", value_parser = ["revoke", "record"])]
     pub(crate) on_leak: String,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokengate::introspection::{IntrospectionConfig, IntrospectionVerifier};
 use tokengate::jwt::{JwtVerifier, KeySet, M2mRules, OAuthRules, SessionRules};
 use tokengate::keys::{KeyVerifier, open_store, redact_url};
+use tokengate::rate_limit::{OnRedisError, RateLimits};
 use tokengate::verifier::ByFormat;
 use tokengate::{TokenGate, TokenType, Verifier};
 
@@ -124,7 +125,10 @@ pub(crate) async fn run(args: Args) -> Result<(), Fatal> {
         }
         gate = gate.verifier(TokenType::OAuthToken, Arc::new(oauth));
     }
-    let gate = gate.realm("tokengate-example").build()?;
+    let gate = gate
+        .realm("tokengate-example")
+        .rate_limits(rate_limits(&args).await?)
+        .build()?;
 
     serve(&args, gate, db, keys, dev_key).await
 }
@@ -170,9 +174,25 @@ async fn run_clerk(
         .verifier(TokenType::SessionToken, jwt)
         .verifier_for(ClerkMachineVerifier::token_types(), Arc::new(machines))
         .realm("tokengate-example")
+        .rate_limits(rate_limits(&args).await?)
         .build()?;
     println!("Clerk-hosted mode: tokens are verified with Clerk's keys and Backend API");
     serve(&args, gate, db, keys, None).await
+}
+
+/// Where the rate-limit counts live: Redis with `--redis-url` (shared by every instance), else
+/// this process.
+async fn rate_limits(args: &Args) -> Result<RateLimits, Fatal> {
+    let Some(url) = &args.redis_url else {
+        return Ok(RateLimits::in_process());
+    };
+    let on_error = match args.redis_unavailable.as_str() {
+        "allow" => OnRedisError::Allow,
+        _ => OnRedisError::Refuse,
+    };
+    RateLimits::redis(url, on_error)
+        .await
+        .map_err(|e| fail(format!("--redis-url: {e}")))
 }
 
 /// The session rules the flags ask for: authorized parties and issuers.

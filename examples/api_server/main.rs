@@ -39,7 +39,7 @@ use serde_json::{Value, json};
 use tokengate::routing::{Router, delete, get, post};
 use tokengate::secret_scanning::SecretScanning;
 use tokengate::{
-    Auth, TokenGate, accepts_token, public, require_acr, require_feature, require_permission, require_plan,
+    Auth, TokenGate, accepts_token, public, rate_limit, require_acr, require_feature, require_permission, require_plan,
     require_reverification, require_role, require_scope,
 };
 
@@ -148,6 +148,14 @@ async fn payouts(auth: Auth) -> Json<Auth> {
     Json(auth)
 }
 
+/// `GET /api/search` — API keys, each at most 10 requests a minute (shared by every instance
+/// with `--redis-url`); every answer carries the `RateLimit` headers.
+#[accepts_token(api_key)]
+#[rate_limit("10/min")]
+async fn search(auth: Auth) -> Json<Auth> {
+    Json(auth)
+}
+
 /// `GET /health` — intentionally open.
 #[public]
 async fn health() -> Json<Value> {
@@ -173,6 +181,7 @@ pub(crate) fn routes() -> Router<App> {
         .route("/api/analytics", get(analytics))
         .route("/api/account", delete(delete_account))
         .route("/api/payouts", post(payouts))
+        .route("/api/search", get(search))
         .route("/health", get(health))
         .route("/github/secret-scanning", post(github_secret_scanning))
 }

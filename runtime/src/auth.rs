@@ -60,6 +60,17 @@ pub struct AuthInfo {
     pub expiration: Option<i64>,
     /// Every claim or custom field the token carried.
     pub claims: serde_json::Value,
+    /// The key's own rate limit (`keys create --rate-limit`), counted on every route in
+    /// addition to the routes' own.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "rate_text")]
+    pub rate_limit: Option<tokengate_core::rate::Rate>,
+}
+
+fn rate_text<S: serde::Serializer>(rate: &Option<tokengate_core::rate::Rate>, s: S) -> Result<S::Ok, S::Error> {
+    match rate {
+        Some(rate) => s.collect_str(rate),
+        None => s.serialize_none(),
+    }
 }
 
 impl AuthInfo {
@@ -82,6 +93,7 @@ impl AuthInfo {
             org_permissions: Vec::new(),
             expiration: None,
             claims: serde_json::Value::Object(serde_json::Map::new()),
+            rate_limit: None,
         }
     }
 

@@ -29,6 +29,8 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
+use tokengate_core::rate::Rate;
+
 use super::secret::{KeyKind, Secret, SecretHash};
 use super::store::{KeyRecord, KeySpec, KeyStore, StoreError, now_unix};
 
@@ -56,6 +58,8 @@ pub struct KeyUpdate {
     pub claims: Option<Value>,
     /// A new expiry (`Some(None)`: never expires).
     pub expires_at: Option<Option<i64>>,
+    /// A new rate limit of the key's own (`Some(None)`: none).
+    pub rate_limit: Option<Option<Rate>>,
 }
 
 impl KeyUpdate {
@@ -110,6 +114,13 @@ impl KeyUpdate {
     #[must_use]
     pub fn expires_at(mut self, at: Option<i64>) -> KeyUpdate {
         self.expires_at = Some(at);
+        self
+    }
+
+    /// Sets (or with `None` removes) the key's own rate limit.
+    #[must_use]
+    pub fn rate_limit(mut self, rate: Option<Rate>) -> KeyUpdate {
+        self.rate_limit = Some(rate);
         self
     }
 }
@@ -247,7 +258,7 @@ impl KeyEvent {
     pub(crate) fn created(record: &KeyRecord, actor: &str) -> KeyEvent {
         let changes = json!({
             "kind": record.kind.as_str(), "name": record.name, "subject": record.subject,
-            "scopes": record.scopes, "expires_at": record.expires_at,
+            "scopes": record.scopes, "expires_at": record.expires_at, "rate_limit": record.rate_limit,
         });
         KeyEvent::new(&record.id, record.created_at, KeyAction::Create, actor, changes)
     }
@@ -384,6 +395,9 @@ impl KeyUpdate {
         if let Some(expires_at) = self.expires_at {
             record.expires_at = expires_at;
         }
+        if let Some(rate) = self.rate_limit {
+            record.rate_limit = rate.map(|r| r.to_string());
+        }
         let mut check = KeySpec::new(record.kind, &record.subject, &record.name)
             .scopes(record.scopes.clone())
             .claims(record.claims.clone());
@@ -426,6 +440,7 @@ fn field_changes(before: &KeyRecord, after: &KeyRecord) -> Option<Value> {
     compare("scopes", json!(before.scopes), json!(after.scopes));
     compare("claims", before.claims.clone(), after.claims.clone());
     compare("expires_at", json!(before.expires_at), json!(after.expires_at));
+    compare("rate_limit", json!(before.rate_limit), json!(after.rate_limit));
     (!changes.is_empty()).then_some(Value::Object(changes))
 }
 

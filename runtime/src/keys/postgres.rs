@@ -111,6 +111,7 @@ CREATE INDEX IF NOT EXISTS tokengate_keys_subject_name ON tokengate_keys (subjec
 /// verifier must see: both secrets' hashes, whatever changed but `last_used_at`.
 const MIGRATION_3: &str = "\
 ALTER TABLE tokengate_keys ADD COLUMN IF NOT EXISTS disabled_at BIGINT;
+ALTER TABLE tokengate_keys ADD COLUMN IF NOT EXISTS rate_limit TEXT;
 ALTER TABLE tokengate_keys ADD COLUMN IF NOT EXISTS previous_secret_hash BYTEA;
 ALTER TABLE tokengate_keys ADD COLUMN IF NOT EXISTS grace_until BIGINT;
 CREATE UNIQUE INDEX IF NOT EXISTS tokengate_keys_previous_secret_hash ON tokengate_keys (previous_secret_hash)
@@ -137,10 +138,10 @@ $$;
 DROP TRIGGER IF EXISTS tokengate_keys_changed ON tokengate_keys;
 CREATE TRIGGER tokengate_keys_changed AFTER UPDATE ON tokengate_keys FOR EACH ROW
     WHEN ((OLD.kind, OLD.secret_hash, OLD.name, OLD.subject, OLD.scopes, OLD.claims, OLD.expires_at,
-           OLD.revoked_at, OLD.disabled_at, OLD.previous_secret_hash, OLD.grace_until)
+           OLD.revoked_at, OLD.disabled_at, OLD.previous_secret_hash, OLD.grace_until, OLD.rate_limit)
           IS DISTINCT FROM
           (NEW.kind, NEW.secret_hash, NEW.name, NEW.subject, NEW.scopes, NEW.claims, NEW.expires_at,
-           NEW.revoked_at, NEW.disabled_at, NEW.previous_secret_hash, NEW.grace_until))
+           NEW.revoked_at, NEW.disabled_at, NEW.previous_secret_hash, NEW.grace_until, NEW.rate_limit))
     EXECUTE FUNCTION tokengate_keys_notify();
 ";
 
@@ -148,7 +149,7 @@ macro_rules! columns {
     () => {
         "id, kind, secret_hash, name, description, subject, scopes, claims, created_at, expires_at, \
          revoked_at, revocation_reason, last_used_at, disabled_at, previous_secret_hash, \
-         grace_until"
+         grace_until, rate_limit"
     };
 }
 
@@ -371,6 +372,7 @@ fn record_from_row(row: &PgRow) -> Result<KeyRecord, StoreError> {
         last_used_at: row.try_get("last_used_at").map_err(db_error)?,
         disabled_at: row.try_get("disabled_at").map_err(db_error)?,
         grace_until: row.try_get("grace_until").map_err(db_error)?,
+        rate_limit: row.try_get("rate_limit").map_err(db_error)?,
         secret_hash: SecretHash::from_slice(&hash).ok_or_else(|| corrupt("secret hash"))?,
         previous_secret_hash: match previous {
             Some(bytes) => Some(SecretHash::from_slice(&bytes).ok_or_else(|| corrupt("secret hash"))?),
@@ -384,7 +386,7 @@ async fn save(tx: &mut sqlx::Transaction<'static, sqlx::Postgres>, record: &KeyR
     sqlx::query(
         "UPDATE tokengate_keys SET name = $1, description = $2, scopes = $3, claims = $4, expires_at = $5, \
          revoked_at = $6, revocation_reason = $7, disabled_at = $8, secret_hash = $9, previous_secret_hash = $10, \
-         grace_until = $11 WHERE id = $12",
+         grace_until = $11, rate_limit = $12 WHERE id = $13",
     )
     .bind(&record.name)
     .bind(&record.description)
@@ -397,6 +399,7 @@ async fn save(tx: &mut sqlx::Transaction<'static, sqlx::Postgres>, record: &KeyR
     .bind(&record.secret_hash.as_bytes()[..])
     .bind(record.previous_secret_hash.as_ref().map(|h| h.as_bytes().to_vec()))
     .bind(record.grace_until)
+    .bind(&record.rate_limit)
     .bind(&record.id)
     .execute(&mut **tx)
     .await
@@ -424,7 +427,7 @@ impl KeyStore for PostgresKeyStore {
             let mut tx = self.pool.begin().await.map_err(db_error)?;
             sqlx::query(
                 "INSERT INTO tokengate_keys (id, kind, secret_hash, name, description, subject, scopes, claims, \
-                 created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                 created_at, expires_at, rate_limit) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(&key.id)
             .bind(key.kind.as_str())
@@ -436,6 +439,7 @@ impl KeyStore for PostgresKeyStore {
             .bind(Json(&key.claims))
             .bind(key.created_at)
             .bind(key.expires_at)
+            .bind(&key.rate_limit)
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;

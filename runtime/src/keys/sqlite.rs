@@ -72,6 +72,7 @@ CREATE INDEX IF NOT EXISTS tokengate_keys_subject_name ON tokengate_keys (subjec
 /// it lasts), and the audit trail, kept after a key is deleted.
 const MIGRATION_3: &str = "\
 ALTER TABLE tokengate_keys ADD COLUMN disabled_at INTEGER;
+ALTER TABLE tokengate_keys ADD COLUMN rate_limit TEXT;
 ALTER TABLE tokengate_keys ADD COLUMN previous_secret_hash BLOB;
 ALTER TABLE tokengate_keys ADD COLUMN grace_until INTEGER;
 CREATE UNIQUE INDEX IF NOT EXISTS tokengate_keys_previous_secret_hash ON tokengate_keys (previous_secret_hash)
@@ -91,7 +92,7 @@ macro_rules! columns {
     () => {
         "id, kind, secret_hash, name, description, subject, scopes, claims, created_at, expires_at, \
          revoked_at, revocation_reason, last_used_at, disabled_at, previous_secret_hash, \
-         grace_until"
+         grace_until, rate_limit"
     };
 }
 
@@ -106,7 +107,7 @@ const FIND_BY_HASH: &str = concat!(
 /// Writes back what a change made of a key.
 const SAVE: &str = "UPDATE tokengate_keys SET name = ?, description = ?, scopes = ?, claims = ?, expires_at = ?, \
      revoked_at = ?, revocation_reason = ?, disabled_at = ?, secret_hash = ?, previous_secret_hash = ?, \
-     grace_until = ? WHERE id = ?";
+     grace_until = ?, rate_limit = ? WHERE id = ?";
 
 const APPEND_EVENT: &str =
     "INSERT INTO tokengate_key_events (key_id, at, action, actor, changes) VALUES (?, ?, ?, ?, ?)";
@@ -297,6 +298,7 @@ struct RawRecord {
     disabled_at: Option<i64>,
     previous_secret_hash: Option<Vec<u8>>,
     grace_until: Option<i64>,
+    rate_limit: Option<String>,
 }
 
 impl RawRecord {
@@ -316,6 +318,7 @@ impl RawRecord {
             last_used_at: self.last_used_at,
             disabled_at: self.disabled_at,
             grace_until: self.grace_until,
+            rate_limit: self.rate_limit,
             secret_hash: SecretHash::from_slice(&self.secret_hash).ok_or_else(|| corrupt("secret hash"))?,
             previous_secret_hash: match self.previous_secret_hash {
                 Some(bytes) => Some(SecretHash::from_slice(&bytes).ok_or_else(|| corrupt("secret hash"))?),
@@ -344,6 +347,7 @@ fn raw_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRecord> {
         disabled_at: row.get(13)?,
         previous_secret_hash: row.get(14)?,
         grace_until: row.get(15)?,
+        rate_limit: row.get(16)?,
     })
 }
 
@@ -390,6 +394,7 @@ fn record_from_row(row: &SqliteRow) -> Result<KeyRecord, StoreError> {
         disabled_at: row.try_get("disabled_at").map_err(db_error)?,
         previous_secret_hash: row.try_get("previous_secret_hash").map_err(db_error)?,
         grace_until: row.try_get("grace_until").map_err(db_error)?,
+        rate_limit: row.try_get("rate_limit").map_err(db_error)?,
     };
     raw.into_record()
 }
@@ -409,6 +414,7 @@ async fn save(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, record: &KeyRec
         .bind(&record.secret_hash.as_bytes()[..])
         .bind(record.previous_secret_hash.as_ref().map(|h| h.as_bytes().to_vec()))
         .bind(record.grace_until)
+        .bind(&record.rate_limit)
         .bind(&record.id)
         .execute(&mut **tx)
         .await
@@ -438,7 +444,7 @@ impl KeyStore for SqliteKeyStore {
             let mut tx = self.pool.begin().await.map_err(db_error)?;
             sqlx::query(
                 "INSERT INTO tokengate_keys (id, kind, secret_hash, name, description, subject, scopes, claims, \
-                 created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 created_at, expires_at, rate_limit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&key.id)
             .bind(key.kind.as_str())
@@ -450,6 +456,7 @@ impl KeyStore for SqliteKeyStore {
             .bind(claims)
             .bind(key.created_at)
             .bind(key.expires_at)
+            .bind(&key.rate_limit)
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;

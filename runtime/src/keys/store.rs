@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokengate_core::grammar;
+use tokengate_core::rate::Rate;
 
 use crate::auth::AuthInfo;
 use crate::rejection::InvalidReason;
@@ -86,6 +87,8 @@ pub struct KeyRecord {
     pub last_used_at: Option<i64>,
     /// When it was disabled, while it is (`token-disabled`).
     pub disabled_at: Option<i64>,
+    /// Its own rate limit (`20/min`), counted on every route in addition to the routes' own.
+    pub rate_limit: Option<String>,
     /// Until when the secret it had before its last reroll keeps working.
     pub grace_until: Option<i64>,
     /// The SHA-256 of the secret.
@@ -131,6 +134,7 @@ impl KeyRecord {
             revocation_reason: None,
             last_used_at: None,
             disabled_at: None,
+            rate_limit: key.rate_limit,
             grace_until: None,
             secret_hash: key.secret_hash,
             previous_secret_hash: None,
@@ -192,6 +196,8 @@ impl KeyRecord {
         info.scopes = self.scopes.clone();
         info.expiration = self.expires_at;
         info.claims = self.claims.clone();
+        // Checked when written; a value that does not parse counts as no limit of its own.
+        info.rate_limit = self.rate_limit.as_deref().and_then(|r| r.parse().ok());
         info.with_derived_ids()
     }
 }
@@ -222,6 +228,8 @@ pub struct NewKey {
     pub expires_at: Option<i64>,
     /// Who issues it, for the audit trail.
     pub actor: String,
+    /// Its own rate limit (`20/min`).
+    pub rate_limit: Option<String>,
 }
 
 impl NewKey {
@@ -250,6 +258,7 @@ impl NewKey {
             created_at,
             expires_at,
             actor: super::change::DEFAULT_ACTOR.to_owned(),
+            rate_limit: None,
         }
     }
 }
@@ -524,6 +533,8 @@ pub struct KeySpec {
     pub expires_at: Option<i64>,
     /// Who issues it, for the audit trail (default [`DEFAULT_ACTOR`](super::change::DEFAULT_ACTOR)).
     pub actor: String,
+    /// Its own rate limit, counted on every route in addition to the routes' own.
+    pub rate_limit: Option<Rate>,
 }
 
 impl KeySpec {
@@ -548,7 +559,15 @@ impl KeySpec {
             claims: serde_json::Value::Object(serde_json::Map::new()),
             expires_at: None,
             actor: super::change::DEFAULT_ACTOR.to_owned(),
+            rate_limit: None,
         }
+    }
+
+    /// Gives the key a rate limit of its own (on every route, in addition to the routes').
+    #[must_use]
+    pub fn rate_limit(mut self, rate: Rate) -> KeySpec {
+        self.rate_limit = Some(rate);
+        self
     }
 
     /// Names who issues the key, for the audit trail.
@@ -682,6 +701,7 @@ pub async fn issue<S: KeyStore + ?Sized>(store: &S, spec: KeySpec) -> Result<Iss
         created_at: now,
         expires_at: spec.expires_at,
         actor: spec.actor,
+        rate_limit: spec.rate_limit.map(|r| r.to_string()),
     };
     let record = store.create(key).await?;
     Ok(IssuedKey { record, secret })
