@@ -35,6 +35,7 @@
 //! Every mistake is a compile error at the offending token, with the fix in the message;
 //! the function is still emitted, so the router code around it compiles.
 
+mod callers;
 mod errors;
 mod expand;
 mod handler;

@@ -30,7 +30,7 @@ use http::request::Parts;
 use tower::{Layer, Service};
 
 use crate::auth::Auth;
-use crate::gate::TokenGate;
+use crate::gate::{TokenGate, is_anonymous};
 use crate::policy::{Policy, Requirement};
 use crate::rejection::Rejection;
 use crate::telemetry::Authorizing;
@@ -203,6 +203,10 @@ where
                 let token_type = verdict.token_type;
                 let auth = match verdict.result {
                     Ok(auth) => auth,
+                    Err(rejection) if is_anonymous(&policy, &parts.headers, &rejection) => {
+                        authorizing.finish_anonymous();
+                        return inner.call(Request::from_parts(parts, body)).await;
+                    }
                     Err(rejection) => {
                         gate.record(&authorizing, token_type, Err(&rejection));
                         return Ok(gate.render(rejection));

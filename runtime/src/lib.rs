@@ -17,6 +17,7 @@
 pub mod auth;
 pub mod budget;
 mod cache;
+pub mod caller;
 pub mod classify;
 #[cfg(feature = "clerk")]
 pub mod clerk;
@@ -39,6 +40,7 @@ pub mod token;
 pub mod verifier;
 
 pub use auth::{Auth, AuthInfo};
+pub use caller::{ApiKeyCaller, Caller, M2mCaller, OAuthCaller, SessionCaller};
 pub use gate::{ConfigError, TokenGate, TokenGateBuilder};
 pub use guard::{Guard, OnParts, OnRequest, PolicySource};
 #[cfg(feature = "introspection")]
@@ -67,6 +69,7 @@ pub mod __private {
     pub use inventory;
 
     pub use crate::auth::Auth;
+    pub use crate::caller::{ApiKeyCaller, Caller, M2mCaller, NotAccepted, OAuthCaller, SessionCaller};
     pub use crate::guard::{ConditionFuture, Guard, OnParts, OnRequest, PolicySource};
     pub use crate::policy::{Match, Policy, Requirement, RequirementKind};
     pub use crate::registry::{HandlerRecord, HandlerStatus, type_id_of};
