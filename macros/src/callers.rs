@@ -121,14 +121,14 @@ fn check_view(token_type: TokenType, accepted: TokenTypes, path: &TypePath, erro
         errors.at(
             path.span(),
             format!(
-                "`{view}` is the caller of a `{token_type}`, but this route does not accept `{token_type}` (it accepts: {accepted}); {instead}, or add `{token_type}` to `#[accepts_token]`"
+                "`{view}` holds `{token_type}` callers, but this route does not accept `{token_type}` (it accepts: {accepted}); {instead}, or add `{token_type}` to `#[accepts_token]`"
             ),
         );
     } else if accepted.iter().count() > 1 {
         errors.at(
             path.span(),
             format!(
-                "`{view}` holds only a `{token_type}`, but this route accepts several types (it accepts: {accepted}), and the others could not be extracted; take `Caller` and `match` on it, with an arm for each accepted type"
+                "`{view}` holds only `{token_type}` callers, but this route accepts several types (it accepts: {accepted}), and the others could not be extracted; take `Caller` and `match` on it, with an arm for each accepted type"
             ),
         );
     }

@@ -296,10 +296,10 @@ fn check_counts(decls: &[Declared], context: Context, errors: &mut Errors) {
                 public.span,
                 "`public` has no meaning in `policy!`: a group that is open needs no `PolicyLayer`; remove `public`",
             );
-        } else if decls.iter().any(|d| optional_of(d).is_some()) {
+        } else if let Some(optional) = decls.iter().find_map(optional_of) {
             errors.at(
-                public.span,
-                "`#[public]` verifies nothing, while `#[accepts_token(optional, ...)]` admits anonymous callers but still verifies (and refuses a bad) credential when one is sent; keep one: remove `#[public]` for optional authentication, or remove `#[accepts_token]` for an open route",
+                optional,
+                "`optional` cannot go with `#[public]`: `#[public]` verifies nothing, while `#[accepts_token(optional, ...)]` admits anonymous callers but still verifies (and refuses a bad) credential when one is sent; keep one: remove `#[public]` for optional authentication, or remove `#[accepts_token]` for an open route",
             );
         } else if let Some(other) = decls.iter().find(|d| d.kind != AttrKind::Public) {
             errors.at(
