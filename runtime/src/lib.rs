@@ -36,6 +36,8 @@ pub mod rejection;
 pub mod report;
 pub mod routing;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod token;
 pub mod verifier;
 
