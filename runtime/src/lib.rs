@@ -30,6 +30,8 @@ pub mod jwt;
 pub mod keys;
 pub mod layer;
 pub mod net;
+#[cfg(any(feature = "utoipa", feature = "aide"))]
+pub mod openapi;
 pub mod policy;
 pub mod registry;
 pub mod rejection;
