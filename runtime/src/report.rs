@@ -281,7 +281,7 @@ impl PolicyReport {
                 RouteStatus::Public => "public",
                 RouteStatus::Unguarded => "**unguarded**",
             };
-            let accepts = if r.accepts.is_empty() {
+            let mut accepts = if r.accepts.is_empty() {
                 "—".to_owned()
             } else {
                 r.accepts
@@ -290,6 +290,9 @@ impl PolicyReport {
                     .collect::<Vec<_>>()
                     .join(", ")
             };
+            if r.optional {
+                accepts.push_str(", or none (optional)");
+            }
             let requires = if r.requirements.is_empty() {
                 "—".to_owned()
             } else {
