@@ -212,6 +212,12 @@ mod tests {
             "= 3",
             "#",
             "'lifetime",
+            "optional",
+            "optional,",
+            "optional, optional",
+            "optional, any",
+            "optional(api_key)",
+            "api_key: optional",
         ];
         let items = [
             "async fn f() {}",
