@@ -192,6 +192,26 @@ async fn an_optional_group_layer_behaves_the_same() {
 }
 
 #[tokio::test]
+async fn an_optional_layer_with_a_condition_admits_no_anonymous_caller() {
+    let t = TestGate::new().unwrap();
+    let layer = PolicyLayer::new(t.gate.clone(), policy!(accepts_token(api_key)).optional()).with_condition(
+        "has_subject",
+        |auth, _parts| {
+            let holds = auth.subject.is_some();
+            Box::pin(async move { holds })
+        },
+    );
+    let app: Router = Router::new().route("/", get(|| async { "ok" })).layer(layer);
+    let r = support::get(&app, "/", None).await;
+    assert_eq!(
+        (r.status, r.reason().as_str()),
+        (StatusCode::UNAUTHORIZED, "missing-credentials")
+    );
+    let key = t.keys.api_key("user_1", Vec::<String>::new()).await.unwrap();
+    assert_eq!(support::get(&app, "/", Some(&key.secret)).await.text, "ok");
+}
+
+#[tokio::test]
 async fn typed_callers_of_every_token_type() {
     let t = TestGate::new().unwrap();
     let app = router(&t);

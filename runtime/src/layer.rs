@@ -84,7 +84,9 @@ impl PolicyLayer {
     /// Adds a custom condition, the group's `#[require(name)]`: an async predicate over the
     /// verified caller and the request head, run after the policy passed, in the order
     /// added; `false` refuses the request with `403`, reason `condition-failed`, naming it.
-    /// `name` is what the rejection and the report show.
+    /// `name` is what the rejection and the report show. On an
+    /// [optional](crate::Policy::optional) policy, a layer with a condition admits no
+    /// anonymous caller (the condition could not run): requests without credentials get `401`.
     ///
     /// ```
     /// # use std::sync::Arc;
@@ -203,7 +205,9 @@ where
                 let token_type = verdict.token_type;
                 let auth = match verdict.result {
                     Ok(auth) => auth,
-                    Err(rejection) if is_anonymous(&policy, &parts.headers, &rejection) => {
+                    // Anonymous only where no condition would be skipped: a condition needs a
+                    // caller, so a layer with one refuses requests without credentials.
+                    Err(rejection) if conditions.0.is_empty() && is_anonymous(&policy, &parts.headers, &rejection) => {
                         authorizing.finish_anonymous();
                         return inner.call(Request::from_parts(parts, body)).await;
                     }
