@@ -86,6 +86,121 @@
 //!     .layer(PolicyLayer::new(gate, policy!(accepts_token(api_key), require_scope("admin"))));
 //! ```
 //!
+//! # Optional authentication
+//!
+//! `optional` in `#[accepts_token]` serves anonymous callers too: a request with no
+//! credential at all runs the handler with `Option<Auth>` (or `Option<Caller>`) `None`. A
+//! credential that is present is verified and checked as on any route, and a bad one —
+//! malformed, forged, expired, revoked, of a type the route does not accept, another
+//! `Authorization` scheme — is refused, never served as anonymous.
+//!
+//! ```
+//! use axum::Json;
+//! use serde_json::{Value, json};
+//! use tokengate::{Caller, accepts_token};
+//!
+//! /// A public feed that personalises for a signed-in caller.
+//! #[accepts_token(optional, session_token, api_key)]
+//! async fn feed(caller: Option<Caller>) -> Json<Value> {
+//!     match caller {
+//!         None => Json(json!({ "personalized": false })),
+//!         Some(Caller::Session(s)) => Json(json!({ "personalized": true, "userId": s.user_id })),
+//!         Some(Caller::ApiKey(k)) => Json(json!({ "personalized": true, "userId": k.user_id })),
+//!     }
+//! }
+//! ```
+//!
+//! `optional` alone (no token type), with `#[public]`, or with `#[require]` (a predicate an
+//! anonymous caller would skip) is a compile error, and so is a non-`Option` `Auth` or caller
+//! parameter on an optional route:
+//!
+//! ```compile_fail
+//! #[tokengate::accepts_token(optional)]
+//! async fn feed() {}
+//! ```
+//!
+//! ```compile_fail
+//! #[tokengate::accepts_token(optional, session_token)]
+//! async fn feed(auth: tokengate::Auth) {}
+//! ```
+//!
+//! # Typed callers
+//!
+//! [`Auth`] has every field an `Option`. A handler whose route accepts one token type takes
+//! that type's view instead ([`SessionCaller`], [`OAuthCaller`], [`ApiKeyCaller`],
+//! [`M2mCaller`]: the fields that type always has are plain values); a route that accepts
+//! several takes [`Caller`], which the attributes narrow to the accepted types, so a `match`
+//! with one arm per accepted type is exhaustive (module [`caller`]):
+//!
+//! ```
+//! use tokengate::caller::{ApiKeyCaller, SessionCaller};
+//! use tokengate::{Caller, accepts_token};
+//!
+//! #[accepts_token(api_key)]
+//! async fn key_info(key: ApiKeyCaller) -> String {
+//!     format!("{} acts for {} with {:?}", key.id, key.subject, key.scopes)
+//! }
+//!
+//! #[tokengate::require_role("org:admin")]
+//! async fn settings(session: SessionCaller) -> String {
+//!     session.org.map(|org| org.id).unwrap_or_default()
+//! }
+//!
+//! #[accepts_token(session_token, api_key)]
+//! async fn either(caller: Caller) -> String {
+//!     match caller {
+//!         Caller::Session(s) => s.user_id,
+//!         Caller::ApiKey(k) => k.subject,
+//!     }
+//! }
+//! ```
+//!
+//! A view of a type the route does not accept, or one view on a route that accepts several,
+//! is a compile error at the parameter:
+//!
+//! ```compile_fail
+//! #[tokengate::accepts_token(api_key)]
+//! async fn profile(session: tokengate::SessionCaller) {}
+//! ```
+//!
+//! # Testing handlers
+//!
+//! With the `testing` feature (in `[dev-dependencies]`), [`testing::TestGate`] is a gate
+//! that verifies real JWTs of a generated key pair and API keys of an in-memory store: a
+//! guarded handler is tested through its real router, no network.
+//!
+//! ```
+//! use axum::{Router, body::Body, routing::get};
+//! use http::{Request, StatusCode};
+//! use tokengate::caller::SessionCaller;
+//! use tokengate::testing::TestGate;
+//! use tokengate::{accepts_token, require_role};
+//! use tower::ServiceExt as _;
+//!
+//! #[require_role("org:admin")]
+//! async fn settings(session: SessionCaller) -> String {
+//!     session.user_id
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let t = TestGate::new()?;
+//! let app: Router = Router::new().route("/settings", get(settings)).with_state(t.gate.clone());
+//! let call = |token: String| {
+//!     let request = Request::get("/settings").header("authorization", format!("Bearer {token}"));
+//!     app.clone().oneshot(request.body(Body::empty()).unwrap())
+//! };
+//!
+//! let admin = t.issuer.session("user_1").org("org_1", "org:admin").sign()?;
+//! assert_eq!(call(admin).await?.status(), StatusCode::OK);
+//! let member = t.issuer.session("user_2").org("org_1", "org:member").sign()?;
+//! assert_eq!(call(member).await?.status(), StatusCode::FORBIDDEN);
+//! let key = t.keys.api_key("user_3", ["admin"]).await?;
+//! assert_eq!(call(key.secret).await?.status(), StatusCode::UNAUTHORIZED);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # What the attributes generate
 //!
 //! The guarded function gains a first parameter, a [`Guard`], so the token is checked before

@@ -225,6 +225,113 @@ async fn development_mode_every_route_every_token_type() {
     assert_eq!(r.body["data"], json!([]));
 }
 
+/// `token` with one signature byte changed (in the middle: the last base64url character
+/// carries padding bits).
+fn tampered(token: &str) -> String {
+    let middle = token.len() - 100;
+    let flipped = if &token[middle..=middle] == "A" { "B" } else { "A" };
+    format!("{}{flipped}{}", &token[..middle], &token[middle + 1..])
+}
+
+/// `GET /api/me` shows every type of caller; `GET /api/feed` serves anonymous callers and
+/// personalises for signed-in ones, and refuses every present but bad credential (never
+/// anonymous): malformed, forged, expired, revoked, of a type it does not accept, or of
+/// another scheme.
+#[tokio::test(flavor = "multi_thread")]
+async fn development_mode_me_and_the_optional_feed() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("feed.db").display());
+    let s = Server::start(dir.path(), &["--database", &database, "--key-cache-ttl", "1"]);
+    let writer = s.printed("demo API key (write:users):");
+    let machine = s.printed("demo M2M token (write:users):");
+    let session = s.printed("dev session token (1 hour):");
+    let oauth = s.printed("dev OAuth token (write:users):");
+
+    for (token, token_type) in [
+        (&writer, "api_key"),
+        (&machine, "m2m_token"),
+        (&session, "session_token"),
+        (&oauth, "oauth_token"),
+    ] {
+        let r = get(&s, "/api/me", Some(token)).await;
+        assert_eq!(
+            (r.status, r.body["tokenType"].as_str()),
+            (200, Some(token_type)),
+            "{:?}",
+            r.body
+        );
+        for field in ["userId", "orgId", "subject", "scopes", "claims"] {
+            assert!(r.body.get(field).is_some(), "{token_type}: {field} in {:?}", r.body);
+        }
+    }
+    let r = get(&s, "/api/me", Some(&session)).await;
+    assert_eq!(
+        (r.body["userId"].as_str(), r.body["orgId"].as_str()),
+        (Some("user_demo"), Some("org_demo"))
+    );
+    assert_eq!(r.body["scopes"], json!([]));
+    assert_eq!(
+        get(&s, "/api/me", Some(&writer)).await.body["scopes"],
+        json!(["write:users"])
+    );
+    assert_eq!(get(&s, "/api/me", None).await.status, 401);
+
+    let r = get(&s, "/api/feed", None).await;
+    assert_eq!((r.status, &r.body), (200, &json!({"personalized": false})));
+    for token in [&session, &writer] {
+        let r = get(&s, "/api/feed", Some(token)).await;
+        assert_eq!(
+            (r.status, &r.body),
+            (200, &json!({"personalized": true, "userId": "user_demo"}))
+        );
+    }
+
+    let dev = Signer::from_private_pem(
+        std::fs::read_to_string(dir.path().join("tokengate-dev-key.pem")).unwrap(),
+        "tokengate-dev",
+    );
+    let expired = dev.sign(
+        "JWT",
+        &json!({"iss": "https://tokengate.dev.invalid", "sub": "user_demo", "sid": "s", "iat": now() - 7200, "exp": now() - 3600}),
+    );
+    let forged = Signer::generate("tokengate-dev").sign(
+        "JWT",
+        &json!({"iss": "https://tokengate.dev.invalid", "sub": "user_demo", "sid": "s", "iat": now(), "exp": now() + 600}),
+    );
+    let (id, revoked) = create_key(&database, "user_gone", &[]);
+    assert_eq!(get(&s, "/api/feed", Some(&revoked)).await.status, 200);
+    let (code, _, err) = cli(&["keys", "revoke", &id, "--database", &database], None);
+    assert_eq!(code, 0, "{err}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for (token, why) in [
+        ("garbage".to_owned(), "malformed-token"),
+        (tampered(&session), "bad-signature"),
+        (forged, "bad-signature"),
+        (expired, "token-expired"),
+        (revoked, "token-revoked"),
+        (oauth.clone(), "token-type-mismatch"),
+        (machine.clone(), "token-type-mismatch"),
+    ] {
+        let r = get(&s, "/api/feed", Some(&token)).await;
+        assert_eq!(r.status, 401, "{why}: {:?}", r.body);
+        assert!(r.body.get("personalized").is_none(), "{why}: never served as anonymous");
+        if why != "bad-signature" {
+            assert_eq!(reason(&r), why);
+        }
+    }
+    let basic = reqwest::Client::new()
+        .get(format!("{}/api/feed", s.base))
+        .header("authorization", "Basic dXNlcjpwYXNz")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        basic.status().as_u16(),
+        401,
+        "another scheme is a credential, not anonymous"
+    );
+}
+
 /// Clerk's reverification refusal, exactly.
 fn assert_reverification(r: &Reply, preset: &str) {
     assert_eq!(r.status, 403, "{:?}", r.body);
@@ -577,6 +684,8 @@ fn policy_report_lists_every_route_without_starting_anything() {
             expect("DELETE", "/api/account", "guarded"),
             expect("POST", "/api/payouts", "guarded"),
             expect("GET", "/api/search", "guarded"),
+            expect("GET", "/api/me", "guarded"),
+            expect("GET", "/api/feed", "guarded"),
             expect("GET", "/health", "public"),
             expect("POST", "/github/secret-scanning", "public"),
         ]

@@ -1,20 +1,21 @@
 //! Custom conditions, `#[require(predicate)]`, through a real router with RS256 session
-//! tokens: a predicate reading a path parameter (only the user themself), the order of
+//! tokens from `tokengate::testing`: a predicate reading a path parameter (only the user themself), the order of
 //! checks (token, then scopes/roles, then the predicates in the order written — counted), and
 //! the route-policy report in Markdown, JSON and OpenAPI.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod support;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
 
 use axum::extract::{FromRequestParts, Path};
 use http::StatusCode;
 use serde_json::{Value, json};
-use support::{V2Org, session_verifier, token, v2};
+use support::v2;
 use tokengate::report::Format;
 use tokengate::routing::{Router, get};
+use tokengate::testing::TestIssuer;
 use tokengate::{Auth, Parts, PolicyLayer, TokenGate, TokenType, policy, require, require_role};
 
 static IS_SELF_CALLS: AtomicUsize = AtomicUsize::new(0);
@@ -73,9 +74,12 @@ async fn admin_and_condition() -> &'static str {
     "admin"
 }
 
+/// Signs the session tokens (tokengate::testing: a generated RSA key, real signatures).
+static ISSUER: LazyLock<TestIssuer> = LazyLock::new(|| TestIssuer::new().unwrap());
+
 fn gate() -> TokenGate {
     TokenGate::builder()
-        .verifier(TokenType::SessionToken, Arc::new(session_verifier()))
+        .verifier(TokenType::SessionToken, Arc::new(ISSUER.verifier().unwrap()))
         .build()
         .unwrap()
 }
@@ -91,13 +95,22 @@ fn app() -> axum::Router {
     routes().with_state(gate()).into_axum()
 }
 
+/// A session token of `user` under the issuer's key id, signed with another key.
+fn forge(user: &str) -> String {
+    let mut claims = v2(user, None);
+    claims["iss"] = json!(tokengate::testing::TEST_ISSUER);
+    support::sign_with_kid(&support::FORGER, tokengate::testing::TEST_KID, &claims)
+}
+
+/// A Clerk v2 session of `user`, with the organization `org_1` and role `role` when given.
 fn session(user: &str, role: Option<&str>) -> String {
-    let org = role.map(|rol| V2Org {
-        rol,
-        fea: "o:invoices",
-        per_fpm: None,
-    });
-    token(&v2(user, org))
+    let mut token = ISSUER.session(user).claim("v", 2);
+    if let Some(rol) = role {
+        token = token
+            .features("o:invoices")
+            .claim("o", json!({"id": "org_1", "rol": rol, "slg": "acme"}));
+    }
+    token.sign().unwrap()
 }
 
 #[tokio::test]
@@ -132,12 +145,16 @@ async fn a_predicate_reads_the_path_parameter() {
     assert_eq!(calls(), 2);
 
     // A bad token is refused before any predicate runs.
-    let forged = support::sign(&support::FORGER, &v2("user_alice", None));
-    let mut expired = v2("user_alice", None);
-    expired["exp"] = json!(support::now() - 3600);
+    let forged = forge("user_alice");
+    let expired = ISSUER
+        .session("user_alice")
+        .claim("v", 2)
+        .expires_in(-3600)
+        .sign()
+        .unwrap();
     for (bad, reason) in [
         (Some(forged.as_str()), "bad-signature"),
-        (Some(&token(&expired)[..]), "token-expired"),
+        (Some(expired.as_str()), "token-expired"),
         (Some("not-a-token"), ""),
         (None, "missing-credentials"),
     ] {
@@ -306,7 +323,7 @@ async fn a_group_layer_condition_reads_the_path_and_is_reported() {
     // The policy comes first: a member or a bad token never reaches the predicate.
     let member = support::get(&app, "/orgs/org_1/stats", Some(&session("user_m", Some("member")))).await;
     assert_eq!(member.reason(), "missing-role");
-    let forged = support::sign(&support::FORGER, &v2("user_a", None));
+    let forged = forge("user_a");
     let reply = support::get(&app, "/orgs/org_1/stats", Some(&forged)).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(calls(), 2);

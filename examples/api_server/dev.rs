@@ -233,6 +233,13 @@ pub(crate) async fn print_demo_credentials(
     println!("try:");
     println!("  curl {base}/health");
     println!(
+        "  curl -H 'Authorization: Bearer {}' {base}/api/me   # the verified caller",
+        writer.secret.expose()
+    );
+    println!("  curl -H 'Authorization: Bearer {session}' {base}/api/me");
+    println!("  curl {base}/api/feed   # anonymous: {{\"personalized\":false}}");
+    println!("  curl -H 'Authorization: Bearer {session}' {base}/api/feed   # personalized");
+    println!(
         "  curl -H 'Authorization: Bearer {}' {base}/api/example",
         writer.secret.expose()
     );

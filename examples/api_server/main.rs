@@ -39,8 +39,8 @@ use serde_json::{Value, json};
 use tokengate::routing::{Router, delete, get, post};
 use tokengate::secret_scanning::SecretScanning;
 use tokengate::{
-    Auth, TokenGate, accepts_token, public, rate_limit, require_acr, require_feature, require_permission, require_plan,
-    require_reverification, require_role, require_scope,
+    Auth, Caller, TokenGate, accepts_token, public, rate_limit, require_acr, require_feature, require_permission,
+    require_plan, require_reverification, require_role, require_scope,
 };
 
 use crate::args::Args;
@@ -156,6 +156,27 @@ async fn search(auth: Auth) -> Json<Auth> {
     Json(auth)
 }
 
+/// `GET /api/me` — the verified caller, whatever its type, as JSON (`tokenType`, `userId`,
+/// `orgId`, `subject`, `scopes`, `claims`, …). Touches no database: the route to curl first,
+/// and the one the benchmarks use to compare verification alone with other SDKs.
+#[accepts_token(any)]
+async fn me(auth: Auth) -> Json<Auth> {
+    Json(auth)
+}
+
+/// `GET /api/feed` — optional authentication: anonymous callers get the public feed, a valid
+/// session token or API key a personalised one; a credential that is present but bad is
+/// refused (`401`), never served as anonymous.
+#[accepts_token(optional, session_token, api_key)]
+async fn feed(caller: Option<Caller>) -> Json<Value> {
+    let user_id = match caller {
+        None => return Json(json!({ "personalized": false })),
+        Some(Caller::Session(session)) => Some(session.user_id),
+        Some(Caller::ApiKey(key)) => key.user_id,
+    };
+    Json(json!({ "personalized": true, "userId": user_id }))
+}
+
 /// `GET /health` — intentionally open.
 #[public]
 async fn health() -> Json<Value> {
@@ -182,6 +203,8 @@ pub(crate) fn routes() -> Router<App> {
         .route("/api/account", delete(delete_account))
         .route("/api/payouts", post(payouts))
         .route("/api/search", get(search))
+        .route("/api/me", get(me))
+        .route("/api/feed", get(feed))
         .route("/health", get(health))
         .route("/github/secret-scanning", post(github_secret_scanning))
 }

@@ -94,9 +94,10 @@ fn policy_statics(spec: &Spec) -> PolicyStatics {
     items.extend(quote! {
         static __TOKENGATE_REQUIREMENTS: [#p::Requirement; #n] = [#(#requirements),*];
     });
+    let optional = spec.optional.map(|_| quote!(.optional()));
     PolicyStatics {
         items,
-        construct: quote!(#p::Policy::from_parts(#accepts, &__TOKENGATE_REQUIREMENTS)),
+        construct: quote!(#p::Policy::from_parts(#accepts, &__TOKENGATE_REQUIREMENTS) #optional),
     }
 }
 

@@ -6,6 +6,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote};
 use syn::{Attribute, FnArg, Item, ItemFn, Path};
 
+use crate::callers;
 use crate::errors::Errors;
 use crate::expand;
 use crate::names::AttrKind;
@@ -32,6 +33,9 @@ pub(crate) fn expand(kind: AttrKind, args: TokenStream, item: TokenStream) -> To
     let uses = expand::mark_used(&func.attrs, &paths);
     check_signature(kind, &func, &mut errors);
     let spec = validate::validate(&decls, Context::Handler, &mut errors);
+    if errors.count() == 0 && !spec.public {
+        callers::check_and_narrow(&mut func, &spec, &mut errors);
+    }
     let expanded = match errors.finish() {
         Err(error) => {
             let error = error.to_compile_error();
@@ -208,6 +212,12 @@ mod tests {
             "= 3",
             "#",
             "'lifetime",
+            "optional",
+            "optional,",
+            "optional, optional",
+            "optional, any",
+            "optional(api_key)",
+            "api_key: optional",
         ];
         let items = [
             "async fn f() {}",

@@ -35,6 +35,7 @@
 //! Every mistake is a compile error at the offending token, with the fix in the message;
 //! the function is still emitted, so the router code around it compiles.
 
+mod callers;
 mod errors;
 mod expand;
 mod handler;
@@ -55,7 +56,20 @@ use crate::names::AttrKind;
 /// #[accepts_token(api_key)]
 /// #[accepts_token(session_token, oauth_token, api_key, m2m_token)]
 /// #[accepts_token(any)]
+/// #[accepts_token(optional, session_token, api_key)]   // anonymous callers too
 /// ```
+///
+/// `optional` also admits a request that carries no credential at all: the handler then
+/// takes `Option<Auth>` (or `Option<Caller>`, `Option<SessionCaller>`…), `None` for an
+/// anonymous caller. A credential that is present is checked as usual and a bad one refused,
+/// never treated as anonymous. `optional` needs at least one token type and cannot go with
+/// `#[public]` or `#[require]`; a non-`Option` caller parameter on an optional route is an
+/// error at the parameter.
+///
+/// The handler's caller parameters are checked against the accepted types: a typed view
+/// (`SessionCaller`, `OAuthCaller`, `ApiKeyCaller`, `M2mCaller`) must be of the route's only
+/// accepted type, and a bare `Caller` is narrowed to the accepted types, so a `match` with an
+/// arm per accepted type is exhaustive.
 ///
 /// Token types are `session_token` (Clerk session JWTs), `oauth_token`, `api_key` and
 /// `m2m_token`; `any` accepts all four. A request with a token of another type is refused

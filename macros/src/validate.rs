@@ -31,6 +31,8 @@ pub(crate) struct Spec {
     /// The `#[require(...)]` predicates, in the order written; all must hold.
     pub(crate) conditions: Vec<Condition>,
     pub(crate) public: bool,
+    /// `accepts_token(optional, ...)`: anonymous callers admitted (the span of `optional`).
+    pub(crate) optional: Option<Span>,
 }
 
 /// A checked `#[require]` predicate.
@@ -92,6 +94,7 @@ pub(crate) fn validate(decls: &[Declared], context: Context, errors: &mut Errors
         requirements: Vec::new(),
         conditions: Vec::new(),
         public: false,
+        optional: None,
     };
     check_counts(decls, context, errors);
     let mut seen_accepts = false;
@@ -103,7 +106,7 @@ pub(crate) fn validate(decls: &[Declared], context: Context, errors: &mut Errors
             Args::Accepts(types) if !seen_accepts => {
                 seen_accepts = true;
                 let before = errors.count();
-                spec.accepts = accepts(d, types, errors);
+                (spec.accepts, spec.optional) = accepts(d, types, errors);
                 accepts_known = !d.malformed && errors.count() == before;
             }
             Args::Public => spec.public = true,
@@ -150,6 +153,17 @@ pub(crate) fn validate(decls: &[Declared], context: Context, errors: &mut Errors
             }
             _ => {}
         }
+    }
+    if let Some(optional) = spec.optional
+        && let Some(first) = spec.conditions.first()
+    {
+        errors.push(syn::Error::new(
+            optional,
+            format!(
+                "`optional` admits anonymous callers, but `#[require({})]` checks the caller, and an anonymous one has none, so the check would be skipped for exactly the callers it should stop; remove `optional`, or drop `#[require]` and check `Option<Auth>` in the handler",
+                first.name
+            ),
+        ));
     }
     spec
 }
@@ -290,6 +304,11 @@ fn check_counts(decls: &[Declared], context: Context, errors: &mut Errors) {
                 public.span,
                 "`public` has no meaning in `policy!`: a group that is open needs no `PolicyLayer`; remove `public`",
             );
+        } else if let Some(optional) = decls.iter().find_map(optional_of) {
+            errors.at(
+                optional,
+                "`optional` cannot go with `#[public]`: `#[public]` verifies nothing, while `#[accepts_token(optional, ...)]` admits anonymous callers but still verifies (and refuses a bad) credential when one is sent; keep one: remove `#[public]` for optional authentication, or remove `#[accepts_token]` for an open route",
+            );
         } else if let Some(other) = decls.iter().find(|d| d.kind != AttrKind::Public) {
             errors.at(
                 public.span,
@@ -299,6 +318,14 @@ fn check_counts(decls: &[Declared], context: Context, errors: &mut Errors) {
                 ),
             );
         }
+    }
+}
+
+/// The `optional` keyword of an `accepts_token` declaration, if it has one.
+fn optional_of(d: &Declared) -> Option<Span> {
+    match &d.args {
+        Args::Accepts(types) => types.iter().find(|t| is_optional_keyword(t)).map(TypeArg::span),
+        _ => None,
     }
 }
 
@@ -348,7 +375,39 @@ pub(crate) enum Resolved {
     Type(TokenType),
 }
 
-fn accepts(d: &Declared, types: &[TypeArg], errors: &mut Errors) -> Accepts {
+/// Whether `arg` is the `optional` keyword of `accepts_token`.
+pub(crate) fn is_optional_keyword(arg: &TypeArg) -> bool {
+    matches!(arg, TypeArg::Ident(ident) if ident == "optional")
+}
+
+/// `accepts_token(...)`: the accepted types, and the span of `optional` when given.
+fn accepts(d: &Declared, types: &[TypeArg], errors: &mut Errors) -> (Accepts, Option<Span>) {
+    let mut optional = None;
+    let mut rest = Vec::new();
+    for arg in types {
+        match (is_optional_keyword(arg), optional) {
+            (true, None) => optional = Some(arg.span()),
+            (true, Some(_)) => errors.at(arg.span(), "`optional` is given twice; remove one"),
+            (false, _) => rest.push(arg),
+        }
+    }
+    if let Some(span) = optional
+        && rest.is_empty()
+        && !d.malformed
+    {
+        errors.at(
+            span,
+            format!(
+                "`optional` admits anonymous callers beside signed-in ones, so it needs the token types a signed-in caller may present, e.g. `#[accepts_token(optional, session_token, api_key)]`; for a route that verifies nothing, write `#[public]`\nvalid token types: {}",
+                valid_types(true)
+            ),
+        );
+        return (Accepts::Types(TokenTypes::EMPTY), optional);
+    }
+    (accepted_types(d, &rest, errors), optional)
+}
+
+fn accepted_types(d: &Declared, types: &[&TypeArg], errors: &mut Errors) -> Accepts {
     if types.is_empty() {
         if d.malformed {
             return Accepts::Types(TokenTypes::EMPTY);
@@ -364,7 +423,7 @@ fn accepts(d: &Declared, types: &[TypeArg], errors: &mut Errors) -> Accepts {
     }
     let mut set = TokenTypes::EMPTY;
     let mut any = None;
-    for arg in types {
+    for &arg in types {
         match resolve_type(arg, true, errors) {
             Some(Resolved::Any) => any = Some(arg.span()),
             Some(Resolved::Type(t)) if set.contains(t) => {

@@ -383,6 +383,17 @@ fn no_verifier(token_type: TokenType) -> Rejection {
     Rejection::Misconfigured("no verifier for an accepted token type")
 }
 
+/// Whether a refusal is an optional route's anonymous caller, to be admitted without an
+/// [`Auth`]: the policy is [`optional`](Policy::optional), nothing was found to verify, and
+/// the request has no `Authorization` header at all (a header of another scheme, `Basic …`,
+/// is a credential this route cannot verify: refused, not anonymous). Every other refusal —
+/// a malformed, forged, expired, revoked or wrongly typed token — stands.
+pub(crate) fn is_anonymous(policy: &Policy, headers: &HeaderMap, rejection: &Rejection) -> bool {
+    policy.is_optional()
+        && matches!(rejection, Rejection::MissingCredentials)
+        && !headers.contains_key(http::header::AUTHORIZATION)
+}
+
 /// Logs a refusal at debug level (its reason and status; never the token).
 pub(crate) fn log_rejection(rejection: &Rejection) {
     tracing::debug!(target: "tokengate", reason = rejection.reason(), status = rejection.status().as_u16(), "request rejected");

@@ -36,7 +36,7 @@ use axum::response::Response;
 use http::request::Parts;
 
 use crate::auth::Auth;
-use crate::gate::{Resume, Step, TokenGate, Verdict, log_rejection};
+use crate::gate::{Resume, Step, TokenGate, Verdict, is_anonymous, log_rejection};
 use crate::policy::Policy;
 use crate::rate_limit;
 use crate::rejection::Rejection;
@@ -184,6 +184,11 @@ fn decide<P: PolicySource>(gate: &TokenGate, parts: &mut Parts, share_auth: bool
     };
     let auth = match result {
         Ok(auth) => auth,
+        Err(rejection) if is_anonymous(P::policy(), &parts.headers, &rejection) => {
+            // An optional route's caller without credentials: admitted, with no `Auth`.
+            authorizing.finish_anonymous();
+            return Decided::Now(Ok(()));
+        }
         Err(rejection) => return Decided::Now(Err(refuse(gate, &authorizing, token_type, rejection))),
     };
     // Whether the route has conditions (building their future runs none of them) or a rate

@@ -30,7 +30,7 @@ use http::request::Parts;
 use tower::{Layer, Service};
 
 use crate::auth::Auth;
-use crate::gate::TokenGate;
+use crate::gate::{TokenGate, is_anonymous};
 use crate::policy::{Policy, Requirement};
 use crate::rate_limit;
 use crate::rejection::Rejection;
@@ -85,7 +85,9 @@ impl PolicyLayer {
     /// Adds a custom condition, the group's `#[require(name)]`: an async predicate over the
     /// verified caller and the request head, run after the policy passed, in the order
     /// added; `false` refuses the request with `403`, reason `condition-failed`, naming it.
-    /// `name` is what the rejection and the report show.
+    /// `name` is what the rejection and the report show. On an
+    /// [optional](crate::Policy::optional) policy, a layer with a condition admits no
+    /// anonymous caller (the condition could not run): requests without credentials get `401`.
     ///
     /// ```
     /// # use std::sync::Arc;
@@ -205,6 +207,12 @@ where
                 let token_type = verdict.token_type;
                 let auth = match verdict.result {
                     Ok(auth) => auth,
+                    // Anonymous only where no condition would be skipped: a condition needs a
+                    // caller, so a layer with one refuses requests without credentials.
+                    Err(rejection) if conditions.0.is_empty() && is_anonymous(&policy, &parts.headers, &rejection) => {
+                        authorizing.finish_anonymous();
+                        return inner.call(Request::from_parts(parts, body)).await;
+                    }
                     Err(rejection) => {
                         gate.record(&authorizing, token_type, Err(&rejection));
                         return Ok(gate.render(rejection));

@@ -17,6 +17,7 @@
 pub mod auth;
 pub mod budget;
 mod cache;
+pub mod caller;
 pub mod classify;
 #[cfg(feature = "clerk")]
 pub mod clerk;
@@ -29,6 +30,8 @@ pub mod jwt;
 pub mod keys;
 pub mod layer;
 pub mod net;
+#[cfg(any(feature = "utoipa", feature = "aide"))]
+pub mod openapi;
 pub mod policy;
 pub mod rate_limit;
 pub mod registry;
@@ -38,10 +41,13 @@ pub mod routing;
 #[cfg(feature = "secret-scanning")]
 pub mod secret_scanning;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod token;
 pub mod verifier;
 
 pub use auth::{Auth, AuthInfo};
+pub use caller::{ApiKeyCaller, Caller, M2mCaller, OAuthCaller, SessionCaller};
 pub use gate::{ConfigError, TokenGate, TokenGateBuilder};
 pub use guard::{Guard, OnParts, OnRequest, PolicySource};
 #[cfg(feature = "introspection")]
@@ -70,6 +76,7 @@ pub mod __private {
     pub use inventory;
 
     pub use crate::auth::Auth;
+    pub use crate::caller::{ApiKeyCaller, Caller, M2mCaller, NotAccepted, OAuthCaller, SessionCaller};
     pub use crate::guard::{ConditionFuture, Guard, OnParts, OnRequest, PolicySource};
     pub use crate::policy::{Match, Policy, Requirement, RequirementKind};
     pub use crate::registry::{HandlerRecord, HandlerStatus, type_id_of};

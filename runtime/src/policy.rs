@@ -315,6 +315,9 @@ impl fmt::Display for Requirement {
 impl fmt::Display for Policy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "accepts {}", self.accepts)?;
+        if self.optional {
+            f.write_str(" or no credential (optional)")?;
+        }
         for requirement in self.requirements.iter() {
             write!(f, "; {requirement}")?;
         }
@@ -323,10 +326,16 @@ impl fmt::Display for Policy {
 }
 
 /// A route's policy: the token types it accepts and the requirements the token must meet.
+///
+/// An *optional* policy ([`Policy::optional`], `#[accepts_token(optional, ...)]`) also admits
+/// a request that carries no credential at all, anonymously (the handler's `Option<Auth>` is
+/// `None`). A credential that is present is held to the policy exactly as on any other
+/// route: a bad one is refused, never treated as anonymous.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
     accepts: TokenTypes,
     requirements: Cow<'static, [Requirement]>,
+    optional: bool,
 }
 
 impl Policy {
@@ -335,7 +344,23 @@ impl Policy {
         Policy {
             accepts,
             requirements: Cow::Borrowed(requirements),
+            optional: false,
         }
+    }
+
+    /// The same policy, also admitting requests that carry no credential at all (anonymous
+    /// callers). A request that carries one — an `Authorization` header of any scheme, or a
+    /// `__session` cookie on a route that accepts sessions — is verified and checked as
+    /// usual, and refused when it fails: never admitted as anonymous.
+    #[must_use]
+    pub const fn optional(mut self) -> Policy {
+        self.optional = true;
+        self
+    }
+
+    /// Whether anonymous callers are admitted ([`Policy::optional`]).
+    pub const fn is_optional(&self) -> bool {
+        self.optional
     }
 
     /// A policy accepting `accepts`, with no requirement yet.

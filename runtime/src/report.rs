@@ -80,11 +80,14 @@ pub struct PolicyView {
     pub accepts: TokenTypes,
     /// Requirements, all of which must hold.
     pub requirements: Vec<RequirementReport>,
+    /// Whether a request without credentials is admitted anonymously.
+    pub optional: bool,
 }
 
 impl PolicyView {
     fn of(policy: &Policy) -> PolicyView {
         PolicyView {
+            optional: policy.is_optional(),
             accepts: policy.accepts(),
             requirements: policy
                 .requirements()
@@ -125,6 +128,9 @@ pub struct RouteReport {
     pub accepts: TokenTypes,
     /// Every requirement on the route: the handler's and the group layers'.
     pub requirements: Vec<RequirementReport>,
+    /// Whether a request without credentials gets through (every policy on the route is
+    /// optional).
+    pub optional: bool,
     /// The handler's own policy, if it has one.
     pub handler_policy: Option<PolicyView>,
     /// The group policies that also apply, outermost last.
@@ -192,6 +198,11 @@ impl PolicyReport {
                     .map(Policy::accepts)
                     .reduce(TokenTypes::intersection)
                     .unwrap_or(TokenTypes::EMPTY);
+                let optional = status == RouteStatus::Guarded
+                    && handler_policy
+                        .into_iter()
+                        .chain(route.layers.iter().map(|p| &**p))
+                        .all(Policy::is_optional);
                 let handler_view = handler_policy.map(PolicyView::of);
                 let requirements = handler_view
                     .iter()
@@ -209,6 +220,7 @@ impl PolicyReport {
                     status,
                     accepts,
                     requirements,
+                    optional,
                     handler_policy: handler_view,
                     layers,
                 }
@@ -269,7 +281,7 @@ impl PolicyReport {
                 RouteStatus::Public => "public",
                 RouteStatus::Unguarded => "**unguarded**",
             };
-            let accepts = if r.accepts.is_empty() {
+            let mut accepts = if r.accepts.is_empty() {
                 "—".to_owned()
             } else {
                 r.accepts
@@ -278,6 +290,9 @@ impl PolicyReport {
                     .collect::<Vec<_>>()
                     .join(", ")
             };
+            if r.optional {
+                accepts.push_str(", or none (optional)");
+            }
             let requires = if r.requirements.is_empty() {
                 "—".to_owned()
             } else {
@@ -311,7 +326,11 @@ impl PolicyReport {
                     op.insert("x-tokengate-unguarded".into(), json!(true));
                 }
                 RouteStatus::Guarded => {
-                    op.insert("security".into(), Value::Array(security_alternatives(r)));
+                    let mut alternatives = security_alternatives(r.accepts, &r.requirements);
+                    if r.optional {
+                        alternatives.push(json!({}));
+                    }
+                    op.insert("security".into(), Value::Array(alternatives));
                 }
             }
             let description = operation_description(r);
@@ -349,18 +368,7 @@ impl PolicyReport {
         let schemes: serde_json::Map<String, Value> = TokenType::ALL
             .into_iter()
             .map(|t| {
-                let (format, description) = match t {
-                    TokenType::SessionToken => (
-                        "JWT",
-                        "Session token of a signed-in user (Authorization header or __session cookie).",
-                    ),
-                    TokenType::OAuthToken => (
-                        "JWT or opaque",
-                        "OAuth 2.0 access token (RFC 9068 JWT or introspected opaque token).",
-                    ),
-                    TokenType::ApiKey => ("ak_…", "API key."),
-                    TokenType::M2mToken => ("mt_… or JWT", "Machine-to-machine token."),
-                };
+                let (format, description) = security_scheme(t);
                 (
                     t.as_str().to_owned(),
                     json!({"type": "http", "scheme": "bearer", "bearerFormat": format, "description": description}),
@@ -464,44 +472,101 @@ fn operation_description(r: &RouteReport) -> String {
     format!("Requires {}.{conditions}{}", non_scope.join("; "), refusals(r))
 }
 
+/// The OpenAPI security scheme of a token type, named by [`TokenType::as_str`]: an HTTP
+/// bearer scheme's `bearerFormat` and `description`.
+pub fn security_scheme(token_type: TokenType) -> (&'static str, &'static str) {
+    match token_type {
+        TokenType::SessionToken => (
+            "JWT",
+            "Session token of a signed-in user (Authorization header or __session cookie).",
+        ),
+        TokenType::OAuthToken => (
+            "JWT or opaque",
+            "OAuth 2.0 access token (RFC 9068 JWT or introspected opaque token).",
+        ),
+        TokenType::ApiKey => ("ak_…", "API key."),
+        TokenType::M2mToken => ("mt_… or JWT", "Machine-to-machine token."),
+    }
+}
+
+/// A policy's OpenAPI `security`: one requirement object per accepted type and per choice of
+/// its any-of scopes (`{"api_key": ["write:users"]}`), and `{}` last when the policy is
+/// optional (anonymous callers admitted). What `--format openapi` writes per operation, and
+/// what the `utoipa` and `aide` integrations stamp onto their documents.
+pub fn security_requirements(policy: &Policy) -> Vec<Vec<(TokenType, Vec<String>)>> {
+    let view = PolicyView::of(policy);
+    requirement_objects(view.accepts, &view.requirements, view.optional)
+}
+
+/// [`security_requirements`] of a route: every policy on it (the handler's and the group
+/// layers').
+pub fn security_of_route(route: &RouteReport) -> Vec<Vec<(TokenType, Vec<String>)>> {
+    requirement_objects(route.accepts, &route.requirements, route.optional)
+}
+
+fn requirement_objects(
+    accepts: TokenTypes,
+    requirements: &[RequirementReport],
+    optional: bool,
+) -> Vec<Vec<(TokenType, Vec<String>)>> {
+    let mut out: Vec<Vec<(TokenType, Vec<String>)>> = accepts
+        .iter()
+        .flat_map(|t| {
+            scope_alternatives(t, requirements)
+                .into_iter()
+                .map(move |s| vec![(t, s)])
+        })
+        .collect();
+    if optional {
+        out.push(Vec::new());
+    }
+    out
+}
+
 /// One security requirement object per accepted type and per choice of any-of values.
-fn security_alternatives(r: &RouteReport) -> Vec<Value> {
+fn security_alternatives(accepts: TokenTypes, requirements: &[RequirementReport]) -> Vec<Value> {
     let mut out = Vec::new();
-    for t in r.accepts.iter() {
-        // Each alternative is the set of scopes one token of type `t` must carry.
-        let mut alternatives: Vec<Vec<String>> = vec![Vec::new()];
-        for q in r
-            .requirements
-            .iter()
-            .filter(|q| q.kind == RequirementKind::Scope && q.applies_to.contains(t))
-        {
-            alternatives = match q.matching {
-                Match::All => alternatives
-                    .into_iter()
-                    .map(|mut a| {
-                        a.extend(q.values.iter().cloned());
-                        a
-                    })
-                    .collect(),
-                Match::Any => alternatives
-                    .iter()
-                    .flat_map(|a| {
-                        q.values.iter().map(move |v| {
-                            let mut a = a.clone();
-                            a.push(v.clone());
-                            a
-                        })
-                    })
-                    .collect(),
-            };
-        }
-        for mut scopes in alternatives {
-            scopes.sort();
-            scopes.dedup();
+    for t in accepts.iter() {
+        for scopes in scope_alternatives(t, requirements) {
             out.push(json!({ t.as_str(): scopes }));
         }
     }
     out
+}
+
+/// The sets of scopes a token of type `t` may carry to pass the scope requirements, sorted.
+fn scope_alternatives(t: TokenType, requirements: &[RequirementReport]) -> Vec<Vec<String>> {
+    // Each alternative is the set of scopes one token of type `t` must carry.
+    let mut alternatives: Vec<Vec<String>> = vec![Vec::new()];
+    for q in requirements
+        .iter()
+        .filter(|q| q.kind == RequirementKind::Scope && q.applies_to.contains(t))
+    {
+        alternatives = match q.matching {
+            Match::All => alternatives
+                .into_iter()
+                .map(|mut a| {
+                    a.extend(q.values.iter().cloned());
+                    a
+                })
+                .collect(),
+            Match::Any => alternatives
+                .iter()
+                .flat_map(|a| {
+                    q.values.iter().map(move |v| {
+                        let mut a = a.clone();
+                        a.push(v.clone());
+                        a
+                    })
+                })
+                .collect(),
+        };
+    }
+    for scopes in alternatives.iter_mut() {
+        scopes.sort();
+        scopes.dedup();
+    }
+    alternatives
 }
 
 impl fmt::Display for PolicyReport {

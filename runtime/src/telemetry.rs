@@ -380,6 +380,15 @@ impl Authorizing {
         }
     }
 
+    /// Records an optional route's anonymous caller: allowed, token type `none`, reason
+    /// `anonymous`.
+    pub(crate) fn finish_anonymous(&self) {
+        sink::decision(self.route, None, Outcome::Allowed, "anonymous");
+        if !self.span.is_disabled() {
+            self.record(None, Outcome::Allowed, "anonymous", None);
+        }
+    }
+
     #[cold]
     fn record(
         &self,

@@ -48,7 +48,13 @@ pub fn public_pem(pair: &aws_lc_rs::rsa::KeyPair) -> String {
 
 /// An RS256 JWT with these claims, signed with `pair`.
 pub fn sign(pair: &aws_lc_rs::rsa::KeyPair, claims: &Value) -> String {
-    let header = json!({"alg":"RS256","typ":"JWT","kid":"ins_test"}).to_string();
+    sign_with_kid(pair, "ins_test", claims)
+}
+
+/// An RS256 JWT with these claims and key id, signed with `pair` (a forgery of another
+/// issuer's token when `pair` is not its key).
+pub fn sign_with_kid(pair: &aws_lc_rs::rsa::KeyPair, kid: &str, claims: &Value) -> String {
+    let header = json!({"alg":"RS256","typ":"JWT","kid":kid}).to_string();
     let message = format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(header),
