@@ -93,10 +93,15 @@ fn policy_statics(spec: &Spec) -> PolicyStatics {
     items.extend(quote! {
         static __TOKENGATE_REQUIREMENTS: [#p::Requirement; #n] = [#(#requirements),*];
     });
-    PolicyStatics {
-        items,
-        construct: quote!(#p::Policy::from_parts(#accepts, &__TOKENGATE_REQUIREMENTS)),
-    }
+    let construct = match (spec.dpop, spec.mtls) {
+        (false, false) => quote!(#p::Policy::from_parts(#accepts, &__TOKENGATE_REQUIREMENTS)),
+        (dpop, mtls) => {
+            let dpop = dpop.then(|| quote!(.with(#p::Binding::DPOP)));
+            let mtls = mtls.then(|| quote!(.with(#p::Binding::MTLS)));
+            quote!(#p::Policy::from_parts_bound(#accepts, &__TOKENGATE_REQUIREMENTS, #p::Binding::NONE #dpop #mtls))
+        }
+    };
+    PolicyStatics { items, construct }
 }
 
 /// The `policy!` expression: a `Policy` value (usable in a `static` too).

@@ -17,10 +17,14 @@ pub(crate) enum AttrKind {
     RequirePlan,
     RequireReverification,
     RequireAcr,
+    /// `#[require_dpop]`: DPoP-bound tokens (RFC 9449).
+    RequireDpop,
+    /// `#[require_mtls]`: certificate-bound tokens (RFC 8705).
+    RequireMtls,
 }
 
 impl AttrKind {
-    pub(crate) const ALL: [AttrKind; 10] = [
+    pub(crate) const ALL: [AttrKind; 12] = [
         AttrKind::AcceptsToken,
         AttrKind::RequireScope,
         AttrKind::RequireRole,
@@ -31,6 +35,8 @@ impl AttrKind {
         AttrKind::RequirePlan,
         AttrKind::RequireReverification,
         AttrKind::RequireAcr,
+        AttrKind::RequireDpop,
+        AttrKind::RequireMtls,
     ];
 
     pub(crate) const fn name(self) -> &'static str {
@@ -45,6 +51,8 @@ impl AttrKind {
             AttrKind::RequirePlan => "require_plan",
             AttrKind::RequireReverification => "require_reverification",
             AttrKind::RequireAcr => "require_acr",
+            AttrKind::RequireDpop => "require_dpop",
+            AttrKind::RequireMtls => "require_mtls",
         }
     }
 

@@ -35,6 +35,8 @@ pub(crate) enum Args {
     Acr(RequireArgs, Option<(Ident, Vec<TokenTree>)>),
     /// `public`.
     Public,
+    /// `require_dpop` or `require_mtls`: no arguments.
+    Binding,
 }
 
 /// A token type as written: an identifier, or (a mistake) a string.
@@ -129,6 +131,18 @@ pub(crate) fn declared(kind: AttrKind, span: Span, args: TokenStream, errors: &m
             }
             Args::Public
         }
+        AttrKind::RequireDpop | AttrKind::RequireMtls => {
+            if let Some(first) = chunks.first().and_then(|c| c.first()) {
+                errors.at(
+                    first.span(),
+                    format!(
+                        "`#[{name}]` takes no arguments: it applies to every accepted token type that can be bound (oauth_token, m2m_token); write `#[{name}]`",
+                        name = kind.name()
+                    ),
+                );
+            }
+            Args::Binding
+        }
     };
     let malformed = errors.count() > before;
     Some(Declared {
@@ -152,6 +166,8 @@ pub(crate) fn example(kind: AttrKind) -> &'static str {
         AttrKind::RequirePlan => "`#[require_plan(\"o:pro\")]`",
         AttrKind::RequireReverification => "`#[require_reverification(strict)]`",
         AttrKind::RequireAcr => "`#[require_acr(\"mfa\", max_age = 600)]`",
+        AttrKind::RequireDpop => "`#[require_dpop]`",
+        AttrKind::RequireMtls => "`#[require_mtls]`",
     }
 }
 

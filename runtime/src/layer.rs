@@ -30,7 +30,7 @@ use http::request::Parts;
 use tower::{Layer, Service};
 
 use crate::auth::Auth;
-use crate::gate::TokenGate;
+use crate::gate::{Head, TokenGate};
 use crate::policy::{Policy, Requirement};
 use crate::rejection::Rejection;
 use crate::telemetry::Authorizing;
@@ -198,14 +198,14 @@ where
             inner: Box::pin(async move {
                 let (mut parts, body) = request.into_parts();
                 let verdict = gate
-                    .authorize_in(&authorizing, &parts.headers, &parts.extensions, &policy)
+                    .authorize_in(&authorizing, Head::of(&parts), &policy)
                     .await;
                 let token_type = verdict.token_type;
                 let auth = match verdict.result {
                     Ok(auth) => auth,
                     Err(rejection) => {
                         gate.record(&authorizing, token_type, Err(&rejection));
-                        return Ok(gate.render(rejection));
+                        return Ok(gate.render_for(rejection, &policy));
                     }
                 };
                 for (name, predicate) in conditions.0.iter() {
@@ -213,7 +213,7 @@ where
                         tracing::debug!(target: "tokengate", reason = "condition-failed", condition = *name, "request rejected by a condition");
                         let rejection = Rejection::condition_failed(name);
                         gate.record(&authorizing, token_type, Err(&rejection));
-                        return Ok(gate.render(rejection));
+                        return Ok(gate.render_for(rejection, &policy));
                     }
                 }
                 gate.record(&authorizing, token_type, Ok(&auth));

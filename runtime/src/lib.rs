@@ -15,6 +15,7 @@
 //! Most users depend on the `tokengate` facade crate and write `#[accepts_token(...)]`.
 
 pub mod auth;
+pub mod binding;
 pub mod budget;
 mod cache;
 pub mod classify;
@@ -67,6 +68,7 @@ pub mod __private {
     pub use inventory;
 
     pub use crate::auth::Auth;
+    pub use crate::binding::Binding;
     pub use crate::guard::{ConditionFuture, Guard, OnParts, OnRequest, PolicySource};
     pub use crate::policy::{Match, Policy, Requirement, RequirementKind};
     pub use crate::registry::{HandlerRecord, HandlerStatus, type_id_of};

@@ -29,6 +29,7 @@ use tokengate_core::grammar::{self, ValueKind};
 use tokengate_core::reverification::Reverification;
 
 use crate::auth::AuthInfo;
+use crate::binding::Binding;
 use crate::rejection::{Forbidden, ForbiddenReason, Rejection, StepUp};
 use crate::token::{TokenType, TokenTypes};
 
@@ -288,15 +289,20 @@ impl fmt::Display for Policy {
         for requirement in self.requirements.iter() {
             write!(f, "; {requirement}")?;
         }
+        if !self.binding.is_none() {
+            write!(f, "; bound by {}", self.binding)?;
+        }
         Ok(())
     }
 }
 
-/// A route's policy: the token types it accepts and the requirements the token must meet.
+/// A route's policy: the token types it accepts, the requirements the token must meet, and
+/// the binding (DPoP, client certificate) it requires of tokens that can be bound.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
     accepts: TokenTypes,
     requirements: Cow<'static, [Requirement]>,
+    binding: Binding,
 }
 
 impl Policy {
@@ -305,7 +311,35 @@ impl Policy {
         Policy {
             accepts,
             requirements: Cow::Borrowed(requirements),
+            binding: Binding::NONE,
         }
+    }
+
+    /// A policy from its parts that also requires `binding` of the accepted tokens that
+    /// can be bound (OAuth and M2M tokens: [`crate::binding`]); `const`, for the attributes.
+    pub const fn from_parts_bound(
+        accepts: TokenTypes,
+        requirements: &'static [Requirement],
+        binding: Binding,
+    ) -> Policy {
+        Policy {
+            accepts,
+            requirements: Cow::Borrowed(requirements),
+            binding,
+        }
+    }
+
+    /// The same policy, also requiring `binding` (run-time construction, e.g. for a group
+    /// layer).
+    #[must_use]
+    pub fn bound(mut self, binding: Binding) -> Policy {
+        self.binding = self.binding.with(binding);
+        self
+    }
+
+    /// The binding required of accepted tokens that can be bound.
+    pub fn binding(&self) -> Binding {
+        self.binding
     }
 
     /// A policy accepting `accepts`, with no requirement yet.

@@ -36,6 +36,7 @@ use http::{HeaderValue, StatusCode, header};
 
 use tokengate_core::reverification::Reverification;
 
+use crate::binding::DpopError;
 use crate::policy::{Match, RequirementKind};
 use crate::token::{TokenType, TokenTypes};
 
@@ -126,6 +127,20 @@ pub enum InvalidReason {
     Inactive,
     /// A machine token was sent in the `__session` cookie.
     MachineTokenInCookie,
+    /// A DPoP-bound token (`cnf.jkt`) sent as a bearer token, without its proof.
+    DpopBoundAsBearer,
+    /// A token sent with the `DPoP` scheme that is not DPoP-bound.
+    NotDpopBound,
+    /// The route requires a DPoP-bound token (`#[require_dpop]`).
+    DpopRequired,
+    /// A certificate-bound token (`cnf."x5t#S256"`) without a client certificate.
+    CertificateRequired,
+    /// A certificate-bound token with another client certificate.
+    CertificateMismatch,
+    /// The route requires a certificate-bound token (`#[require_mtls]`).
+    CertificateBindingRequired,
+    /// A `cnf` that binds the token in a way that cannot be checked here.
+    UnsupportedConfirmation,
 }
 
 impl InvalidReason {
@@ -153,6 +168,13 @@ impl InvalidReason {
             InvalidReason::BadChecksum => "bad-checksum",
             InvalidReason::Inactive => "token-inactive",
             InvalidReason::MachineTokenInCookie => "machine-token-in-cookie",
+            InvalidReason::DpopBoundAsBearer => "dpop-bound-token-as-bearer",
+            InvalidReason::NotDpopBound => "token-not-dpop-bound",
+            InvalidReason::DpopRequired => "dpop-required",
+            InvalidReason::CertificateRequired => "client-certificate-required",
+            InvalidReason::CertificateMismatch => "client-certificate-mismatch",
+            InvalidReason::CertificateBindingRequired => "certificate-binding-required",
+            InvalidReason::UnsupportedConfirmation => "unsupported-confirmation",
         }
     }
 
@@ -179,6 +201,27 @@ impl InvalidReason {
             InvalidReason::BadChecksum => "the token checksum is invalid",
             InvalidReason::Inactive => "the token is not active",
             InvalidReason::MachineTokenInCookie => "machine tokens must be sent in the Authorization header",
+            InvalidReason::DpopBoundAsBearer => {
+                "the token is bound to a DPoP key: send it as `Authorization: DPoP <token>` with a `DPoP` proof header"
+            }
+            InvalidReason::NotDpopBound => {
+                "the DPoP scheme is for DPoP-bound tokens and this token is not bound to a key; send it as `Authorization: Bearer <token>`, or get a DPoP-bound token"
+            }
+            InvalidReason::DpopRequired => {
+                "this route requires a DPoP-bound token: request one from the authorization server with a DPoP proof and send it as `Authorization: DPoP <token>` with a proof"
+            }
+            InvalidReason::CertificateRequired => {
+                "the token is bound to a client certificate: connect with that certificate (mutual TLS)"
+            }
+            InvalidReason::CertificateMismatch => {
+                "the token is bound to another client certificate than the one this connection presented"
+            }
+            InvalidReason::CertificateBindingRequired => {
+                "this route requires a certificate-bound token (RFC 8705): request one over mutual TLS and call with the same certificate"
+            }
+            InvalidReason::UnsupportedConfirmation => {
+                "the token's confirmation (`cnf`) binds it in a way this server cannot check"
+            }
         }
     }
 }
@@ -326,6 +369,16 @@ pub enum Rejection {
     /// The server is misconfigured (logged with details; the client sees a 500).
     #[error("misconfigured: {0}")]
     Misconfigured(&'static str),
+    /// A DPoP proof was refused (RFC 9449: `401`, `DPoP error="invalid_dpop_proof"`).
+    #[error("invalid DPoP proof: {0}")]
+    InvalidDpopProof(DpopError),
+    /// The DPoP proof needs a server nonce (RFC 9449 §8: `401`, `DPoP error="use_dpop_nonce"`,
+    /// the nonce in `DPoP-Nonce`).
+    #[error("DPoP nonce required")]
+    UseDpopNonce {
+        /// The nonce to put in the next proof.
+        nonce: String,
+    },
 }
 
 /// The realm used when none is configured.
@@ -358,6 +411,8 @@ impl Rejection {
             ),
             Rejection::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, None, "verifier-unavailable"),
             Rejection::Misconfigured(_) => (StatusCode::INTERNAL_SERVER_ERROR, None, "server-misconfigured"),
+            Rejection::InvalidDpopProof(e) => (StatusCode::UNAUTHORIZED, Some("invalid_dpop_proof"), e.as_str()),
+            Rejection::UseDpopNonce { .. } => (StatusCode::UNAUTHORIZED, Some("use_dpop_nonce"), "use-dpop-nonce"),
         };
         Wire {
             status,
@@ -393,6 +448,10 @@ impl Rejection {
             Rejection::InsufficientUserAuthentication(s) => step_up_message(s).into(),
             Rejection::Unavailable { .. } => "the token could not be verified right now; retry later".into(),
             Rejection::Misconfigured(_) => "the server is misconfigured; see its logs".into(),
+            Rejection::InvalidDpopProof(e) => e.message().into(),
+            Rejection::UseDpopNonce { .. } => {
+                "this server requires a DPoP nonce: make a new proof whose `nonce` is the `DPoP-Nonce` response header's value".into()
+            }
         }
     }
 
@@ -413,6 +472,11 @@ impl Rejection {
         if let Rejection::Unavailable { retry_after } = &self {
             let secs = retry_after.map_or(5, |d| d.as_secs().max(1));
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Rejection::UseDpopNonce { nonce } = &self
+            && let Ok(value) = HeaderValue::from_str(nonce)
+        {
+            headers.insert(DPOP_NONCE, value);
         }
         response.extensions_mut().insert(self);
         response
@@ -450,7 +514,7 @@ impl Rejection {
         ) {
             return None;
         }
-        let mut challenge = format!("Bearer realm=\"{realm}\"");
+        let mut challenge = format!("{} realm=\"{realm}\"", self.scheme());
         if let Some(code) = wire.error_code {
             let description = match self {
                 Rejection::InsufficientUserAuthentication(s) => s.description(),
@@ -476,6 +540,19 @@ impl Rejection {
         Some(HeaderValue::from_str(&challenge).unwrap_or(HeaderValue::from_static("Bearer")))
     }
 }
+
+impl Rejection {
+    /// The scheme of the challenge: `DPoP` for a refused DPoP proof, else `Bearer`.
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            Rejection::InvalidDpopProof(_) | Rejection::UseDpopNonce { .. } => "DPoP",
+            _ => "Bearer",
+        }
+    }
+}
+
+/// The header that carries a DPoP server nonce (RFC 9449 §8).
+pub const DPOP_NONCE: http::HeaderName = http::HeaderName::from_static("dpop-nonce");
 
 impl Forbidden {
     fn message(&self) -> String {

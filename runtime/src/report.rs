@@ -28,6 +28,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokengate_core::reverification::Reverification;
 
+use crate::binding::{BINDABLE, Binding};
 use crate::policy::{Match, Policy, Requirement, RequirementKind};
 use crate::registry::HandlerStatus;
 use crate::routing::RecordedRoute;
@@ -80,11 +81,14 @@ pub struct PolicyView {
     pub accepts: TokenTypes,
     /// Requirements, all of which must hold.
     pub requirements: Vec<RequirementReport>,
+    /// The bindings required of the accepted tokens that can be bound: `dpop`, `mtls`.
+    pub sender_constraints: Binding,
 }
 
 impl PolicyView {
     fn of(policy: &Policy) -> PolicyView {
         PolicyView {
+            sender_constraints: policy.binding(),
             accepts: policy.accepts(),
             requirements: policy
                 .requirements()
@@ -125,6 +129,11 @@ pub struct RouteReport {
     pub accepts: TokenTypes,
     /// Every requirement on the route: the handler's and the group layers'.
     pub requirements: Vec<RequirementReport>,
+    /// The bindings the route requires (`dpop`, `mtls`), of the accepted types in
+    /// `sender_constrained_types`.
+    pub sender_constraints: Binding,
+    /// The accepted types the sender constraints apply to (those that can be bound).
+    pub sender_constrained_types: TokenTypes,
     /// The handler's own policy, if it has one.
     pub handler_policy: Option<PolicyView>,
     /// The group policies that also apply, outermost last.
@@ -192,6 +201,14 @@ impl PolicyReport {
                     .map(Policy::accepts)
                     .reduce(TokenTypes::intersection)
                     .unwrap_or(TokenTypes::EMPTY);
+                let sender_constraints = handler_policy
+                    .into_iter()
+                    .chain(route.layers.iter().map(|p| &**p))
+                    .fold(Binding::NONE, |b, p| b.with(p.binding()));
+                let sender_constrained_types = match sender_constraints.is_none() {
+                    true => TokenTypes::EMPTY,
+                    false => accepts.intersection(BINDABLE),
+                };
                 let handler_view = handler_policy.map(PolicyView::of);
                 let requirements = handler_view
                     .iter()
@@ -209,6 +226,8 @@ impl PolicyReport {
                     status,
                     accepts,
                     requirements,
+                    sender_constraints,
+                    sender_constrained_types,
                     handler_policy: handler_view,
                     layers,
                 }
@@ -278,10 +297,12 @@ impl PolicyReport {
                     .collect::<Vec<_>>()
                     .join(", ")
             };
-            let requires = if r.requirements.is_empty() {
+            let mut requires: Vec<String> = r.requirements.iter().map(describe).collect();
+            requires.extend(sender_constraint(r));
+            let requires = if requires.is_empty() {
                 "—".to_owned()
             } else {
-                r.requirements.iter().map(describe).collect::<Vec<_>>().join("; ")
+                requires.join("; ")
             };
             let source = r
                 .source
@@ -317,6 +338,12 @@ impl PolicyReport {
             let description = operation_description(r);
             if !description.is_empty() {
                 op.insert("description".into(), Value::String(description));
+            }
+            if !r.sender_constraints.is_none() {
+                op.insert(
+                    "x-tokengate-sender-constraints".into(),
+                    json!({"require": r.sender_constraints, "applies_to": r.sender_constrained_types}),
+                );
             }
             op.insert(
                 "x-tokengate-status".into(),
@@ -359,12 +386,34 @@ impl PolicyReport {
                 )
             })
             .collect();
+        let mut schemes = schemes;
+        if self.routes.iter().any(|r| r.sender_constraints.requires_mtls()) {
+            schemes.insert(
+                MUTUAL_TLS_SCHEME.to_owned(),
+                json!({"type": "mutualTLS", "description": "A client certificate (RFC 8705): the access token must be bound to it (`cnf.x5t#S256`)."}),
+            );
+        }
         json!({
             "openapi": "3.1.0",
             "components": {"securitySchemes": schemes},
             "paths": paths,
         })
     }
+}
+
+/// The OpenAPI security scheme of client certificates, added to the alternatives of the types
+/// a `#[require_mtls]` route binds.
+const MUTUAL_TLS_SCHEME: &str = "mutual_tls";
+
+/// The route's sender constraints for people: `DPoP proof (for oauth_token)`.
+fn sender_constraint(r: &RouteReport) -> Option<String> {
+    let what = match (r.sender_constraints.requires_dpop(), r.sender_constraints.requires_mtls()) {
+        (false, false) => return None,
+        (true, false) => "DPoP-bound token and proof",
+        (false, true) => "certificate-bound token (mTLS)",
+        (true, true) => "DPoP-bound token and proof, certificate-bound token (mTLS)",
+    };
+    Some(format!("{what} (for {})", r.sender_constrained_types))
 }
 
 fn describe(r: &RequirementReport) -> String {
@@ -418,12 +467,13 @@ fn refusals(r: &RouteReport) -> String {
 }
 
 fn operation_description(r: &RouteReport) -> String {
-    let non_scope: Vec<String> = r
+    let mut non_scope: Vec<String> = r
         .requirements
         .iter()
         .filter(|q| q.kind != RequirementKind::Scope)
         .map(describe)
         .collect();
+    non_scope.extend(sender_constraint(r));
     if non_scope.is_empty() {
         return String::new();
     }
@@ -466,10 +516,15 @@ fn security_alternatives(r: &RouteReport) -> Vec<Value> {
                     .collect(),
             };
         }
+        let mtls = r.sender_constraints.requires_mtls() && r.sender_constrained_types.contains(t);
         for mut scopes in alternatives {
             scopes.sort();
             scopes.dedup();
-            out.push(json!({ t.as_str(): scopes }));
+            let mut alternative = json!({ t.as_str(): scopes });
+            if mtls {
+                alternative[MUTUAL_TLS_SCHEME] = json!([]);
+            }
+            out.push(alternative);
         }
     }
     out
