@@ -42,6 +42,7 @@ use crate::token::{TokenType, TokenTypes};
 pub mod dpop;
 pub mod mtls;
 mod nonce;
+pub mod proof;
 mod replay;
 #[cfg(feature = "tls")]
 pub mod tls;
