@@ -137,7 +137,14 @@ async fn call(
 /// A DPoP call: `DPoP <token>` with a fresh proof of `key` for `method` `url`.
 async fn dpop_call(key: &DpopKey, method: reqwest::Method, url: &str, token: &str) -> Reply {
     let proof = key.proof(method.as_str(), url, Some(token), None).unwrap();
-    call(&reqwest::Client::new(), method, url, Some(format!("DPoP {token}")), Some(proof)).await
+    call(
+        &reqwest::Client::new(),
+        method,
+        url,
+        Some(format!("DPoP {token}")),
+        Some(proof),
+    )
+    .await
 }
 
 fn bound_to(key: &DpopKey, user: &str) -> String {
@@ -160,9 +167,23 @@ async fn a_dpop_bound_token_with_its_proof_passes_once() {
     // The same proof again: a replay.
     let proof = key.proof("POST", &url, Some(&token), None).unwrap();
     let client = reqwest::Client::new();
-    let first = call(&client, reqwest::Method::POST, &url, Some(format!("DPoP {token}")), Some(proof.clone())).await;
+    let first = call(
+        &client,
+        reqwest::Method::POST,
+        &url,
+        Some(format!("DPoP {token}")),
+        Some(proof.clone()),
+    )
+    .await;
     assert_eq!(first.status, 200);
-    let replay = call(&client, reqwest::Method::POST, &url, Some(format!("DPoP {token}")), Some(proof)).await;
+    let replay = call(
+        &client,
+        reqwest::Method::POST,
+        &url,
+        Some(format!("DPoP {token}")),
+        Some(proof),
+    )
+    .await;
     assert_eq!((replay.status, replay.reason()), (401, "dpop-proof-replayed"));
     assert!(
         replay.challenges[0].starts_with("DPoP realm=\"api\", error=\"invalid_dpop_proof\""),
@@ -188,10 +209,25 @@ async fn a_bound_token_is_never_a_bearer_token_on_any_route() {
         let url = format!("{base}{path}");
         // Even with a valid proof beside it: the scheme says bearer.
         let proof = key.proof(method.as_str(), &url, Some(&dpop_bound), None).unwrap();
-        let reply = call(&client, method.clone(), &url, Some(format!("Bearer {dpop_bound}")), Some(proof)).await;
-        assert_eq!((reply.status, reply.reason()), (401, "dpop-bound-token-as-bearer"), "{path}");
+        let reply = call(
+            &client,
+            method.clone(),
+            &url,
+            Some(format!("Bearer {dpop_bound}")),
+            Some(proof),
+        )
+        .await;
+        assert_eq!(
+            (reply.status, reply.reason()),
+            (401, "dpop-bound-token-as-bearer"),
+            "{path}"
+        );
         let reply = call(&client, method, &url, Some(format!("Bearer {cert_bound}")), None).await;
-        assert_eq!((reply.status, reply.reason()), (401, "client-certificate-required"), "{path}");
+        assert_eq!(
+            (reply.status, reply.reason()),
+            (401, "client-certificate-required"),
+            "{path}"
+        );
     }
     // A cnf this server cannot check is refused, not ignored.
     let other_binding = oauth_token(&oauth_claims("user_carol", json!({"cnf": {"kid": "key-1"}})));
@@ -212,7 +248,14 @@ async fn a_route_that_requires_dpop_refuses_unbound_tokens_with_a_dpop_challenge
     let unbound = oauth_token(&oauth_claims("user_alice", json!({})));
     let client = reqwest::Client::new();
     let url = format!("{base}/api/transfers");
-    let reply = call(&client, reqwest::Method::POST, &url, Some(format!("Bearer {unbound}")), None).await;
+    let reply = call(
+        &client,
+        reqwest::Method::POST,
+        &url,
+        Some(format!("Bearer {unbound}")),
+        None,
+    )
+    .await;
     assert_eq!((reply.status, reply.reason()), (401, "dpop-required"));
     // The route takes DPoP only: one challenge, with the algorithms.
     assert_eq!(reply.challenges.len(), 1, "{:?}", reply.challenges);
@@ -221,7 +264,14 @@ async fn a_route_that_requires_dpop_refuses_unbound_tokens_with_a_dpop_challenge
     // Unbound, with the DPoP scheme: refused too.
     let key = DpopKey::generate().unwrap();
     let proof = key.proof("POST", &url, Some(&unbound), None).unwrap();
-    let reply = call(&client, reqwest::Method::POST, &url, Some(format!("DPoP {unbound}")), Some(proof)).await;
+    let reply = call(
+        &client,
+        reqwest::Method::POST,
+        &url,
+        Some(format!("DPoP {unbound}")),
+        Some(proof),
+    )
+    .await;
     assert_eq!((reply.status, reply.reason()), (401, "token-not-dpop-bound"));
     // A route that takes both schemes says so: a Bearer and a DPoP challenge.
     let reply = call(&client, reqwest::Method::GET, &format!("{base}/api/plain"), None, None).await;
@@ -245,15 +295,32 @@ async fn proofs_for_another_request_time_or_key_are_refused() {
     let send = |proof: String| {
         let client = client.clone();
         let (url, token) = (url.clone(), token.clone());
-        async move { call(&client, reqwest::Method::POST, &url, Some(format!("DPoP {token}")), Some(proof)).await }
+        async move {
+            call(
+                &client,
+                reqwest::Method::POST,
+                &url,
+                Some(format!("DPoP {token}")),
+                Some(proof),
+            )
+            .await
+        }
     };
     // Another method.
     let reply = send(key.proof("GET", &url, Some(&token), None).unwrap()).await;
     assert_eq!(reply.reason(), "dpop-proof-wrong-method");
     // Another URL: another path, and the address the proxy would see instead of the public one.
-    let reply = send(key.proof("POST", &format!("{base}/api/settlements"), Some(&token), None).unwrap()).await;
+    let reply = send(
+        key.proof("POST", &format!("{base}/api/settlements"), Some(&token), None)
+            .unwrap(),
+    )
+    .await;
     assert_eq!(reply.reason(), "dpop-proof-wrong-url");
-    let reply = send(key.proof("POST", "https://api.example.com/api/transfers", Some(&token), None).unwrap()).await;
+    let reply = send(
+        key.proof("POST", "https://api.example.com/api/transfers", Some(&token), None)
+            .unwrap(),
+    )
+    .await;
     assert_eq!(reply.reason(), "dpop-proof-wrong-url");
     // An old proof.
     let old = json!({"jti": "old", "htm": "POST", "htu": url, "iat": support::now() - 600,
@@ -390,12 +457,14 @@ fn pki() -> Pki {
 }
 
 fn x5t(der: &[u8]) -> String {
-    tokengate::binding::ClientCertificate::from_der(der.to_vec()).thumbprint().to_owned()
+    tokengate::binding::ClientCertificate::from_der(der.to_vec())
+        .thumbprint()
+        .to_owned()
 }
 
 fn tls_client(pki: &Pki, identity: Option<usize>) -> reqwest::Client {
-    let mut builder = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).unwrap()]);
+    let mut builder =
+        reqwest::Client::builder().tls_certs_only([reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).unwrap()]);
     if let Some(i) = identity {
         let (cert, key) = &pki.clients[i];
         builder = builder.identity(reqwest::Identity::from_pem(format!("{cert}{key}").as_bytes()).unwrap());
@@ -416,16 +485,38 @@ async fn certificate_bound_tokens_over_the_servers_own_tls() {
     .unwrap();
     assert!(tls.asks_for_client_certificates());
     let app = app(gate(&base, false));
-    tokio::spawn(tokengate::binding::tls::serve(listener, app, tls, std::future::pending()));
-    let bound = oauth_token(&oauth_claims("user_erin", json!({"cnf": {"x5t#S256": x5t(&pki.client_der[0])}})));
+    tokio::spawn(tokengate::binding::tls::serve(
+        listener,
+        app,
+        tls,
+        std::future::pending(),
+    ));
+    let bound = oauth_token(&oauth_claims(
+        "user_erin",
+        json!({"cnf": {"x5t#S256": x5t(&pki.client_der[0])}}),
+    ));
     let url = format!("{base}/api/settlements");
     let bearer = Some(format!("Bearer {bound}"));
     // The matching certificate.
-    let ok = call(&tls_client(&pki, Some(0)), reqwest::Method::POST, &url, bearer.clone(), None).await;
+    let ok = call(
+        &tls_client(&pki, Some(0)),
+        reqwest::Method::POST,
+        &url,
+        bearer.clone(),
+        None,
+    )
+    .await;
     assert_eq!(ok.status, 200, "{}", ok.body);
     assert_eq!(ok.body["subject"], "user_erin");
     // Another certificate of the same CA.
-    let other = call(&tls_client(&pki, Some(1)), reqwest::Method::POST, &url, bearer.clone(), None).await;
+    let other = call(
+        &tls_client(&pki, Some(1)),
+        reqwest::Method::POST,
+        &url,
+        bearer.clone(),
+        None,
+    )
+    .await;
     assert_eq!((other.status, other.reason()), (401, "client-certificate-mismatch"));
     // No certificate.
     let none = call(&tls_client(&pki, None), reqwest::Method::POST, &url, bearer, None).await;
@@ -455,8 +546,12 @@ async fn behind_proxy(trusted: IpAddr) -> String {
 #[tokio::test]
 async fn a_certificate_header_counts_only_from_a_trusted_proxy() {
     let pki = pki();
-    let escaped = percent_encoding::utf8_percent_encode(&pki.clients[0].0, percent_encoding::NON_ALPHANUMERIC).to_string();
-    let bound = oauth_token(&oauth_claims("user_frank", json!({"cnf": {"x5t#S256": x5t(&pki.client_der[0])}})));
+    let escaped =
+        percent_encoding::utf8_percent_encode(&pki.clients[0].0, percent_encoding::NON_ALPHANUMERIC).to_string();
+    let bound = oauth_token(&oauth_claims(
+        "user_frank",
+        json!({"cnf": {"x5t#S256": x5t(&pki.client_der[0])}}),
+    ));
     let send = |base: String, cert: String| {
         let bound = bound.clone();
         async move {
@@ -472,7 +567,8 @@ async fn a_certificate_header_counts_only_from_a_trusted_proxy() {
     // From the trusted proxy: the forwarded certificate binds.
     let trusted = behind_proxy(IpAddr::from([127, 0, 0, 1])).await;
     assert_eq!(send(trusted.clone(), escaped.clone()).await.status(), 200);
-    let other = percent_encoding::utf8_percent_encode(&pki.clients[1].0, percent_encoding::NON_ALPHANUMERIC).to_string();
+    let other =
+        percent_encoding::utf8_percent_encode(&pki.clients[1].0, percent_encoding::NON_ALPHANUMERIC).to_string();
     let mismatch: Value = send(trusted, other).await.json().await.unwrap();
     assert_eq!(mismatch["reason"], "client-certificate-mismatch");
     // From any other address, the same header is ignored: no certificate.

@@ -8,6 +8,8 @@
 //! tokengate keys list --limit 50 --after ak_3beecc9c60adb5f9b850e91a8ee1e992
 //! tokengate keys revoke ak_3beecc9c60adb5f9b850e91a8ee1e992 --reason "rotated"
 //! echo "$SECRET" | tokengate keys verify
+//! tokengate dpop proof --key client-dpop.pem --method POST --url https://api.example.com/api/transfers --token "$TOKEN"
+//! tokengate mtls thumbprint --cert client.pem
 //! ```
 //!
 //! Exit codes: 0 success, 1 failure (unknown id, invalid key, database error), 2 usage error.
@@ -17,6 +19,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod binding;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokengate_runtime::keys::{
     DEFAULT_DATABASE_URL, KeyKind, KeyQuery, KeyRecord, KeySpec, KeyStore, KeyVerifier, StoreError, issue, now_unix,
@@ -25,7 +29,11 @@ use tokengate_runtime::keys::{
 use tokengate_runtime::{Auth, VerifyError};
 
 #[derive(Parser)]
-#[command(name = "tokengate", version, about = "Manage tokengate API keys and M2M tokens")]
+#[command(
+    name = "tokengate",
+    version,
+    about = "Manage tokengate API keys and M2M tokens; make DPoP proofs and certificate thumbprints"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -36,6 +44,12 @@ enum Command {
     /// Issue, list, revoke and verify API keys (`ak_…`) and M2M tokens (`mt_…`).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// DPoP (RFC 9449) for clients: a key, its thumbprint, a proof for one request.
+    #[command(subcommand)]
+    Dpop(binding::DpopCommand),
+    /// Certificate-bound tokens (RFC 8705): a certificate's thumbprint.
+    #[command(subcommand)]
+    Mtls(binding::MtlsCommand),
 }
 
 #[derive(Subcommand)]
@@ -484,6 +498,8 @@ async fn main() -> ExitCode {
         Command::Keys(KeysCommand::List(args)) => list(args).await,
         Command::Keys(KeysCommand::Revoke(args)) => revoke(args).await,
         Command::Keys(KeysCommand::Verify(args)) => verify(args).await,
+        Command::Dpop(command) => binding::dpop(command).map_err(Failure::new),
+        Command::Mtls(command) => binding::mtls(command).map_err(Failure::new),
     };
     let _ = std::io::stdout().flush();
     match result {

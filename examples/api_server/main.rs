@@ -22,6 +22,7 @@
 //! credentials and `curl` lines).
 
 mod args;
+mod binding;
 mod dev;
 mod gate;
 mod serve;
@@ -36,8 +37,8 @@ use clap::Parser;
 use serde_json::{Value, json};
 use tokengate::routing::{Router, delete, get, post};
 use tokengate::{
-    Auth, TokenGate, accepts_token, public, require_acr, require_feature, require_permission, require_plan,
-    require_reverification, require_role, require_scope,
+    Auth, TokenGate, accepts_token, public, require_acr, require_dpop, require_feature, require_mtls,
+    require_permission, require_plan, require_reverification, require_role, require_scope,
 };
 
 use crate::args::Args;
@@ -143,6 +144,22 @@ async fn payouts(auth: Auth) -> Json<Auth> {
     Json(auth)
 }
 
+/// `POST /api/transfers` — OAuth tokens bound to a DPoP key (RFC 9449): `Authorization: DPoP
+/// <token>` with a `DPoP` proof of that key for this request. An unbound token is refused.
+#[accepts_token(oauth_token)]
+#[require_dpop]
+async fn transfers(auth: Auth) -> Json<Auth> {
+    Json(auth)
+}
+
+/// `POST /api/settlements` — OAuth tokens bound to a client certificate (RFC 8705), presented
+/// over this server's TLS or forwarded by a trusted proxy. An unbound token is refused.
+#[accepts_token(oauth_token)]
+#[require_mtls]
+async fn settlements(auth: Auth) -> Json<Auth> {
+    Json(auth)
+}
+
 /// `GET /health` — intentionally open.
 #[public]
 async fn health() -> Json<Value> {
@@ -160,6 +177,8 @@ pub(crate) fn routes() -> Router<App> {
         .route("/api/analytics", get(analytics))
         .route("/api/account", delete(delete_account))
         .route("/api/payouts", post(payouts))
+        .route("/api/transfers", post(transfers))
+        .route("/api/settlements", post(settlements))
         .route("/health", get(health))
 }
 

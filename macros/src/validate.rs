@@ -218,9 +218,7 @@ fn acr(
 }
 
 /// The token types DPoP and certificate binding apply to (tokengate-runtime's `binding::BINDABLE`).
-const BINDABLE: TokenTypes = TokenTypes::EMPTY
-    .with(TokenType::OAuthToken)
-    .with(TokenType::M2mToken);
+const BINDABLE: TokenTypes = TokenTypes::EMPTY.with(TokenType::OAuthToken).with(TokenType::M2mToken);
 
 /// `#[require_dpop]` / `#[require_mtls]` on a route that accepts no token type that can be
 /// bound: an error that says which can.

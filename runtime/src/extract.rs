@@ -402,7 +402,10 @@ mod tests {
         let p = extract(&h, false).unwrap().unwrap();
         assert_eq!(p.scheme(), Scheme::Bearer);
         assert_eq!(reason(&with_auth(&[b"DPoP "])), InvalidRequest::MissingBearerToken);
-        assert_eq!(reason(&with_auth(&[b"DPoP a b"])), InvalidRequest::MalformedAuthorization);
+        assert_eq!(
+            reason(&with_auth(&[b"DPoP a b"])),
+            InvalidRequest::MalformedAuthorization
+        );
     }
 
     #[test]

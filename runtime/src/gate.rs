@@ -451,7 +451,10 @@ fn dpop_challenges(response: &mut Response, dpop: &DpopVerifier, realm: &str, of
     };
     let dpop_challenge = format!("DPoP {params}, algs=\"{}\"", dpop.algorithms_header());
     headers.remove(header::WWW_AUTHENTICATE);
-    for value in [offers_bearer.then_some(bearer), Some(dpop_challenge)].into_iter().flatten() {
+    for value in [offers_bearer.then_some(bearer), Some(dpop_challenge)]
+        .into_iter()
+        .flatten()
+    {
         if let Ok(value) = HeaderValue::from_str(&value) {
             headers.append(header::WWW_AUTHENTICATE, value);
         }

@@ -197,9 +197,7 @@ where
         ResponseFuture {
             inner: Box::pin(async move {
                 let (mut parts, body) = request.into_parts();
-                let verdict = gate
-                    .authorize_in(&authorizing, Head::of(&parts), &policy)
-                    .await;
+                let verdict = gate.authorize_in(&authorizing, Head::of(&parts), &policy).await;
                 let token_type = verdict.token_type;
                 let auth = match verdict.result {
                     Ok(auth) => auth,

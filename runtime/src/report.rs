@@ -407,7 +407,10 @@ const MUTUAL_TLS_SCHEME: &str = "mutual_tls";
 
 /// The route's sender constraints for people: `DPoP proof (for oauth_token)`.
 fn sender_constraint(r: &RouteReport) -> Option<String> {
-    let what = match (r.sender_constraints.requires_dpop(), r.sender_constraints.requires_mtls()) {
+    let what = match (
+        r.sender_constraints.requires_dpop(),
+        r.sender_constraints.requires_mtls(),
+    ) {
         (false, false) => return None,
         (true, false) => "DPoP-bound token and proof",
         (false, true) => "certificate-bound token (mTLS)",

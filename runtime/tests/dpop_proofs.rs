@@ -91,7 +91,8 @@ fn one_proof_header_exactly() {
         ProofRefusal::Invalid(DpopError::Missing)
     );
     assert_eq!(
-        dpop.check_at(&headers(&[&proof, &proof]), target, TOKEN, &jkt, NOW).unwrap_err(),
+        dpop.check_at(&headers(&[&proof, &proof]), target, TOKEN, &jkt, NOW)
+            .unwrap_err(),
         ProofRefusal::Invalid(DpopError::Multiple)
     );
 }
@@ -256,12 +257,7 @@ fn a_public_url_with_a_prefix_is_the_proxys_path() {
 #[test]
 fn iat_must_be_within_the_window() {
     let key = DpopKey::generate().unwrap();
-    for (iat, ok) in [
-        (NOW - 61, false),
-        (NOW - 60, true),
-        (NOW + 5, true),
-        (NOW + 6, false),
-    ] {
+    for (iat, ok) in [(NOW - 61, false), (NOW - 60, true), (NOW + 5, true), (NOW + 6, false)] {
         let mut c = claims();
         c["iat"] = json!(iat);
         let result = check_with(&verifier(), &key.sign(&header(&key), &c).unwrap(), &key.thumbprint());
@@ -307,7 +303,9 @@ fn a_jti_is_used_once_within_its_window() {
     let jkt = key.thumbprint();
     let checked = dpop.check_at(&headers(&[&proof]), target, TOKEN, &jkt, NOW).unwrap();
     dpop.remember_at(&checked, NOW).unwrap();
-    let again = dpop.check_at(&headers(&[&proof]), target, TOKEN, &jkt, NOW + 30).unwrap();
+    let again = dpop
+        .check_at(&headers(&[&proof]), target, TOKEN, &jkt, NOW + 30)
+        .unwrap();
     assert_eq!(dpop.remember_at(&again, NOW + 30), Err(Some(DpopError::Replayed)));
     // Another jti of the same key is new.
     let mut c = claims();

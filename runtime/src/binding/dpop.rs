@@ -122,17 +122,27 @@ impl DpopError {
     /// What is wrong and how to fix it, for the body's `message`.
     pub const fn message(self) -> &'static str {
         match self {
-            DpopError::Missing => "a DPoP-bound token needs a proof: send one `DPoP` header with a proof JWT for this request",
+            DpopError::Missing => {
+                "a DPoP-bound token needs a proof: send one `DPoP` header with a proof JWT for this request"
+            }
             DpopError::Multiple => "send exactly one `DPoP` header",
             DpopError::Malformed => "the DPoP proof is not a JWT with a JSON header and payload of the right types",
             DpopError::WrongTyp => "the DPoP proof's `typ` must be `dpop+jwt`",
-            DpopError::DisallowedAlgorithm => "the DPoP proof's `alg` is not accepted; use one the `algs` challenge lists",
-            DpopError::BadKey => "the DPoP proof's `jwk` must be a public key (no private members) of the `alg`'s key type",
-            DpopError::UnsupportedCritical => "the DPoP proof has critical header parameters (`crit`) this server does not understand",
+            DpopError::DisallowedAlgorithm => {
+                "the DPoP proof's `alg` is not accepted; use one the `algs` challenge lists"
+            }
+            DpopError::BadKey => {
+                "the DPoP proof's `jwk` must be a public key (no private members) of the `alg`'s key type"
+            }
+            DpopError::UnsupportedCritical => {
+                "the DPoP proof has critical header parameters (`crit`) this server does not understand"
+            }
             DpopError::BadSignature => "the DPoP proof's signature does not verify with its `jwk`",
             DpopError::WrongMethod => "the DPoP proof's `htm` is not this request's method",
             DpopError::WrongUrl => "the DPoP proof's `htu` is not this request's URL (without query and fragment)",
-            DpopError::Stale => "the DPoP proof's `iat` is too old or in the future; make a fresh proof for each request",
+            DpopError::Stale => {
+                "the DPoP proof's `iat` is too old or in the future; make a fresh proof for each request"
+            }
             DpopError::WrongTokenHash => "the DPoP proof's `ath` is not the base64url SHA-256 of the access token",
             DpopError::KeyMismatch => "the DPoP proof is signed with another key than the one the token is bound to",
             DpopError::MissingJti => "the DPoP proof needs a `jti` (a unique id, at most 256 bytes)",
@@ -201,7 +211,8 @@ impl DpopConfig {
     /// Defaults: [`DEFAULT_ALGORITHMS`], a 60 s window, room for 262 144 proofs, no nonces.
     pub fn new(public_url: &str) -> Result<DpopConfig, DpopConfigError> {
         Ok(DpopConfig {
-            public_url: PublicUrl::parse(public_url).ok_or_else(|| DpopConfigError::PublicUrl(public_url.to_owned()))?,
+            public_url: PublicUrl::parse(public_url)
+                .ok_or_else(|| DpopConfigError::PublicUrl(public_url.to_owned()))?,
             algorithms: DEFAULT_ALGORITHMS.to_vec(),
             max_age: Duration::from_secs(60),
             replay_capacity: 1 << 18,
@@ -690,7 +701,14 @@ mod tests {
     fn public_urls() {
         assert!(PublicUrl::parse("https://api.example.com").is_some());
         assert!(PublicUrl::parse("https://api.example.com/v1/").is_some());
-        for bad in ["api.example.com", "ftp://x", "https://x?a=1", "https://x#f", "https://u@x", ""] {
+        for bad in [
+            "api.example.com",
+            "ftp://x",
+            "https://x?a=1",
+            "https://x#f",
+            "https://u@x",
+            "",
+        ] {
             assert!(PublicUrl::parse(bad).is_none(), "{bad}");
         }
         assert_eq!(

@@ -52,9 +52,7 @@ pub use mtls::{ClientCertHeaderLayer, ClientCertificate};
 
 /// The token types a binding can constrain: OAuth access tokens and M2M tokens (API keys and
 /// Clerk session tokens have no `cnf`).
-pub const BINDABLE: TokenTypes = TokenTypes::EMPTY
-    .with(TokenType::OAuthToken)
-    .with(TokenType::M2mToken);
+pub const BINDABLE: TokenTypes = TokenTypes::EMPTY.with(TokenType::OAuthToken).with(TokenType::M2mToken);
 
 /// The bindings a route requires of the tokens it accepts that can be bound ([`BINDABLE`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -118,7 +118,8 @@ pub struct ClientCertHeaderLayer {
 impl ClientCertHeaderLayer {
     /// Trusts `header` from `trusted` peer addresses only.
     pub fn new(header: &str, trusted: impl IntoIterator<Item = IpAddr>) -> Result<Self, CertHeaderError> {
-        let name = HeaderName::from_bytes(header.as_bytes()).map_err(|_| CertHeaderError::HeaderName(header.to_owned()))?;
+        let name =
+            HeaderName::from_bytes(header.as_bytes()).map_err(|_| CertHeaderError::HeaderName(header.to_owned()))?;
         let trusted: Arc<[IpAddr]> = trusted.into_iter().map(canonical).collect();
         if trusted.is_empty() {
             return Err(CertHeaderError::NoTrustedProxy);

@@ -123,11 +123,7 @@ impl DpopKey {
     /// Signs any header and claims with this key (ES256): for tests that need a proof with a
     /// chosen mistake.
     pub fn sign(&self, header: &Value, claims: &Value) -> Result<String, ProofKeyError> {
-        let signed = format!(
-            "{}.{}",
-            B64.encode(header.to_string()),
-            B64.encode(claims.to_string())
-        );
+        let signed = format!("{}.{}", B64.encode(header.to_string()), B64.encode(claims.to_string()));
         let signature = self
             .pair
             .sign(&SystemRandom::new(), signed.as_bytes())

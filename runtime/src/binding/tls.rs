@@ -77,7 +77,9 @@ impl TlsConfig {
                 reason: e.to_string(),
             })
         };
-        let ca = client_ca.map(|p| read("client CA", p).map(|pem| (pem, p))).transpose()?;
+        let ca = client_ca
+            .map(|p| read("client CA", p).map(|pem| (pem, p)))
+            .transpose()?;
         TlsConfig::build(
             (&read("certificate", cert)?, cert),
             (&read("private key", key)?, key),
@@ -100,9 +102,10 @@ impl TlsConfig {
         let chain = certificates(cert.0).map_err(|r| pem_error("certificate", cert.1, r))?;
         let private_key = PrivateKeyDer::from_pem_slice(key.0)
             .map_err(|e| pem_error("private key", key.1, format!("no PEM private key ({e})")))?;
-        let builder = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError::Rustls(e.to_string()))?;
+        let builder =
+            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| TlsError::Rustls(e.to_string()))?;
         let builder = match ca {
             Some((pem, path)) => {
                 let mut roots = rustls::RootCertStore::empty();

@@ -103,7 +103,11 @@ fn type_cell(out: &mut String, r: &RouteReport, token_type: TokenType) {
     }
     if r.sender_constrained_types.contains(token_type) {
         for name in r.sender_constraints.names() {
-            let text = if name == "dpop" { "DPoP-bound" } else { "certificate-bound (mTLS)" };
+            let text = if name == "dpop" {
+                "DPoP-bound"
+            } else {
+                "certificate-bound (mTLS)"
+            };
             let _ = write!(out, "<div class=\"req\" data-kind=\"{name}\">{text}</div>");
         }
     }
