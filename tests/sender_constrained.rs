@@ -535,3 +535,27 @@ async fn a_certificate_header_counts_only_from_a_trusted_proxy() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["reason"], "client-certificate-required");
 }
+
+#[test]
+fn metadata_members_for_rfc_9728() {
+    use tokengate::binding::metadata::BindingMetadata;
+    use tokengate::routing::{Router, get as tg_get, post as tg_post};
+    let gate = gate("https://api.example.com", false);
+    let dpop_only: Router<TokenGate> = Router::new().route("/api/transfers", tg_post(transfers));
+    let members = BindingMetadata::of(&gate, &dpop_only.report(), false).to_json();
+    assert_eq!(
+        Value::Object(members),
+        json!({
+            "dpop_signing_alg_values_supported": ["ES256", "ES384", "EdDSA", "RS256", "PS256"],
+            "dpop_bound_access_tokens_required": true,
+            "tls_client_certificate_bound_access_tokens": false,
+        })
+    );
+    let mixed: Router<TokenGate> = Router::new()
+        .route("/api/transfers", tg_post(transfers))
+        .route("/api/settlements", tg_post(settlements))
+        .route("/api/plain", tg_get(plain));
+    let metadata = BindingMetadata::of(&gate, &mixed.report(), false);
+    assert!(!metadata.dpop_bound_access_tokens_required);
+    assert!(metadata.tls_client_certificate_bound_access_tokens);
+}

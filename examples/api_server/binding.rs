@@ -76,7 +76,7 @@ pub(crate) fn dpop(args: &Args, public_url: &str) -> Result<DpopVerifier, Fatal>
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
     let text = text.trim();
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())

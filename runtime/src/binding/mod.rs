@@ -40,6 +40,7 @@ use crate::rejection::{InvalidReason, Rejection};
 use crate::token::{TokenType, TokenTypes};
 
 pub mod dpop;
+pub mod metadata;
 pub mod mtls;
 mod nonce;
 pub mod proof;
