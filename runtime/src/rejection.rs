@@ -7,6 +7,8 @@
 //! | missing scope, role, permission, feature or plan | 403 | `error="insufficient_scope"`, `scope="…"` |
 //! | a session not reverified recently enough | 403, Clerk's `reverification-error` body | `error="insufficient_scope"` |
 //! | an OAuth token without the `acr` or recent authentication required (RFC 9470) | 401 | `error="insufficient_user_authentication"`, `acr_values="…"`, `max_age=…` |
+//! | a bound token without its proof or certificate, an unbound one where a binding is required | 401 | `error="invalid_token"` (and a `DPoP` challenge: [`crate::TokenGate::render_for`]) |
+//! | a refused DPoP proof; a proof without the server nonce | 401 | `DPoP error="invalid_dpop_proof"` / `error="use_dpop_nonce"` with `DPoP-Nonce` |
 //! | malformed request | 400 | `error="invalid_request"` |
 //! | verifier backend unreachable | 503 + `Retry-After` | — |
 //! | server misconfiguration | 500 | — |

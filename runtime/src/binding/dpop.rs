@@ -18,7 +18,7 @@
 //! 9. a server nonce when [`DpopConfig::nonces`] is on (§8): else `use_dpop_nonce`;
 //! 10. `ath` is the base64url SHA-256 of the access token;
 //! 11. the token's `cnf.jkt` is the RFC 7638 thumbprint of `jwk`;
-//! 12. `jti` not seen within the window: the replay cache ([`super::replay`]), asked last, by
+//! 12. `jti` not seen within the window: the replay cache (`binding/replay.rs`), asked last, by
 //!     the gate, once the token and every other check passed.
 //!
 //! ```
@@ -246,8 +246,9 @@ impl DpopConfig {
         Ok(self)
     }
 
-    /// How many proofs the replay cache holds (default 262 144, about 12 MiB: SECURITY.md,
-    /// "DPoP replay cache"). When it is full, proofs are refused until entries expire.
+    /// How many proofs the replay cache holds (default 262 144, about 17 MiB when full:
+    /// SECURITY.md, "DPoP replay cache"). When it is full, proofs are refused (`503`) until
+    /// entries leave their window; none is forgotten inside it.
     pub fn replay_capacity(mut self, capacity: usize) -> Result<DpopConfig, DpopConfigError> {
         if capacity < 1024 {
             return Err(DpopConfigError::ReplayCapacity(capacity));

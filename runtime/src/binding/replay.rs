@@ -1,8 +1,11 @@
 //! The DPoP replay cache: the proofs seen within their window, bounded, in memory.
 //!
 //! One entry is a 128-bit key (SHA-256 of the key thumbprint and the `jti`, truncated) and the
-//! second it leaves the window: 24 bytes, about 48 with the hash table's control byte and
-//! spare room. The cache is split into [`SHARDS`] shards, each a `std::sync::Mutex` over a
+//! second it leaves the window: 32 bytes with alignment, 33 with the hash table's control
+//! byte. A shard of `n` entries holds `n / 0.875` buckets rounded up to a power of two, so a
+//! full cache of the default 262 144 proofs (16 shards × 16 384) takes 16 × 32 768 × 33 bytes,
+//! about 17 MiB; an empty one a few hundred bytes (the tables grow as proofs arrive and never
+//! beyond their shard's bound). The cache is split into [`SHARDS`] shards, each a `std::sync::Mutex` over a
 //! `HashMap` held only for one lookup-and-insert (never across an `.await`: the gate calls it
 //! from synchronous code). A full shard first drops its expired entries; if it is still full,
 //! the proof is refused ([`Seen::Full`], a `503` with `Retry-After`) — an entry inside its
