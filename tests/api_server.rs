@@ -576,6 +576,8 @@ fn policy_report_lists_every_route_without_starting_anything() {
             expect("GET", "/api/analytics", "guarded"),
             expect("DELETE", "/api/account", "guarded"),
             expect("POST", "/api/payouts", "guarded"),
+            expect("POST", "/api/transfers", "guarded"),
+            expect("POST", "/api/settlements", "guarded"),
             expect("GET", "/health", "public"),
         ]
     );
