@@ -108,6 +108,11 @@ async fn call(
     proof: Option<String>,
 ) -> Reply {
     let mut request = client.request(method, url).timeout(Duration::from_secs(10));
+    let token = authorization
+        .as_deref()
+        .and_then(|a| a.split_once(' '))
+        .map(|(_, token)| token.to_owned());
+    let proof_sent = proof.clone();
     if let Some(value) = authorization {
         request = request.header("authorization", value);
     }
@@ -116,7 +121,7 @@ async fn call(
     }
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
-    let challenges = response
+    let challenges: Vec<String> = response
         .headers()
         .get_all("www-authenticate")
         .iter()
@@ -127,6 +132,13 @@ async fn call(
         .get("dpop-nonce")
         .map(|v| v.to_str().unwrap().to_owned());
     let text = response.text().await.unwrap();
+    if status != 200 {
+        // A refusal never echoes the credentials: neither the token nor the proof.
+        for secret in [&token, &proof_sent].into_iter().flatten() {
+            assert!(!text.contains(secret.as_str()), "a refusal echoed a credential: {text}");
+            assert!(challenges.iter().all(|c| !c.contains(secret.as_str())));
+        }
+    }
     Reply {
         status,
         body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
@@ -558,4 +570,37 @@ fn metadata_members_for_rfc_9728() {
     let metadata = BindingMetadata::of(&gate, &mixed.report(), false);
     assert!(!metadata.dpop_bound_access_tokens_required);
     assert!(metadata.tls_client_certificate_bound_access_tokens);
+}
+
+#[tokio::test]
+async fn a_group_layer_requires_dpop_and_checks_the_proof_once() {
+    use tokengate::{PolicyLayer, policy};
+    let (listener, base) = listener().await;
+    let gate = gate(&base, false);
+    let group = axum::Router::new()
+        .route("/api/transfers", post(transfers))
+        .route("/api/plain", get(plain))
+        .layer(PolicyLayer::new(
+            gate.clone(),
+            policy!(accepts_token(oauth_token), require_dpop),
+        ))
+        .with_state(gate);
+    serve_http(listener, group);
+    let key = DpopKey::generate().unwrap();
+    let token = bound_to(&key, "user_gina");
+    // The layer checks the proof (and remembers its jti); the handler's own #[require_dpop]
+    // reuses the layer's verdict instead of seeing the same proof as a replay.
+    let ok = dpop_call(&key, reqwest::Method::POST, &format!("{base}/api/transfers"), &token).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    // A route without its own requirement, below the layer: unbound tokens are refused there too.
+    let unbound = oauth_token(&oauth_claims("user_gina", json!({})));
+    let reply = call(
+        &reqwest::Client::new(),
+        reqwest::Method::GET,
+        &format!("{base}/api/plain"),
+        Some(format!("Bearer {unbound}")),
+        None,
+    )
+    .await;
+    assert_eq!((reply.status, reply.reason()), (401, "dpop-required"));
 }
