@@ -9,6 +9,7 @@
 //! while another thread checks the same key in a loop (`contended/…`), as two workers of a
 //! server do for one busy client. `request_prometheus/…`: the unguarded route and the cached
 //! API key with the Prometheus exporter's recorder installed (the `metrics` feature).
+//! `dpop/…`: a reused OAuth token as a bearer token, and DPoP-bound with a fresh proof.
 //!
 //! Run: `cargo bench --bench guard -- --warm-up-time 1 --measurement-time 3`.
 //! Figures from this machine and what they mean: `BENCHMARKS.md`.
@@ -434,5 +435,140 @@ fn contended(c: &mut Criterion) {
     other.join().unwrap();
 }
 
-criterion_group!(benches, guarded_requests, rejections, cold, contended);
+/// An RFC 9068 access token signed with `private_pem`, bound to the DPoP key `jkt` if given.
+fn oauth_token(private_pem: &str, jkt: Option<&str>) -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let mut claims = json!({
+        "iss": "https://auth.example.com", "aud": "https://api.example.com", "sub": "user_2abc",
+        "client_id": "client_1", "jti": "at-1", "iat": now, "exp": now + 3600, "scope": "pay",
+    });
+    if let Some(jkt) = jkt {
+        claims["cnf"] = json!({ "jkt": jkt });
+    }
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.typ = Some("at+jwt".to_owned());
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(private_pem.as_bytes()).unwrap();
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+/// The head of `POST https://api.example.com/api/transfers` with `authorization` and a proof.
+fn transfer_head(authorization: &str, proof: Option<&str>) -> http::request::Parts {
+    let mut request = Request::builder()
+        .method("POST")
+        .uri("/api/transfers")
+        .header(header::AUTHORIZATION, authorization);
+    if let Some(proof) = proof {
+        request = request.header("dpop", proof);
+    }
+    request.body(()).unwrap().into_parts().0
+}
+
+/// DPoP (RFC 9449): what a proof adds to a reused OAuth access token (the verified-token
+/// cache answers for the token itself), through `TokenGate::authorize_request`: the same
+/// token unbound as a bearer token, then bound with a fresh ES256 proof per request (made
+/// outside the measurement); and the proof's checks alone (`DpopVerifier::check` and the
+/// replay cache's insert, a `std::sync::Mutex` shard held for one map operation, never
+/// across an `.await`).
+fn sender_constrained(c: &mut Criterion) {
+    use tokengate::binding::proof::DpopKey;
+    use tokengate::binding::{DpopConfig, DpopVerifier, ProofTarget};
+    use tokengate::jwt::OAuthRules;
+    const URL: &str = "https://api.example.com/api/transfers";
+    let (private, public) = rsa_pems();
+    let verifier = JwtVerifier::builder()
+        .keys(KeySet::from_pem(&public).unwrap())
+        .oauth(OAuthRules::new("https://auth.example.com", ["https://api.example.com"]))
+        .build()
+        .unwrap();
+    // Room for every proof the run makes: none leaves its 60 s window during it.
+    let config = || {
+        DpopConfig::new("https://api.example.com")
+            .unwrap()
+            .replay_capacity(1 << 20)
+            .unwrap()
+    };
+    let gate = TokenGate::builder()
+        .verifier(TokenType::OAuthToken, Arc::new(verifier))
+        .dpop(DpopVerifier::new(config()))
+        .build()
+        .unwrap();
+    let key = DpopKey::generate().unwrap();
+    let unbound = oauth_token(&private, None);
+    let bound = oauth_token(&private, Some(&key.thumbprint()));
+    let policy = Policy::accepting(TokenTypes::from_slice(&[TokenType::OAuthToken]));
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let bearer = transfer_head(&format!("Bearer {unbound}"), None);
+    let dpop_auth = format!("DPoP {bound}");
+    let with_proof = || {
+        let proof = key.proof("POST", URL, Some(&bound), None).unwrap();
+        transfer_head(&dpop_auth, Some(&proof))
+    };
+    // Both tokens verified once, so the cache answers for them below.
+    rt.block_on(gate.authorize_request(&bearer, &policy)).unwrap();
+    rt.block_on(gate.authorize_request(&with_proof(), &policy)).unwrap();
+
+    let mut group = c.benchmark_group("dpop");
+    group.bench_function("authorize/oauth_bearer_cached", |b| {
+        b.iter(|| now(gate.authorize_request(black_box(&bearer), &policy)).is_ok())
+    });
+    group.bench_function("authorize/oauth_dpop_cached_with_proof", |b| {
+        b.iter_batched(
+            with_proof,
+            |head| now(gate.authorize_request(black_box(&head), &policy)).is_ok(),
+            BatchSize::SmallInput,
+        )
+    });
+    let dpop = DpopVerifier::new(config());
+    let jkt = key.thumbprint();
+    let uri: http::Uri = "/api/transfers".parse().unwrap();
+    group.bench_function("check_proof_and_remember", |b| {
+        b.iter_batched(
+            with_proof,
+            |head| {
+                let target = ProofTarget {
+                    method: &head.method,
+                    uri: &uri,
+                };
+                let checked = dpop.check(black_box(&head.headers), target, &bound, &jkt).unwrap();
+                dpop.remember(&checked).is_ok()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    // The one signature check a proof adds, alone: aws-lc-rs's P-256 verification.
+    let proof = key.proof("POST", URL, Some(&bound), None).unwrap();
+    let (signed, signature) = proof.rsplit_once('.').unwrap();
+    let signature = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(signature)
+            .unwrap()
+    };
+    let point = {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let jwk = key.public_jwk();
+        let mut point = vec![4u8];
+        point.extend(b64.decode(jwk["x"].as_str().unwrap()).unwrap());
+        point.extend(b64.decode(jwk["y"].as_str().unwrap()).unwrap());
+        point
+    };
+    group.bench_function("es256_verify_alone", |b| {
+        b.iter(|| {
+            aws_lc_rs::signature::UnparsedPublicKey::new(&aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED, &point)
+                .verify(black_box(signed.as_bytes()), &signature)
+                .is_ok()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    guarded_requests,
+    rejections,
+    cold,
+    contended,
+    sender_constrained
+);
 criterion_main!(benches);

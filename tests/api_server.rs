@@ -686,6 +686,8 @@ fn policy_report_lists_every_route_without_starting_anything() {
             expect("GET", "/api/search", "guarded"),
             expect("GET", "/api/me", "guarded"),
             expect("GET", "/api/feed", "guarded"),
+            expect("POST", "/api/transfers", "guarded"),
+            expect("POST", "/api/settlements", "guarded"),
             expect("GET", "/health", "public"),
             expect("POST", "/github/secret-scanning", "public"),
         ]

@@ -12,6 +12,8 @@
 //! tokengate keys disable ak_3beecc9c60adb5f9b850e91a8ee1e992 --actor alice
 //! tokengate keys history ak_3beecc9c60adb5f9b850e91a8ee1e992 --format json
 //! echo "$SECRET" | tokengate keys verify
+//! tokengate dpop proof --key client-dpop.pem --method POST --url https://api.example.com/api/transfers --token "$TOKEN"
+//! tokengate mtls thumbprint --cert client.pem
 //! ```
 //!
 //! Every command takes `--format json`; every change is recorded in the key's audit trail with
@@ -28,6 +30,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod binding;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokengate_runtime::VerifyError;
 use tokengate_runtime::keys::{
@@ -41,7 +45,11 @@ use crate::parse::{parse_claims, parse_duration, parse_rate};
 use tokengate_runtime::rate_limit::Rate;
 
 #[derive(Parser)]
-#[command(name = "tokengate", version, about = "Manage tokengate API keys and M2M tokens")]
+#[command(
+    name = "tokengate",
+    version,
+    about = "Manage tokengate API keys and M2M tokens; make DPoP proofs and certificate thumbprints"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -52,6 +60,12 @@ enum Command {
     /// Issue, list, revoke and verify API keys (`ak_…`) and M2M tokens (`mt_…`).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// DPoP (RFC 9449) for clients: a key, its thumbprint, a proof for one request.
+    #[command(subcommand)]
+    Dpop(binding::DpopCommand),
+    /// Certificate-bound tokens (RFC 8705): a certificate's thumbprint.
+    #[command(subcommand)]
+    Mtls(binding::MtlsCommand),
 }
 
 #[derive(Subcommand)]
@@ -387,6 +401,8 @@ async fn main() -> ExitCode {
         Command::Keys(KeysCommand::Enable(target)) => lifecycle::apply(target, KeyChange::Enable).await,
         Command::Keys(KeysCommand::Delete(target)) => lifecycle::apply(target, KeyChange::Delete).await,
         Command::Keys(KeysCommand::History(target)) => lifecycle::history(target).await,
+        Command::Dpop(command) => binding::dpop(command).map_err(Failure::new),
+        Command::Mtls(command) => binding::mtls(command).map_err(Failure::new),
     };
     let _ = std::io::stdout().flush();
     match result {

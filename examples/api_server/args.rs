@@ -1,6 +1,6 @@
 //! The server's flags (each with its environment variable).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -167,4 +167,60 @@ pub(crate) struct Args {
     /// What a leak report does to a key of ours: revoke it (default) or only record it.
     #[arg(long, value_name = "ACTION", default_value = "revoke", value_parser = ["revoke", "record"])]
     pub(crate) on_leak: String,
+    /// The external base URL clients call (e.g. https://api.example.com), which DPoP proofs
+    /// name in `htu`. Behind a proxy the server cannot see it; without it, the address the
+    /// server listens on (http://127.0.0.1:3000).
+    #[arg(long, env = "TOKENGATE_PUBLIC_URL", value_name = "URL")]
+    pub(crate) public_url: Option<String>,
+
+    /// Require DPoP server nonces (RFC 9449 §8): a proof without a fresh nonce is answered
+    /// `401 use_dpop_nonce` with one in `DPoP-Nonce`.
+    #[arg(long, env = "TOKENGATE_DPOP_NONCE")]
+    pub(crate) dpop_nonce: bool,
+
+    /// The key that seals DPoP nonces (at least 32 bytes, as 64+ hex digits), the same on
+    /// every instance so any of them accepts another's nonces. Without it, a random key per
+    /// process (one instance only).
+    #[arg(
+        long,
+        env = "TOKENGATE_DPOP_NONCE_KEY",
+        value_name = "HEX",
+        hide_env_values = true,
+        requires = "dpop_nonce"
+    )]
+    pub(crate) dpop_nonce_key: Option<String>,
+
+    /// The request header in which a TLS-terminating proxy forwards the client certificate
+    /// (URL-encoded PEM, as nginx's `$ssl_client_escaped_cert`), for certificate-bound tokens.
+    /// Read only from --trusted-proxy addresses; ignored from anyone else.
+    #[arg(
+        long,
+        env = "TOKENGATE_CLIENT_CERT_HEADER",
+        value_name = "NAME",
+        requires = "trusted_proxies"
+    )]
+    pub(crate) client_cert_header: Option<String>,
+
+    /// The address of a proxy trusted to set --client-cert-header (repeatable).
+    #[arg(
+        long = "trusted-proxy",
+        env = "TOKENGATE_TRUSTED_PROXIES",
+        value_name = "ADDR",
+        value_delimiter = ',',
+        requires = "client_cert_header"
+    )]
+    pub(crate) trusted_proxies: Vec<IpAddr>,
+
+    /// Serve HTTPS with this certificate chain (PEM), with --tls-key.
+    #[arg(long, env = "TOKENGATE_TLS_CERT", value_name = "PATH", requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "TOKENGATE_TLS_KEY", value_name = "PATH", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
+
+    /// Ask HTTPS clients for a certificate issued by this CA (PEM), for certificate-bound
+    /// tokens; clients without one still connect.
+    #[arg(long, env = "TOKENGATE_TLS_CLIENT_CA", value_name = "PATH", requires = "tls_cert")]
+    pub(crate) tls_client_ca: Option<PathBuf>,
 }

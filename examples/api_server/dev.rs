@@ -1,10 +1,10 @@
-//! Development mode: the generated RSA key, demo API keys and tokens, and the `curl` lines
-//! printed at start-up.
+//! Development mode: the generated RSA key, demo API keys and tokens, a DPoP key and a token
+//! bound to it, and the `curl` lines printed at start-up.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
+use tokengate::binding::proof::DpopKey;
 use tokengate::jwt::{Algorithm, KeySet, jwks_from_pem};
 use tokengate::keys::{KeyQuery, KeySpec, KeyVerifier};
 
@@ -19,14 +19,45 @@ pub(crate) fn dev_key_path(db_path: Option<&Path>) -> PathBuf {
         .join(DEV_KEY_FILE)
 }
 
-/// The development RSA key pair: generated once, kept beside the database.
+/// The development DPoP key's file, beside the development RSA key.
+const DEV_DPOP_KEY_FILE: &str = "tokengate-dev-dpop-key.pem";
+
+/// The development RSA key pair and a DPoP client key: generated once, kept beside the
+/// database.
 pub(crate) struct DevKey {
     pub(crate) private_pem: String,
     pub(crate) public_pem: String,
+    /// The client key the development DPoP-bound token is bound to.
+    pub(crate) dpop: DpopKey,
+    pub(crate) dpop_path: PathBuf,
+}
+
+/// The development DPoP key at `path`: read, or generated and written (mode 0600).
+fn dpop_key(path: &Path) -> Result<DpopKey, Fatal> {
+    match std::fs::read_to_string(path) {
+        Ok(pem) => DpopKey::from_pkcs8_pem(&pem).map_err(|e| {
+            fail(format!(
+                "{} is not a usable DPoP key: {e}; delete it to generate a new one",
+                path.display()
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = DpopKey::generate()?;
+            write_private_file(path, &key.to_pkcs8_pem())
+                .map_err(|e| fail(format!("cannot write {}: {e}", path.display())))?;
+            Ok(key)
+        }
+        Err(e) => Err(fail(format!(
+            "cannot read the development DPoP key {}: {e}",
+            path.display()
+        ))),
+    }
 }
 
 impl DevKey {
     pub(crate) fn load_or_create(path: &Path) -> Result<DevKey, Fatal> {
+        let dpop_path = path.with_file_name(DEV_DPOP_KEY_FILE);
+        let dpop = dpop_key(&dpop_path)?;
         let private_pem = match std::fs::read_to_string(path) {
             Ok(pem) => pem,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -51,6 +82,8 @@ impl DevKey {
         Ok(DevKey {
             private_pem,
             public_pem,
+            dpop,
+            dpop_path,
         })
     }
 
@@ -133,6 +166,8 @@ pub(crate) struct DemoTokens {
     pub(crate) oauth: String,
     /// `acr` `pwd`: refused by `POST /api/payouts` with the RFC 9470 challenge.
     pub(crate) password_oauth: String,
+    /// Bound to the development DPoP key (`cnf.jkt`): `POST /api/transfers` with a proof.
+    pub(crate) dpop_oauth: String,
 }
 
 impl DemoTokens {
@@ -162,11 +197,15 @@ impl DemoTokens {
                 "acr": acr, "auth_time": iat,
             })
         };
+        let mut bound = oauth("mfa");
+        bound["jti"] = json!(format!("demo-dpop-{iat}"));
+        bound["cnf"] = json!({ "jkt": dev.dpop.thumbprint() });
         Ok(DemoTokens {
             session: dev.sign("JWT", &session)?,
             plain_session: dev.sign("JWT", &plain)?,
             oauth: dev.sign("at+jwt", &oauth("mfa"))?,
             password_oauth: dev.sign("at+jwt", &oauth("pwd"))?,
+            dpop_oauth: dev.sign("at+jwt", &bound)?,
         })
     }
 }
@@ -195,8 +234,37 @@ fn print_session_routes(base: &str, t: &DemoTokens) {
     );
 }
 
+/// The DPoP-bound token and how to call `POST /api/transfers` with it: a proof made by the
+/// `tokengate` CLI with the development DPoP key, fresh for each request.
+fn print_dpop_route(base: &str, dev: &DevKey, t: &DemoTokens, nonces: bool) {
+    let key = dev.dpop_path.display();
+    let url = format!("{base}/api/transfers");
+    println!();
+    println!("dev DPoP key:                 {key} (jkt {})", dev.dpop.thumbprint());
+    println!("dev DPoP-bound OAuth token:   {}", t.dpop_oauth);
+    println!("   (bound to the dev DPoP key: send `Authorization: DPoP <token>` and a fresh `DPoP` proof per request)");
+    let nonce = if nonces {
+        println!("   (--dpop-nonce: the first call answers 401 use_dpop_nonce; add `--nonce <its DPoP-Nonce header>`)");
+        " --nonce $NONCE"
+    } else {
+        ""
+    };
+    println!("  TOKEN={}", t.dpop_oauth);
+    println!(
+        "  curl -X POST -H \"Authorization: DPoP $TOKEN\" -H \"DPoP: $(cargo run -q -p tokengate-cli -- dpop proof --key {key} --method POST --url {url} --token $TOKEN{nonce})\" {url}"
+    );
+    println!("  curl -i -X POST -H \"Authorization: Bearer $TOKEN\" {url}   # 401 dpop-bound-token-as-bearer");
+    println!(
+        "  curl -i -X POST -H 'Authorization: Bearer {}' {url}   # 401 dpop-required",
+        t.oauth
+    );
+    println!(
+        "  POST {base}/api/settlements takes a token bound to a client certificate (cnf.x5t#S256: `tokengate mtls thumbprint --cert client.pem`), over --tls-client-ca or a trusted proxy's --client-cert-header"
+    );
+}
+
 pub(crate) async fn print_demo_credentials(
-    addr: SocketAddr,
+    base: &str,
     dev: &DevKey,
     keys: &KeyVerifier,
     args: &Args,
@@ -212,7 +280,6 @@ pub(crate) async fn print_demo_credentials(
     let tokens = DemoTokens::sign(dev, args)?;
     let session = &tokens.session;
     let oauth = &tokens.oauth;
-    let base = format!("http://{addr}");
     println!();
     println!("!! DEVELOPMENT MODE — a generated key signs the tokens below. NOT FOR PRODUCTION. !!");
     println!("   Pass --session-public-key / --session-jwks-url (and OAuth options) in production.");
@@ -257,7 +324,8 @@ pub(crate) async fn print_demo_credentials(
         "  curl -X DELETE -H 'Authorization: Bearer {}' {base}/api/users/user_nobody   # 404",
         machine.secret.expose()
     );
-    print_session_routes(&base, &tokens);
+    print_session_routes(base, &tokens);
+    print_dpop_route(base, dev, &tokens, args.dpop_nonce);
     println!();
     println!("create your own: cargo run -p tokengate-cli -- keys create --subject user_123 --scope write:users");
     Ok(())

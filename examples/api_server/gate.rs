@@ -12,6 +12,7 @@ use tokengate::verifier::ByFormat;
 use tokengate::{TokenGate, TokenType, Verifier};
 
 use crate::args::Args;
+use crate::binding::{self, Listening};
 use crate::dev::{DevKey, dev_key_path};
 use crate::serve::serve;
 use crate::users::{UsersDb, open_users_db, open_users_pg, sqlite_path};
@@ -19,6 +20,7 @@ use crate::{DEV_AUDIENCE, DEV_ISSUER, Fatal, fail};
 
 pub(crate) async fn run(args: Args) -> Result<(), Fatal> {
     let rules = session_rules(&args)?;
+    let listening = binding::listen(&args).await?;
     let db_path = sqlite_path(&args.database)?;
     let store = open_store(&args.database).await.map_err(|e| {
         fail(format!(
@@ -39,7 +41,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Fatal> {
     let dev_mode =
         args.session_public_key.is_none() && args.session_jwks_url.is_none() && args.clerk_secret_key.is_none();
     if let Some(secret_key) = &args.clerk_secret_key {
-        return run_clerk(args.clone(), secret_key, rules, db, keys).await;
+        return run_clerk(args.clone(), listening, secret_key, rules, db, keys).await;
     }
     let dev_key = if dev_mode {
         Some(DevKey::load_or_create(&dev_key_path(db_path.as_deref()))?)
@@ -126,17 +128,19 @@ pub(crate) async fn run(args: Args) -> Result<(), Fatal> {
         gate = gate.verifier(TokenType::OAuthToken, Arc::new(oauth));
     }
     let gate = gate
+        .dpop(binding::dpop(&args, &listening.public_url)?)
         .realm("tokengate-example")
         .rate_limits(rate_limits(&args).await?)
         .build()?;
 
-    serve(&args, gate, db, keys, dev_key).await
+    serve(listening, &args, gate, db, keys, dev_key).await
 }
 
 /// Clerk-hosted mode: session tokens with the instance's keys (PEM or the Backend API's
 /// JWKS), API keys, M2M and OAuth tokens through the Backend API, JWT machine tokens locally.
 async fn run_clerk(
     args: Args,
+    listening: Listening,
     secret_key: &str,
     rules: SessionRules,
     db: UsersDb,
@@ -173,11 +177,12 @@ async fn run_clerk(
     let gate = TokenGate::builder()
         .verifier(TokenType::SessionToken, jwt)
         .verifier_for(ClerkMachineVerifier::token_types(), Arc::new(machines))
+        .dpop(binding::dpop(&args, &listening.public_url)?)
         .realm("tokengate-example")
         .rate_limits(rate_limits(&args).await?)
         .build()?;
     println!("Clerk-hosted mode: tokens are verified with Clerk's keys and Backend API");
-    serve(&args, gate, db, keys, None).await
+    serve(listening, &args, gate, db, keys, None).await
 }
 
 /// Where the rate-limit counts live: Redis with `--redis-url` (shared by every instance), else

@@ -22,6 +22,7 @@
 //! credentials and `curl` lines).
 
 mod args;
+mod binding;
 mod dev;
 mod gate;
 mod serve;
@@ -39,8 +40,8 @@ use serde_json::{Value, json};
 use tokengate::routing::{Router, delete, get, post};
 use tokengate::secret_scanning::SecretScanning;
 use tokengate::{
-    Auth, Caller, TokenGate, accepts_token, public, rate_limit, require_acr, require_feature, require_permission,
-    require_plan, require_reverification, require_role, require_scope,
+    Auth, Caller, TokenGate, accepts_token, public, rate_limit, require_acr, require_dpop, require_feature,
+    require_mtls, require_permission, require_plan, require_reverification, require_role, require_scope,
 };
 
 use crate::args::Args;
@@ -177,6 +178,22 @@ async fn feed(caller: Option<Caller>) -> Json<Value> {
     Json(json!({ "personalized": true, "userId": user_id }))
 }
 
+/// `POST /api/transfers` — OAuth tokens bound to a DPoP key (RFC 9449): `Authorization: DPoP
+/// <token>` with a `DPoP` proof of that key for this request. An unbound token is refused.
+#[accepts_token(oauth_token)]
+#[require_dpop]
+async fn transfers(auth: Auth) -> Json<Auth> {
+    Json(auth)
+}
+
+/// `POST /api/settlements` — OAuth tokens bound to a client certificate (RFC 8705), presented
+/// over this server's TLS or forwarded by a trusted proxy. An unbound token is refused.
+#[accepts_token(oauth_token)]
+#[require_mtls]
+async fn settlements(auth: Auth) -> Json<Auth> {
+    Json(auth)
+}
+
 /// `GET /health` — intentionally open.
 #[public]
 async fn health() -> Json<Value> {
@@ -205,6 +222,8 @@ pub(crate) fn routes() -> Router<App> {
         .route("/api/search", get(search))
         .route("/api/me", get(me))
         .route("/api/feed", get(feed))
+        .route("/api/transfers", post(transfers))
+        .route("/api/settlements", post(settlements))
         .route("/health", get(health))
         .route("/github/secret-scanning", post(github_secret_scanning))
 }

@@ -8,6 +8,7 @@ use tokengate::keys::{KeyVerifier, redact_url};
 use tokengate::secret_scanning::{OnLeak, SecretScanning};
 
 use crate::args::Args;
+use crate::binding::{Listening, cert_header};
 use crate::dev::{DevKey, print_demo_credentials};
 use crate::users::UsersDb;
 use crate::{App, routes};
@@ -58,6 +59,7 @@ async fn metrics_endpoint(addr: SocketAddr) -> Result<SocketAddr, Fatal> {
 }
 
 pub(crate) async fn serve(
+    listening: Listening,
     args: &Args,
     gate: TokenGate,
     db: UsersDb,
@@ -76,15 +78,18 @@ pub(crate) async fn serve(
         Some(addr) => Some(metrics_endpoint(addr).await?),
         None => None,
     };
-    let listener = tokio::net::TcpListener::bind(args.addr)
-        .await
-        .map_err(|e| fail(format!("cannot listen on {}: {e}", args.addr)))?;
-    let addr = listener.local_addr()?;
-
-    println!("tokengate example server listening on http://{addr}");
+    let Listening {
+        listener,
+        addr,
+        public_url,
+        tls,
+    } = listening;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("tokengate example server listening on {scheme}://{addr}");
     if let Some(metrics) = metrics {
         println!("metrics: http://{metrics}/metrics");
     }
+    print_binding(args, &gate, &public_url, tls.as_ref());
     println!(
         "database: {} (TTL of the key cache, i.e. the revocation delay: {}s)",
         redact_url(&args.database),
@@ -92,28 +97,37 @@ pub(crate) async fn serve(
     );
     if let Some(dev) = &dev_key {
         db.seed_demo_user().await?;
-        print_demo_credentials(addr, dev, &keys, args).await?;
+        print_demo_credentials(&public_url, dev, &keys, args).await?;
     }
     println!("ready");
 
-    let app = routes
+    let mut app = routes
         .with_state(App {
             gate,
             db: db.clone(),
             leaks,
         })
         .into_axum();
+    if let Some(layer) = cert_header(args)? {
+        app = app.layer(layer);
+    }
     #[allow(clippy::print_stdout)]
     {
         use std::io::Write as _;
         let _ = std::io::stdout().flush();
     }
     // With the peer's address in each request, the bounds on backend calls give every
-    // client its own share (tokengate's `ClientKey::from_peer`).
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| fail(format!("server error: {e}")))?;
+    // client its own share (tokengate's `ClientKey::from_peer`); the client-certificate
+    // header is read only from trusted proxies' addresses.
+    match tls {
+        Some(tls) => tokengate::binding::tls::serve(listener, app, tls, shutdown_signal())
+            .await
+            .map_err(|e| fail(format!("server error: {e}")))?,
+        None => axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .map_err(|e| fail(format!("server error: {e}")))?,
+    }
     if let Err(e) = keys.shutdown().await {
         tracing::warn!(error = %e, "could not flush last-used times on shutdown");
     }
@@ -131,6 +145,31 @@ fn secret_scanning(args: &Args, keys: Arc<KeyVerifier>) -> Result<SecretScanning
         leaks = leaks.on_leak(OnLeak::Record);
     }
     leaks.build().map_err(|e| fail(format!("--github-meta-url: {e}")))
+}
+
+/// What the server does with sender-constrained tokens, in one or two lines.
+fn print_binding(args: &Args, gate: &TokenGate, public_url: &str, tls: Option<&tokengate::binding::tls::TlsConfig>) {
+    if let Some(dpop) = gate.dpop() {
+        let nonces = if dpop.requires_nonce() {
+            ", server nonces required"
+        } else {
+            ""
+        };
+        println!("DPoP: proofs for {public_url} ({}){nonces}", dpop.algorithms_header());
+    }
+    let certificates = match (tls, &args.client_cert_header) {
+        (Some(tls), _) if tls.asks_for_client_certificates() => "from this server's TLS handshake".to_owned(),
+        (_, Some(header)) => format!(
+            "from the `{header}` header of {}",
+            args.trusted_proxies
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        _ => "none (serve with --tls-client-ca, or --client-cert-header behind a proxy)".to_owned(),
+    };
+    println!("client certificates: {certificates}");
 }
 
 async fn shutdown_signal() {

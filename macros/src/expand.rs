@@ -95,10 +95,15 @@ fn policy_statics(spec: &Spec) -> PolicyStatics {
         static __TOKENGATE_REQUIREMENTS: [#p::Requirement; #n] = [#(#requirements),*];
     });
     let optional = spec.optional.map(|_| quote!(.optional()));
-    PolicyStatics {
-        items,
-        construct: quote!(#p::Policy::from_parts(#accepts, &__TOKENGATE_REQUIREMENTS) #optional),
-    }
+    let construct = match (spec.dpop, spec.mtls) {
+        (false, false) => quote!(#p::Policy::from_parts(#accepts, &__TOKENGATE_REQUIREMENTS) #optional),
+        (dpop, mtls) => {
+            let dpop = dpop.then(|| quote!(.with(#p::Binding::DPOP)));
+            let mtls = mtls.then(|| quote!(.with(#p::Binding::MTLS)));
+            quote!(#p::Policy::from_parts_bound(#accepts, &__TOKENGATE_REQUIREMENTS, #p::Binding::NONE #dpop #mtls) #optional)
+        }
+    };
+    PolicyStatics { items, construct }
 }
 
 /// The `policy!` expression: a `Policy` value (usable in a `static` too).

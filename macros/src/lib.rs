@@ -1,7 +1,7 @@
 //! Attribute macros of tokengate: `#[accepts_token]`, `#[require_scope]`, `#[require_role]`,
 //! `#[require_permission]`, `#[require_feature]`, `#[require_plan]`,
-//! `#[require_reverification]`, `#[require_acr]`, `#[require]`, `#[public]`, and `policy!` for
-//! group layers.
+//! `#[require_reverification]`, `#[require_acr]`, `#[require_dpop]`, `#[require_mtls]`,
+//! `#[require]`, `#[public]`, and `policy!` for group layers.
 //!
 //! Use them through the `tokengate` crate, which re-exports them; the generated code refers
 //! to `::tokengate`. Each entry point here is one line into the `handler` or `policy`
@@ -257,6 +257,48 @@ pub fn require_acr(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn rate_limit(args: TokenStream, item: TokenStream) -> TokenStream {
     handler::expand(AttrKind::RateLimit, args.into(), item.into()).into()
+}
+
+/// Requires DPoP-bound tokens (RFC 9449): an OAuth or M2M token on this route must be bound to
+/// a key (`cnf.jkt`), sent as `Authorization: DPoP <token>` with a `DPoP` proof of that key
+/// for this request.
+///
+/// ```text
+/// #[accepts_token(oauth_token)]
+/// #[require_dpop]
+/// async fn transfer(auth: Auth) -> Json<Auth> { ... }
+/// ```
+///
+/// Only OAuth access tokens and M2M tokens can be bound; a route that also accepts API keys
+/// or session tokens keeps accepting those unbound. A DPoP-bound token is checked with its
+/// proof on *every* route, declared or not; this attribute also refuses unbound tokens
+/// (`401`, reason `dpop-required`, with a `DPoP` challenge). The `TokenGate` needs
+/// `TokenGateBuilder::dpop`.
+///
+/// Compile errors: arguments, the attribute twice, a route that accepts no token type that
+/// can be bound (the message names `oauth_token` and `m2m_token`).
+#[proc_macro_attribute]
+pub fn require_dpop(args: TokenStream, item: TokenStream) -> TokenStream {
+    handler::expand(AttrKind::RequireDpop, args.into(), item.into()).into()
+}
+
+/// Requires certificate-bound tokens (RFC 8705): an OAuth or M2M token on this route must be
+/// bound to a client certificate (`cnf."x5t#S256"`), and the request must come with that
+/// certificate (the server's own TLS, or a trusted proxy's header).
+///
+/// ```text
+/// #[accepts_token(oauth_token)]
+/// #[require_mtls]
+/// async fn settle(auth: Auth) -> Json<Auth> { ... }
+/// ```
+///
+/// Like `#[require_dpop]`: OAuth and M2M tokens only, certificate-bound tokens are checked on
+/// every route anyway, and unbound ones are refused here (`401`, reason
+/// `certificate-binding-required`). Compile errors: arguments, the attribute twice, a route
+/// that accepts no token type that can be bound.
+#[proc_macro_attribute]
+pub fn require_mtls(args: TokenStream, item: TokenStream) -> TokenStream {
+    handler::expand(AttrKind::RequireMtls, args.into(), item.into()).into()
 }
 
 /// Requires custom conditions: async predicates over the verified caller and the request.

@@ -19,10 +19,14 @@ pub(crate) enum AttrKind {
     RequireAcr,
     /// `#[rate_limit("100/min")]`.
     RateLimit,
+    /// `#[require_dpop]`: DPoP-bound tokens (RFC 9449).
+    RequireDpop,
+    /// `#[require_mtls]`: certificate-bound tokens (RFC 8705).
+    RequireMtls,
 }
 
 impl AttrKind {
-    pub(crate) const ALL: [AttrKind; 11] = [
+    pub(crate) const ALL: [AttrKind; 13] = [
         AttrKind::AcceptsToken,
         AttrKind::RequireScope,
         AttrKind::RequireRole,
@@ -34,6 +38,8 @@ impl AttrKind {
         AttrKind::RequireReverification,
         AttrKind::RequireAcr,
         AttrKind::RateLimit,
+        AttrKind::RequireDpop,
+        AttrKind::RequireMtls,
     ];
 
     pub(crate) const fn name(self) -> &'static str {
@@ -49,6 +55,8 @@ impl AttrKind {
             AttrKind::RequireReverification => "require_reverification",
             AttrKind::RequireAcr => "require_acr",
             AttrKind::RateLimit => "rate_limit",
+            AttrKind::RequireDpop => "require_dpop",
+            AttrKind::RequireMtls => "require_mtls",
         }
     }
 

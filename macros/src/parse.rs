@@ -37,6 +37,8 @@ pub(crate) enum Args {
     RateLimit(RequireArgs, Option<(Ident, Vec<TokenTree>)>),
     /// `public`.
     Public,
+    /// `require_dpop` or `require_mtls`: no arguments.
+    Binding,
 }
 
 /// A token type as written: an identifier, or (a mistake) a string.
@@ -138,6 +140,18 @@ pub(crate) fn declared(kind: AttrKind, span: Span, args: TokenStream, errors: &m
             }
             Args::Public
         }
+        AttrKind::RequireDpop | AttrKind::RequireMtls => {
+            if let Some(first) = chunks.first().and_then(|c| c.first()) {
+                errors.at(
+                    first.span(),
+                    format!(
+                        "`#[{name}]` takes no arguments: it applies to every accepted token type that can be bound (oauth_token, m2m_token); write `#[{name}]`",
+                        name = kind.name()
+                    ),
+                );
+            }
+            Args::Binding
+        }
     };
     let malformed = errors.count() > before;
     Some(Declared {
@@ -162,6 +176,8 @@ pub(crate) fn example(kind: AttrKind) -> &'static str {
         AttrKind::RequireReverification => "`#[require_reverification(strict)]`",
         AttrKind::RequireAcr => "`#[require_acr(\"mfa\", max_age = 600)]`",
         AttrKind::RateLimit => "`#[rate_limit(\"100/min\")]`",
+        AttrKind::RequireDpop => "`#[require_dpop]`",
+        AttrKind::RequireMtls => "`#[require_mtls]`",
     }
 }
 

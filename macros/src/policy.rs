@@ -39,7 +39,7 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
                         errors.push(syn::Error::new_spanned(
                             path,
                             format!(
-                                "unknown policy item `{name}`; {hint}`policy!` takes `accepts_token(...)`, `require_scope(...)`, `require_role(...)`, `require_permission(...)`, `require_feature(...)`, `require_plan(...)`, `require_reverification(...)` and `require_acr(...)`, separated by commas"
+                                "unknown policy item `{name}`; {hint}`policy!` takes `accepts_token(...)`, `require_scope(...)`, `require_role(...)`, `require_permission(...)`, `require_feature(...)`, `require_plan(...)`, `require_reverification(...)`, `require_acr(...)`, `require_dpop` and `require_mtls`, separated by commas"
                             ),
                         ));
                     }

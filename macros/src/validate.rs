@@ -33,6 +33,10 @@ pub(crate) struct Spec {
     pub(crate) public: bool,
     /// `accepts_token(optional, ...)`: anonymous callers admitted (the span of `optional`).
     pub(crate) optional: Option<Span>,
+    /// `#[require_dpop]`: DPoP-bound tokens.
+    pub(crate) dpop: bool,
+    /// `#[require_mtls]`: certificate-bound tokens.
+    pub(crate) mtls: bool,
 }
 
 /// A checked `#[require]` predicate.
@@ -95,6 +99,8 @@ pub(crate) fn validate(decls: &[Declared], context: Context, errors: &mut Errors
         conditions: Vec::new(),
         public: false,
         optional: None,
+        dpop: false,
+        mtls: false,
     };
     check_counts(decls, context, errors);
     let mut seen_accepts = false;
@@ -138,6 +144,16 @@ pub(crate) fn validate(decls: &[Declared], context: Context, errors: &mut Errors
                 let route = if context == Context::Layer { "policy" } else { "route" };
                 spec.requirements
                     .extend(crate::rate_limit::check(d, args, per.as_ref(), accepts, route, errors));
+            }
+            Args::Binding => {
+                let accepts = accepts_known.then_some(spec.accepts);
+                match d.kind {
+                    AttrKind::RequireDpop => spec.dpop = true,
+                    _ => spec.mtls = true,
+                }
+                if let Some(accepts) = accepts {
+                    bindable(d, accepts, context, errors);
+                }
             }
             Args::Acr(args, max_age) => {
                 let accepts = accepts_known.then_some(spec.accepts);
@@ -223,6 +239,33 @@ fn acr(
     }
 }
 
+/// The token types DPoP and certificate binding apply to (tokengate-runtime's `binding::BINDABLE`).
+const BINDABLE: TokenTypes = TokenTypes::EMPTY.with(TokenType::OAuthToken).with(TokenType::M2mToken);
+
+/// `#[require_dpop]` / `#[require_mtls]` on a route that accepts no token type that can be
+/// bound: an error that says which can.
+fn bindable(d: &Declared, accepts: Accepts, context: Context, errors: &mut Errors) {
+    let accepted = accepts.set();
+    if accepts == Accepts::Any || !accepted.intersection(BINDABLE).is_empty() {
+        return;
+    }
+    let route = if context == Context::Layer { "policy" } else { "route" };
+    let (what, how) = match d.kind {
+        AttrKind::RequireDpop => ("DPoP-bound tokens (RFC 9449)", "a DPoP key (`cnf.jkt`)"),
+        _ => (
+            "certificate-bound tokens (RFC 8705)",
+            "a client certificate (`cnf.\"x5t#S256\"`)",
+        ),
+    };
+    errors.at(
+        d.span,
+        format!(
+            "`#[{attr}]` requires {what}, but this {route} accepts only {accepted}, which cannot be bound to {how}; the token types that can be bound are `oauth_token` and `m2m_token`: add one to `#[accepts_token]`, or remove `#[{attr}]`",
+            attr = d.kind.name(),
+        ),
+    );
+}
+
 /// A session-only requirement on a route that accepts no session tokens: an error.
 fn serves_sessions(d: &Declared, accepts: Accepts, context: Context, errors: &mut Errors) {
     let accepted = accepts.set();
@@ -297,6 +340,11 @@ fn check_counts(decls: &[Declared], context: Context, errors: &mut Errors) {
     }
     for d in of(AttrKind::Public).skip(1) {
         errors.at(d.span, "`#[public]` is given twice; remove one");
+    }
+    for kind in [AttrKind::RequireDpop, AttrKind::RequireMtls] {
+        for d in of(kind).skip(1) {
+            errors.at(d.span, format!("`#[{}]` is given twice; remove one", kind.name()));
+        }
     }
     if let Some(public) = of(AttrKind::Public).next() {
         if context == Context::Layer {

@@ -1,7 +1,8 @@
 //! Extraction: finding the bearer token in a request, and rejecting malformed ones early.
 //!
-//! The `Authorization: Bearer <token>` header wins; the `__session` cookie is read only when
-//! the route accepts session tokens. A header over [`MAX_HEADER_BYTES`], a token outside
+//! The `Authorization: Bearer <token>` header wins (or `Authorization: DPoP <token>`, a
+//! DPoP-bound token whose proof the gate checks: [`crate::binding`]); the `__session` cookie is
+//! read only when the route accepts session tokens. A header over [`MAX_HEADER_BYTES`], a token outside
 //! RFC 6750's `b64token` alphabet, two `Authorization` headers or a scheme without a
 //! credential are rejected here, before any other step looks at the token.
 //!
@@ -38,11 +39,22 @@ pub enum TokenSource {
     Cookie,
 }
 
+/// The `Authorization` scheme a token came with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scheme {
+    /// `Bearer` (RFC 6750), or the `__session` cookie.
+    Bearer,
+    /// `DPoP` (RFC 9449): the request must carry a `DPoP` proof for the token.
+    Dpop,
+}
+
 /// A token found in a request. Its `Debug` output never shows the token.
 #[derive(Clone, Copy)]
 pub struct Presented<'a> {
     token: &'a str,
     source: TokenSource,
+    scheme: Scheme,
 }
 
 impl<'a> Presented<'a> {
@@ -55,6 +67,11 @@ impl<'a> Presented<'a> {
     pub fn source(&self) -> TokenSource {
         self.source
     }
+
+    /// The scheme it came with: `Bearer` (and the cookie) or `DPoP`.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
 }
 
 impl fmt::Debug for Presented<'_> {
@@ -62,15 +79,17 @@ impl fmt::Debug for Presented<'_> {
         f.debug_struct("Presented")
             .field("token", &format_args!("<redacted, {} bytes>", self.token.len()))
             .field("source", &self.source)
+            .field("scheme", &self.scheme)
             .finish()
     }
 }
 
 /// Finds the bearer token of a request.
 ///
-/// `Ok(None)` means no credentials at all (a `401` without an error code). A request that
-/// sends a non-Bearer `Authorization` scheme has no bearer credentials either; the cookie is
-/// then still consulted when `session_cookie` is true.
+/// `Ok(None)` means no credentials at all (a `401` without an error code). `DPoP <token>` is
+/// found like `Bearer <token>`, with [`Scheme::Dpop`]. A request that sends another
+/// `Authorization` scheme has no bearer credentials; the cookie is then still consulted when
+/// `session_cookie` is true.
 pub fn extract(headers: &HeaderMap, session_cookie: bool) -> Result<Option<Presented<'_>>, Rejection> {
     let mut authorization = headers.get_all(header::AUTHORIZATION).iter();
     let first = authorization.next();
@@ -78,11 +97,12 @@ pub fn extract(headers: &HeaderMap, session_cookie: bool) -> Result<Option<Prese
         return Err(Rejection::InvalidRequest(InvalidRequest::MultipleAuthorizationHeaders));
     }
     if let Some(value) = first
-        && let Some(token) = bearer(value.as_bytes())?
+        && let Some((token, scheme)) = bearer(value.as_bytes())?
     {
         return Ok(Some(Presented {
             token,
             source: TokenSource::Header,
+            scheme,
         }));
     }
     if session_cookie {
@@ -91,17 +111,19 @@ pub fn extract(headers: &HeaderMap, session_cookie: bool) -> Result<Option<Prese
     Ok(None)
 }
 
-/// Parses one `Authorization` value: `Ok(None)` for another scheme.
+/// Parses one `Authorization` value: `Ok(None)` for a scheme other than `Bearer` and `DPoP`.
 ///
 /// `Bearer ` in any case, then the token; anything else takes [`other_scheme`]. Works on
 /// bytes: a bearer token that passes the `b64token` check is ASCII, so the whole value is
 /// ASCII without a separate scan.
-fn bearer(value: &[u8]) -> Result<Option<&str>, Rejection> {
+fn bearer(value: &[u8]) -> Result<Option<(&str, Scheme)>, Rejection> {
     if value.len() > MAX_HEADER_BYTES {
         return Err(Rejection::InvalidRequest(InvalidRequest::HeaderTooLarge));
     }
     match value.split_at_checked(7) {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case(b"bearer ") => bearer_token(token).map(Some),
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case(b"bearer ") => {
+            bearer_token(token).map(|t| Some((t, Scheme::Bearer)))
+        }
         _ => other_scheme(value),
     }
 }
@@ -122,12 +144,18 @@ fn bearer_token(token: &[u8]) -> Result<&str, Rejection> {
 /// a malformed value. Values of other schemes are still checked for non-ASCII bytes (they are
 /// malformed whatever their scheme).
 #[inline(never)]
-fn other_scheme(value: &[u8]) -> Result<Option<&str>, Rejection> {
+fn other_scheme(value: &[u8]) -> Result<Option<(&str, Scheme)>, Rejection> {
     let (scheme, rest) = match value.iter().position(|&b| b == b' ') {
         Some(space) => (&value[..space], Some(&value[space + 1..])),
         None => (value, None),
     };
-    if !scheme.eq_ignore_ascii_case(b"bearer") {
+    // RFC 9449 §7.1: `DPoP <token68>`, the token in the same alphabet as a bearer token's.
+    let named = if scheme.eq_ignore_ascii_case(b"dpop") {
+        Scheme::Dpop
+    } else {
+        Scheme::Bearer
+    };
+    if named == Scheme::Bearer && !scheme.eq_ignore_ascii_case(b"bearer") {
         if !value.is_ascii() {
             return Err(Rejection::InvalidRequest(InvalidRequest::MalformedAuthorization));
         }
@@ -136,7 +164,7 @@ fn other_scheme(value: &[u8]) -> Result<Option<&str>, Rejection> {
     }
     match rest {
         None | Some([]) => Err(Rejection::InvalidRequest(InvalidRequest::MissingBearerToken)),
-        Some(token) => bearer_token(token).map(Some),
+        Some(token) => bearer_token(token).map(|t| Some((t, named))),
     }
 }
 
@@ -167,6 +195,7 @@ fn session_from_cookies(headers: &HeaderMap) -> Result<Option<Presented<'_>>, Re
                 Ok(token) if is_b64token(token) => Ok(Some(Presented {
                     token,
                     source: TokenSource::Cookie,
+                    scheme: Scheme::Bearer,
                 })),
                 _ => Err(Rejection::InvalidRequest(InvalidRequest::MalformedCookie)),
             };
@@ -360,6 +389,23 @@ mod tests {
     fn other_schemes_carry_no_bearer_credentials() {
         let h = with_auth(&[b"Basic dXNlcjpwYXNz"]);
         assert!(extract(&h, false).unwrap().is_none());
+    }
+
+    #[test]
+    fn dpop_scheme_is_found_with_its_scheme() {
+        for value in [&b"DPoP eyJ.a.b"[..], b"dpop eyJ.a.b", b"DPOP eyJ.a.b"] {
+            let h = with_auth(&[value]);
+            let p = extract(&h, false).unwrap().unwrap();
+            assert_eq!((p.token(), p.scheme()), ("eyJ.a.b", Scheme::Dpop));
+        }
+        let h = with_auth(&[b"Bearer eyJ.a.b"]);
+        let p = extract(&h, false).unwrap().unwrap();
+        assert_eq!(p.scheme(), Scheme::Bearer);
+        assert_eq!(reason(&with_auth(&[b"DPoP "])), InvalidRequest::MissingBearerToken);
+        assert_eq!(
+            reason(&with_auth(&[b"DPoP a b"])),
+            InvalidRequest::MalformedAuthorization
+        );
     }
 
     #[test]

@@ -18,9 +18,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use axum::response::Response;
-use http::{Extensions, HeaderMap};
+use http::request::Parts;
+use http::{Extensions, HeaderMap, HeaderValue, header};
 
 use crate::auth::Auth;
+use crate::binding::{self, BINDABLE, DpopVerifier, Presentation, ProofTarget};
 use crate::classify::{Classifier, Prefixes, TokenFormat};
 use crate::extract::{Presented, TokenSource, extract};
 use crate::net::{ClientKey, ClientKeyFn};
@@ -41,6 +43,7 @@ struct Inner {
     client_key: Arc<ClientKeyFn>,
     metrics_key_ids: bool,
     rate_limits: RateLimits,
+    dpop: Option<Arc<DpopVerifier>>,
 }
 
 /// Verifiers per token type and the rules to run them. Cheap to clone; put it in your
@@ -99,6 +102,41 @@ pub struct TokenGateBuilder {
     client_key: Arc<ClientKeyFn>,
     metrics_key_ids: bool,
     rate_limits: RateLimits,
+    dpop: Option<Arc<DpopVerifier>>,
+}
+
+/// What the gate reads of a request: its headers and extensions, and its method and URI
+/// when the caller has them (a DPoP proof is checked against them).
+#[derive(Clone, Copy)]
+pub(crate) struct Head<'a> {
+    pub(crate) headers: &'a HeaderMap,
+    pub(crate) extensions: &'a Extensions,
+    pub(crate) target: Option<ProofTarget<'a>>,
+}
+
+impl<'a> Head<'a> {
+    /// Everything of a request's head.
+    pub(crate) fn of(parts: &'a Parts) -> Head<'a> {
+        Head {
+            headers: &parts.headers,
+            extensions: &parts.extensions,
+            target: Some(ProofTarget {
+                method: &parts.method,
+                uri: &parts.uri,
+            }),
+        }
+    }
+
+    /// The binding check's view of a request that presented `presented`.
+    fn presentation(&self, presented: &Presented<'a>) -> Presentation<'a> {
+        Presentation {
+            token: presented.token(),
+            scheme: presented.scheme(),
+            headers: self.headers,
+            extensions: self.extensions,
+            target: self.target,
+        }
+    }
 }
 
 impl TokenGate {
@@ -113,12 +151,18 @@ impl TokenGate {
             client_key: Arc::new(ClientKey::default_for),
             metrics_key_ids: false,
             rate_limits: RateLimits::default(),
+            dpop: None,
         }
     }
 
     /// Where the counts of `#[rate_limit]` routes live.
     pub fn rate_limits(&self) -> &RateLimits {
         &self.0.rate_limits
+    }
+
+    /// The DPoP proof checks, when configured ([`TokenGateBuilder::dpop`]).
+    pub fn dpop(&self) -> Option<&DpopVerifier> {
+        self.0.dpop.as_deref()
     }
 
     /// Whether a verifier is configured for `token_type`.
@@ -151,35 +195,45 @@ impl TokenGate {
     /// When an outer [`PolicyLayer`](crate::PolicyLayer) already verified the token, the
     /// [`Auth`] it left in `extensions` is checked against `policy` without verifying again.
     /// The decision is counted under the route [`telemetry::DIRECT_ROUTE`].
+    ///
+    /// Without the request's method and URI, a DPoP proof cannot be checked: a DPoP-bound
+    /// token is refused here. Use [`TokenGate::authorize_request`] where DPoP may be used.
     pub async fn authorize(
         &self,
         headers: &HeaderMap,
         extensions: &Extensions,
         policy: &Policy,
     ) -> Result<Auth, Rejection> {
+        let head = Head {
+            headers,
+            extensions,
+            target: None,
+        };
+        self.authorize_head(head, policy).await
+    }
+
+    /// [`TokenGate::authorize`] with the whole request head: DPoP proofs are checked against
+    /// its method and URI.
+    pub async fn authorize_request(&self, parts: &Parts, policy: &Policy) -> Result<Auth, Rejection> {
+        self.authorize_head(Head::of(parts), policy).await
+    }
+
+    async fn authorize_head(&self, head: Head<'_>, policy: &Policy) -> Result<Auth, Rejection> {
         let authorizing = Authorizing::start(telemetry::DIRECT_ROUTE, policy);
-        let verdict = self.authorize_in(&authorizing, headers, extensions, policy).await;
+        let verdict = self.authorize_in(&authorizing, head, policy).await;
         self.record(&authorizing, verdict.token_type, verdict.result.as_ref());
         verdict.result
     }
 
     /// [`TokenGate::authorize`] inside `authorizing`'s span, without recording the decision
     /// (the caller may still have conditions to run).
-    pub(crate) async fn authorize_in(
-        &self,
-        authorizing: &Authorizing,
-        headers: &HeaderMap,
-        extensions: &Extensions,
-        policy: &Policy,
-    ) -> Verdict {
+    pub(crate) async fn authorize_in(&self, authorizing: &Authorizing, head: Head<'_>, policy: &Policy) -> Verdict {
         use tracing::Instrument;
-        let step = authorizing
-            .span()
-            .in_scope(|| self.authorize_now(headers, extensions, policy));
+        let step = authorizing.span().in_scope(|| self.authorize_now(head, policy));
         let verdict = match step {
             Step::Done(verdict) => verdict,
             Step::Verify(pending) => {
-                let client = (self.0.client_key)(headers, extensions);
+                let client = (self.0.client_key)(head.headers, head.extensions);
                 self.verify_pending(pending.with_client(client), policy)
                     .instrument(authorizing.span().clone())
                     .await
@@ -205,25 +259,20 @@ impl TokenGate {
     /// type, ask the verifier's memory, check the policy. Most requests (a reused key or
     /// token, any rejection before verification) end here; kept out of the `async fn` so the
     /// handler's future stays small and the hot path is one call.
-    pub(crate) fn authorize_now<'a>(
-        &'a self,
-        headers: &'a HeaderMap,
-        extensions: &Extensions,
-        policy: &Policy,
-    ) -> Step<'a> {
-        if let Some(auth) = extensions.get::<Auth>() {
-            return Step::Done(Verdict::of(
-                policy.check(auth).map(|()| auth.clone()),
-                Some(auth.token_type),
-            ));
+    pub(crate) fn authorize_now<'a>(&'a self, head: Head<'a>, policy: &Policy) -> Step<'a> {
+        if let Some(auth) = head.extensions.get::<Auth>() {
+            let checked = policy
+                .check(auth)
+                .and_then(|()| binding::check_admitted(auth, policy.binding()));
+            return Step::Done(Verdict::of(checked.map(|()| auth.clone()), Some(auth.token_type)));
         }
         let accepts = policy.accepts();
-        let presented = match extract(headers, accepts.contains(TokenType::SessionToken)) {
+        let presented = match extract(head.headers, accepts.contains(TokenType::SessionToken)) {
             Ok(Some(presented)) => presented,
             Ok(None) => return Step::Done(Verdict::untyped(Rejection::MissingCredentials)),
             Err(rejection) => return Step::Done(Verdict::untyped(rejection)),
         };
-        if let Some(recalled) = self.recall(&presented, policy) {
+        if let Some(recalled) = self.recall(&presented, head, policy) {
             return recalled;
         }
         let classified = match self.0.classifier.classify(presented.token()) {
@@ -242,13 +291,18 @@ impl TokenGate {
             return refused(no_verifier(token_type));
         };
         let credential = Credential::new(presented.token(), token_type, classified.format(), presented.source());
+        let presentation = head.presentation(&presented);
         // A remembered key or token is answered without a future; anything else is verified.
         match verifier.verify_cached_sealed(&credential, SEAL) {
             Some(answer) => Step::Done(Verdict::of(
-                accept(answer, token_type, &**verifier, policy),
+                self.accept(answer, token_type, &**verifier, policy, &presentation),
                 Some(token_type),
             )),
-            None => Step::Verify(Pending { verifier, credential }),
+            None => Step::Verify(Pending {
+                verifier,
+                credential,
+                presentation,
+            }),
         }
     }
 
@@ -261,7 +315,7 @@ impl TokenGate {
     /// matches), so the type the remembered identity was verified as is the type the token
     /// classifies as now. It is trusted only when this gate sends that type to the verifier
     /// that answered, and the usual cookie, type and policy checks follow.
-    fn recall(&self, presented: &Presented<'_>, policy: &Policy) -> Option<Step<'_>> {
+    fn recall<'a>(&'a self, presented: &Presented<'a>, head: Head<'a>, policy: &Policy) -> Option<Step<'a>> {
         let accepts = policy.accepts();
         if !JWT_TYPES.into_iter().any(|t| accepts.contains(t)) {
             return None;
@@ -294,8 +348,9 @@ impl TokenGate {
                 return None;
             }
             let checked = check_type(presented.source(), token_type, accepts);
+            let presentation = head.presentation(presented);
             return Some(Step::Done(Verdict::of(
-                checked.and_then(|()| accept(Ok(auth), token_type, &**verifier, policy)),
+                checked.and_then(|()| self.accept(Ok(auth), token_type, &**verifier, policy, &presentation)),
                 Some(token_type),
             )));
         }
@@ -307,7 +362,7 @@ impl TokenGate {
         let token_type = pending.credential.token_type();
         let answer = verify_timed(&**pending.verifier, pending.credential).await;
         Verdict::of(
-            accept(answer, token_type, &**pending.verifier, policy),
+            self.accept(answer, token_type, &**pending.verifier, policy, &pending.presentation),
             Some(token_type),
         )
     }
@@ -315,15 +370,9 @@ impl TokenGate {
     /// The part that waits, for a caller that could not keep the [`Pending`] borrow (the
     /// guard, whose future owns the gate): finds the token in the same `headers` again (a
     /// header lookup, not a second classification) and awaits its verifier.
-    pub(crate) async fn verify_resumed(
-        &self,
-        headers: &HeaderMap,
-        extensions: &Extensions,
-        resume: Resume,
-        policy: &Policy,
-    ) -> Verdict {
+    pub(crate) async fn verify_resumed(&self, head: Head<'_>, resume: Resume, policy: &Policy) -> Verdict {
         let typed = |result| Verdict::of(result, Some(resume.token_type));
-        let presented = match extract(headers, policy.accepts().contains(TokenType::SessionToken)) {
+        let presented = match extract(head.headers, policy.accepts().contains(TokenType::SessionToken)) {
             Ok(Some(presented)) if presented.source() == resume.source => presented,
             // The headers are the ones `authorize_now` read; a different answer is a bug.
             _ => {
@@ -336,19 +385,88 @@ impl TokenGate {
             return typed(Err(Rejection::Misconfigured("no verifier for an accepted token type")));
         };
         let credential = Credential::new(presented.token(), resume.token_type, resume.format, presented.source())
-            .with_client((self.0.client_key)(headers, extensions));
+            .with_client((self.0.client_key)(head.headers, head.extensions));
+        let presentation = head.presentation(&presented);
         let answer = verify_timed(&**verifier, credential).await;
-        typed(accept(answer, resume.token_type, &**verifier, policy))
+        typed(self.accept(answer, resume.token_type, &**verifier, policy, &presentation))
     }
 
-    /// Renders a rejection: the configured responder's response, or the RFC 6750 default.
+    /// Renders a rejection: the configured responder's response, or the RFC 6750 default
+    /// (with a `DPoP` challenge too when the gate checks DPoP proofs).
     pub fn render(&self, rejection: Rejection) -> Response {
+        self.render_with(rejection, None)
+    }
+
+    /// Renders a rejection on a route with `policy`: the challenges name the schemes the
+    /// route accepts — `Bearer`, `DPoP` (with `algs`), or both (RFC 9449 §7.1).
+    pub fn render_for(&self, rejection: Rejection, policy: &Policy) -> Response {
+        self.render_with(rejection, Some(policy))
+    }
+
+    fn render_with(&self, rejection: Rejection, policy: Option<&Policy>) -> Response {
         if let Some(responder) = &self.0.responder
             && let Some(response) = responder(&rejection)
         {
             return response;
         }
-        rejection.into_response_with_realm(&self.0.realm)
+        let dpop_only = rejection.scheme() == "DPoP";
+        let mut response = rejection.into_response_with_realm(&self.0.realm);
+        if let Some(dpop) = &self.0.dpop {
+            let accepts = policy.map_or(TokenTypes::ANY, Policy::accepts);
+            let offers_dpop = accepts.is_any() || !accepts.intersection(BINDABLE).is_empty();
+            let dpop_required = policy.is_some_and(|p| p.binding().requires_dpop());
+            let offers_bearer = !dpop_required || !(accepts.is_any() || accepts.intersection(BINDABLE) == accepts);
+            if offers_dpop {
+                dpop_challenges(&mut response, dpop, &self.0.realm, offers_bearer, dpop_only);
+            }
+        }
+        response
+    }
+
+    /// A verifier's answer, checked: an identity of the classified type, bound as its `cnf`
+    /// says and the route requires, that meets the policy.
+    fn accept(
+        &self,
+        answer: Result<Auth, VerifyError>,
+        token_type: TokenType,
+        verifier: &dyn Verifier,
+        policy: &Policy,
+        presentation: &Presentation<'_>,
+    ) -> Result<Auth, Rejection> {
+        let auth = answer.map_err(|e| e.into_rejection(token_type))?;
+        if auth.token_type != token_type {
+            return Err(wrong_type_returned(token_type, &auth, verifier));
+        }
+        binding::check(self.0.dpop.as_deref(), &auth, presentation, policy.binding())?;
+        policy.check(&auth)?;
+        Ok(auth)
+    }
+}
+
+/// Rewrites a rendered refusal's `WWW-Authenticate` for a route that accepts DPoP: a `DPoP`
+/// challenge with the same parameters and `algs`, beside the `Bearer` one when the route
+/// accepts bearer tokens too. A refused proof's own challenge is `DPoP`; its `Bearer`
+/// companion then carries only the realm.
+fn dpop_challenges(response: &mut Response, dpop: &DpopVerifier, realm: &str, offers_bearer: bool, dpop_only: bool) {
+    let headers = response.headers_mut();
+    let Some(base) = headers.get(header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()) else {
+        return;
+    };
+    let params = base.split_once(' ').map_or("", |(_, params)| params).to_owned();
+    let bearer = if dpop_only {
+        format!("Bearer realm=\"{realm}\"")
+    } else {
+        base.to_owned()
+    };
+    let dpop_challenge = format!("DPoP {params}, algs=\"{}\"", dpop.algorithms_header());
+    headers.remove(header::WWW_AUTHENTICATE);
+    for value in [offers_bearer.then_some(bearer), Some(dpop_challenge)]
+        .into_iter()
+        .flatten()
+    {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.append(header::WWW_AUTHENTICATE, value);
+        }
     }
 }
 
@@ -437,6 +555,7 @@ pub(crate) enum Step<'a> {
 pub(crate) struct Pending<'a> {
     verifier: &'a Arc<dyn Verifier>,
     credential: Credential<'a>,
+    presentation: Presentation<'a>,
 }
 
 impl Pending<'_> {
@@ -463,21 +582,6 @@ pub(crate) struct Resume {
     token_type: TokenType,
     format: TokenFormat,
     source: TokenSource,
-}
-
-/// A verifier's answer, checked: an identity of the classified type that meets the policy.
-fn accept(
-    answer: Result<Auth, VerifyError>,
-    token_type: TokenType,
-    verifier: &dyn Verifier,
-    policy: &Policy,
-) -> Result<Auth, Rejection> {
-    let auth = answer.map_err(|e| e.into_rejection(token_type))?;
-    if auth.token_type != token_type {
-        return Err(wrong_type_returned(token_type, &auth, verifier));
-    }
-    policy.check(&auth)?;
-    Ok(auth)
 }
 
 /// A verifier answered with an identity of another type: a bug in that verifier, logged.
@@ -507,6 +611,13 @@ impl TokenGateBuilder {
     /// Redis, shared by every instance ([`RateLimits::redis`]).
     pub fn rate_limits(mut self, limits: RateLimits) -> Self {
         self.rate_limits = limits;
+        self
+    }
+
+    /// Checks DPoP proofs (RFC 9449) with `dpop`, so DPoP-bound tokens are accepted with
+    /// their proofs. Without it every DPoP-bound token is refused.
+    pub fn dpop(mut self, dpop: DpopVerifier) -> Self {
+        self.dpop = Some(Arc::new(dpop));
         self
     }
 
@@ -614,6 +725,7 @@ impl TokenGateBuilder {
             client_key: self.client_key,
             metrics_key_ids: self.metrics_key_ids,
             rate_limits: self.rate_limits,
+            dpop: self.dpop,
         })))
     }
 }

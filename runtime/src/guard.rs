@@ -36,7 +36,7 @@ use axum::response::Response;
 use http::request::Parts;
 
 use crate::auth::Auth;
-use crate::gate::{Resume, Step, TokenGate, Verdict, is_anonymous, log_rejection};
+use crate::gate::{Head, Resume, Step, TokenGate, Verdict, is_anonymous, log_rejection};
 use crate::policy::Policy;
 use crate::rate_limit;
 use crate::rejection::Rejection;
@@ -174,7 +174,7 @@ fn decide<P: PolicySource>(gate: &TokenGate, parts: &mut Parts, share_auth: bool
     let authorizing = Authorizing::start(P::route(), P::policy());
     let step = authorizing
         .span()
-        .in_scope(|| gate.authorize_now(&parts.headers, &parts.extensions, P::policy()));
+        .in_scope(|| gate.authorize_now(Head::of(parts), P::policy()));
     let Verdict { result, token_type } = match step {
         Step::Done(verdict) => verdict,
         Step::Verify(pending) => {
@@ -189,7 +189,9 @@ fn decide<P: PolicySource>(gate: &TokenGate, parts: &mut Parts, share_auth: bool
             authorizing.finish_anonymous();
             return Decided::Now(Ok(()));
         }
-        Err(rejection) => return Decided::Now(Err(refuse(gate, &authorizing, token_type, rejection))),
+        Err(rejection) => {
+            return Decided::Now(Err(refuse(gate, &authorizing, token_type, rejection, P::policy())));
+        }
     };
     // Whether the route has conditions (building their future runs none of them) or a rate
     // limit: both are awaited.
@@ -206,16 +208,17 @@ fn decide<P: PolicySource>(gate: &TokenGate, parts: &mut Parts, share_auth: bool
     Decided::Now(Ok(()))
 }
 
-/// A refusal: logged, recorded, rendered.
+/// A refusal: logged, recorded, rendered with the challenges of the route's `policy`.
 fn refuse(
     gate: &TokenGate,
     authorizing: &Authorizing,
     token_type: Option<TokenType>,
     rejection: Rejection,
+    policy: &Policy,
 ) -> Response {
     log_rejection(&rejection);
     gate.record(authorizing, token_type, Err(&rejection));
-    gate.render(rejection)
+    gate.render_for(rejection, policy)
 }
 
 /// The end of a guard that waited: the verifier's answer, then the route's conditions.
@@ -229,7 +232,7 @@ async fn finish<P: PolicySource, At>(
     let span = authorizing.span().clone();
     let Verdict { result, token_type } = match work {
         Work::Verify(resume) => {
-            gate.verify_resumed(&parts.headers, &parts.extensions, resume, P::policy())
+            gate.verify_resumed(Head::of(parts), resume, P::policy())
                 .instrument(span.clone())
                 .await
         }
@@ -238,14 +241,14 @@ async fn finish<P: PolicySource, At>(
             Verdict::of(Ok(auth), token_type)
         }
     };
-    let auth = result.map_err(|rejection| refuse(&gate, &authorizing, token_type, rejection))?;
+    let auth = result.map_err(|rejection| refuse(&gate, &authorizing, token_type, rejection, P::policy()))?;
     if P::SHARE_AUTH {
         parts.extensions.insert(auth.clone());
     }
     if let Some(conditions) = P::conditions(&auth, parts)
         && let Err(rejection) = conditions.instrument(span.clone()).await
     {
-        return Err(refuse(&gate, &authorizing, token_type, rejection));
+        return Err(refuse(&gate, &authorizing, token_type, rejection, P::policy()));
     }
     // Last, so that a request refused for anything else spends no quota.
     if rate_limit::applies(P::policy(), &auth) {
@@ -254,7 +257,7 @@ async fn finish<P: PolicySource, At>(
             .await;
         match counted {
             Ok(status) => rate_limit::leave_status(parts, status),
-            Err(rejection) => return Err(refuse(&gate, &authorizing, token_type, rejection)),
+            Err(rejection) => return Err(refuse(&gate, &authorizing, token_type, rejection, P::policy())),
         }
     }
     gate.record(&authorizing, token_type, Ok(&auth));

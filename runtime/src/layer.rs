@@ -30,7 +30,7 @@ use http::request::Parts;
 use tower::{Layer, Service};
 
 use crate::auth::Auth;
-use crate::gate::{TokenGate, is_anonymous};
+use crate::gate::{Head, TokenGate, is_anonymous};
 use crate::policy::{Policy, Requirement};
 use crate::rate_limit;
 use crate::rejection::Rejection;
@@ -201,9 +201,7 @@ where
         ResponseFuture {
             inner: Box::pin(async move {
                 let (mut parts, body) = request.into_parts();
-                let verdict = gate
-                    .authorize_in(&authorizing, &parts.headers, &parts.extensions, &policy)
-                    .await;
+                let verdict = gate.authorize_in(&authorizing, Head::of(&parts), &policy).await;
                 let token_type = verdict.token_type;
                 let auth = match verdict.result {
                     Ok(auth) => auth,
@@ -215,7 +213,7 @@ where
                     }
                     Err(rejection) => {
                         gate.record(&authorizing, token_type, Err(&rejection));
-                        return Ok(gate.render(rejection));
+                        return Ok(gate.render_for(rejection, &policy));
                     }
                 };
                 for (name, predicate) in conditions.0.iter() {
@@ -223,7 +221,7 @@ where
                         tracing::debug!(target: "tokengate", reason = "condition-failed", condition = *name, "request rejected by a condition");
                         let rejection = Rejection::condition_failed(name);
                         gate.record(&authorizing, token_type, Err(&rejection));
-                        return Ok(gate.render(rejection));
+                        return Ok(gate.render_for(rejection, &policy));
                     }
                 }
                 if rate_limit::applies(&policy, &auth) {
@@ -231,7 +229,7 @@ where
                         Ok(status) => rate_limit::leave_status(&mut parts, status),
                         Err(rejection) => {
                             gate.record(&authorizing, token_type, Err(&rejection));
-                            return Ok(gate.render(rejection));
+                            return Ok(gate.render_for(rejection, &policy));
                         }
                     }
                 }

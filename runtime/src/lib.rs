@@ -5,7 +5,8 @@
 //! 1. [`extract`]: find the token (`Authorization: Bearer`, or the `__session` cookie);
 //! 2. [`classify`]: decide its type from its shape (Clerk's order);
 //! 3. refuse a type the route does not accept — before any verifier runs;
-//! 4. [`verifier`]: verify it with the verifier configured for its type;
+//! 4. [`verifier`]: verify it with the verifier configured for its type, then [`binding`]:
+//!    a token bound to a key (DPoP) or a client certificate (mTLS) only with its proof;
 //! 5. [`policy`]: check scopes, roles and permissions.
 //!
 //! The [`TokenGate`] holds the configuration; [`Guard`] (what the attributes generate) and
@@ -15,6 +16,7 @@
 //! Most users depend on the `tokengate` facade crate and write `#[accepts_token(...)]`.
 
 pub mod auth;
+pub mod binding;
 pub mod budget;
 mod cache;
 pub mod caller;
@@ -76,6 +78,7 @@ pub mod __private {
     pub use inventory;
 
     pub use crate::auth::Auth;
+    pub use crate::binding::Binding;
     pub use crate::caller::{ApiKeyCaller, Caller, M2mCaller, NotAccepted, OAuthCaller, SessionCaller};
     pub use crate::guard::{ConditionFuture, Guard, OnParts, OnRequest, PolicySource};
     pub use crate::policy::{Match, Policy, Requirement, RequirementKind};

@@ -30,6 +30,7 @@ use tokengate_core::rate::{Per, Rate};
 use tokengate_core::reverification::Reverification;
 
 use crate::auth::AuthInfo;
+use crate::binding::Binding;
 use crate::rejection::{Forbidden, ForbiddenReason, Rejection, StepUp};
 use crate::token::{TokenType, TokenTypes};
 
@@ -321,6 +322,9 @@ impl fmt::Display for Policy {
         for requirement in self.requirements.iter() {
             write!(f, "; {requirement}")?;
         }
+        if !self.binding.is_none() {
+            write!(f, "; bound by {}", self.binding)?;
+        }
         Ok(())
     }
 }
@@ -331,11 +335,15 @@ impl fmt::Display for Policy {
 /// a request that carries no credential at all, anonymously (the handler's `Option<Auth>` is
 /// `None`). A credential that is present is held to the policy exactly as on any other
 /// route: a bad one is refused, never treated as anonymous.
+///
+/// It also holds the binding (DPoP, client certificate) it requires of tokens that can be
+/// bound.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
     accepts: TokenTypes,
     requirements: Cow<'static, [Requirement]>,
     optional: bool,
+    binding: Binding,
 }
 
 impl Policy {
@@ -345,6 +353,7 @@ impl Policy {
             accepts,
             requirements: Cow::Borrowed(requirements),
             optional: false,
+            binding: Binding::NONE,
         }
     }
 
@@ -361,6 +370,34 @@ impl Policy {
     /// Whether anonymous callers are admitted ([`Policy::optional`]).
     pub const fn is_optional(&self) -> bool {
         self.optional
+    }
+
+    /// A policy from its parts that also requires `binding` of the accepted tokens that
+    /// can be bound (OAuth and M2M tokens: [`crate::binding`]); `const`, for the attributes.
+    pub const fn from_parts_bound(
+        accepts: TokenTypes,
+        requirements: &'static [Requirement],
+        binding: Binding,
+    ) -> Policy {
+        Policy {
+            accepts,
+            requirements: Cow::Borrowed(requirements),
+            optional: false,
+            binding,
+        }
+    }
+
+    /// The same policy, also requiring `binding` (run-time construction, e.g. for a group
+    /// layer).
+    #[must_use]
+    pub fn bound(mut self, binding: Binding) -> Policy {
+        self.binding = self.binding.with(binding);
+        self
+    }
+
+    /// The binding required of accepted tokens that can be bound.
+    pub fn binding(&self) -> Binding {
+        self.binding
     }
 
     /// A policy accepting `accepts`, with no requirement yet.

@@ -7,6 +7,8 @@
 //! | missing scope, role, permission, feature or plan | 403 | `error="insufficient_scope"`, `scope="…"` |
 //! | a session not reverified recently enough | 403, Clerk's `reverification-error` body | `error="insufficient_scope"` |
 //! | an OAuth token without the `acr` or recent authentication required (RFC 9470) | 401 | `error="insufficient_user_authentication"`, `acr_values="…"`, `max_age=…` |
+//! | a bound token without its proof or certificate, an unbound one where a binding is required | 401 | `error="invalid_token"` (and a `DPoP` challenge: [`crate::TokenGate::render_for`]) |
+//! | a refused DPoP proof; a proof without the server nonce | 401 | `DPoP error="invalid_dpop_proof"` / `error="use_dpop_nonce"` with `DPoP-Nonce` |
 //! | malformed request | 400 | `error="invalid_request"` |
 //! | verifier backend unreachable | 503 + `Retry-After` | — |
 //! | server misconfiguration | 500 | — |
@@ -36,6 +38,7 @@ use http::{HeaderValue, StatusCode, header};
 
 use tokengate_core::reverification::Reverification;
 
+use crate::binding::DpopError;
 use crate::policy::{Match, RequirementKind};
 use crate::rate_limit::RateStatus;
 use crate::token::{TokenType, TokenTypes};
@@ -131,6 +134,20 @@ pub enum InvalidReason {
     Rotated,
     /// The key is disabled (it may be enabled again).
     Disabled,
+    /// A DPoP-bound token (`cnf.jkt`) sent as a bearer token, without its proof.
+    DpopBoundAsBearer,
+    /// A token sent with the `DPoP` scheme that is not DPoP-bound.
+    NotDpopBound,
+    /// The route requires a DPoP-bound token (`#[require_dpop]`).
+    DpopRequired,
+    /// A certificate-bound token (`cnf."x5t#S256"`) without a client certificate.
+    CertificateRequired,
+    /// A certificate-bound token with another client certificate.
+    CertificateMismatch,
+    /// The route requires a certificate-bound token (`#[require_mtls]`).
+    CertificateBindingRequired,
+    /// A `cnf` that binds the token in a way that cannot be checked here.
+    UnsupportedConfirmation,
 }
 
 impl InvalidReason {
@@ -160,6 +177,13 @@ impl InvalidReason {
             InvalidReason::MachineTokenInCookie => "machine-token-in-cookie",
             InvalidReason::Rotated => "token-rotated",
             InvalidReason::Disabled => "token-disabled",
+            InvalidReason::DpopBoundAsBearer => "dpop-bound-token-as-bearer",
+            InvalidReason::NotDpopBound => "token-not-dpop-bound",
+            InvalidReason::DpopRequired => "dpop-required",
+            InvalidReason::CertificateRequired => "client-certificate-required",
+            InvalidReason::CertificateMismatch => "client-certificate-mismatch",
+            InvalidReason::CertificateBindingRequired => "certificate-binding-required",
+            InvalidReason::UnsupportedConfirmation => "unsupported-confirmation",
         }
     }
 
@@ -188,6 +212,27 @@ impl InvalidReason {
             InvalidReason::MachineTokenInCookie => "machine tokens must be sent in the Authorization header",
             InvalidReason::Rotated => "the token was replaced by a new secret and its grace period has ended",
             InvalidReason::Disabled => "the token is disabled",
+            InvalidReason::DpopBoundAsBearer => {
+                "the token is bound to a DPoP key: send it as `Authorization: DPoP <token>` with a `DPoP` proof header"
+            }
+            InvalidReason::NotDpopBound => {
+                "the DPoP scheme is for DPoP-bound tokens and this token is not bound to a key; send it as `Authorization: Bearer <token>`, or get a DPoP-bound token"
+            }
+            InvalidReason::DpopRequired => {
+                "this route requires a DPoP-bound token: request one from the authorization server with a DPoP proof and send it as `Authorization: DPoP <token>` with a proof"
+            }
+            InvalidReason::CertificateRequired => {
+                "the token is bound to a client certificate: connect with that certificate (mutual TLS)"
+            }
+            InvalidReason::CertificateMismatch => {
+                "the token is bound to another client certificate than the one this connection presented"
+            }
+            InvalidReason::CertificateBindingRequired => {
+                "this route requires a certificate-bound token (RFC 8705): request one over mutual TLS and call with the same certificate"
+            }
+            InvalidReason::UnsupportedConfirmation => {
+                "the token's confirmation (`cnf`) binds it in a way this server cannot check"
+            }
         }
     }
 }
@@ -339,6 +384,16 @@ pub enum Rejection {
     /// Over a route's rate limit (`429`, with `Retry-After` and the rate-limit headers).
     #[error("rate limited: {}", .0.rate)]
     RateLimited(RateStatus),
+    /// A DPoP proof was refused (RFC 9449: `401`, `DPoP error="invalid_dpop_proof"`).
+    #[error("invalid DPoP proof: {0}")]
+    InvalidDpopProof(DpopError),
+    /// The DPoP proof needs a server nonce (RFC 9449 §8: `401`, `DPoP error="use_dpop_nonce"`,
+    /// the nonce in `DPoP-Nonce`).
+    #[error("DPoP nonce required")]
+    UseDpopNonce {
+        /// The nonce to put in the next proof.
+        nonce: String,
+    },
 }
 
 /// The realm used when none is configured.
@@ -372,6 +427,8 @@ impl Rejection {
             Rejection::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, None, "verifier-unavailable"),
             Rejection::Misconfigured(_) => (StatusCode::INTERNAL_SERVER_ERROR, None, "server-misconfigured"),
             Rejection::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, None, "rate-limited"),
+            Rejection::InvalidDpopProof(e) => (StatusCode::UNAUTHORIZED, Some("invalid_dpop_proof"), e.as_str()),
+            Rejection::UseDpopNonce { .. } => (StatusCode::UNAUTHORIZED, Some("use_dpop_nonce"), "use-dpop-nonce"),
         };
         Wire {
             status,
@@ -413,6 +470,10 @@ impl Rejection {
                 status.rate.period_secs()
             )
             .into(),
+            Rejection::InvalidDpopProof(e) => e.message().into(),
+            Rejection::UseDpopNonce { .. } => {
+                "this server requires a DPoP nonce: make a new proof whose `nonce` is the `DPoP-Nonce` response header's value".into()
+            }
         }
     }
 
@@ -436,6 +497,11 @@ impl Rejection {
         if let Rejection::Unavailable { retry_after } = &self {
             let secs = retry_after.map_or(5, |d| d.as_secs().max(1));
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Rejection::UseDpopNonce { nonce } = &self
+            && let Ok(value) = HeaderValue::from_str(nonce)
+        {
+            headers.insert(DPOP_NONCE, value);
         }
         response.extensions_mut().insert(self);
         response
@@ -473,7 +539,7 @@ impl Rejection {
         ) {
             return None;
         }
-        let mut challenge = format!("Bearer realm=\"{realm}\"");
+        let mut challenge = format!("{} realm=\"{realm}\"", self.scheme());
         if let Some(code) = wire.error_code {
             let description = match self {
                 Rejection::InsufficientUserAuthentication(s) => s.description(),
@@ -499,6 +565,19 @@ impl Rejection {
         Some(HeaderValue::from_str(&challenge).unwrap_or(HeaderValue::from_static("Bearer")))
     }
 }
+
+impl Rejection {
+    /// The scheme of the challenge: `DPoP` for a refused DPoP proof, else `Bearer`.
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            Rejection::InvalidDpopProof(_) | Rejection::UseDpopNonce { .. } => "DPoP",
+            _ => "Bearer",
+        }
+    }
+}
+
+/// The header that carries a DPoP server nonce (RFC 9449 §8).
+pub const DPOP_NONCE: http::HeaderName = http::HeaderName::from_static("dpop-nonce");
 
 impl Forbidden {
     fn message(&self) -> String {

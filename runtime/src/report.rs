@@ -28,6 +28,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokengate_core::reverification::Reverification;
 
+use crate::binding::{BINDABLE, Binding};
 use crate::policy::{Match, Policy, Requirement, RequirementKind};
 use crate::registry::HandlerStatus;
 use crate::routing::RecordedRoute;
@@ -82,12 +83,15 @@ pub struct PolicyView {
     pub requirements: Vec<RequirementReport>,
     /// Whether a request without credentials is admitted anonymously.
     pub optional: bool,
+    /// The bindings required of the accepted tokens that can be bound: `dpop`, `mtls`.
+    pub sender_constraints: Binding,
 }
 
 impl PolicyView {
     fn of(policy: &Policy) -> PolicyView {
         PolicyView {
             optional: policy.is_optional(),
+            sender_constraints: policy.binding(),
             accepts: policy.accepts(),
             requirements: policy
                 .requirements()
@@ -131,6 +135,11 @@ pub struct RouteReport {
     /// Whether a request without credentials gets through (every policy on the route is
     /// optional).
     pub optional: bool,
+    /// The bindings the route requires (`dpop`, `mtls`), of the accepted types in
+    /// `sender_constrained_types`.
+    pub sender_constraints: Binding,
+    /// The accepted types the sender constraints apply to (those that can be bound).
+    pub sender_constrained_types: TokenTypes,
     /// The handler's own policy, if it has one.
     pub handler_policy: Option<PolicyView>,
     /// The group policies that also apply, outermost last.
@@ -203,6 +212,14 @@ impl PolicyReport {
                         .into_iter()
                         .chain(route.layers.iter().map(|p| &**p))
                         .all(Policy::is_optional);
+                let sender_constraints = handler_policy
+                    .into_iter()
+                    .chain(route.layers.iter().map(|p| &**p))
+                    .fold(Binding::NONE, |b, p| b.with(p.binding()));
+                let sender_constrained_types = match sender_constraints.is_none() {
+                    true => TokenTypes::EMPTY,
+                    false => accepts.intersection(BINDABLE),
+                };
                 let handler_view = handler_policy.map(PolicyView::of);
                 let requirements = handler_view
                     .iter()
@@ -221,6 +238,8 @@ impl PolicyReport {
                     accepts,
                     requirements,
                     optional,
+                    sender_constraints,
+                    sender_constrained_types,
                     handler_policy: handler_view,
                     layers,
                 }
@@ -293,10 +312,12 @@ impl PolicyReport {
             if r.optional {
                 accepts.push_str(", or none (optional)");
             }
-            let requires = if r.requirements.is_empty() {
+            let mut requires: Vec<String> = r.requirements.iter().map(describe).collect();
+            requires.extend(sender_constraint(r));
+            let requires = if requires.is_empty() {
                 "—".to_owned()
             } else {
-                r.requirements.iter().map(describe).collect::<Vec<_>>().join("; ")
+                requires.join("; ")
             };
             let source = r
                 .source
@@ -327,6 +348,7 @@ impl PolicyReport {
                 }
                 RouteStatus::Guarded => {
                     let mut alternatives = security_alternatives(r.accepts, &r.requirements);
+                    stamp_mutual_tls(r, &mut alternatives);
                     if r.optional {
                         alternatives.push(json!({}));
                     }
@@ -336,6 +358,12 @@ impl PolicyReport {
             let description = operation_description(r);
             if !description.is_empty() {
                 op.insert("description".into(), Value::String(description));
+            }
+            if !r.sender_constraints.is_none() {
+                op.insert(
+                    "x-tokengate-sender-constraints".into(),
+                    json!({"require": r.sender_constraints, "applies_to": r.sender_constrained_types}),
+                );
             }
             op.insert(
                 "x-tokengate-status".into(),
@@ -375,12 +403,37 @@ impl PolicyReport {
                 )
             })
             .collect();
+        let mut schemes = schemes;
+        if self.routes.iter().any(|r| r.sender_constraints.requires_mtls()) {
+            schemes.insert(
+                MUTUAL_TLS_SCHEME.to_owned(),
+                json!({"type": "mutualTLS", "description": "A client certificate (RFC 8705): the access token must be bound to it (`cnf.x5t#S256`)."}),
+            );
+        }
         json!({
             "openapi": "3.1.0",
             "components": {"securitySchemes": schemes},
             "paths": paths,
         })
     }
+}
+
+/// The OpenAPI security scheme of client certificates, added to the alternatives of the types
+/// a `#[require_mtls]` route binds.
+const MUTUAL_TLS_SCHEME: &str = "mutual_tls";
+
+/// The route's sender constraints for people: `DPoP proof (for oauth_token)`.
+fn sender_constraint(r: &RouteReport) -> Option<String> {
+    let what = match (
+        r.sender_constraints.requires_dpop(),
+        r.sender_constraints.requires_mtls(),
+    ) {
+        (false, false) => return None,
+        (true, false) => "DPoP-bound token and proof",
+        (false, true) => "certificate-bound token (mTLS)",
+        (true, true) => "DPoP-bound token and proof, certificate-bound token (mTLS)",
+    };
+    Some(format!("{what} (for {})", r.sender_constrained_types))
 }
 
 fn describe(r: &RequirementReport) -> String {
@@ -455,12 +508,13 @@ fn rate_limits(r: &RouteReport) -> Vec<Value> {
 }
 
 fn operation_description(r: &RouteReport) -> String {
-    let non_scope: Vec<String> = r
+    let mut non_scope: Vec<String> = r
         .requirements
         .iter()
         .filter(|q| q.kind != RequirementKind::Scope)
         .map(describe)
         .collect();
+    non_scope.extend(sender_constraint(r));
     if non_scope.is_empty() {
         return String::new();
     }
@@ -521,6 +575,22 @@ fn requirement_objects(
         out.push(Vec::new());
     }
     out
+}
+
+/// Adds the mutual-TLS scheme to the alternatives of the types that must be certificate-bound.
+fn stamp_mutual_tls(r: &RouteReport, alternatives: &mut [Value]) {
+    if !r.sender_constraints.requires_mtls() {
+        return;
+    }
+    for alternative in alternatives.iter_mut() {
+        let bound = r
+            .sender_constrained_types
+            .iter()
+            .any(|t| alternative.get(t.as_str()).is_some());
+        if bound {
+            alternative[MUTUAL_TLS_SCHEME] = json!([]);
+        }
+    }
 }
 
 /// One security requirement object per accepted type and per choice of any-of values.

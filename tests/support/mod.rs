@@ -18,6 +18,8 @@ use serde_json::{Value, json};
 use tokengate::jwt::{JwtVerifier, KeySet, OAuthRules, SessionRules};
 use tower::ServiceExt as _;
 
+pub mod pki;
+
 pub const AZP: &str = "https://app.example.com";
 
 pub fn now() -> i64 {

@@ -101,6 +101,16 @@ fn type_cell(out: &mut String, r: &RouteReport, token_type: TokenType) {
             escape(&requirement_text(q))
         );
     }
+    if r.sender_constrained_types.contains(token_type) {
+        for name in r.sender_constraints.names() {
+            let text = if name == "dpop" {
+                "DPoP-bound"
+            } else {
+                "certificate-bound (mTLS)"
+            };
+            let _ = write!(out, "<div class=\"req\" data-kind=\"{name}\">{text}</div>");
+        }
+    }
     out.push_str("</td>");
 }
 
