@@ -36,6 +36,7 @@ struct Inner {
     classifier: Classifier,
     verifiers: [Option<Arc<dyn Verifier>>; 4],
     realm: String,
+    resource_metadata: Option<String>,
     responder: Option<Arc<Responder>>,
     client_key: Arc<ClientKeyFn>,
     metrics_key_ids: bool,
@@ -55,6 +56,7 @@ impl fmt::Debug for TokenGate {
         f.debug_struct("TokenGate")
             .field("verifiers", &verifiers)
             .field("realm", &self.0.realm)
+            .field("resource_metadata", &self.0.resource_metadata)
             .field("prefixes", self.0.classifier.prefixes())
             .finish()
     }
@@ -69,6 +71,11 @@ pub enum ConfigError {
         "realm {0:?} contains characters not allowed in WWW-Authenticate (`\"`, `\\` or control characters); use printable ASCII"
     )]
     InvalidRealm(String),
+    /// The resource metadata URL is not an absolute URL that can be sent in a header.
+    #[error(
+        "resource metadata URL {0:?} must be an absolute https or http URL of printable ASCII without quotes or backslashes; use ProtectedResource::metadata_url"
+    )]
+    InvalidResourceMetadata(String),
     /// Two token types share a prefix, or a prefix is empty.
     #[error(
         "token prefixes must be non-empty and distinct (got api_key={api_key:?}, m2m_token={m2m_token:?}, oauth_token={oauth_token:?})"
@@ -93,6 +100,7 @@ pub struct TokenGateBuilder {
     opaque_oauth: bool,
     verifiers: [Option<Arc<dyn Verifier>>; 4],
     realm: String,
+    resource_metadata: Option<String>,
     responder: Option<Arc<Responder>>,
     client_key: Arc<ClientKeyFn>,
     metrics_key_ids: bool,
@@ -106,6 +114,7 @@ impl TokenGate {
             opaque_oauth: false,
             verifiers: [None, None, None, None],
             realm: DEFAULT_REALM.to_owned(),
+            resource_metadata: None,
             responder: None,
             client_key: Arc::new(ClientKey::default_for),
             metrics_key_ids: false,
@@ -125,6 +134,11 @@ impl TokenGate {
     /// The realm sent in `WWW-Authenticate`.
     pub fn realm(&self) -> &str {
         &self.0.realm
+    }
+
+    /// The URL of the resource's RFC 9728 metadata that challenges point at, if configured.
+    pub fn resource_metadata(&self) -> Option<&str> {
+        self.0.resource_metadata.as_deref()
     }
 
     /// Checks that every type `policy` names has a verifier. `any` is satisfied by the
@@ -339,7 +353,7 @@ impl TokenGate {
         {
             return response;
         }
-        rejection.into_response_with_realm(&self.0.realm)
+        rejection.into_response_with_metadata(&self.0.realm, self.0.resource_metadata.as_deref())
     }
 }
 
@@ -517,6 +531,14 @@ impl TokenGateBuilder {
         self
     }
 
+    /// Points every `401` and `403` challenge at the resource's RFC 9728 metadata
+    /// (`resource_metadata="<url>"`, §5.1), as the MCP authorization spec requires: give
+    /// [`ProtectedResource::metadata_url`](crate::metadata::ProtectedResource::metadata_url).
+    pub fn resource_metadata(mut self, url: impl Into<String>) -> Self {
+        self.resource_metadata = Some(url.into());
+        self
+    }
+
     /// Replaces the response for some rejections: return `Some` to replace, `None` to
     /// keep the default.
     pub fn on_rejection<F>(mut self, responder: F) -> Self
@@ -566,6 +588,11 @@ impl TokenGateBuilder {
         if !is_valid_realm(&self.realm) {
             return Err(ConfigError::InvalidRealm(self.realm));
         }
+        if let Some(url) = &self.resource_metadata
+            && !(is_valid_realm(url) && !url.contains(' ') && url::Url::parse(url).is_ok_and(|u| u.has_host() && matches!(u.scheme(), "https" | "http")))
+        {
+            return Err(ConfigError::InvalidResourceMetadata(url.clone()));
+        }
         let p = &self.prefixes;
         let all = [&*p.api_key, &*p.m2m_token, &*p.oauth_token];
         let overlapping = all
@@ -583,6 +610,7 @@ impl TokenGateBuilder {
             classifier: Classifier::new(self.prefixes).with_opaque_oauth(self.opaque_oauth),
             verifiers: self.verifiers,
             realm: self.realm,
+            resource_metadata: self.resource_metadata,
             responder: self.responder,
             client_key: self.client_key,
             metrics_key_ids: self.metrics_key_ids,

@@ -28,6 +28,7 @@ pub mod introspection;
 pub mod jwt;
 pub mod keys;
 pub mod layer;
+pub mod metadata;
 pub mod net;
 pub mod policy;
 pub mod registry;
@@ -53,7 +54,7 @@ pub use layer::{PolicyLayer, PolicyService};
 pub use policy::{Match, Policy, Requirement, RequirementKind};
 pub use rejection::Rejection;
 pub use token::{TokenType, TokenTypes};
-pub use verifier::{ByFormat, Credential, StaticVerifier, Verifier, VerifyError};
+pub use verifier::{ByFormat, ByIssuer, Credential, StaticVerifier, Verifier, VerifyError};
 
 /// The request head (`http::request::Parts`), as `#[require]` predicates and
 /// [`PolicySource::conditions`] receive it: `async fn is_owner(auth: &Auth, parts: &mut Parts) -> bool`.

@@ -28,8 +28,9 @@ use tower::{Layer, Service};
 
 use crate::gate::{ConfigError, TokenGate};
 use crate::layer::PolicyLayer;
+use crate::metadata::{ProtectedResource, ResourceMetadata, WELL_KNOWN_PATH};
 use crate::policy::Policy;
-use crate::registry::{self, HandlerRecord};
+use crate::registry::{self, HandlerRecord, HandlerStatus};
 use crate::report::PolicyReport;
 
 /// One handler as recorded: what the registry knows about it, or just its type name.
@@ -260,13 +261,43 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
         PolicyReport::from_routes(&self.routes)
     }
 
+    /// The RFC 9728 Protected Resource Metadata of `resource`, with `scopes_supported` taken
+    /// from the routes recorded so far (see [`metadata`](crate::metadata)).
+    pub fn resource_metadata(&self, resource: &ProtectedResource) -> ResourceMetadata {
+        resource.document(&self.report())
+    }
+
+    /// Serves [`Router::resource_metadata`] at `/.well-known/oauth-protected-resource` and, for
+    /// a resource with a path, at [`ProtectedResource::metadata_path`] (RFC 9728 §3.1): public
+    /// routes, reported as such. Call it after the routes are added: the document lists the
+    /// scopes of the routes recorded before the call.
+    pub fn serve_resource_metadata(self, resource: &ProtectedResource) -> Self {
+        let document = self.resource_metadata(resource);
+        let mut paths = vec![resource.metadata_path()];
+        if paths[0] != WELL_KNOWN_PATH {
+            paths.push(WELL_KNOWN_PATH.to_owned());
+        }
+        paths.into_iter().fold(self, |router, path| {
+            let document = document.clone();
+            let method_router = MethodRouter {
+                inner: axum::routing::get(move || std::future::ready(document)),
+                handlers: vec![RecordedHandler {
+                    method: "GET",
+                    type_name: "tokengate::metadata::ResourceMetadata",
+                    record: Some(&METADATA_RECORD),
+                }],
+            };
+            router.route(&path, method_router)
+        })
+    }
+
     /// Checks, at start-up, that every token type a route accepts has a verifier in `gate`.
     pub fn check_verifiers(&self, gate: &TokenGate) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
         for route in &self.routes {
             let handler_policy = route.handler.record.and_then(|r| match r.status {
-                registry::HandlerStatus::Guarded(p) => Some(p),
-                registry::HandlerStatus::Public => None,
+                HandlerStatus::Guarded(p) => Some(p),
+                HandlerStatus::Public => None,
             });
             for policy in handler_policy.into_iter().chain(route.layers.iter().map(|p| &**p)) {
                 if let Err(missing) = gate.check_policy(policy) {
@@ -293,6 +324,16 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
         self.inner
     }
 }
+
+/// The metadata routes' record: public, as the report shows them.
+static METADATA_RECORD: HandlerRecord = HandlerRecord {
+    name: "protected_resource_metadata",
+    module_path: "tokengate::metadata",
+    file: file!(),
+    line: line!(),
+    status: HandlerStatus::Public,
+    type_id: None,
+};
 
 impl<S> From<Router<S>> for axum::Router<S> {
     fn from(router: Router<S>) -> Self {
