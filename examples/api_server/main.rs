@@ -34,6 +34,7 @@ use axum::extract::{FromRef, Path as UrlPath, State};
 use axum::http::StatusCode;
 use clap::Parser;
 use serde_json::{Value, json};
+use tokengate::metadata::ProtectedResource;
 use tokengate::routing::{Router, delete, get, post};
 use tokengate::{
     Auth, TokenGate, accepts_token, public, require_acr, require_feature, require_permission, require_plan,
@@ -163,6 +164,12 @@ pub(crate) fn routes() -> Router<App> {
         .route("/health", get(health))
 }
 
+/// The routes and the RFC 9728 metadata of `resource` (public, derived from them): what the
+/// server serves and the report lists.
+pub(crate) fn app_routes(resource: &ProtectedResource) -> Router<App> {
+    routes().serve_resource_metadata(resource)
+}
+
 /// A start-up failure: one line, exit code 2.
 pub(crate) struct Fatal(pub(crate) String);
 
@@ -207,7 +214,14 @@ async fn main() -> ExitCode {
         .init();
 
     if args.policy_report {
-        let report = routes().report();
+        let resource = match gate::protected_resource(&gate::resource_url(&args, args.addr), &[]) {
+            Ok(resource) => resource,
+            Err(Fatal(message)) => {
+                eprintln!("error: {message}");
+                return ExitCode::from(2);
+            }
+        };
+        let report = app_routes(&resource).report();
         println!("{}", report.render(args.format));
         if args.deny_unguarded
             && let Err(e) = report.deny_unguarded()

@@ -4,12 +4,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokengate::TokenGate;
+use tokengate::metadata::ProtectedResource;
 use tokengate::keys::{KeyVerifier, redact_url};
 
 use crate::args::Args;
 use crate::dev::{DevKey, print_demo_credentials};
 use crate::users::UsersDb;
-use crate::{App, routes};
+use crate::{App, app_routes};
 use crate::{Fatal, fail};
 
 /// Installs the Prometheus recorder and serves its text at `http://ADDR/metrics`: tokengate's
@@ -56,14 +57,23 @@ async fn metrics_endpoint(addr: SocketAddr) -> Result<SocketAddr, Fatal> {
     Ok(bound)
 }
 
+/// Binds the server's address (before the gate is built: the resource URL defaults to it).
+pub(crate) async fn listen(addr: SocketAddr) -> Result<tokio::net::TcpListener, Fatal> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| fail(format!("cannot listen on {addr}: {e}")))
+}
+
 pub(crate) async fn serve(
     args: &Args,
+    listener: tokio::net::TcpListener,
+    resource: &ProtectedResource,
     gate: TokenGate,
     db: UsersDb,
     keys: Arc<KeyVerifier>,
     dev_key: Option<DevKey>,
 ) -> Result<(), Fatal> {
-    let routes = routes();
+    let routes = app_routes(resource);
     routes.check_verifiers(&gate).map_err(|e| {
         fail(format!(
             "{e} (configure OAuth with --oauth-issuer, --oauth-jwks-url or --oauth-introspection-url)"
@@ -74,12 +84,14 @@ pub(crate) async fn serve(
         Some(addr) => Some(metrics_endpoint(addr).await?),
         None => None,
     };
-    let listener = tokio::net::TcpListener::bind(args.addr)
-        .await
-        .map_err(|e| fail(format!("cannot listen on {}: {e}", args.addr)))?;
     let addr = listener.local_addr()?;
 
     println!("tokengate example server listening on http://{addr}");
+    println!(
+        "resource: {} (metadata: {})",
+        resource.resource(),
+        resource.metadata_url()
+    );
     if let Some(metrics) = metrics {
         println!("metrics: http://{metrics}/metrics");
     }

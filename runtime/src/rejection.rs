@@ -13,7 +13,7 @@
 //!
 //! With a resource metadata URL configured
 //! ([`TokenGateBuilder::resource_metadata`](crate::TokenGateBuilder::resource_metadata)), every
-//! `401` and `403` challenge ends with `resource_metadata="<url>"` (RFC 9728 §5.1).
+//! `401` and `403` challenge carries `resource_metadata="<url>"` after the realm (RFC 9728 §5.1).
 //!
 //! Bodies are JSON: `{"error": "Unauthorized", "reason": "<stable-reason>", "message": "…"}`,
 //! except a reverification refusal, whose body is Clerk's own so that Clerk's front-end
@@ -463,6 +463,12 @@ impl Rejection {
             return None;
         }
         let mut challenge = format!("Bearer realm=\"{realm}\"");
+        // Next to the realm, so the parameters of each kind of refusal keep ending the value.
+        if let Some(url) = resource_metadata
+            && matches!(wire.status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
+        {
+            challenge.push_str(&format!(", resource_metadata=\"{url}\""));
+        }
         if let Some(code) = wire.error_code {
             let description = match self {
                 Rejection::InsufficientUserAuthentication(s) => s.description(),
@@ -482,11 +488,6 @@ impl Rejection {
             && f.kind == RequirementKind::Scope
         {
             challenge.push_str(&format!(", scope=\"{}\"", f.required.join(" ")));
-        }
-        if let Some(url) = resource_metadata
-            && matches!(wire.status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
-        {
-            challenge.push_str(&format!(", resource_metadata=\"{url}\""));
         }
         // Every part is a fixed string, a configured realm or a validated scope; the
         // fallback only guards against a future mistake.
@@ -836,11 +837,14 @@ mod tests {
         assert_eq!(
             challenge(scope).unwrap(),
             format!(
-                "Bearer realm=\"api\", error=\"insufficient_scope\", error_description=\"insufficient-scope\", scope=\"users:write\", resource_metadata=\"{url}\""
+                "Bearer realm=\"api\", resource_metadata=\"{url}\", error=\"insufficient_scope\", error_description=\"insufficient-scope\", scope=\"users:write\""
             )
         );
-        let expired = challenge(Rejection::InvalidToken(InvalidReason::WrongAudience)).unwrap();
-        assert!(expired.ends_with(&format!("resource_metadata=\"{url}\"")), "{expired}");
+        let audience = challenge(Rejection::InvalidToken(InvalidReason::WrongAudience)).unwrap();
+        assert_eq!(
+            audience,
+            format!("Bearer realm=\"api\", resource_metadata=\"{url}\", error=\"invalid_token\", error_description=\"wrong-audience\"")
+        );
         // A malformed request is not a challenge to authenticate; a 503 has none at all.
         let bad = challenge(Rejection::InvalidRequest(InvalidRequest::HeaderTooLarge)).unwrap();
         assert!(!bad.contains("resource_metadata"), "{bad}");

@@ -47,6 +47,21 @@ pub(crate) struct RecordedRoute {
     pub(crate) path: String,
     pub(crate) handler: RecordedHandler,
     pub(crate) layers: Vec<Arc<Policy>>,
+    /// An operation inside the route ([`Router::operation`]) and its policy.
+    pub(crate) operation: Option<(String, Arc<Policy>)>,
+}
+
+impl RecordedRoute {
+    /// The handler's own policy: the attribute's, or the operation's.
+    pub(crate) fn handler_policy(&self) -> Option<&Policy> {
+        if let Some((_, policy)) = &self.operation {
+            return Some(policy);
+        }
+        self.handler.record.and_then(|r| match r.status {
+            HandlerStatus::Guarded(p) => Some(p),
+            HandlerStatus::Public => None,
+        })
+    }
 }
 
 /// axum's `MethodRouter`, plus a record of each handler it was given.
@@ -170,6 +185,7 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
                 path: path.to_owned(),
                 handler,
                 layers: Vec::new(),
+                operation: None,
             });
         }
         self.inner = self.inner.route(path, method_router.inner);
@@ -187,6 +203,7 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
                 record: None,
             },
             layers: Vec::new(),
+            operation: None,
         });
         self.inner = self.inner.route(path, method_router);
         self
@@ -261,6 +278,39 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
         PolicyReport::from_routes(&self.routes)
     }
 
+    /// Records an operation that the handler of `method` `path` dispatches on its own (an
+    /// MCP tool, a JSON-RPC method, a GraphQL mutation), with the `policy` the application
+    /// enforces for it (with [`TokenGate::authorize`], after the route's own guard): the
+    /// report lists it as a guarded row of that route, named `operation`, and its scopes
+    /// reach the [resource metadata](Router::resource_metadata). Routes nothing: the
+    /// enforcement is the application's, and it should read the policy from where it passes
+    /// it here, so that what is reported is what is enforced.
+    ///
+    /// ```
+    /// use tokengate_runtime::routing::Router;
+    /// use tokengate_runtime::{Policy, Requirement, RequirementKind, TokenTypes, Match};
+    ///
+    /// let write = Policy::accepting(TokenTypes::ANY)
+    ///     .require(Requirement::new(RequirementKind::Scope, Match::All, ["users:write"]).unwrap());
+    /// let app: Router = Router::new().operation(http::Method::POST, "/mcp", "tools/call delete_user", write);
+    /// let row = &app.report().routes[0];
+    /// assert_eq!((row.path.as_str(), row.operation.as_deref()), ("/mcp", Some("tools/call delete_user")));
+    /// ```
+    pub fn operation(mut self, method: http::Method, path: &str, operation: impl Into<String>, policy: Policy) -> Self {
+        let operation = operation.into();
+        self.routes.push(RecordedRoute {
+            path: path.to_owned(),
+            handler: RecordedHandler {
+                method: static_method(&method),
+                type_name: "(operation)",
+                record: None,
+            },
+            layers: Vec::new(),
+            operation: Some((operation, Arc::new(policy))),
+        });
+        self
+    }
+
     /// The RFC 9728 Protected Resource Metadata of `resource`, with `scopes_supported` taken
     /// from the routes recorded so far (see [`metadata`](crate::metadata)).
     pub fn resource_metadata(&self, resource: &ProtectedResource) -> ResourceMetadata {
@@ -295,11 +345,7 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
     pub fn check_verifiers(&self, gate: &TokenGate) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
         for route in &self.routes {
-            let handler_policy = route.handler.record.and_then(|r| match r.status {
-                HandlerStatus::Guarded(p) => Some(p),
-                HandlerStatus::Public => None,
-            });
-            for policy in handler_policy.into_iter().chain(route.layers.iter().map(|p| &**p)) {
+            for policy in route.handler_policy().into_iter().chain(route.layers.iter().map(|p| &**p)) {
                 if let Err(missing) = gate.check_policy(policy) {
                     problems.push(format!(
                         "{} {} accepts {missing} but the TokenGate has no verifier for it",
@@ -323,6 +369,12 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
     pub fn into_axum(self) -> axum::Router<S> {
         self.inner
     }
+}
+
+/// The report's name of a method: the standard ones, else `ANY`.
+fn static_method(method: &http::Method) -> &'static str {
+    const KNOWN: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+    KNOWN.into_iter().find(|m| *m == method.as_str()).unwrap_or("ANY")
 }
 
 /// The metadata routes' record: public, as the report shows them.
