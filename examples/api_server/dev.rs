@@ -5,11 +5,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
-use tokengate::jwt::{Algorithm, KeySet, jwks_from_pem};
 use tokengate::keys::{KeyQuery, KeySpec, KeyVerifier};
 
 use crate::args::Args;
-use crate::{DEMO_USER, DEV_AUDIENCE, DEV_ISSUER, DEV_KEY_FILE, DEV_KID, Fatal, fail};
+pub(crate) use crate::dev_key::DevKey;
+use crate::{DEMO_USER, DEV_AUDIENCE, DEV_ISSUER, DEV_KEY_FILE, Fatal};
 
 /// Beside the SQLite file, or in the working directory with PostgreSQL.
 pub(crate) fn dev_key_path(db_path: Option<&Path>) -> PathBuf {
@@ -17,76 +17,6 @@ pub(crate) fn dev_key_path(db_path: Option<&Path>) -> PathBuf {
         .and_then(Path::parent)
         .unwrap_or(Path::new(""))
         .join(DEV_KEY_FILE)
-}
-
-/// The development RSA key pair: generated once, kept beside the database.
-pub(crate) struct DevKey {
-    pub(crate) private_pem: String,
-    pub(crate) public_pem: String,
-}
-
-impl DevKey {
-    pub(crate) fn load_or_create(path: &Path) -> Result<DevKey, Fatal> {
-        let private_pem = match std::fs::read_to_string(path) {
-            Ok(pem) => pem,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                use aws_lc_rs::encoding::AsDer;
-                let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
-                    .map_err(|_| fail("could not generate the development RSA key"))?;
-                let der: aws_lc_rs::encoding::Pkcs8V1Der<'_> = pair
-                    .as_der()
-                    .map_err(|_| fail("could not encode the development key"))?;
-                let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der.as_ref().to_vec()));
-                write_private_file(path, &pem).map_err(|e| fail(format!("cannot write {}: {e}", path.display())))?;
-                pem
-            }
-            Err(e) => return Err(fail(format!("cannot read the development key {}: {e}", path.display()))),
-        };
-        let public_pem = public_pem_of(&private_pem).map_err(|e| {
-            fail(format!(
-                "{} is not a usable RSA key: {e}; delete it to generate a new one",
-                path.display()
-            ))
-        })?;
-        Ok(DevKey {
-            private_pem,
-            public_pem,
-        })
-    }
-
-    pub(crate) fn key_set(&self) -> Result<KeySet, Fatal> {
-        let jwks = jwks_from_pem(&self.public_pem, Some(DEV_KID), Algorithm::RS256)?;
-        Ok(KeySet::from_jwks(&jwks.to_string())?)
-    }
-
-    fn sign(&self, typ: &str, claims: &Value) -> Result<String, Fatal> {
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
-        header.kid = Some(DEV_KID.to_owned());
-        header.typ = Some(typ.to_owned());
-        let key = jsonwebtoken::EncodingKey::from_rsa_pem(self.private_pem.as_bytes())?;
-        Ok(jsonwebtoken::encode(&header, claims, &key)?)
-    }
-}
-
-fn public_pem_of(private_pem: &str) -> Result<String, String> {
-    use aws_lc_rs::encoding::AsDer;
-    use aws_lc_rs::signature::KeyPair as _;
-    let parsed = pem::parse(private_pem).map_err(|e| e.to_string())?;
-    let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(parsed.contents()).map_err(|e| e.to_string())?;
-    let public: aws_lc_rs::encoding::PublicKeyX509Der<'_> = pair.public_key().as_der().map_err(|e| e.to_string())?;
-    Ok(pem::encode(&pem::Pem::new("PUBLIC KEY", public.as_ref().to_vec())))
-}
-
-fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    options.open(path)?.write_all(contents.as_bytes())
 }
 
 fn now() -> i64 {

@@ -18,11 +18,12 @@
 //! The handlers and their declarations are here, at the crate root (their paths name the
 //! routes in the report and the metrics); the rest is one module a concern: `args` (the
 //! flags), `gate` (the verifiers the flags configure), `serve` (listening, metrics,
-//! shutdown), `users` (the application's own table) and `dev` (development mode's key,
-//! credentials and `curl` lines).
+//! shutdown), `users` (the application's own table), `dev` (development mode's credentials
+//! and `curl` lines) and `dev_key` (the development key, shared with `mcp_server`).
 
 mod args;
 mod dev;
+mod dev_key;
 mod gate;
 mod serve;
 mod users;
@@ -47,7 +48,6 @@ use crate::users::UsersDb;
 /// The issuer and audience of development OAuth tokens.
 pub(crate) const DEV_ISSUER: &str = "https://tokengate.dev.invalid";
 pub(crate) const DEV_AUDIENCE: &str = "tokengate-example";
-pub(crate) const DEV_KID: &str = "tokengate-dev";
 pub(crate) const DEV_KEY_FILE: &str = "tokengate-dev-key.pem";
 pub(crate) const DEMO_USER: &str = "user_demo";
 

@@ -77,7 +77,7 @@ pub struct ProtectedResource {
     resource: String,
     /// `scheme://authority`, without a path.
     origin: String,
-    /// The path, without a trailing `/` (empty for a resource without a path), with any query.
+    /// The path, without a trailing `/` (empty for a resource without a path).
     path: String,
     authorization_servers: Vec<String>,
     resource_name: Option<String>,
@@ -139,6 +139,11 @@ impl ProtectedResource {
     /// The resource identifier, as given.
     pub fn resource(&self) -> &str {
         &self.resource
+    }
+
+    /// The resource's path, without a trailing `/` (empty for a resource without a path).
+    pub fn path(&self) -> &str {
+        &self.path
     }
 
     /// The authorization servers, in the order given.
