@@ -420,9 +420,15 @@ async fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
+            // clap's message spans several lines; keep it to one, without the usage text.
             let rendered = e.render().to_string();
-            let first = rendered.lines().next().unwrap_or_default().trim().to_owned();
-            eprintln!("{first} (see --help)");
+            let message: Vec<&str> = rendered
+                .lines()
+                .take_while(|l| !l.starts_with("Usage:"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            eprintln!("{} (see --help)", message.join(" "));
             return ExitCode::from(2);
         }
     };
