@@ -75,11 +75,21 @@ struct Args {
     oauth_issuer: Vec<String>,
 
     /// JWKS URL of an authorization server without discovery (issuer: --oauth-issuer-name).
-    #[arg(long, env = "TOKENGATE_OAUTH_JWKS_URL", value_name = "URL", requires = "oauth_issuer_name")]
+    #[arg(
+        long,
+        env = "TOKENGATE_OAUTH_JWKS_URL",
+        value_name = "URL",
+        requires = "oauth_issuer_name"
+    )]
     oauth_jwks_url: Option<String>,
 
     /// The `iss` of the tokens --oauth-jwks-url verifies.
-    #[arg(long, env = "TOKENGATE_OAUTH_ISSUER_NAME", value_name = "ISSUER", requires = "oauth_jwks_url")]
+    #[arg(
+        long,
+        env = "TOKENGATE_OAUTH_ISSUER_NAME",
+        value_name = "ISSUER",
+        requires = "oauth_jwks_url"
+    )]
     oauth_issuer_name: Option<String>,
 
     /// This MCP server's resource identifier: the URL clients call, the `aud` its tokens
@@ -243,7 +253,10 @@ impl<E: std::fmt::Display> From<E> for Fatal {
 }
 
 fn resource(args: &Args, addr: SocketAddr, issuers: &[String]) -> Result<ProtectedResource, Fatal> {
-    let url = args.resource_url.clone().unwrap_or_else(|| format!("http://{addr}/mcp"));
+    let url = args
+        .resource_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}/mcp"));
     let mut resource = ProtectedResource::new(url).map_err(|e| Fatal(format!("--resource-url: {e}")))?;
     for issuer in issuers {
         resource = resource
@@ -283,7 +296,10 @@ async fn oauth(args: &Args, audience: &str, dev: Option<&DevKey>) -> Result<(Arc
 
 /// The MCP service: stateless (each request stands alone, so each is authorized alone), with
 /// the resource's host allowed besides loopback.
-fn mcp_service(names: Arc<Mutex<BTreeMap<String, String>>>, resource: &ProtectedResource) -> StreamableHttpService<Users, NeverSessionManager> {
+fn mcp_service(
+    names: Arc<Mutex<BTreeMap<String, String>>>,
+    resource: &ProtectedResource,
+) -> StreamableHttpService<Users, NeverSessionManager> {
     let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
     if let Ok(url) = url::Url::parse(resource.resource())
         && let Some(host) = url.host_str()
@@ -303,7 +319,11 @@ fn mcp_service(names: Arc<Mutex<BTreeMap<String, String>>>, resource: &Protected
 /// Every tool `rmcp` serves has a policy and every policy a tool: a tool without one would be
 /// open to any token.
 fn check_tools(tools: &BTreeMap<&'static str, Policy>) -> Result<(), Fatal> {
-    let served: Vec<String> = Users::tool_router().list_all().into_iter().map(|t| t.name.to_string()).collect();
+    let served: Vec<String> = Users::tool_router()
+        .list_all()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
     let declared: Vec<String> = tools.keys().map(|k| (*k).to_owned()).collect();
     let mut sorted = served.clone();
     sorted.sort();
@@ -351,7 +371,11 @@ async fn run(args: Args) -> Result<(), Fatal> {
         mcp: mcp_service(names, &resource),
     };
     println!("tokengate MCP server listening on http://{addr}{}", mcp_path(&resource));
-    println!("resource: {} (metadata: {})", resource.resource(), resource.metadata_url());
+    println!(
+        "resource: {} (metadata: {})",
+        resource.resource(),
+        resource.metadata_url()
+    );
     if let Some(dev) = &dev {
         print_dev_credentials(dev, &keys, &resource).await?;
     }
@@ -392,13 +416,18 @@ async fn print_dev_credentials(dev: &DevKey, keys: &KeyVerifier, resource: &Prot
             }),
         )
     };
-    let reader = keys.issue(KeySpec::api_key("user_demo", "mcp-read").scope("users:read")).await?;
+    let reader = keys
+        .issue(KeySpec::api_key("user_demo", "mcp-read").scope("users:read"))
+        .await?;
     println!();
     println!("!! DEVELOPMENT MODE — a generated key signs the tokens below. NOT FOR PRODUCTION. !!");
     println!("   Pass --oauth-issuer (repeatable) or --oauth-jwks-url with --oauth-issuer-name in production.");
     println!();
     println!("dev OAuth token (users:read): {}", token("users:read")?);
-    println!("dev OAuth token (users:read users:write): {}", token("users:read users:write")?);
+    println!(
+        "dev OAuth token (users:read users:write): {}",
+        token("users:read users:write")?
+    );
     println!("demo API key (users:read): {}", reader.secret.expose());
     println!();
     println!("try:");

@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokengate::TokenGate;
-use tokengate::metadata::ProtectedResource;
 use tokengate::keys::{KeyVerifier, redact_url};
+use tokengate::metadata::ProtectedResource;
 
 use crate::args::Args;
 use crate::dev::{DevKey, print_demo_credentials};

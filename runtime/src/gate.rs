@@ -589,7 +589,9 @@ impl TokenGateBuilder {
             return Err(ConfigError::InvalidRealm(self.realm));
         }
         if let Some(url) = &self.resource_metadata
-            && !(is_valid_realm(url) && !url.contains(' ') && url::Url::parse(url).is_ok_and(|u| u.has_host() && matches!(u.scheme(), "https" | "http")))
+            && !(is_valid_realm(url)
+                && !url.contains(' ')
+                && url::Url::parse(url).is_ok_and(|u| u.has_host() && matches!(u.scheme(), "https" | "http")))
         {
             return Err(ConfigError::InvalidResourceMetadata(url.clone()));
         }

@@ -96,7 +96,9 @@ impl ProtectedResource {
         };
         let parsed = checked_url(&resource).map_err(invalid)?;
         if parsed.query().is_some() {
-            return Err(invalid("it has a query, which RFC 9728 §1.2 discourages and clients drop"));
+            return Err(invalid(
+                "it has a query, which RFC 9728 §1.2 discourages and clients drop",
+            ));
         }
         let origin = parsed.origin().ascii_serialization();
         let path = parsed.path().trim_end_matches('/').to_owned();
@@ -191,7 +193,10 @@ fn checked_url(url: &str) -> Result<url::Url, &'static str> {
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err("it holds user information (`user@`)");
     }
-    if url.bytes().any(|b| !(0x21..=0x7E).contains(&b) || b == b'"' || b == b'\\') {
+    if url
+        .bytes()
+        .any(|b| !(0x21..=0x7E).contains(&b) || b == b'"' || b == b'\\')
+    {
         return Err("it holds spaces, quotes, backslashes or non-ASCII characters");
     }
     Ok(parsed)
@@ -260,9 +265,18 @@ mod tests {
     #[test]
     fn the_metadata_path_inserts_the_well_known_segment_before_the_path() {
         for (resource, url) in [
-            ("https://a.example", "https://a.example/.well-known/oauth-protected-resource"),
-            ("https://a.example/", "https://a.example/.well-known/oauth-protected-resource"),
-            ("https://a.example/mcp", "https://a.example/.well-known/oauth-protected-resource/mcp"),
+            (
+                "https://a.example",
+                "https://a.example/.well-known/oauth-protected-resource",
+            ),
+            (
+                "https://a.example/",
+                "https://a.example/.well-known/oauth-protected-resource",
+            ),
+            (
+                "https://a.example/mcp",
+                "https://a.example/.well-known/oauth-protected-resource/mcp",
+            ),
             (
                 "http://127.0.0.1:3000/a/b/",
                 "http://127.0.0.1:3000/.well-known/oauth-protected-resource/a/b",

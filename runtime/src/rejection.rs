@@ -843,7 +843,9 @@ mod tests {
         let audience = challenge(Rejection::InvalidToken(InvalidReason::WrongAudience)).unwrap();
         assert_eq!(
             audience,
-            format!("Bearer realm=\"api\", resource_metadata=\"{url}\", error=\"invalid_token\", error_description=\"wrong-audience\"")
+            format!(
+                "Bearer realm=\"api\", resource_metadata=\"{url}\", error=\"invalid_token\", error_description=\"wrong-audience\""
+            )
         );
         // A malformed request is not a challenge to authenticate; a 503 has none at all.
         let bad = challenge(Rejection::InvalidRequest(InvalidRequest::HeaderTooLarge)).unwrap();

@@ -345,7 +345,11 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
     pub fn check_verifiers(&self, gate: &TokenGate) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
         for route in &self.routes {
-            for policy in route.handler_policy().into_iter().chain(route.layers.iter().map(|p| &**p)) {
+            for policy in route
+                .handler_policy()
+                .into_iter()
+                .chain(route.layers.iter().map(|p| &**p))
+            {
                 if let Err(missing) = gate.check_policy(policy) {
                     problems.push(format!(
                         "{} {} accepts {missing} but the TokenGate has no verifier for it",

@@ -148,7 +148,9 @@ mod tests {
         let (a_token, b_token) = (jwt(r#"{"iss":"https://a"}"#), jwt(r#"{"iss":"https://b"}"#));
         let a = Arc::new(StaticVerifier::new().with_token(a_token.clone(), AuthInfo::new(TokenType::OAuthToken)));
         let b = Arc::new(StaticVerifier::new().with_token(b_token.clone(), AuthInfo::new(TokenType::OAuthToken)));
-        let by = ByIssuer::new().issuer("https://a", a.clone()).issuer("https://b", b.clone());
+        let by = ByIssuer::new()
+            .issuer("https://a", a.clone())
+            .issuer("https://b", b.clone());
         let verify = |t: &str| block_on(by.verify(Credential::new_for_tests(t, TokenType::OAuthToken)));
         assert!(verify(&a_token).is_ok());
         assert!(verify(&b_token).is_ok());
