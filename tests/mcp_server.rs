@@ -31,10 +31,17 @@ fn client_folder() -> PathBuf {
 
 /// `npm ci` when the SDK is not installed yet; `Err` says why the SDK cases cannot run.
 fn install_sdk() -> Result<(), String> {
-    if !Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success()) {
+    if !Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
         return Err("`node` was not found".into());
     }
-    if client_folder().join("node_modules/@modelcontextprotocol/sdk/package.json").is_file() {
+    if client_folder()
+        .join("node_modules/@modelcontextprotocol/sdk/package.json")
+        .is_file()
+    {
         return Ok(());
     }
     let out = Command::new("npm")
@@ -44,7 +51,10 @@ fn install_sdk() -> Result<(), String> {
         .map_err(|e| format!("`npm` could not run: {e}"))?;
     match out.status.success() {
         true => Ok(()),
-        false => Err(format!("`npm ci` failed: {}", String::from_utf8_lossy(&out.stderr).trim())),
+        false => Err(format!(
+            "`npm ci` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
     }
 }
 
@@ -133,7 +143,10 @@ fn the_official_mcp_client_discovers_calls_and_is_refused() {
     let document = &found["discoveryState"]["resourceMetadata"];
     assert_eq!(document["resource"], url.as_str());
     assert_eq!(document["scopes_supported"], json!(["users:read", "users:write"]));
-    assert_eq!(document["authorization_servers"], json!(["https://tokengate.dev.invalid"]));
+    assert_eq!(
+        document["authorization_servers"],
+        json!(["https://tokengate.dev.invalid"])
+    );
     // It then looks for the (development, absent) authorization server: discovery got that far.
     assert!(found["error"]["message"].is_string(), "{found:#}");
     // The SDK's own check of `resource` against the URL it called passes.
@@ -172,7 +185,12 @@ fn the_official_mcp_client_discovers_calls_and_is_refused() {
     let refused = sdk("refused", url, Some(&other));
     assert_eq!(refused["error"]["code"], 401, "{refused:#}");
     let answer = exchange(&refused, 401);
-    assert!(answer["challenge"].as_str().unwrap().contains("error=\"invalid_token\""));
+    assert!(
+        answer["challenge"]
+            .as_str()
+            .unwrap()
+            .contains("error=\"invalid_token\"")
+    );
     let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["reason"], "wrong-audience");
     // The same claims for this resource pass: the audience alone made the difference.
@@ -187,7 +205,10 @@ fn the_official_mcp_client_discovers_calls_and_is_refused() {
 /// Fetches `path` from the server: status and JSON body.
 fn fetch(base: &str, path: &str) -> (u16, Value) {
     let origin = base.trim_end_matches("/mcp");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let response = reqwest::get(format!("{origin}{path}")).await.unwrap();
         let status = response.status().as_u16();
@@ -197,7 +218,10 @@ fn fetch(base: &str, path: &str) -> (u16, Value) {
 
 /// An MCP `initialize` to `url` with `token`: the status, and the refusal's reason.
 fn initialize(url: &str, token: &str) -> (u16, Option<String>) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let response = reqwest::Client::new()
             .post(url)
@@ -239,12 +263,21 @@ fn the_metadata_document_follows_rfc_9728_and_the_report() {
     // §2: `resource` is an absolute URL with no fragment; §3.3: it is the identifier the
     // metadata URL was built from, i.e. the URL clients call.
     let resource = document["resource"].as_str().unwrap();
-    assert!(resource.starts_with("http://127.0.0.1:") && !resource.contains('#'), "{resource}");
+    assert!(
+        resource.starts_with("http://127.0.0.1:") && !resource.contains('#'),
+        "{resource}"
+    );
     assert_eq!(resource, s.base);
     assert_eq!(document["bearer_methods_supported"], json!(["header"]));
-    assert_eq!(document["authorization_servers"], json!(["https://tokengate.dev.invalid"]));
+    assert_eq!(
+        document["authorization_servers"],
+        json!(["https://tokengate.dev.invalid"])
+    );
     // The same document at the root (clients that do not insert the path fall back to it).
-    assert_eq!(fetch(&s.base, "/.well-known/oauth-protected-resource"), (200, document.clone()));
+    assert_eq!(
+        fetch(&s.base, "/.well-known/oauth-protected-resource"),
+        (200, document.clone())
+    );
 
     let out = Command::new(target_dir().join("examples").join("mcp_server"))
         .args(["--policy-report", "--format", "json"])
@@ -304,12 +337,18 @@ fn a_configured_resource_url_is_the_document_and_the_audience() {
         )
     };
     assert_eq!(initialize(&s.base, &token("http://localhost:1/tools/mcp")), (200, None));
-    assert_eq!(initialize(&s.base, &token(&s.base)), (401, Some("wrong-audience".to_owned())));
+    assert_eq!(
+        initialize(&s.base, &token(&s.base)),
+        (401, Some("wrong-audience".to_owned()))
+    );
     // Flags the server cannot use are refused at start-up with the reason.
     for (args, expected) in [
         (&["--resource-url", "https://a.example/mcp#x"][..], "fragment"),
         (&["--resource-url", "mcp"][..], "absolute URL"),
-        (&["--oauth-jwks-url", "https://a.example/jwks"][..], "--oauth-issuer-name"),
+        (
+            &["--oauth-jwks-url", "https://a.example/jwks"][..],
+            "--oauth-issuer-name",
+        ),
     ] {
         let out = Command::new(target_dir().join("examples").join("mcp_server"))
             .args(["--addr", "127.0.0.1:0"])

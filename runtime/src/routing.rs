@@ -18,7 +18,7 @@
 
 use std::convert::Infallible;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::handler::Handler;
 use axum::response::IntoResponse;
@@ -155,6 +155,15 @@ impl<S> MethodRouter<S> {
 pub struct Router<S = ()> {
     inner: axum::Router<S>,
     routes: Vec<RecordedRoute>,
+    /// The metadata documents served, written when the router is finished ([`Router::into_axum`]).
+    documents: Vec<Document>,
+}
+
+/// A served metadata document: its resource, and the document once the routes are final.
+#[derive(Clone, Debug)]
+struct Document {
+    resource: ProtectedResource,
+    served: Arc<OnceLock<ResourceMetadata>>,
 }
 
 impl<S> fmt::Debug for Router<S> {
@@ -175,6 +184,7 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
         Router {
             inner: axum::Router::new(),
             routes: Vec::new(),
+            documents: Vec::new(),
         }
     }
 
@@ -220,6 +230,7 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
             };
             self.routes.push(route);
         }
+        self.documents.extend(router.documents);
         self.inner = self.inner.nest(path, router.inner);
         self
     }
@@ -227,6 +238,7 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
     /// Merges another router's routes (see `axum::Router::merge`).
     pub fn merge(mut self, other: Router<S>) -> Self {
         self.routes.extend(other.routes);
+        self.documents.extend(other.documents);
         self.inner = self.inner.merge(other.inner);
         self
     }
@@ -270,6 +282,7 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
         Router {
             inner: self.inner.with_state(state),
             routes: self.routes,
+            documents: self.documents,
         }
     }
 
@@ -319,18 +332,23 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
 
     /// Serves [`Router::resource_metadata`] at `/.well-known/oauth-protected-resource` and, for
     /// a resource with a path, at [`ProtectedResource::metadata_path`] (RFC 9728 §3.1): public
-    /// routes, reported as such. Call it after the routes are added: the document lists the
-    /// scopes of the routes recorded before the call.
-    pub fn serve_resource_metadata(self, resource: &ProtectedResource) -> Self {
-        let document = self.resource_metadata(resource);
+    /// routes, reported as such. The document is written when the router is finished
+    /// ([`Router::into_axum`]), so it lists the scopes of every route, added before this call
+    /// or after it, nested or merged.
+    pub fn serve_resource_metadata(mut self, resource: &ProtectedResource) -> Self {
+        let served = Arc::new(OnceLock::new());
+        self.documents.push(Document {
+            resource: resource.clone(),
+            served: Arc::clone(&served),
+        });
         let mut paths = vec![resource.metadata_path()];
         if paths[0] != WELL_KNOWN_PATH {
             paths.push(WELL_KNOWN_PATH.to_owned());
         }
         paths.into_iter().fold(self, |router, path| {
-            let document = document.clone();
+            let served = Arc::clone(&served);
             let method_router = MethodRouter {
-                inner: axum::routing::get(move || std::future::ready(document)),
+                inner: axum::routing::get(move || std::future::ready(serve_document(&served))),
                 handlers: vec![RecordedHandler {
                     method: "GET",
                     type_name: "tokengate::metadata::ResourceMetadata",
@@ -369,9 +387,18 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
         }
     }
 
-    /// The axum router, ready to serve.
+    /// The axum router, ready to serve (with its metadata documents written).
     pub fn into_axum(self) -> axum::Router<S> {
-        self.inner
+        self.finish()
+    }
+}
+
+/// A metadata document as served: written by [`Router::into_axum`], which every way of
+/// serving a tokengate router goes through.
+fn serve_document(served: &OnceLock<ResourceMetadata>) -> axum::response::Response {
+    match served.get() {
+        Some(document) => document.clone().into_response(),
+        None => http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
 
@@ -391,8 +418,19 @@ static METADATA_RECORD: HandlerRecord = HandlerRecord {
     type_id: None,
 };
 
+impl<S> Router<S> {
+    /// The axum router, with the metadata documents written from the final routes.
+    fn finish(self) -> axum::Router<S> {
+        let report = PolicyReport::from_routes(&self.routes);
+        for document in &self.documents {
+            let _ = document.served.set(document.resource.document(&report));
+        }
+        self.inner
+    }
+}
+
 impl<S> From<Router<S>> for axum::Router<S> {
     fn from(router: Router<S>) -> Self {
-        router.inner
+        router.finish()
     }
 }

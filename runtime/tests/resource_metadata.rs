@@ -147,6 +147,23 @@ fn scopes_supported_are_the_scopes_the_report_requires_of_oauth_tokens() {
 }
 
 #[tokio::test]
+async fn the_served_document_counts_routes_added_after_it_nested_or_merged() {
+    let resource = ProtectedResource::new("https://api.example").unwrap();
+    let policy = |s: &'static str| Policy::accepting(TokenTypes::ANY).require(scope(&[s]));
+    let nested = Router::new()
+        .route("/b", get(ok))
+        .guard(PolicyLayer::new(gate(&resource), policy("b:read")));
+    let app: Router = Router::new()
+        .serve_resource_metadata(&resource)
+        .operation(Method::POST, "/a", "a", policy("a:write"))
+        .nest("/n", nested);
+    // The call reads the routes so far; the served document, the final ones.
+    assert_eq!(app.resource_metadata(&resource).scopes_supported, ["a:write", "b:read"]);
+    let (_, document) = fetch(app, WELL_KNOWN_PATH).await;
+    assert_eq!(document["scopes_supported"], serde_json::json!(["a:write", "b:read"]));
+}
+
+#[tokio::test]
 async fn every_401_and_403_points_at_the_document() {
     let resource = ProtectedResource::new("https://api.example/v1/mcp").unwrap();
     let pointer = "resource_metadata=\"https://api.example/.well-known/oauth-protected-resource/v1/mcp\"";
