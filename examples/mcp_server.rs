@@ -9,10 +9,10 @@
 //!
 //! - `POST`/`GET`/`DELETE /mcp` take OAuth access tokens issued for this resource (`aud`
 //!   contains `--resource-url`, default `http://ADDR/mcp`) and API keys;
-//! - each tool's scopes are written once, in [`tool_policies`]: the guard in front of `rmcp`
-//!   enforces them on `tools/call` (HTTP `403` with `error="insufficient_scope"` and the
-//!   `scope` to request, the MCP spec's scope challenge), the route-policy report lists them
-//!   (`Router::operation`), and the RFC 9728 metadata at
+//! - each tool's scopes are written once, in [`tool_policies`] (a `tokengate::mcp::ToolPolicies`):
+//!   the `/mcp` handler enforces them on `tools/call` before `rmcp` sees it (HTTP `403` with
+//!   `error="insufficient_scope"` and the `scope` to request, the MCP spec's scope challenge),
+//!   the route-policy report lists them (`Router::mcp_tools`), and the RFC 9728 metadata at
 //!   `/.well-known/oauth-protected-resource/mcp` advertises them;
 //! - every `401` and `403` names that metadata (`resource_metadata="…"`), where an MCP client
 //!   finds the authorization servers (`--oauth-issuer`, repeatable).
@@ -33,21 +33,21 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use clap::Parser;
-use http::{Method, StatusCode};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{schemars, tool, tool_handler, tool_router};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokengate::jwt::{JwtVerifier, OAuthRules};
 use tokengate::keys::{KeySpec, KeyVerifier, MemoryKeyStore, open_store};
+use tokengate::mcp::ToolPolicies;
 use tokengate::metadata::ProtectedResource;
 use tokengate::report::Format;
 use tokengate::routing::{Router, any};
 use tokengate::verifier::ByIssuer;
-use tokengate::{Policy, TokenGate, TokenType, Verifier, accepts_token, policy};
+use tokengate::{TokenGate, TokenType, Verifier, accepts_token, policy};
 use tower::ServiceExt as _;
 
 use crate::dev_key::DevKey;
@@ -55,8 +55,6 @@ use crate::dev_key::DevKey;
 /// The issuer of development OAuth tokens.
 const DEV_ISSUER: &str = "https://tokengate.dev.invalid";
 const DEV_KEY_FILE: &str = "tokengate-mcp-dev-key.pem";
-/// The largest JSON-RPC body read (rmcp's own limit).
-const MAX_BODY: usize = 4 * 1024 * 1024;
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -111,19 +109,18 @@ struct Args {
     format: Format,
 }
 
-/// Each tool's policy: the one place its scopes are written. The guard enforces these, the
-/// report and the resource metadata read them.
-fn tool_policies() -> BTreeMap<&'static str, Policy> {
-    BTreeMap::from([
-        (
+/// Each tool's policy: the one place its scopes are written. The `/mcp` handler enforces
+/// these; the report and the resource metadata read them.
+fn tool_policies() -> ToolPolicies {
+    ToolPolicies::new()
+        .tool(
             "list_users",
             policy!(accepts_token(oauth_token, api_key), require_scope("users:read")),
-        ),
-        (
+        )
+        .tool(
             "delete_user",
             policy!(accepts_token(oauth_token, api_key), require_scope("users:write")),
-        ),
-    ])
+        )
 }
 
 /// The MCP tools: a small directory of users.
@@ -164,7 +161,7 @@ impl rmcp::ServerHandler for Users {}
 #[derive(Clone)]
 struct McpApp {
     gate: TokenGate,
-    tools: Arc<BTreeMap<&'static str, Policy>>,
+    tools: Arc<ToolPolicies>,
     mcp: StreamableHttpService<Users, NeverSessionManager>,
 }
 
@@ -178,7 +175,7 @@ impl axum::extract::FromRef<McpApp> for TokenGate {
 /// API key; a `tools/call` must also meet that tool's policy.
 #[accepts_token(oauth_token, api_key)]
 async fn mcp(State(app): State<McpApp>, request: Request) -> Response {
-    let request = match check_tool_calls(&app, request).await {
+    let request = match app.tools.authorize(&app.gate, request).await {
         Ok(request) => request,
         Err(refusal) => return refusal,
     };
@@ -188,51 +185,13 @@ async fn mcp(State(app): State<McpApp>, request: Request) -> Response {
     }
 }
 
-/// Checks each `tools/call` in a `POST` body against its tool's policy, with the identity the
-/// route's guard verified; the body is handed on unchanged.
-async fn check_tool_calls(app: &McpApp, request: Request) -> Result<Request, Response> {
-    if request.method() != Method::POST {
-        return Ok(request);
-    }
-    let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .map_err(|_| (StatusCode::PAYLOAD_TOO_LARGE, "the JSON-RPC body is over 4 MiB").into_response())?;
-    for name in called_tools(&bytes) {
-        // A tool with no policy is not one of ours: rmcp answers "unknown tool".
-        let Some(policy) = app.tools.get(name.as_str()) else {
-            continue;
-        };
-        if let Err(rejection) = app.gate.authorize(&parts.headers, &parts.extensions, policy).await {
-            return Err(app.gate.render(rejection));
-        }
-    }
-    Ok(Request::from_parts(parts, Body::from(bytes)))
-}
-
-/// The tool names of the `tools/call` requests in a JSON-RPC body (one message or a batch).
-/// A body that is not JSON names none; rmcp refuses it.
-fn called_tools(body: &[u8]) -> Vec<String> {
-    let messages = match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Array(batch)) => batch,
-        Ok(message) => vec![message],
-        Err(_) => Vec::new(),
-    };
-    messages
-        .iter()
-        .filter(|m| m["method"] == "tools/call")
-        .filter_map(|m| m["params"]["name"].as_str().map(str::to_owned))
-        .collect()
-}
-
 /// The routes: `/mcp`, its tools as operations with their policies, and the metadata.
-fn routes(tools: &BTreeMap<&'static str, Policy>, resource: &ProtectedResource) -> Router<McpApp> {
+fn routes(tools: &ToolPolicies, resource: &ProtectedResource) -> Router<McpApp> {
     let path = mcp_path(resource);
-    let mut router = Router::new().route(&path, any(mcp));
-    for (name, policy) in tools {
-        router = router.operation(Method::POST, &path, format!("tools/call {name}"), policy.clone());
-    }
-    router.serve_resource_metadata(resource)
+    Router::new()
+        .route(&path, any(mcp))
+        .mcp_tools(&path, tools)
+        .serve_resource_metadata(resource)
 }
 
 /// Where the MCP endpoint is served: the resource URL's path (`/mcp` by default).
@@ -316,28 +275,11 @@ fn mcp_service(
     )
 }
 
-/// Every tool `rmcp` serves has a policy and every policy a tool: a tool without one would be
-/// open to any token.
-fn check_tools(tools: &BTreeMap<&'static str, Policy>) -> Result<(), Fatal> {
-    let served: Vec<String> = Users::tool_router()
-        .list_all()
-        .into_iter()
-        .map(|t| t.name.to_string())
-        .collect();
-    let declared: Vec<String> = tools.keys().map(|k| (*k).to_owned()).collect();
-    let mut sorted = served.clone();
-    sorted.sort();
-    if sorted != declared {
-        return Err(Fatal(format!(
-            "the tools served ({served:?}) and the tools with a policy ({declared:?}) differ; give every tool a policy in tool_policies()"
-        )));
-    }
-    Ok(())
-}
-
 async fn run(args: Args) -> Result<(), Fatal> {
     let tools = tool_policies();
-    check_tools(&tools)?;
+    // Every tool rmcp serves has a policy (else it would be open to any caller of /mcp).
+    let served = Users::tool_router().list_all();
+    tools.check_served(served.iter().map(|t| &*t.name)).map_err(Fatal)?;
     let dev_mode = args.oauth_issuer.is_empty() && args.oauth_jwks_url.is_none();
     let dev = if dev_mode {
         Some(DevKey::load_or_create(std::path::Path::new(DEV_KEY_FILE))?)

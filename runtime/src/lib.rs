@@ -28,6 +28,7 @@ pub mod introspection;
 pub mod jwt;
 pub mod keys;
 pub mod layer;
+pub mod mcp;
 pub mod metadata;
 pub mod net;
 pub mod policy;
