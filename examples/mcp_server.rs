@@ -107,6 +107,10 @@ struct Args {
     /// Report format: markdown, json, openapi or html.
     #[arg(long, default_value = "markdown", requires = "policy_report", value_parser = Format::from_str)]
     format: Format,
+
+    /// With --policy-report: exit 1 naming every route that has no policy and is not public.
+    #[arg(long, requires = "policy_report")]
+    deny_unguarded: bool,
 }
 
 /// Each tool's policy: the one place its scopes are written. The `/mcp` handler enforces
@@ -275,24 +279,16 @@ fn mcp_service(
     )
 }
 
-async fn run(args: Args) -> Result<(), Fatal> {
-    let tools = tool_policies();
-    // Every tool rmcp serves has a policy (else it would be open to any caller of /mcp).
-    let served = Users::tool_router().list_all();
-    tools.check_served(served.iter().map(|t| &*t.name)).map_err(Fatal)?;
-    let dev_mode = args.oauth_issuer.is_empty() && args.oauth_jwks_url.is_none();
-    let dev = if dev_mode {
-        Some(DevKey::load_or_create(std::path::Path::new(DEV_KEY_FILE))?)
-    } else {
-        None
-    };
-    let listener = tokio::net::TcpListener::bind(args.addr)
-        .await
-        .map_err(|e| Fatal(format!("cannot listen on {}: {e}", args.addr)))?;
-    let addr = listener.local_addr()?;
-    let audience = resource(&args, addr, &[])?.resource().to_owned();
-    let (oauth, issuers) = oauth(&args, &audience, dev.as_ref()).await?;
-    let resource = resource(&args, addr, &issuers)?;
+/// The gate: OAuth tokens for the resource (its identifier depends on the bound address),
+/// API keys from the store; and the resource, whose metadata its challenges point at.
+async fn gate(
+    args: &Args,
+    addr: SocketAddr,
+    dev: Option<&DevKey>,
+) -> Result<(TokenGate, ProtectedResource, Arc<KeyVerifier>), Fatal> {
+    let audience = resource(args, addr, &[])?.resource().to_owned();
+    let (oauth, issuers) = oauth(args, &audience, dev).await?;
+    let resource = resource(args, addr, &issuers)?;
     let store = match &args.database {
         Some(url) => open_store(url).await?,
         None => Arc::new(MemoryKeyStore::new()),
@@ -304,6 +300,27 @@ async fn run(args: Args) -> Result<(), Fatal> {
         .realm("tokengate-mcp")
         .resource_metadata(resource.metadata_url())
         .build()?;
+    Ok((gate, resource, keys))
+}
+
+async fn run(args: Args) -> Result<(), Fatal> {
+    let tools = tool_policies();
+    // Every tool rmcp serves has a policy (else it would be open to any caller of /mcp).
+    let served = Users::tool_router().list_all();
+    tools.check_served(served.iter().map(|t| &*t.name)).map_err(Fatal)?;
+    // A --resource-url the server cannot use is reported before anything is written.
+    resource(&args, args.addr, &[]).map(drop)?;
+    let dev_mode = args.oauth_issuer.is_empty() && args.oauth_jwks_url.is_none();
+    let dev = if dev_mode {
+        Some(DevKey::load_or_create(std::path::Path::new(DEV_KEY_FILE))?)
+    } else {
+        None
+    };
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .map_err(|e| Fatal(format!("cannot listen on {}: {e}", args.addr)))?;
+    let addr = listener.local_addr()?;
+    let (gate, resource, keys) = gate(&args, addr, dev.as_ref()).await?;
     let routes = routes(&tools, &resource);
     routes.check_verifiers(&gate)?;
     let names = Arc::new(Mutex::new(demo_users()));
@@ -427,6 +444,10 @@ async fn main() -> ExitCode {
 /// `--policy-report`: the routes and the tools' policies; starts nothing.
 fn policy_report(args: &Args) -> Result<(), Fatal> {
     let resource = resource(args, args.addr, &[])?;
-    println!("{}", routes(&tool_policies(), &resource).report().render(args.format));
-    Ok(())
+    let report = routes(&tool_policies(), &resource).report();
+    println!("{}", report.render(args.format));
+    match args.deny_unguarded {
+        true => report.deny_unguarded().map_err(Fatal),
+        false => Ok(()),
+    }
 }
