@@ -111,6 +111,33 @@ async fn serve_jwks(jwks: Value) -> String {
     format!("http://{addr}/jwks")
 }
 
+/// An authorization server on loopback: its discovery document and JWKS, counting requests.
+async fn serve_issuer(jwks: Value) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let discovery = json!({"issuer": issuer, "jwks_uri": format!("{issuer}/jwks")});
+    let (h1, h2) = (hits.clone(), hits.clone());
+    let app = axum::Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            axum::routing::get(move || async move {
+                h1.fetch_add(1, Ordering::SeqCst);
+                axum::Json(discovery)
+            }),
+        )
+        .route(
+            "/jwks",
+            axum::routing::get(move || async move {
+                h2.fetch_add(1, Ordering::SeqCst);
+                axum::Json(jwks)
+            }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (issuer, hits)
+}
+
 fn reason(r: &Reply) -> &str {
     r.body["reason"].as_str().unwrap_or("")
 }
@@ -548,6 +575,120 @@ async fn configured_issuers_on_a_loopback_jwks() {
     assert_eq!(post(&s, "/api/example", Some(&secret)).await.status, 403);
 }
 
+/// Development mode: the RFC 9728 document at the root (the resource is the server's URL), its
+/// scopes the report's, and every 401 and 403 pointing at it.
+#[tokio::test(flavor = "multi_thread")]
+async fn resource_metadata_in_development_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("e2e.db").display());
+    let s = Server::start(dir.path(), &["--database", &database]);
+    let r = get(&s, "/.well-known/oauth-protected-resource", None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.body,
+        json!({"resource": s.base, "authorization_servers": ["https://tokengate.dev.invalid"],
+               "scopes_supported": ["write:users"], "bearer_methods_supported": ["header"],
+               "resource_name": "tokengate example API"})
+    );
+    let pointer = format!("resource_metadata=\"{}/.well-known/oauth-protected-resource\"", s.base);
+    let missing = get(&s, "/api/example", None).await.challenge.unwrap();
+    assert_eq!(missing, format!("Bearer realm=\"tokengate-example\", {pointer}"));
+    let reader = s.printed("demo API key (no scopes):");
+    let r = post(&s, "/api/example", Some(&reader)).await;
+    assert_eq!(r.status, 403);
+    let challenge = r.challenge.unwrap();
+    assert!(
+        challenge.contains(&pointer) && challenge.ends_with("scope=\"write:users\""),
+        "{challenge}"
+    );
+    // A development OAuth token for this resource passes as well as the printed ones.
+    let dev_key = std::fs::read_to_string(dir.path().join("tokengate-dev-key.pem")).unwrap();
+    let dev = Signer::from_private_pem(dev_key, "tokengate-dev");
+    let t = now();
+    let token = dev.sign(
+        "at+jwt",
+        &json!({"iss": "https://tokengate.dev.invalid", "aud": s.base, "sub": "user_demo", "client_id": "c",
+                "scope": "write:users", "iat": t, "exp": t + 600, "jti": "resource"}),
+    );
+    assert_eq!(post(&s, "/api/example", Some(&token)).await.status, 200);
+}
+
+/// Two authorization servers (one by discovery, one by JWKS URL), no `--oauth-audience`:
+/// each token is verified with its own issuer's keys, for the audience `--resource-url`; an
+/// unknown issuer costs no fetch; the metadata lists both servers.
+#[tokio::test(flavor = "multi_thread")]
+async fn several_oauth_issuers_and_the_resource_as_audience() {
+    use std::sync::atomic::Ordering;
+    let (a, b) = (Signer::generate("key-a"), Signer::generate("key-b"));
+    let (issuer_a, hits_a) = serve_issuer(a.jwks()).await;
+    let (issuer_b, hits_b) = serve_issuer(b.jwks()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("e2e.db").display());
+    let session_jwks = serve_jwks(a.jwks()).await;
+    let jwks_b = format!("{issuer_b}/jwks");
+    let resource = "https://api.example/v1";
+    let s = Server::start(
+        dir.path(),
+        &[
+            "--database",
+            &database,
+            "--session-jwks-url",
+            &session_jwks,
+            "--oauth-issuer",
+            &issuer_a,
+            "--oauth-jwks-url",
+            &jwks_b,
+            "--oauth-issuer-name",
+            &issuer_b,
+            "--resource-url",
+            resource,
+        ],
+    );
+    let t = now();
+    let access = |iss: &str, aud: &str| {
+        json!({"iss": iss, "aud": aud, "sub": "user_9", "client_id": "c", "scope": "write:users",
+               "iat": t - 10, "exp": t + 600, "jti": format!("{iss}{aud}")})
+    };
+    for (signer, iss) in [(&a, &issuer_a), (&b, &issuer_b)] {
+        let r = post(&s, "/api/example", Some(&signer.sign("at+jwt", &access(iss, resource)))).await;
+        assert_eq!(r.status, 200, "{iss}: {:?}", r.body);
+    }
+    // A's key cannot speak for B: the token goes to B's keys, where A's `kid` is unknown.
+    let r = post(
+        &s,
+        "/api/example",
+        Some(&a.sign("at+jwt", &access(&issuer_b, resource))),
+    )
+    .await;
+    assert_eq!((r.status, reason(&r)), (401, "unknown-key"));
+    let r = post(
+        &s,
+        "/api/example",
+        Some(&a.sign("at+jwt", &access(&issuer_a, "https://other.example"))),
+    )
+    .await;
+    assert_eq!((r.status, reason(&r)), (401, "wrong-audience"));
+    let fetched = (hits_a.load(Ordering::SeqCst), hits_b.load(Ordering::SeqCst));
+    let r = post(
+        &s,
+        "/api/example",
+        Some(&a.sign("at+jwt", &access("https://evil.example", resource))),
+    )
+    .await;
+    assert_eq!((r.status, reason(&r)), (401, "wrong-issuer"));
+    assert_eq!((hits_a.load(Ordering::SeqCst), hits_b.load(Ordering::SeqCst)), fetched);
+    let challenge = r.challenge.unwrap();
+    let metadata_url = "https://api.example/.well-known/oauth-protected-resource/v1";
+    assert!(
+        challenge.contains(&format!("resource_metadata=\"{metadata_url}\"")),
+        "{challenge}"
+    );
+    let document = get(&s, "/.well-known/oauth-protected-resource/v1", None).await.body;
+    assert_eq!(document["resource"], resource);
+    assert_eq!(document["authorization_servers"], json!([issuer_a, issuer_b]));
+    assert_eq!(document["scopes_supported"], json!(["write:users"]));
+}
+
 /// `--session-issuer` was given twice: either issuer passes, another or none is refused; and
 /// a session needs its `sid`.
 async fn session_issuers_and_sid(s: &Server, signer: &Signer, session: &Value) {
@@ -621,7 +762,10 @@ fn mistakes_in_flags_fail_at_start_up_with_one_line_and_exit_2() {
             ],
             "OAuth discovery at http://127.0.0.1:9 failed",
         ),
-        (&["--oauth-issuer", "https://as.example"], "--oauth-audience"),
+        (
+            &["--resource-url", "https://api.example/#top", "--addr", "127.0.0.1:0"],
+            "fragment",
+        ),
         (
             &[
                 "--session-issuer",
@@ -690,6 +834,7 @@ fn policy_report_lists_every_route_without_starting_anything() {
             expect("POST", "/api/settlements", "guarded"),
             expect("GET", "/health", "public"),
             expect("POST", "/github/secret-scanning", "public"),
+            expect("GET", "/.well-known/oauth-protected-resource", "public"),
         ]
     );
     assert_eq!(report["routes"][1]["requirements"][0]["applies_to"], json!(["api_key"]));

@@ -244,13 +244,17 @@ fn the_example_servers_page_renders_one_row_per_route_matching_the_json_report()
     assert_matches_json(&all, &json);
     assert!(all.iter().all(|r| !r.class.contains("hidden")));
 
-    // The filter box, given by the page's fragment: only the public route is left.
+    // The filter box, given by the page's fragment: only the public routes are left (the
+    // health check and the RFC 9728 metadata).
     let filtered = dump_dom(&browser, &page, "#filter=public");
-    assert!(filtered.contains("data-shown=\"1\""), "{filtered}");
+    assert!(filtered.contains("data-shown=\"2\""), "{filtered}");
     let filtered_rows = rows(&filtered);
-    let shown: Vec<&Row> = filtered_rows.iter().filter(|r| !r.class.contains("hidden")).collect();
-    assert_eq!(shown.len(), 1, "{shown:#?}");
-    assert_eq!(shown[0].path, "/health");
+    let shown: Vec<&str> = filtered_rows
+        .iter()
+        .filter(|r| !r.class.contains("hidden"))
+        .map(|r| r.path.as_str())
+        .collect();
+    assert_eq!(shown, ["/health", "/.well-known/oauth-protected-resource"]);
 }
 
 // A router whose report carries text a page could mistake for markup.

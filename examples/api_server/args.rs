@@ -58,16 +58,12 @@ pub(crate) struct Args {
     )]
     pub(crate) session_issuers: Vec<String>,
 
-    /// OAuth authorization server, found by discovery (`/.well-known/...`).
-    #[arg(
-        long,
-        env = "TOKENGATE_OAUTH_ISSUER",
-        value_name = "URL",
-        conflicts_with = "oauth_jwks_url"
-    )]
-    pub(crate) oauth_issuer: Option<String>,
+    /// OAuth authorization server, found by discovery (`/.well-known/...`); repeatable (each
+    /// JWT goes to the server its `iss` names; TOKENGATE_OAUTH_ISSUER takes them comma-separated).
+    #[arg(long, env = "TOKENGATE_OAUTH_ISSUER", value_name = "URL", value_delimiter = ',')]
+    pub(crate) oauth_issuer: Vec<String>,
 
-    /// JWKS URL of the OAuth authorization server (with --oauth-audience; the issuer is then
+    /// JWKS URL of an OAuth authorization server without discovery (its issuer is then
     /// taken from --oauth-issuer-name).
     #[arg(
         long,
@@ -86,9 +82,15 @@ pub(crate) struct Args {
     )]
     pub(crate) oauth_issuer_name: Option<String>,
 
-    /// This resource server's audience in OAuth access tokens.
+    /// This resource server's audience in OAuth access tokens (default: --resource-url).
     #[arg(long, env = "TOKENGATE_OAUTH_AUDIENCE", value_name = "AUD")]
     pub(crate) oauth_audience: Option<String>,
+
+    /// This server's resource identifier (RFC 8707/9728): the URL clients call, in the
+    /// metadata at /.well-known/oauth-protected-resource and in every challenge
+    /// (default: http://ADDR).
+    #[arg(long, env = "TOKENGATE_RESOURCE_URL", value_name = "URL")]
+    pub(crate) resource_url: Option<String>,
 
     /// RFC 7662 introspection endpoint for opaque OAuth tokens.
     #[arg(

@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 use tokengate::binding::proof::DpopKey;
-use tokengate::jwt::{Algorithm, KeySet, jwks_from_pem};
+use tokengate::jwt::KeySet;
 use tokengate::keys::{KeyQuery, KeySpec, KeyVerifier};
 
 use crate::args::Args;
-use crate::{DEMO_USER, DEV_AUDIENCE, DEV_ISSUER, DEV_KEY_FILE, DEV_KID, Fatal, fail};
+use crate::dev_key;
+use crate::{DEMO_USER, DEV_AUDIENCE, DEV_ISSUER, DEV_KEY_FILE, Fatal, fail};
 
 /// Beside the SQLite file, or in the working directory with PostgreSQL.
 pub(crate) fn dev_key_path(db_path: Option<&Path>) -> PathBuf {
@@ -22,11 +23,10 @@ pub(crate) fn dev_key_path(db_path: Option<&Path>) -> PathBuf {
 /// The development DPoP key's file, beside the development RSA key.
 const DEV_DPOP_KEY_FILE: &str = "tokengate-dev-dpop-key.pem";
 
-/// The development RSA key pair and a DPoP client key: generated once, kept beside the
-/// database.
+/// The development keys: the RSA key pair that signs development tokens (shared with the MCP
+/// example) and a DPoP client key, generated once, kept beside the database.
 pub(crate) struct DevKey {
-    pub(crate) private_pem: String,
-    pub(crate) public_pem: String,
+    rsa: dev_key::DevKey,
     /// The client key the development DPoP-bound token is bound to.
     pub(crate) dpop: DpopKey,
     pub(crate) dpop_path: PathBuf,
@@ -43,7 +43,7 @@ fn dpop_key(path: &Path) -> Result<DpopKey, Fatal> {
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = DpopKey::generate()?;
-            write_private_file(path, &key.to_pkcs8_pem())
+            dev_key::write_private_file(path, &key.to_pkcs8_pem())
                 .map_err(|e| fail(format!("cannot write {}: {e}", path.display())))?;
             Ok(key)
         }
@@ -58,68 +58,17 @@ impl DevKey {
     pub(crate) fn load_or_create(path: &Path) -> Result<DevKey, Fatal> {
         let dpop_path = path.with_file_name(DEV_DPOP_KEY_FILE);
         let dpop = dpop_key(&dpop_path)?;
-        let private_pem = match std::fs::read_to_string(path) {
-            Ok(pem) => pem,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                use aws_lc_rs::encoding::AsDer;
-                let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
-                    .map_err(|_| fail("could not generate the development RSA key"))?;
-                let der: aws_lc_rs::encoding::Pkcs8V1Der<'_> = pair
-                    .as_der()
-                    .map_err(|_| fail("could not encode the development key"))?;
-                let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der.as_ref().to_vec()));
-                write_private_file(path, &pem).map_err(|e| fail(format!("cannot write {}: {e}", path.display())))?;
-                pem
-            }
-            Err(e) => return Err(fail(format!("cannot read the development key {}: {e}", path.display()))),
-        };
-        let public_pem = public_pem_of(&private_pem).map_err(|e| {
-            fail(format!(
-                "{} is not a usable RSA key: {e}; delete it to generate a new one",
-                path.display()
-            ))
-        })?;
-        Ok(DevKey {
-            private_pem,
-            public_pem,
-            dpop,
-            dpop_path,
-        })
+        let rsa = dev_key::DevKey::load_or_create(path).map_err(fail)?;
+        Ok(DevKey { rsa, dpop, dpop_path })
     }
 
     pub(crate) fn key_set(&self) -> Result<KeySet, Fatal> {
-        let jwks = jwks_from_pem(&self.public_pem, Some(DEV_KID), Algorithm::RS256)?;
-        Ok(KeySet::from_jwks(&jwks.to_string())?)
+        self.rsa.key_set().map_err(fail)
     }
 
     fn sign(&self, typ: &str, claims: &Value) -> Result<String, Fatal> {
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
-        header.kid = Some(DEV_KID.to_owned());
-        header.typ = Some(typ.to_owned());
-        let key = jsonwebtoken::EncodingKey::from_rsa_pem(self.private_pem.as_bytes())?;
-        Ok(jsonwebtoken::encode(&header, claims, &key)?)
+        self.rsa.sign(typ, claims).map_err(fail)
     }
-}
-
-fn public_pem_of(private_pem: &str) -> Result<String, String> {
-    use aws_lc_rs::encoding::AsDer;
-    use aws_lc_rs::signature::KeyPair as _;
-    let parsed = pem::parse(private_pem).map_err(|e| e.to_string())?;
-    let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(parsed.contents()).map_err(|e| e.to_string())?;
-    let public: aws_lc_rs::encoding::PublicKeyX509Der<'_> = pair.public_key().as_der().map_err(|e| e.to_string())?;
-    Ok(pem::encode(&pem::Pem::new("PUBLIC KEY", public.as_ref().to_vec())))
-}
-
-fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    options.open(path)?.write_all(contents.as_bytes())
 }
 
 fn now() -> i64 {

@@ -7,8 +7,9 @@ use std::time::Duration;
 use tokengate::introspection::{IntrospectionConfig, IntrospectionVerifier};
 use tokengate::jwt::{JwtVerifier, KeySet, M2mRules, OAuthRules, SessionRules};
 use tokengate::keys::{KeyVerifier, open_store, redact_url};
+use tokengate::metadata::ProtectedResource;
 use tokengate::rate_limit::{OnRedisError, RateLimits};
-use tokengate::verifier::ByFormat;
+use tokengate::verifier::{ByFormat, ByIssuer};
 use tokengate::{TokenGate, TokenType, Verifier};
 
 use crate::args::Args;
@@ -49,6 +50,9 @@ pub(crate) async fn run(args: Args) -> Result<(), Fatal> {
         None
     };
 
+    let resource_url = resource_url(&args, &listening.public_url);
+    let audience = args.oauth_audience.clone().unwrap_or_else(|| resource_url.clone());
+
     // Session tokens.
     let session: Arc<dyn Verifier> = match (&args.session_public_key, &args.session_jwks_url, &dev_key) {
         (Some(path), _, _) => {
@@ -65,33 +69,22 @@ pub(crate) async fn run(args: Args) -> Result<(), Fatal> {
             JwtVerifier::builder()
                 .keys(dev.key_set()?)
                 .session(rules)
-                .oauth(OAuthRules::new(DEV_ISSUER, [DEV_AUDIENCE]))
+                // The printed tokens' audience, and the resource's (--oauth-audience, else
+                // the resource URL): development tokens minted for this resource pass too.
+                .oauth(OAuthRules::new(DEV_ISSUER, [DEV_AUDIENCE, &audience]))
                 .m2m(M2mRules::new().issuer(DEV_ISSUER))
                 .build()?,
         ),
         (None, None, None) => return Err(fail("no session-token key configured")),
     };
 
-    // OAuth access tokens: JWTs from the configured issuer (or the development key), opaque
-    // tokens by introspection.
-    let audience = args.oauth_audience.clone();
-    let oauth_jwt: Option<Arc<dyn Verifier>> = match (&args.oauth_issuer, &args.oauth_jwks_url) {
-        (Some(issuer), _) => {
-            let audience = audience.ok_or_else(|| {
-                fail("--oauth-issuer needs --oauth-audience (this API's identifier in the tokens' `aud`)")
-            })?;
-            let verifier = JwtVerifier::oauth_from_issuer(issuer, [audience])
-                .await
-                .map_err(|e| fail(format!("OAuth discovery at {issuer} failed: {e}")))?;
-            Some(Arc::new(verifier))
+    // OAuth access tokens for this resource: JWTs from the configured issuers (or the
+    // development key), opaque tokens by introspection.
+    let (oauth_jwt, issuers) = match &dev_key {
+        Some(_) if args.oauth_issuer.is_empty() && args.oauth_jwks_url.is_none() => {
+            (Some(Arc::clone(&session)), vec![DEV_ISSUER.to_owned()])
         }
-        (None, Some(url)) => {
-            let audience = audience.ok_or_else(|| fail("--oauth-jwks-url needs --oauth-audience"))?;
-            let issuer = args.oauth_issuer_name.clone().unwrap_or_default();
-            Some(Arc::new(JwtVerifier::oauth_from_jwks_url(url, &issuer, [audience])?))
-        }
-        (None, None) if dev_mode => Some(Arc::clone(&session)),
-        (None, None) => None,
+        _ => oauth_issuers(&args, &audience).await?,
     };
     let introspection: Option<Arc<dyn Verifier>> = match &args.oauth_introspection_url {
         Some(url) => {
@@ -100,9 +93,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Fatal> {
                 args.oauth_client_id.clone().unwrap_or_default(),
                 args.oauth_client_secret.clone().unwrap_or_default(),
             );
-            if let Some(aud) = &args.oauth_audience {
-                config = config.audience(aud.clone());
-            }
+            config = config.audience(audience.clone());
             Some(Arc::new(IntrospectionVerifier::new(config)?))
         }
         None => None,
@@ -127,13 +118,55 @@ pub(crate) async fn run(args: Args) -> Result<(), Fatal> {
         }
         gate = gate.verifier(TokenType::OAuthToken, Arc::new(oauth));
     }
+    let resource = protected_resource(&resource_url, &issuers)?;
     let gate = gate
         .dpop(binding::dpop(&args, &listening.public_url)?)
         .realm("tokengate-example")
+        .resource_metadata(resource.metadata_url())
         .rate_limits(rate_limits(&args).await?)
         .build()?;
 
-    serve(listening, &args, gate, db, keys, dev_key).await
+    serve(listening, &args, &resource, gate, db, keys, dev_key).await
+}
+
+/// The resource identifier: --resource-url, or the URL clients call (--public-url, else the
+/// address the server listens on).
+pub(crate) fn resource_url(args: &Args, public_url: &str) -> String {
+    args.resource_url.clone().unwrap_or_else(|| public_url.to_owned())
+}
+
+/// The resource's RFC 9728 metadata: its identifier and the issuers it trusts.
+pub(crate) fn protected_resource(url: &str, issuers: &[String]) -> Result<ProtectedResource, Fatal> {
+    let mut resource = ProtectedResource::new(url).map_err(|e| fail(format!("--resource-url: {e}")))?;
+    for issuer in issuers {
+        resource = resource
+            .authorization_server(issuer.clone())
+            .map_err(|e| fail(format!("--oauth-issuer: {e}")))?;
+    }
+    Ok(resource.resource_name("tokengate example API"))
+}
+
+/// One verifier per configured authorization server (discovery for each --oauth-issuer, the
+/// JWKS URL for --oauth-issuer-name), each JWT sent to its `iss`'s; and their issuers.
+async fn oauth_issuers(args: &Args, audience: &str) -> Result<(Option<Arc<dyn Verifier>>, Vec<String>), Fatal> {
+    let mut by_issuer = ByIssuer::new();
+    let mut issuers = Vec::new();
+    for issuer in &args.oauth_issuer {
+        let verifier = JwtVerifier::oauth_from_issuer(issuer, [audience])
+            .await
+            .map_err(|e| fail(format!("OAuth discovery at {issuer} failed: {e}")))?;
+        by_issuer = by_issuer.issuer(issuer.clone(), Arc::new(verifier));
+        issuers.push(issuer.clone());
+    }
+    if let (Some(url), Some(issuer)) = (&args.oauth_jwks_url, &args.oauth_issuer_name) {
+        let verifier = JwtVerifier::oauth_from_jwks_url(url, issuer, [audience])?;
+        by_issuer = by_issuer.issuer(issuer.clone(), Arc::new(verifier));
+        issuers.push(issuer.clone());
+    }
+    if issuers.is_empty() {
+        return Ok((None, issuers));
+    }
+    Ok((Some(Arc::new(by_issuer)), issuers))
 }
 
 /// Clerk-hosted mode: session tokens with the instance's keys (PEM or the Backend API's
@@ -174,15 +207,18 @@ async fn run_clerk(
     }
     let jwt: Arc<dyn Verifier> = Arc::new(jwt.build()?);
     let machines = ClerkMachineVerifier::new(config)?.with_jwt_verifier(Arc::clone(&jwt));
+    let resource_url = resource_url(&args, &listening.public_url);
+    let resource = protected_resource(&resource_url, args.oauth_issuer_name.as_slice())?;
     let gate = TokenGate::builder()
         .verifier(TokenType::SessionToken, jwt)
         .verifier_for(ClerkMachineVerifier::token_types(), Arc::new(machines))
         .dpop(binding::dpop(&args, &listening.public_url)?)
         .realm("tokengate-example")
+        .resource_metadata(resource.metadata_url())
         .rate_limits(rate_limits(&args).await?)
         .build()?;
     println!("Clerk-hosted mode: tokens are verified with Clerk's keys and Backend API");
-    serve(listening, &args, gate, db, keys, None).await
+    serve(listening, &args, &resource, gate, db, keys, None).await
 }
 
 /// Where the rate-limit counts live: Redis with `--redis-url` (shared by every instance), else

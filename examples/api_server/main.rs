@@ -18,12 +18,13 @@
 //! The handlers and their declarations are here, at the crate root (their paths name the
 //! routes in the report and the metrics); the rest is one module a concern: `args` (the
 //! flags), `gate` (the verifiers the flags configure), `serve` (listening, metrics,
-//! shutdown), `users` (the application's own table) and `dev` (development mode's key,
-//! credentials and `curl` lines).
+//! shutdown), `users` (the application's own table), `dev` (development mode's credentials
+//! and `curl` lines) and `dev_key` (the development key, shared with `mcp_server`).
 
 mod args;
 mod binding;
 mod dev;
+mod dev_key;
 mod gate;
 mod serve;
 mod users;
@@ -37,6 +38,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use clap::Parser;
 use serde_json::{Value, json};
+use tokengate::metadata::ProtectedResource;
 use tokengate::routing::{Router, delete, get, post};
 use tokengate::secret_scanning::SecretScanning;
 use tokengate::{
@@ -50,7 +52,6 @@ use crate::users::UsersDb;
 /// The issuer and audience of development OAuth tokens.
 pub(crate) const DEV_ISSUER: &str = "https://tokengate.dev.invalid";
 pub(crate) const DEV_AUDIENCE: &str = "tokengate-example";
-pub(crate) const DEV_KID: &str = "tokengate-dev";
 pub(crate) const DEV_KEY_FILE: &str = "tokengate-dev-key.pem";
 pub(crate) const DEMO_USER: &str = "user_demo";
 
@@ -228,6 +229,12 @@ pub(crate) fn routes() -> Router<App> {
         .route("/github/secret-scanning", post(github_secret_scanning))
 }
 
+/// The routes and the RFC 9728 metadata of `resource` (public, derived from them): what the
+/// server serves and the report lists.
+pub(crate) fn app_routes(resource: &ProtectedResource) -> Router<App> {
+    routes().serve_resource_metadata(resource)
+}
+
 /// A start-up failure: one line, exit code 2.
 pub(crate) struct Fatal(pub(crate) String);
 
@@ -272,7 +279,15 @@ async fn main() -> ExitCode {
         .init();
 
     if args.policy_report {
-        let report = routes().report();
+        let resource = match gate::protected_resource(&gate::resource_url(&args, &format!("http://{}", args.addr)), &[])
+        {
+            Ok(resource) => resource,
+            Err(Fatal(message)) => {
+                eprintln!("error: {message}");
+                return ExitCode::from(2);
+            }
+        };
+        let report = app_routes(&resource).report();
         println!("{}", report.render(args.format));
         if args.deny_unguarded
             && let Err(e) = report.deny_unguarded()

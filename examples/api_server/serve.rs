@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use tokengate::TokenGate;
 use tokengate::keys::{KeyVerifier, redact_url};
+use tokengate::metadata::ProtectedResource;
 use tokengate::secret_scanning::{OnLeak, SecretScanning};
 
 use crate::args::Args;
 use crate::binding::{Listening, cert_header};
 use crate::dev::{DevKey, print_demo_credentials};
 use crate::users::UsersDb;
-use crate::{App, routes};
+use crate::{App, app_routes};
 use crate::{Fatal, fail};
 
 /// Installs the Prometheus recorder and serves its text at `http://ADDR/metrics`: tokengate's
@@ -61,12 +62,13 @@ async fn metrics_endpoint(addr: SocketAddr) -> Result<SocketAddr, Fatal> {
 pub(crate) async fn serve(
     listening: Listening,
     args: &Args,
+    resource: &ProtectedResource,
     gate: TokenGate,
     db: UsersDb,
     keys: Arc<KeyVerifier>,
     dev_key: Option<DevKey>,
 ) -> Result<(), Fatal> {
-    let routes = routes();
+    let routes = app_routes(resource);
     routes.check_verifiers(&gate).map_err(|e| {
         fail(format!(
             "{e} (configure OAuth with --oauth-issuer, --oauth-jwks-url or --oauth-introspection-url)"
@@ -86,6 +88,11 @@ pub(crate) async fn serve(
     } = listening;
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("tokengate example server listening on {scheme}://{addr}");
+    println!(
+        "resource: {} (metadata: {})",
+        resource.resource(),
+        resource.metadata_url()
+    );
     if let Some(metrics) = metrics {
         println!("metrics: http://{metrics}/metrics");
     }

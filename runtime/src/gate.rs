@@ -39,6 +39,7 @@ struct Inner {
     classifier: Classifier,
     verifiers: [Option<Arc<dyn Verifier>>; 4],
     realm: String,
+    resource_metadata: Option<String>,
     responder: Option<Arc<Responder>>,
     client_key: Arc<ClientKeyFn>,
     metrics_key_ids: bool,
@@ -60,6 +61,7 @@ impl fmt::Debug for TokenGate {
         f.debug_struct("TokenGate")
             .field("verifiers", &verifiers)
             .field("realm", &self.0.realm)
+            .field("resource_metadata", &self.0.resource_metadata)
             .field("prefixes", self.0.classifier.prefixes())
             .finish()
     }
@@ -74,6 +76,11 @@ pub enum ConfigError {
         "realm {0:?} contains characters not allowed in WWW-Authenticate (`\"`, `\\` or control characters); use printable ASCII"
     )]
     InvalidRealm(String),
+    /// The resource metadata URL is not an absolute URL that can be sent in a header.
+    #[error(
+        "resource metadata URL {0:?} must be an absolute https or http URL of printable ASCII without quotes or backslashes; use ProtectedResource::metadata_url"
+    )]
+    InvalidResourceMetadata(String),
     /// Two token types share a prefix, or a prefix is empty.
     #[error(
         "token prefixes must be non-empty and distinct (got api_key={api_key:?}, m2m_token={m2m_token:?}, oauth_token={oauth_token:?})"
@@ -98,6 +105,7 @@ pub struct TokenGateBuilder {
     opaque_oauth: bool,
     verifiers: [Option<Arc<dyn Verifier>>; 4],
     realm: String,
+    resource_metadata: Option<String>,
     responder: Option<Arc<Responder>>,
     client_key: Arc<ClientKeyFn>,
     metrics_key_ids: bool,
@@ -147,6 +155,7 @@ impl TokenGate {
             opaque_oauth: false,
             verifiers: [None, None, None, None],
             realm: DEFAULT_REALM.to_owned(),
+            resource_metadata: None,
             responder: None,
             client_key: Arc::new(ClientKey::default_for),
             metrics_key_ids: false,
@@ -178,6 +187,11 @@ impl TokenGate {
     /// The realm sent in `WWW-Authenticate`.
     pub fn realm(&self) -> &str {
         &self.0.realm
+    }
+
+    /// The URL of the resource's RFC 9728 metadata that challenges point at, if configured.
+    pub fn resource_metadata(&self) -> Option<&str> {
+        self.0.resource_metadata.as_deref()
     }
 
     /// Checks that every type `policy` names has a verifier. `any` is satisfied by the
@@ -410,14 +424,16 @@ impl TokenGate {
             return response;
         }
         let dpop_only = rejection.scheme() == "DPoP";
-        let mut response = rejection.into_response_with_realm(&self.0.realm);
+        let metadata = self.0.resource_metadata.as_deref();
+        let mut response = rejection.into_response_with_metadata(&self.0.realm, metadata);
         if let Some(dpop) = &self.0.dpop {
             let accepts = policy.map_or(TokenTypes::ANY, Policy::accepts);
             let offers_dpop = accepts.is_any() || !accepts.intersection(BINDABLE).is_empty();
             let dpop_required = policy.is_some_and(|p| p.binding().requires_dpop());
             let offers_bearer = !dpop_required || !(accepts.is_any() || accepts.intersection(BINDABLE) == accepts);
             if offers_dpop {
-                dpop_challenges(&mut response, dpop, &self.0.realm, offers_bearer, dpop_only);
+                let companion = bearer_companion(&self.0.realm, metadata);
+                dpop_challenges(&mut response, dpop, &companion, offers_bearer, dpop_only);
             }
         }
         response
@@ -446,15 +462,21 @@ impl TokenGate {
 /// Rewrites a rendered refusal's `WWW-Authenticate` for a route that accepts DPoP: a `DPoP`
 /// challenge with the same parameters and `algs`, beside the `Bearer` one when the route
 /// accepts bearer tokens too. A refused proof's own challenge is `DPoP`; its `Bearer`
-/// companion then carries only the realm.
-fn dpop_challenges(response: &mut Response, dpop: &DpopVerifier, realm: &str, offers_bearer: bool, dpop_only: bool) {
+/// companion (`companion`) then carries only the realm and the resource metadata.
+fn dpop_challenges(
+    response: &mut Response,
+    dpop: &DpopVerifier,
+    companion: &str,
+    offers_bearer: bool,
+    dpop_only: bool,
+) {
     let headers = response.headers_mut();
     let Some(base) = headers.get(header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()) else {
         return;
     };
     let params = base.split_once(' ').map_or("", |(_, params)| params).to_owned();
     let bearer = if dpop_only {
-        format!("Bearer realm=\"{realm}\"")
+        companion.to_owned()
     } else {
         base.to_owned()
     };
@@ -467,6 +489,14 @@ fn dpop_challenges(response: &mut Response, dpop: &DpopVerifier, realm: &str, of
         if let Ok(value) = HeaderValue::from_str(&value) {
             headers.append(header::WWW_AUTHENTICATE, value);
         }
+    }
+}
+
+/// A realm-only `Bearer` challenge (with the RFC 9728 `resource_metadata` when configured).
+fn bearer_companion(realm: &str, metadata: Option<&str>) -> String {
+    match metadata {
+        Some(url) => format!("Bearer realm=\"{realm}\", resource_metadata=\"{url}\""),
+        None => format!("Bearer realm=\"{realm}\""),
     }
 }
 
@@ -655,6 +685,14 @@ impl TokenGateBuilder {
         self
     }
 
+    /// Points every `401` and `403` challenge at the resource's RFC 9728 metadata
+    /// (`resource_metadata="<url>"`, §5.1), as the MCP authorization spec requires: give
+    /// [`ProtectedResource::metadata_url`](crate::metadata::ProtectedResource::metadata_url).
+    pub fn resource_metadata(mut self, url: impl Into<String>) -> Self {
+        self.resource_metadata = Some(url.into());
+        self
+    }
+
     /// Replaces the response for some rejections: return `Some` to replace, `None` to
     /// keep the default.
     pub fn on_rejection<F>(mut self, responder: F) -> Self
@@ -704,6 +742,13 @@ impl TokenGateBuilder {
         if !is_valid_realm(&self.realm) {
             return Err(ConfigError::InvalidRealm(self.realm));
         }
+        if let Some(url) = &self.resource_metadata
+            && !(is_valid_realm(url)
+                && !url.contains(' ')
+                && url::Url::parse(url).is_ok_and(|u| u.has_host() && matches!(u.scheme(), "https" | "http")))
+        {
+            return Err(ConfigError::InvalidResourceMetadata(url.clone()));
+        }
         let p = &self.prefixes;
         let all = [&*p.api_key, &*p.m2m_token, &*p.oauth_token];
         let overlapping = all
@@ -721,6 +766,7 @@ impl TokenGateBuilder {
             classifier: Classifier::new(self.prefixes).with_opaque_oauth(self.opaque_oauth),
             verifiers: self.verifiers,
             realm: self.realm,
+            resource_metadata: self.resource_metadata,
             responder: self.responder,
             client_key: self.client_key,
             metrics_key_ids: self.metrics_key_ids,

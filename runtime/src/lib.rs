@@ -31,6 +31,8 @@ pub mod introspection;
 pub mod jwt;
 pub mod keys;
 pub mod layer;
+pub mod mcp;
+pub mod metadata;
 pub mod net;
 #[cfg(any(feature = "utoipa", feature = "aide"))]
 pub mod openapi;
@@ -64,7 +66,7 @@ pub use layer::{PolicyLayer, PolicyService};
 pub use policy::{Match, Policy, Requirement, RequirementKind};
 pub use rejection::Rejection;
 pub use token::{TokenType, TokenTypes};
-pub use verifier::{ByFormat, Credential, StaticVerifier, Verifier, VerifyError};
+pub use verifier::{ByFormat, ByIssuer, Credential, StaticVerifier, Verifier, VerifyError};
 
 /// The request head (`http::request::Parts`), as `#[require]` predicates and
 /// [`PolicySource::conditions`] receive it: `async fn is_owner(auth: &Auth, parts: &mut Parts) -> bool`.

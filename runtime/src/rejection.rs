@@ -13,6 +13,10 @@
 //! | verifier backend unreachable | 503 + `Retry-After` | — |
 //! | server misconfiguration | 500 | — |
 //!
+//! With a resource metadata URL configured
+//! ([`TokenGateBuilder::resource_metadata`](crate::TokenGateBuilder::resource_metadata)), every
+//! `401` and `403` challenge carries `resource_metadata="<url>"` after the realm (RFC 9728 §5.1).
+//!
 //! Bodies are JSON: `{"error": "Unauthorized", "reason": "<stable-reason>", "message": "…"}`,
 //! except a reverification refusal, whose body is Clerk's own so that Clerk's front-end
 //! (`useReverification()`) recognises it:
@@ -480,6 +484,14 @@ impl Rejection {
     /// Renders the rejection with `realm` in `WWW-Authenticate`. `realm` must hold only
     /// RFC 6750 quoted-string characters (the [`TokenGate`](crate::TokenGate) builder checks).
     pub fn into_response_with_realm(self, realm: &str) -> Response {
+        self.into_response_with_metadata(realm, None)
+    }
+
+    /// Renders the rejection with `realm` and, in a `401` or a `403 insufficient_scope`,
+    /// `resource_metadata="<url>"` (RFC 9728 §5.1): where a client finds the authorization
+    /// servers and scopes of this resource. Both must hold only RFC 6750 quoted-string
+    /// characters (the [`TokenGate`](crate::TokenGate) builder checks).
+    pub fn into_response_with_metadata(self, realm: &str, resource_metadata: Option<&str>) -> Response {
         let wire = self.wire();
         let mut response = match &self {
             Rejection::Forbidden(f) if f.reason == ForbiddenReason::ReverificationRequired => {
@@ -488,7 +500,7 @@ impl Rejection {
             _ => (wire.status, Json(self.body(&wire))).into_response(),
         };
         let headers = response.headers_mut();
-        if let Some(challenge) = self.challenge(&wire, realm) {
+        if let Some(challenge) = self.challenge(&wire, realm, resource_metadata) {
             headers.insert(header::WWW_AUTHENTICATE, challenge);
         }
         if let Rejection::RateLimited(status) = &self {
@@ -532,7 +544,7 @@ impl Rejection {
     }
 
     /// The `WWW-Authenticate` value of a `400`, `401` or `403`.
-    fn challenge(&self, wire: &Wire, realm: &str) -> Option<HeaderValue> {
+    fn challenge(&self, wire: &Wire, realm: &str, resource_metadata: Option<&str>) -> Option<HeaderValue> {
         if !matches!(
             wire.status,
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::BAD_REQUEST
@@ -540,6 +552,12 @@ impl Rejection {
             return None;
         }
         let mut challenge = format!("{} realm=\"{realm}\"", self.scheme());
+        // Next to the realm, so the parameters of each kind of refusal keep ending the value.
+        if let Some(url) = resource_metadata
+            && matches!(wire.status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
+        {
+            challenge.push_str(&format!(", resource_metadata=\"{url}\""));
+        }
         if let Some(code) = wire.error_code {
             let description = match self {
                 Rejection::InsufficientUserAuthentication(s) => s.description(),
@@ -897,6 +915,45 @@ mod tests {
         assert_eq!(b["acr_values"], serde_json::json!(["mfa"]));
         assert!(b.get("max_age").is_none(), "{b}");
         assert_eq!(step_up(&["mfa"], None, false).status(), StatusCode::UNAUTHORIZED);
+    }
+
+    #[test]
+    fn resource_metadata_ends_every_401_and_403_challenge() {
+        let url = "https://api.example/.well-known/oauth-protected-resource/mcp";
+        let challenge = |r: Rejection| {
+            r.into_response_with_metadata("api", Some(url))
+                .headers()
+                .get(header::WWW_AUTHENTICATE)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        assert_eq!(
+            challenge(Rejection::MissingCredentials).unwrap(),
+            format!("Bearer realm=\"api\", resource_metadata=\"{url}\"")
+        );
+        let scope = Rejection::Forbidden(Forbidden {
+            kind: RequirementKind::Scope,
+            matching: Match::All,
+            required: vec!["users:write".into()],
+            missing: vec!["users:write".into()],
+            reason: ForbiddenReason::InsufficientScope,
+        });
+        assert_eq!(
+            challenge(scope).unwrap(),
+            format!(
+                "Bearer realm=\"api\", resource_metadata=\"{url}\", error=\"insufficient_scope\", error_description=\"insufficient-scope\", scope=\"users:write\""
+            )
+        );
+        let audience = challenge(Rejection::InvalidToken(InvalidReason::WrongAudience)).unwrap();
+        assert_eq!(
+            audience,
+            format!(
+                "Bearer realm=\"api\", resource_metadata=\"{url}\", error=\"invalid_token\", error_description=\"wrong-audience\""
+            )
+        );
+        // A malformed request is not a challenge to authenticate; a 503 has none at all.
+        let bad = challenge(Rejection::InvalidRequest(InvalidRequest::HeaderTooLarge)).unwrap();
+        assert!(!bad.contains("resource_metadata"), "{bad}");
+        assert_eq!(challenge(Rejection::Unavailable { retry_after: None }), None);
     }
 
     #[test]

@@ -144,6 +144,10 @@ pub struct RouteReport {
     pub handler_policy: Option<PolicyView>,
     /// The group policies that also apply, outermost last.
     pub layers: Vec<PolicyView>,
+    /// For an operation inside a route ([`Router::operation`](crate::routing::Router::operation)):
+    /// its name (also the `handler`); the policy is the `handler_policy`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
 }
 
 /// Every route of an application and its policy.
@@ -190,10 +194,7 @@ impl PolicyReport {
             .iter()
             .map(|route| {
                 let record = route.handler.record;
-                let handler_policy = record.and_then(|r| match r.status {
-                    HandlerStatus::Guarded(p) => Some(p),
-                    HandlerStatus::Public => None,
-                });
+                let handler_policy = route.handler_policy();
                 let public = record.is_some_and(|r| matches!(r.status, HandlerStatus::Public));
                 let layers: Vec<PolicyView> = route.layers.iter().map(|p| PolicyView::of(p)).collect();
                 let status = match (handler_policy.is_some() || !layers.is_empty(), public) {
@@ -229,7 +230,12 @@ impl PolicyReport {
                 RouteReport {
                     method: route.handler.method.to_owned(),
                     path: route.path.clone(),
-                    handler: record.map_or_else(|| route.handler.type_name.to_owned(), |r| r.path()),
+                    handler: match (&route.operation, record) {
+                        (Some((operation, _)), _) => operation.clone(),
+                        (None, Some(r)) => r.path(),
+                        (None, None) => route.handler.type_name.to_owned(),
+                    },
+                    operation: route.operation.as_ref().map(|(operation, _)| operation.clone()),
                     source: record.map(|r| SourceLocation {
                         file: r.file.to_owned(),
                         line: r.line,
@@ -336,7 +342,8 @@ impl PolicyReport {
     /// per operation, a `security` requirement listing the alternatives with their scopes.
     pub fn openapi(&self) -> Value {
         let mut paths = serde_json::Map::new();
-        for r in &self.routes {
+        // An operation inside a route is not an HTTP operation; its route is listed.
+        for r in self.routes.iter().filter(|r| r.operation.is_none()) {
             let mut op = serde_json::Map::new();
             match r.status {
                 RouteStatus::Public => {

@@ -18,7 +18,7 @@
 
 use std::convert::Infallible;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::handler::Handler;
 use axum::response::IntoResponse;
@@ -28,8 +28,9 @@ use tower::{Layer, Service};
 
 use crate::gate::{ConfigError, TokenGate};
 use crate::layer::PolicyLayer;
+use crate::metadata::{ProtectedResource, ResourceMetadata, WELL_KNOWN_PATH};
 use crate::policy::Policy;
-use crate::registry::{self, HandlerRecord};
+use crate::registry::{self, HandlerRecord, HandlerStatus};
 use crate::report::PolicyReport;
 
 /// One handler as recorded: what the registry knows about it, or just its type name.
@@ -46,6 +47,21 @@ pub(crate) struct RecordedRoute {
     pub(crate) path: String,
     pub(crate) handler: RecordedHandler,
     pub(crate) layers: Vec<Arc<Policy>>,
+    /// An operation inside the route ([`Router::operation`]) and its policy.
+    pub(crate) operation: Option<(String, Arc<Policy>)>,
+}
+
+impl RecordedRoute {
+    /// The handler's own policy: the attribute's, or the operation's.
+    pub(crate) fn handler_policy(&self) -> Option<&Policy> {
+        if let Some((_, policy)) = &self.operation {
+            return Some(policy);
+        }
+        self.handler.record.and_then(|r| match r.status {
+            HandlerStatus::Guarded(p) => Some(p),
+            HandlerStatus::Public => None,
+        })
+    }
 }
 
 /// axum's `MethodRouter`, plus a record of each handler it was given.
@@ -163,6 +179,15 @@ impl<S> MethodRouter<S> {
 pub struct Router<S = ()> {
     inner: axum::Router<S>,
     routes: Vec<RecordedRoute>,
+    /// The metadata documents served, written when the router is finished ([`Router::into_axum`]).
+    documents: Vec<Document>,
+}
+
+/// A served metadata document: its resource, and the document once the routes are final.
+#[derive(Clone, Debug)]
+struct Document {
+    resource: ProtectedResource,
+    served: Arc<OnceLock<ResourceMetadata>>,
 }
 
 impl<S> fmt::Debug for Router<S> {
@@ -183,6 +208,7 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
         Router {
             inner: axum::Router::new(),
             routes: Vec::new(),
+            documents: Vec::new(),
         }
     }
 
@@ -193,6 +219,7 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
                 path: path.to_owned(),
                 handler,
                 layers: Vec::new(),
+                operation: None,
             });
         }
         self.inner = self.inner.route(path, method_router.inner);
@@ -210,6 +237,7 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
                 record: None,
             },
             layers: Vec::new(),
+            operation: None,
         });
         self.inner = self.inner.route(path, method_router);
         self
@@ -226,6 +254,7 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
             };
             self.routes.push(route);
         }
+        self.documents.extend(router.documents);
         self.inner = self.inner.nest(path, router.inner);
         self
     }
@@ -233,6 +262,7 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
     /// Merges another router's routes (see `axum::Router::merge`).
     pub fn merge(mut self, other: Router<S>) -> Self {
         self.routes.extend(other.routes);
+        self.documents.extend(other.documents);
         self.inner = self.inner.merge(other.inner);
         self
     }
@@ -276,6 +306,7 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
         Router {
             inner: self.inner.with_state(state),
             routes: self.routes,
+            documents: self.documents,
         }
     }
 
@@ -284,15 +315,83 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
         PolicyReport::from_routes(&self.routes)
     }
 
+    /// Records an operation that the handler of `method` `path` dispatches on its own (an
+    /// MCP tool, a JSON-RPC method, a GraphQL mutation), with the `policy` the application
+    /// enforces for it (with [`TokenGate::authorize`], after the route's own guard): the
+    /// report lists it as a guarded row of that route, named `operation`, and its scopes
+    /// reach the [resource metadata](Router::resource_metadata). Routes nothing: the
+    /// enforcement is the application's, and it should read the policy from where it passes
+    /// it here, so that what is reported is what is enforced.
+    ///
+    /// ```
+    /// use tokengate_runtime::routing::Router;
+    /// use tokengate_runtime::{Policy, Requirement, RequirementKind, TokenTypes, Match};
+    ///
+    /// let write = Policy::accepting(TokenTypes::ANY)
+    ///     .require(Requirement::new(RequirementKind::Scope, Match::All, ["users:write"]).unwrap());
+    /// let app: Router = Router::new().operation(http::Method::POST, "/mcp", "tools/call delete_user", write);
+    /// let row = &app.report().routes[0];
+    /// assert_eq!((row.path.as_str(), row.operation.as_deref()), ("/mcp", Some("tools/call delete_user")));
+    /// ```
+    pub fn operation(mut self, method: http::Method, path: &str, operation: impl Into<String>, policy: Policy) -> Self {
+        let operation = operation.into();
+        self.routes.push(RecordedRoute {
+            path: path.to_owned(),
+            handler: RecordedHandler {
+                method: static_method(&method),
+                type_name: "(operation)",
+                record: None,
+            },
+            layers: Vec::new(),
+            operation: Some((operation, Arc::new(policy))),
+        });
+        self
+    }
+
+    /// The RFC 9728 Protected Resource Metadata of `resource`, with `scopes_supported` taken
+    /// from the routes recorded so far (see [`metadata`](crate::metadata)).
+    pub fn resource_metadata(&self, resource: &ProtectedResource) -> ResourceMetadata {
+        resource.document(&self.report())
+    }
+
+    /// Serves [`Router::resource_metadata`] at `/.well-known/oauth-protected-resource` and, for
+    /// a resource with a path, at [`ProtectedResource::metadata_path`] (RFC 9728 §3.1): public
+    /// routes, reported as such. The document is written when the router is finished
+    /// ([`Router::into_axum`]), so it lists the scopes of every route, added before this call
+    /// or after it, nested or merged.
+    pub fn serve_resource_metadata(mut self, resource: &ProtectedResource) -> Self {
+        let served = Arc::new(OnceLock::new());
+        self.documents.push(Document {
+            resource: resource.clone(),
+            served: Arc::clone(&served),
+        });
+        let mut paths = vec![resource.metadata_path()];
+        if paths[0] != WELL_KNOWN_PATH {
+            paths.push(WELL_KNOWN_PATH.to_owned());
+        }
+        paths.into_iter().fold(self, |router, path| {
+            let served = Arc::clone(&served);
+            let method_router = MethodRouter {
+                inner: axum::routing::get(move || std::future::ready(serve_document(&served))),
+                handlers: vec![RecordedHandler {
+                    method: "GET",
+                    type_name: "tokengate::metadata::ResourceMetadata",
+                    record: Some(&METADATA_RECORD),
+                }],
+            };
+            router.route(&path, method_router)
+        })
+    }
+
     /// Checks, at start-up, that every token type a route accepts has a verifier in `gate`.
     pub fn check_verifiers(&self, gate: &TokenGate) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
         for route in &self.routes {
-            let handler_policy = route.handler.record.and_then(|r| match r.status {
-                registry::HandlerStatus::Guarded(p) => Some(p),
-                registry::HandlerStatus::Public => None,
-            });
-            for policy in handler_policy.into_iter().chain(route.layers.iter().map(|p| &**p)) {
+            for policy in route
+                .handler_policy()
+                .into_iter()
+                .chain(route.layers.iter().map(|p| &**p))
+            {
                 if let Err(missing) = gate.check_policy(policy) {
                     problems.push(format!(
                         "{} {} accepts {missing} but the TokenGate has no verifier for it",
@@ -312,14 +411,50 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
         }
     }
 
-    /// The axum router, ready to serve.
+    /// The axum router, ready to serve (with its metadata documents written).
     pub fn into_axum(self) -> axum::Router<S> {
+        self.finish()
+    }
+}
+
+/// A metadata document as served: written by [`Router::into_axum`], which every way of
+/// serving a tokengate router goes through.
+fn serve_document(served: &OnceLock<ResourceMetadata>) -> axum::response::Response {
+    match served.get() {
+        Some(document) => document.clone().into_response(),
+        None => http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// The report's name of a method: the standard ones, else `ANY`.
+fn static_method(method: &http::Method) -> &'static str {
+    const KNOWN: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+    KNOWN.into_iter().find(|m| *m == method.as_str()).unwrap_or("ANY")
+}
+
+/// The metadata routes' record: public, as the report shows them.
+static METADATA_RECORD: HandlerRecord = HandlerRecord {
+    name: "protected_resource_metadata",
+    module_path: "tokengate::metadata",
+    file: file!(),
+    line: line!(),
+    status: HandlerStatus::Public,
+    type_id: None,
+};
+
+impl<S> Router<S> {
+    /// The axum router, with the metadata documents written from the final routes.
+    fn finish(self) -> axum::Router<S> {
+        let report = PolicyReport::from_routes(&self.routes);
+        for document in &self.documents {
+            let _ = document.served.set(document.resource.document(&report));
+        }
         self.inner
     }
 }
 
 impl<S> From<Router<S>> for axum::Router<S> {
     fn from(router: Router<S>) -> Self {
-        router.inner
+        router.finish()
     }
 }

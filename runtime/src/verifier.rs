@@ -34,6 +34,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+mod by_issuer;
+
+pub use by_issuer::ByIssuer;
+
 use crate::auth::{Auth, AuthInfo};
 use crate::classify::TokenFormat;
 use crate::extract::TokenSource;

@@ -56,7 +56,13 @@ impl Server {
     /// Starts the example server on a free loopback port in `dir` with `args`, and waits for
     /// its `ready` line.
     pub fn start(dir: &Path, args: &[&str]) -> Server {
-        let mut child = Command::new(example_bin())
+        Server::start_example("api_server", "tokengate example server listening on ", dir, args)
+    }
+
+    /// Starts the example `name` like [`Server::start`]; its address is what follows `label`
+    /// on the line that starts with it.
+    pub fn start_example(name: &str, label: &str, dir: &Path, args: &[&str]) -> Server {
+        let mut child = Command::new(built(target_dir().join("examples").join(name)))
             .args(["--addr", "127.0.0.1:0"])
             .args(args)
             .current_dir(dir)
@@ -88,7 +94,7 @@ impl Server {
         }
         let base = lines
             .iter()
-            .find_map(|l| l.strip_prefix("tokengate example server listening on "))
+            .find_map(|l| l.strip_prefix(label))
             .expect("the address line")
             .to_owned();
         Server { child, base, lines }
