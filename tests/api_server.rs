@@ -588,7 +588,12 @@ async fn resource_metadata_in_development_mode() {
         r.body,
         json!({"resource": s.base, "authorization_servers": ["https://tokengate.dev.invalid"],
                "scopes_supported": ["write:users"], "bearer_methods_supported": ["header"],
-               "resource_name": "tokengate example API"})
+               "resource_name": "tokengate example API",
+               // DPoP is checked (its algorithms), required by one route only; a route
+               // requires certificate-bound tokens.
+               "dpop_signing_alg_values_supported": ["ES256", "ES384", "EdDSA", "RS256", "PS256"],
+               "dpop_bound_access_tokens_required": false,
+               "tls_client_certificate_bound_access_tokens": true})
     );
     let pointer = format!("resource_metadata=\"{}/.well-known/oauth-protected-resource\"", s.base);
     let missing = get(&s, "/api/example", None).await.challenge.unwrap();

@@ -245,16 +245,23 @@ fn the_example_servers_page_renders_one_row_per_route_matching_the_json_report()
     assert!(all.iter().all(|r| !r.class.contains("hidden")));
 
     // The filter box, given by the page's fragment: only the public routes are left (the
-    // health check and the RFC 9728 metadata).
+    // health check, GitHub's secret-scanning endpoint and the RFC 9728 metadata).
     let filtered = dump_dom(&browser, &page, "#filter=public");
-    assert!(filtered.contains("data-shown=\"2\""), "{filtered}");
+    assert!(filtered.contains("data-shown=\"3\""), "{filtered}");
     let filtered_rows = rows(&filtered);
     let shown: Vec<&str> = filtered_rows
         .iter()
         .filter(|r| !r.class.contains("hidden"))
         .map(|r| r.path.as_str())
         .collect();
-    assert_eq!(shown, ["/health", "/.well-known/oauth-protected-resource"]);
+    assert_eq!(
+        shown,
+        [
+            "/health",
+            "/github/secret-scanning",
+            "/.well-known/oauth-protected-resource"
+        ]
+    );
 }
 
 // A router whose report carries text a page could mistake for markup.

@@ -118,7 +118,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Fatal> {
         }
         gate = gate.verifier(TokenType::OAuthToken, Arc::new(oauth));
     }
-    let resource = protected_resource(&resource_url, &issuers)?;
+    let resource = protected_resource(&args, &resource_url, &issuers)?;
     let gate = gate
         .dpop(binding::dpop(&args, &listening.public_url)?)
         .realm("tokengate-example")
@@ -136,8 +136,13 @@ pub(crate) fn resource_url(args: &Args, public_url: &str) -> String {
 }
 
 /// The resource's RFC 9728 metadata: its identifier and the issuers it trusts.
-pub(crate) fn protected_resource(url: &str, issuers: &[String]) -> Result<ProtectedResource, Fatal> {
-    let mut resource = ProtectedResource::new(url).map_err(|e| fail(format!("--resource-url: {e}")))?;
+pub(crate) fn protected_resource(args: &Args, url: &str, issuers: &[String]) -> Result<ProtectedResource, Fatal> {
+    // Without --resource-url the resource is the public URL: a mistake there is --public-url's.
+    let flag = match (&args.resource_url, &args.public_url) {
+        (None, Some(_)) => "--public-url",
+        _ => "--resource-url",
+    };
+    let mut resource = ProtectedResource::new(url).map_err(|e| fail(format!("{flag}: {e}")))?;
     for issuer in issuers {
         resource = resource
             .authorization_server(issuer.clone())
@@ -208,7 +213,7 @@ async fn run_clerk(
     let jwt: Arc<dyn Verifier> = Arc::new(jwt.build()?);
     let machines = ClerkMachineVerifier::new(config)?.with_jwt_verifier(Arc::clone(&jwt));
     let resource_url = resource_url(&args, &listening.public_url);
-    let resource = protected_resource(&resource_url, args.oauth_issuer_name.as_slice())?;
+    let resource = protected_resource(&args, &resource_url, args.oauth_issuer_name.as_slice())?;
     let gate = TokenGate::builder()
         .verifier(TokenType::SessionToken, jwt)
         .verifier_for(ClerkMachineVerifier::token_types(), Arc::new(machines))

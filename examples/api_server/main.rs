@@ -279,14 +279,14 @@ async fn main() -> ExitCode {
         .init();
 
     if args.policy_report {
-        let resource = match gate::protected_resource(&gate::resource_url(&args, &format!("http://{}", args.addr)), &[])
-        {
-            Ok(resource) => resource,
-            Err(Fatal(message)) => {
-                eprintln!("error: {message}");
-                return ExitCode::from(2);
-            }
-        };
+        let resource =
+            match gate::protected_resource(&args, &gate::resource_url(&args, &format!("http://{}", args.addr)), &[]) {
+                Ok(resource) => resource,
+                Err(Fatal(message)) => {
+                    eprintln!("error: {message}");
+                    return ExitCode::from(2);
+                }
+            };
         let report = app_routes(&resource).report();
         println!("{}", report.render(args.format));
         if args.deny_unguarded

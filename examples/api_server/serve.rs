@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokengate::TokenGate;
+use tokengate::binding::metadata::BindingMetadata;
 use tokengate::keys::{KeyVerifier, redact_url};
 use tokengate::metadata::ProtectedResource;
 use tokengate::secret_scanning::{OnLeak, SecretScanning};
@@ -68,6 +69,14 @@ pub(crate) async fn serve(
     keys: Arc<KeyVerifier>,
     dev_key: Option<DevKey>,
 ) -> Result<(), Fatal> {
+    // The metadata says how tokens may be bound: DPoP algorithms, whether certificates reach us.
+    let certificates = listening
+        .tls
+        .as_ref()
+        .is_some_and(|tls| tls.asks_for_client_certificates())
+        || args.client_cert_header.is_some();
+    let binding = BindingMetadata::of(&gate, &crate::routes().report(), certificates);
+    let resource = &resource.clone().members(binding.to_json());
     let routes = app_routes(resource);
     routes.check_verifiers(&gate).map_err(|e| {
         fail(format!(

@@ -82,6 +82,9 @@ pub struct ProtectedResource {
     authorization_servers: Vec<String>,
     resource_name: Option<String>,
     resource_documentation: Option<String>,
+    /// Members tokengate does not model, written after the others (e.g. the DPoP ones of
+    /// [`BindingMetadata`](crate::binding::metadata::BindingMetadata)).
+    other: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ProtectedResource {
@@ -109,6 +112,7 @@ impl ProtectedResource {
             authorization_servers: Vec::new(),
             resource_name: None,
             resource_documentation: None,
+            other: serde_json::Map::new(),
         })
     }
 
@@ -164,6 +168,13 @@ impl ProtectedResource {
         format!("{}{}", self.origin, self.metadata_path())
     }
 
+    /// Adds members to the document (RFC 9728 §2 members tokengate does not model, or
+    /// extensions), e.g. `BindingMetadata::of(&gate, &report, certificates).to_json()`.
+    pub fn members(mut self, members: serde_json::Map<String, serde_json::Value>) -> ProtectedResource {
+        self.other.extend(members);
+        self
+    }
+
     /// The document for the routes `report` lists.
     pub fn document(&self, report: &PolicyReport) -> ResourceMetadata {
         ResourceMetadata {
@@ -173,7 +184,7 @@ impl ProtectedResource {
             bearer_methods_supported: vec!["header".to_owned()],
             resource_name: self.resource_name.clone(),
             resource_documentation: self.resource_documentation.clone(),
-            other: serde_json::Map::new(),
+            other: self.other.clone(),
         }
     }
 }
