@@ -2,6 +2,8 @@
 // event loop's thread. Usage:
 //   node verify.mjs make <dir>              writes <dir>/key.pem, <dir>/public.pem, <dir>/token.txt
 //   node verify.mjs verify <dir> <seconds>  prints "clerk-node <verifications/s>"
+//   node verify.mjs many <dir> <n>          also writes <dir>/tokens.txt: n distinct session
+//                                           tokens (another session each), for http.sh
 import { generateKeyPairSync, createSign } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,19 +14,29 @@ const [mode, dir, seconds] = process.argv.slice(2);
 
 const b64url = (data) => Buffer.from(data).toString('base64url');
 
-if (mode === 'make') {
-  const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+// A Clerk-shaped (v2) session token for session `sid`, signed with `privateKey`.
+const sessionToken = (privateKey, sid) => {
   const now = Math.floor(Date.now() / 1000);
   const header = { alg: 'RS256', kid: 'ins_bench', typ: 'JWT' };
-  // Clerk-shaped session claims (v2).
   const claims = {
     azp: AZP, exp: now + 3600, iat: now, nbf: now - 10, iss: 'https://clerk.example.com',
-    sid: 'sess_2abcdefghijklmnopqrstuvwxyz', sts: 'active', sub: 'user_2abcdefghijklmnopqrstuvwxyz', v: 2,
+    sid, sts: 'active', sub: 'user_2abcdefghijklmnopqrstuvwxyz', v: 2,
   };
   const message = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
   const signature = createSign('RSA-SHA256').update(message).sign(privateKey);
+  return `${message}.${b64url(signature)}`;
+};
+
+if (mode === 'make' || mode === 'many') {
+  const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   writeFileSync(join(dir, 'public.pem'), publicKey.export({ type: 'spki', format: 'pem' }));
-  writeFileSync(join(dir, 'token.txt'), `${message}.${b64url(signature)}`);
+  writeFileSync(join(dir, 'token.txt'), sessionToken(privateKey, 'sess_2abcdefghijklmnopqrstuvwxyz'));
+  if (mode === 'many') {
+    const n = Number(seconds || 100000);
+    const tokens = [];
+    for (let i = 0; i < n; i++) tokens.push(sessionToken(privateKey, `sess_bench${String(i).padStart(10, '0')}`));
+    writeFileSync(join(dir, 'tokens.txt'), `${tokens.join('\n')}\n`);
+  }
 } else if (mode === 'verify') {
   const token = readFileSync(join(dir, 'token.txt'), 'utf8').trim();
   const jwtKey = readFileSync(join(dir, 'public.pem'), 'utf8');
@@ -49,6 +61,6 @@ if (mode === 'make') {
   }
   console.log(`clerk-node ${(count / (elapsed / 1000)).toFixed(0)}`);
 } else {
-  console.error('usage: node verify.mjs make <dir> | verify <dir> <seconds>');
+  console.error('usage: node verify.mjs make <dir> | many <dir> <n> | verify <dir> <seconds>');
   process.exit(2);
 }
