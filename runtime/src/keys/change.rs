@@ -3,7 +3,7 @@
 //!
 //! What a change does to a record is decided here, once, for every store
 //! ([`KeyChange::apply`]); a store only loads the row, saves what `apply` returns and appends
-//! the [`KeyEvent`], in one transaction ([`KeyStore::change`](super::KeyStore::change)). The
+//! the [`KeyEvent`], in one transaction ([`KeyStore::change`]). The
 //! functions at the bottom ([`update`], [`reroll`], …) are what the CLI and
 //! [`KeyVerifier`](super::KeyVerifier) call.
 //!
@@ -264,7 +264,7 @@ impl KeyEvent {
     }
 }
 
-/// What [`KeyStore::change`](super::KeyStore::change) did.
+/// What [`KeyStore::change`] did.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct Changed {

@@ -3,7 +3,7 @@
 //!
 //! - A secret whose shape or checksum is wrong is refused (`bad-checksum`, `malformed-token`)
 //!   before anything is looked up. Its SHA-256, the one hash of the request, then keys
-//!   everything else: the caches ([`key_cache`](super::key_cache)), the lookups in flight and
+//!   everything else: the caches (`key_cache`), the lookups in flight and
 //!   the store.
 //! - Verified keys are cached for [`DEFAULT_CACHE_TTL`] (30 s, configurable). **That TTL bounds
 //!   how long a revocation made elsewhere (the CLI, another process) takes to be seen** (plus
@@ -12,7 +12,7 @@
 //!   before it never caches the key. Unknown, revoked and expired secrets are cached for
 //!   [`DEFAULT_NEGATIVE_CACHE_TTL`] (5 s).
 //! - Concurrent misses for one secret share one store query
-//!   ([`single_flight`](super::single_flight)).
+//!   (`single_flight`).
 //! - Store lookups for secrets neither cache knows are bounded:
 //!   [`DEFAULT_MAX_LOOKUPS_IN_FLIGHT`] at once, [`DEFAULT_MAX_LOOKUPS_IN_FLIGHT_PER_CLIENT`] of
 //!   them for one client ([`Credential::client`]). The checksum is public, so a flood of
@@ -21,10 +21,10 @@
 //!   the store, while cached keys never wait for it and other clients keep their share.
 //! - Over a store that announces revocations ([`KeyStore::revocation_notices`]: the
 //!   PostgreSQL store), the verifier listens from the moment it is built and evicts a key
-//!   revoked by any process within about a second ([`revocations`](super::revocations)); the
+//!   revoked by any process within about a second (`revocations`); the
 //!   TTL is then only the fallback while the notification connection is down.
 //! - `last_used_at` is written in batches by a background task every
-//!   [`DEFAULT_FLUSH_INTERVAL`] ([`usage`](super::usage)); call [`KeyVerifier::shutdown`] on
+//!   [`DEFAULT_FLUSH_INTERVAL`] (`usage`); call [`KeyVerifier::shutdown`] on
 //!   graceful shutdown so the last batch is written.
 //! - A failing store is a `503` ([`VerifyError::Unavailable`]), logged, never a `401`.
 //!
