@@ -24,6 +24,8 @@
 
 #[path = "api_server/dev_key.rs"]
 mod dev_key;
+#[path = "api_server/start.rs"]
+mod start;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -401,32 +403,11 @@ async fn print_dev_credentials(dev: &DevKey, keys: &KeyVerifier, resource: &Prot
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = match Args::try_parse() {
+    let args: Args = match start::parse_args() {
         Ok(args) => args,
-        Err(e) if !e.use_stderr() => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            // clap's message spans several lines; keep it to one, without the usage text.
-            let rendered = e.render().to_string();
-            let message: Vec<&str> = rendered
-                .lines()
-                .take_while(|l| !l.starts_with("Usage:"))
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .collect();
-            eprintln!("{} (see --help)", message.join(" "));
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    start::init_logging();
     let outcome = if args.policy_report {
         policy_report(&args)
     } else {

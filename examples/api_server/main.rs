@@ -19,7 +19,8 @@
 //! routes in the report and the metrics); the rest is one module a concern: `args` (the
 //! flags), `gate` (the verifiers the flags configure), `serve` (listening, metrics,
 //! shutdown), `users` (the application's own table), `dev` (development mode's credentials
-//! and `curl` lines) and `dev_key` (the development key, shared with `mcp_server`).
+//! and `curl` lines), `binding` (the listener, DPoP, TLS and client certificates), and, shared
+//! with `mcp_server`, `dev_key` (the development key) and `start` (flags and logging).
 
 mod args;
 mod binding;
@@ -27,6 +28,7 @@ mod dev;
 mod dev_key;
 mod gate;
 mod serve;
+mod start;
 mod users;
 
 use std::process::ExitCode;
@@ -36,7 +38,6 @@ use axum::body::Bytes;
 use axum::extract::{FromRef, Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use clap::Parser;
 use serde_json::{Value, json};
 use tokengate::metadata::ProtectedResource;
 use tokengate::routing::{Router, delete, get, post};
@@ -250,33 +251,11 @@ pub(crate) fn fail(message: impl Into<String>) -> Fatal {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = match Args::try_parse() {
+    let args: Args = match start::parse_args() {
         Ok(args) => args,
-        Err(e) if !e.use_stderr() => {
-            // --help and --version.
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            // clap's message spans several lines; keep it to one, without the usage text.
-            let rendered = e.render().to_string();
-            let message: Vec<&str> = rendered
-                .lines()
-                .take_while(|l| !l.starts_with("Usage:"))
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .collect();
-            eprintln!("{} (see --help)", message.join(" "));
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    start::init_logging();
 
     if args.policy_report {
         let resource =
