@@ -234,7 +234,8 @@ async fn redis_down_refuses_or_admits_as_configured_and_recovers() {
     redis.stop();
     let refused = call(&strict, "/per-key", &secret).await;
     assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(refused.retry_after.is_some());
+    assert_eq!(refused.body["reason"], "rate-limiter-unavailable");
+    assert_eq!(refused.retry_after, Some(1));
     assert_eq!(call(&lenient, "/per-key", &secret).await.status, StatusCode::OK);
 
     redis.restart();

@@ -388,6 +388,10 @@ pub enum Rejection {
     /// Over a route's rate limit (`429`, with `Retry-After` and the rate-limit headers).
     #[error("rate limited: {}", .0.rate)]
     RateLimited(RateStatus),
+    /// A rate limit cannot be counted: Redis does not answer (`503` with `Retry-After`; see
+    /// [`OnRedisError`](crate::rate_limit::OnRedisError)).
+    #[error("rate limiter unavailable")]
+    RateLimiterUnavailable,
     /// A DPoP proof was refused (RFC 9449: `401`, `DPoP error="invalid_dpop_proof"`).
     #[error("invalid DPoP proof: {0}")]
     InvalidDpopProof(DpopError),
@@ -431,6 +435,7 @@ impl Rejection {
             Rejection::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, None, "verifier-unavailable"),
             Rejection::Misconfigured(_) => (StatusCode::INTERNAL_SERVER_ERROR, None, "server-misconfigured"),
             Rejection::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, None, "rate-limited"),
+            Rejection::RateLimiterUnavailable => (StatusCode::SERVICE_UNAVAILABLE, None, "rate-limiter-unavailable"),
             Rejection::InvalidDpopProof(e) => (StatusCode::UNAUTHORIZED, Some("invalid_dpop_proof"), e.as_str()),
             Rejection::UseDpopNonce { .. } => (StatusCode::UNAUTHORIZED, Some("use_dpop_nonce"), "use-dpop-nonce"),
         };
@@ -467,6 +472,9 @@ impl Rejection {
             Rejection::Forbidden(f) => f.message().into(),
             Rejection::InsufficientUserAuthentication(s) => step_up_message(s).into(),
             Rejection::Unavailable { .. } => "the token could not be verified right now; retry later".into(),
+            Rejection::RateLimiterUnavailable => {
+                "this route's rate limit cannot be counted right now; retry later".into()
+            }
             Rejection::Misconfigured(_) => "the server is misconfigured; see its logs".into(),
             Rejection::RateLimited(status) => format!(
                 "too many requests: this route allows {} per {} s; retry after the time in Retry-After",
@@ -509,6 +517,9 @@ impl Rejection {
         if let Rejection::Unavailable { retry_after } = &self {
             let secs = retry_after.map_or(5, |d| d.as_secs().max(1));
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Rejection::RateLimiterUnavailable = &self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(1));
         }
         if let Rejection::UseDpopNonce { nonce } = &self
             && let Ok(value) = HeaderValue::from_str(nonce)

@@ -91,9 +91,7 @@ impl RedisLimits {
         match self.on_error {
             OnRedisError::Refuse => {
                 tracing::warn!(target: "tokengate::rate_limit", error = %error, "Redis cannot count: refusing (503)");
-                Err(Rejection::Unavailable {
-                    retry_after: Some(Duration::from_secs(1)),
-                })
+                Err(Rejection::RateLimiterUnavailable)
             }
             OnRedisError::Allow => {
                 tracing::warn!(target: "tokengate::rate_limit", error = %error, "Redis cannot count: admitting without a limit");
