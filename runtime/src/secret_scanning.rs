@@ -37,7 +37,6 @@ use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::jwt::jwks::{check_url, http_client};
 use crate::keys::{KeyChange, KeyVerifier, SecretHash, check_secret};
@@ -203,7 +202,7 @@ impl SecretScanning {
                 }
             };
             let label = if ours { "true_positive" } else { "false_positive" };
-            labels.push(json!({ "token_hash": hex_sha256(&m.token), "token_type": m.token_type, "label": label }));
+            labels.push(json!({ "token_hash": hash.to_hex(), "token_type": m.token_type, "label": label }));
         }
         Ok(labels)
     }
@@ -252,15 +251,4 @@ impl std::fmt::Debug for SecretScanning {
 
 fn refusal(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
-}
-
-/// The lowercase hex SHA-256 GitHub asks for in `token_hash`.
-fn hex_sha256(token: &str) -> String {
-    use std::fmt::Write as _;
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .fold(String::with_capacity(64), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }

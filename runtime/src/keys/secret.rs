@@ -199,6 +199,16 @@ impl SecretHash {
         &self.0
     }
 
+    /// The 32 bytes as 64 lowercase hex digits (what PostgreSQL's notices carry, and GitHub's
+    /// secret scanning asks for as `token_hash`).
+    pub fn to_hex(&self) -> String {
+        use std::fmt::Write as _;
+        self.0.iter().fold(String::with_capacity(64), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+    }
+
     /// Compares two hashes in constant time.
     pub fn ct_eq(&self, other: &SecretHash) -> bool {
         self.0.ct_eq(&other.0).into()
