@@ -212,7 +212,8 @@
 //! then keeps no copy of the parts in the handler's future.
 //!
 //! - **Unit tests** call the handler directly, passing [`Guard::for_tests`] first:
-//!   `create_user(Guard::for_tests(), auth, Json(body)).await`.
+//!   `create_user(Guard::for_tests(), auth, Json(body)).await`. A `#[public]` handler gains
+//!   the zero-sized [`Public`] marker instead, which checks nothing: `health(Public).await`.
 //! - **`#[debug_handler]`** goes *below* the tokengate attributes (it then checks the
 //!   guarded signature; give it `state = YourState`).
 //! - **Handlers are free functions**: the attributes add items beside the function, which an

@@ -74,10 +74,28 @@ fn aide_document_is_openapi_31_with_the_security_of_each_operation() {
     assert_valid_openapi_31(&doc);
     assert_schemes(&doc);
     assert_guarded_security(&doc);
-    // A public handler has no guard: aide writes no requirement, and the document has no
-    // global one, so the operation is open.
-    assert!(doc["paths"]["/health"]["get"].get("security").is_none(), "{doc:#}");
-    assert!(doc.get("security").is_none());
+    // A public handler's `Public` marker writes `security: []`, once, in the serialized text
+    // (the only empty requirement list of the document).
+    assert_eq!(doc["paths"]["/health"]["get"]["security"], json!([]), "{doc:#}");
+    let text = serde_json::to_string(&api).unwrap();
+    assert_eq!(text.matches(r#""security":[]"#).count(), 1, "{text}");
+}
+
+#[test]
+fn aide_public_operation_overrides_a_top_level_requirement() {
+    // With a global requirement, the public operation still says "no credential needed".
+    let (_router, mut api) = aide_example::app();
+    api.security = vec![[("api_key".to_owned(), Vec::new())].into_iter().collect()];
+    let doc = serde_json::to_value(&api).unwrap();
+    assert_valid_openapi_31(&doc);
+    assert_eq!(doc["security"], json!([{"api_key": []}]));
+    assert_eq!(doc["paths"]["/health"]["get"]["security"], json!([]));
+    assert_eq!(doc["paths"]["/api/me"]["get"]["security"][2], json!({"api_key": []}));
+}
+
+#[tokio::test]
+async fn a_public_handler_called_directly_takes_the_marker() {
+    assert_eq!(aide_example::health(tokengate::Public).await, "ok");
 }
 
 #[test]

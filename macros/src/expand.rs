@@ -270,10 +270,14 @@ fn conditions_fn(conditions: &[Condition]) -> TokenStream {
     }
 }
 
-/// A `#[public]` handler: unchanged, plus its record.
-pub(crate) fn public_handler(func: &ItemFn) -> TokenStream {
+/// A `#[public]` handler: its record, and the function with the `Public` marker as its first
+/// parameter (it extracts nothing; aide reads it as `security: []`).
+pub(crate) fn public_handler(mut func: ItemFn) -> TokenStream {
     let cfgs = cfgs(&func.attrs);
-    let record = record(func, &quote!(::tokengate::__private::HandlerStatus::Public));
+    let record = record(&func, &quote!(::tokengate::__private::HandlerStatus::Public));
+    func.sig
+        .inputs
+        .insert(0, parse_quote!(_: ::tokengate::__private::Public));
     quote! {
         #(#cfgs)*
         const _: () = {

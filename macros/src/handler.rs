@@ -41,7 +41,7 @@ pub(crate) fn expand(kind: AttrKind, args: TokenStream, item: TokenStream) -> To
             let error = error.to_compile_error();
             quote!(#error #func)
         }
-        Ok(()) if spec.public => expand::public_handler(&func),
+        Ok(()) if spec.public => expand::public_handler(func),
         Ok(()) => expand::guarded_handler(func, &spec),
     };
     quote!(#uses #expanded)

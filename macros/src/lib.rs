@@ -341,9 +341,12 @@ pub fn require(args: TokenStream, item: TokenStream) -> TokenStream {
 
 /// Marks a handler as intentionally open, for the route-policy report.
 ///
-/// The handler is not changed; it is registered as public so the report (and the start-up
-/// check) can tell "open on purpose" from "forgot the attribute". `#[public]` together with
-/// another tokengate attribute is a compile error.
+/// The handler verifies nothing; it is registered as public so the report (and the start-up
+/// check) can tell "open on purpose" from "forgot the attribute". It gains one first
+/// parameter, the zero-sized `tokengate::Public` marker, which extracts nothing and never
+/// fails (aide reads it as the operation's `security: []`); a unit test calls
+/// `health(Public).await`. `#[public]` together with another tokengate attribute is a compile
+/// error.
 #[proc_macro_attribute]
 pub fn public(args: TokenStream, item: TokenStream) -> TokenStream {
     handler::expand(AttrKind::Public, args.into(), item.into()).into()

@@ -37,6 +37,7 @@ pub mod net;
 #[cfg(any(feature = "utoipa", feature = "aide"))]
 pub mod openapi;
 pub mod policy;
+pub mod public;
 pub mod rate_limit;
 pub mod registry;
 pub mod rejection;
@@ -64,6 +65,7 @@ pub use keys::SqliteKeyStore;
 pub use keys::{KeySpec, KeyStore, KeyVerifier};
 pub use layer::{PolicyLayer, PolicyService};
 pub use policy::{Match, Policy, Requirement, RequirementKind};
+pub use public::Public;
 pub use rejection::Rejection;
 pub use token::{TokenType, TokenTypes};
 pub use verifier::{ByFormat, ByIssuer, Credential, StaticVerifier, Verifier, VerifyError};
@@ -84,6 +86,7 @@ pub mod __private {
     pub use crate::caller::{ApiKeyCaller, Caller, M2mCaller, NotAccepted, OAuthCaller, SessionCaller};
     pub use crate::guard::{ConditionFuture, Guard, OnParts, OnRequest, PolicySource};
     pub use crate::policy::{Match, Policy, Requirement, RequirementKind};
+    pub use crate::public::Public;
     pub use crate::registry::{HandlerRecord, HandlerStatus, type_id_of};
     pub use crate::rejection::Rejection;
     pub use crate::token::{TokenType, TokenTypes};

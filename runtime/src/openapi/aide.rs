@@ -2,8 +2,10 @@
 //!
 //! A handler with the attributes takes a [`Guard`] first; with aide's `ApiRouter`, that guard
 //! writes the operation's `security` (one alternative per accepted token type and choice of
-//! any-of scopes, `{}` last on an optional route). [`security_schemes`] adds the four bearer
-//! schemes the requirements name. `Auth`, the typed callers and `Caller` are inputs too (they
+//! any-of scopes, `{}` last on an optional route). A `#[public]` handler takes the [`Public`]
+//! marker first, which writes `security: []`: the route is open even where the document
+//! declares a top-level requirement. [`security_schemes`] adds the four bearer schemes the
+//! requirements name. `Auth`, the typed callers and `Caller` are inputs too (they
 //! add nothing), so handlers taking them are accepted by aide.
 
 use ::aide::OperationInput;
@@ -14,6 +16,7 @@ use ::aide::transform::TransformOpenApi;
 use crate::auth::Auth;
 use crate::caller::{ApiKeyCaller, Caller, M2mCaller, OAuthCaller, SessionCaller};
 use crate::guard::{Guard, PolicySource};
+use crate::public::Public;
 use crate::report::{security_requirements, security_scheme};
 use crate::token::TokenType;
 
@@ -28,6 +31,18 @@ impl<P: PolicySource, At> OperationInput for Guard<P, At> {
                     .collect()
             })
             .collect();
+    }
+}
+
+/// aide's `Operation` leaves out an empty `security` when it serializes, so the `[]` goes in as
+/// an extension (aide writes extensions flattened into the operation), and any requirement
+/// already there is cleared so the key appears once.
+impl OperationInput for Public {
+    fn operation_input(_ctx: &mut GenContext, operation: &mut Operation) {
+        operation.security.clear();
+        operation
+            .extensions
+            .insert("security".to_owned(), serde_json::Value::Array(Vec::new()));
     }
 }
 

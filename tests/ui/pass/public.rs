@@ -1,4 +1,4 @@
-//! `#[public]` leaves the handler as it is and registers it as intentionally open.
+//! `#[public]` registers the handler as intentionally open; it gains only the `Public` marker.
 #![deny(warnings)]
 
 use axum::Router;
