@@ -104,6 +104,16 @@ const FIND_BY_HASH: &str = concat!(
     " FROM tokengate_keys WHERE secret_hash = ?1 OR previous_secret_hash = ?1"
 );
 
+/// The fast path's two steps of [`FIND_BY_HASH`]: a current secret (nearly every lookup) is one
+/// probe of one index; a previous secret is looked for only when no key has it as its current
+/// one. SQLite runs the `OR` above as two probes whose row ids it collects and reads back.
+const FIND_BY_CURRENT_HASH: &str = concat!("SELECT ", columns!(), " FROM tokengate_keys WHERE secret_hash = ?1");
+const FIND_BY_PREVIOUS_HASH: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM tokengate_keys WHERE previous_secret_hash = ?1"
+);
+
 /// Writes back what a change made of a key.
 const SAVE: &str = "UPDATE tokengate_keys SET name = ?, description = ?, scopes = ?, claims = ?, expires_at = ?, \
      revoked_at = ?, revocation_reason = ?, disabled_at = ?, secret_hash = ?, previous_secret_hash = ?, \
@@ -113,7 +123,7 @@ const APPEND_EVENT: &str =
     "INSERT INTO tokengate_key_events (key_id, at, action, actor, changes) VALUES (?, ?, ?, ?, ?)";
 
 mod connections;
-pub use connections::{Access, SqliteConnections};
+pub use connections::{Access, READ_CACHE_KIB, SqliteConnections};
 
 /// Keys in an SQLite database.
 #[derive(Clone, Debug)]
@@ -604,10 +614,17 @@ impl KeyStore for SqliteKeyStore {
                 let raw = fast
                     .lookups
                     .read(move |c| {
-                        let mut find = c.prepare_cached(FIND_BY_HASH).map_err(StoreError::sqlite)?;
-                        find.query_row([&hash.as_bytes()[..]], raw_record)
-                            .optional()
-                            .map_err(StoreError::sqlite)
+                        for query in [FIND_BY_CURRENT_HASH, FIND_BY_PREVIOUS_HASH] {
+                            let mut find = c.prepare_cached(query).map_err(StoreError::sqlite)?;
+                            let found = find
+                                .query_row([&hash.as_bytes()[..]], raw_record)
+                                .optional()
+                                .map_err(StoreError::sqlite)?;
+                            if found.is_some() {
+                                return Ok(found);
+                            }
+                        }
+                        Ok(None)
                     })
                     .await?;
                 return raw.map(RawRecord::into_record).transpose();
