@@ -88,6 +88,14 @@ CREATE TABLE IF NOT EXISTS tokengate_key_events (
 CREATE INDEX IF NOT EXISTS tokengate_key_events_key ON tokengate_key_events (key_id, seq);
 ";
 
+/// A subject's keys of one name, in the listing's order (`created_at`, then `rowid`): with only
+/// `(subject, name)` the planner may walk the subject's keys by creation time and filter them
+/// by name, every key of a subject with many (development mode's start on a large table).
+const MIGRATION_4: &str = "\
+DROP INDEX IF EXISTS tokengate_keys_subject_name;
+CREATE INDEX IF NOT EXISTS tokengate_keys_subject_name_created ON tokengate_keys (subject, name, created_at);
+";
+
 macro_rules! columns {
     () => {
         "id, kind, secret_hash, name, description, subject, scopes, claims, created_at, expires_at, \
@@ -242,6 +250,7 @@ impl SqliteKeyStore {
             ("tokengate keys", MIGRATION_1),
             ("tokengate key listing indexes", MIGRATION_2),
             ("tokengate key lifecycle and audit trail", MIGRATION_3),
+            ("tokengate key listing by subject and name", MIGRATION_4),
         ])
         .run(&self.pool)
         .await
@@ -662,5 +671,45 @@ impl KeyStore for SqliteKeyStore {
 
     fn name(&self) -> &'static str {
         "sqlite"
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// SQLite's plan for a listing of a subject's keys of one name (development mode's start):
+    /// served in order by one index, never a walk of every key of the subject.
+    #[tokio::test]
+    async fn listing_by_subject_and_name_is_one_index_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteKeyStore::open(dir.path().join("plan.db")).await.unwrap();
+        let query = KeyQuery::new().subject("user_demo").name("demo-write");
+        for after in [None, Some((5, 7))] {
+            let select = page_select::<sqlx::Sqlite>(columns!(), "rowid", &query, after);
+            let mut explain = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "EXPLAIN QUERY PLAN {}",
+                select.sql().as_str()
+            )))
+            .bind("user_demo")
+            .bind("demo-write");
+            if let Some((created_at, position)) = after {
+                explain = explain.bind(created_at).bind(position);
+            }
+            let plan: Vec<String> = explain
+                .bind(10_i64)
+                .fetch_all(store.pool())
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| row.get::<String, _>("detail"))
+                .collect();
+            assert_eq!(plan.len(), 1, "{plan:?}");
+            assert!(
+                plan[0].contains("USING INDEX tokengate_keys_subject_name_created (subject=? AND name=?"),
+                "{plan:?}"
+            );
+        }
     }
 }

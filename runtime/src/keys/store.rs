@@ -189,15 +189,23 @@ impl KeyRecord {
 
     /// What a handler sees for this key (`user_id`/`org_id`/`machine_id` derived from the subject).
     pub fn to_auth_info(&self) -> AuthInfo {
+        self.clone().into_auth_info()
+    }
+
+    /// [`to_auth_info`](Self::to_auth_info), taking the record's strings instead of copying
+    /// them (the key verifier's path: the record is dropped next). The scopes keep no spare
+    /// capacity: the result is what a cached key holds for as long as it is cached.
+    pub fn into_auth_info(self) -> AuthInfo {
         let mut info = AuthInfo::new(self.kind.token_type());
-        info.id = Some(self.id.clone());
-        info.subject = Some(self.subject.clone());
-        info.name = Some(self.name.clone());
-        info.scopes = self.scopes.clone();
-        info.expiration = self.expires_at;
-        info.claims = self.claims.clone();
         // Checked when written; a value that does not parse counts as no limit of its own.
         info.rate_limit = self.rate_limit.as_deref().and_then(|r| r.parse().ok());
+        info.id = Some(self.id);
+        info.subject = Some(self.subject);
+        info.name = Some(self.name);
+        info.scopes = self.scopes;
+        info.scopes.shrink_to_fit();
+        info.expiration = self.expires_at;
+        info.claims = self.claims;
         info.with_derived_ids()
     }
 }

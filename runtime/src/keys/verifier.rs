@@ -429,7 +429,7 @@ impl KeyVerifier {
             // The secret's prefix and the stored kind disagree: never accept it as either.
             return Err(InvalidReason::WrongType.into());
         }
-        let auth = Auth::new(record.to_auth_info());
+        let auth = Auth::new(record.into_auth_info());
         let record_at = self.inner.usage.record(&auth, CoarseInstant::now());
         let cached = CachedKey {
             auth: auth.clone(),
