@@ -56,11 +56,11 @@ start() {
     (cd "$WORK" && RUST_LOG=error exec taskset -c 0 "$SERVER" --addr 127.0.0.1:0 --database "sqlite://$database" \
         >"$WORK/$name.out" 2>"$WORK/$name.err") &
     SERVER_PID=$!
-    for _ in $(seq 1 3000); do
+    for _ in $(seq 1 15000); do
         grep -q '^demo API key (write:users):' "$WORK/$name.out" 2>/dev/null &&
             grep -q '^tokengate example server listening on' "$WORK/$name.out" && break
         kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/$name.err" >&2; echo "the server exited" >&2; exit 1; }
-        sleep 0.01
+        sleep 0.002
     done
     ready="$(date +%s.%N)"
     BASE="$(sed -n 's/^tokengate example server listening on[[:space:]]*//p' "$WORK/$name.out" | head -n1)"

@@ -10,8 +10,8 @@
 //!
 //! Both write what `--format openapi` writes (OpenAPI 3.1): per operation one requirement
 //! object per accepted token type and per choice of its any-of scopes, `{}` as a last
-//! alternative on an optional route, and `security: []` on a `#[public]` one (utoipa; aide
-//! sees no guard there and writes nothing, which is open as well).
+//! alternative on an optional route, and `security: []` on a `#[public]` one (with aide,
+//! written by the [`Public`](crate::Public) marker `#[public]` adds to the handler).
 
 #[cfg(feature = "aide")]
 pub mod aide;
