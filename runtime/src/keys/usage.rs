@@ -3,7 +3,9 @@
 //! every flush interval. [`UsageRecorder::shutdown`] writes the last batch.
 //!
 //! What a noted key costs: one entry of a map filed under the key's `Auth` (a shared pointer,
-//! no copy of its id) until the next write. A write sorts the batch by key id and hands it to
+//! no copy of its id) until the next write; the `Auth` is usually the cached one, but one
+//! evicted meanwhile stays alive until its write (at most [`MAX_PENDING`] of them, about 0.6 KB
+//! each, should the store be down during a flood of distinct keys). A write sorts the batch by key id and hands it to
 //! the store in chunks of [`CHUNK`]: in id order a store's index on the id is walked once, not
 //! probed at random (on SQLite, half the cost per key), and the ids copied for the store are
 //! one chunk's at a time, whatever the batch's size.
