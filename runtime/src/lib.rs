@@ -37,7 +37,7 @@ pub mod net;
 #[cfg(any(feature = "utoipa", feature = "aide"))]
 pub mod openapi;
 pub mod policy;
-pub mod public;
+mod public;
 pub mod rate_limit;
 pub mod registry;
 pub mod rejection;
