@@ -4,7 +4,8 @@
 //! cargo run --example quickstart
 //! ```
 //!
-//! It prints an API key and a session token, then serves on 127.0.0.1:3000. The demo
+//! It prints an API key and a session token, then serves on 127.0.0.1:3000 (or the address
+//! after `--addr`; `tests/quickstart.rs` runs it on a free port). The demo
 //! credentials come from `tokengate::testing` (a generated key pair and an in-memory key
 //! store); in production, build the `TokenGate` from your issuer's JWKS and your key store
 //! (README, "Configuring verifiers").
@@ -38,12 +39,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/profile", get(profile))
         .with_state(demo.gate.clone());
 
-    let addr = "127.0.0.1:3000";
+    let addr = std::env::args().skip_while(|a| a != "--addr").nth(1);
+    let listener = tokio::net::TcpListener::bind(addr.as_deref().unwrap_or("127.0.0.1:3000")).await?;
+    let addr = listener.local_addr()?;
     println!("API key:       {}", key.secret);
     println!("session token: {session}");
     println!("curl -H 'Authorization: Bearer {}' http://{addr}/reports", key.secret);
     println!("curl -H 'Authorization: Bearer {session}' http://{addr}/profile");
-    let listener = tokio::net::TcpListener::bind(addr).await?;
     axum::serve(listener, app).await?;
     Ok(())
 }

@@ -843,6 +843,9 @@ fn policy_report_lists_every_route_without_starting_anything() {
         ]
     );
     assert_eq!(report["routes"][1]["requirements"][0]["applies_to"], json!(["api_key"]));
+    // Optional authentication shows as such: `/api/feed` admits anonymous callers, `/api/me` not.
+    assert_eq!(report["routes"][11]["optional"], json!(true));
+    assert_eq!(report["routes"][10]["optional"], json!(false));
     let requirement = |route: usize, i: usize| {
         let q = &report["routes"][route]["requirements"][i];
         (
@@ -883,6 +886,8 @@ fn policy_report_lists_every_route_without_starting_anything() {
     let (code, out, _) = run_example(&["--policy-report"]);
     assert_eq!(code, 0);
     assert!(out.contains("| DELETE | `/api/users/{id}` | guarded |"), "{out}");
+    let feed = out.lines().find(|l| l.contains("`/api/feed`")).unwrap();
+    assert!(feed.contains("or none (optional)"), "{feed}");
     assert!(
         out.contains("reverification `strict_mfa` (for session_token); acr `mfa` (for oauth_token); authentication at most 600 s old (for oauth_token)"),
         "{out}"

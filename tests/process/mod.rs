@@ -28,7 +28,12 @@ fn built(path: PathBuf) -> PathBuf {
 
 /// The example server's binary.
 pub fn example_bin() -> PathBuf {
-    built(target_dir().join("examples").join("api_server"))
+    example_named("api_server")
+}
+
+/// The binary of the example `name`.
+pub fn example_named(name: &str) -> PathBuf {
+    built(target_dir().join("examples").join(name))
 }
 
 /// The `tokengate` CLI's binary.
@@ -62,7 +67,7 @@ impl Server {
     /// Starts the example `name` like [`Server::start`]; its address is what follows `label`
     /// on the line that starts with it.
     pub fn start_example(name: &str, label: &str, dir: &Path, args: &[&str]) -> Server {
-        let mut child = Command::new(built(target_dir().join("examples").join(name)))
+        let mut child = Command::new(example_named(name))
             .args(["--addr", "127.0.0.1:0"])
             .args(args)
             .current_dir(dir)
