@@ -104,17 +104,11 @@ macro_rules! columns {
     };
 }
 
-/// A secret is the key's current one or, during a grace period, the one a reroll replaced: one
-/// statement, one probe of each unique index.
-const FIND_BY_HASH: &str = concat!(
-    "SELECT ",
-    columns!(),
-    " FROM tokengate_keys WHERE secret_hash = ?1 OR previous_secret_hash = ?1"
-);
-
-/// The fast path's two steps of [`FIND_BY_HASH`]: a current secret (nearly every lookup) is one
-/// probe of one index; a previous secret is looked for only when no key has it as its current
-/// one. SQLite runs the `OR` above as two probes whose row ids it collects and reads back.
+/// A secret is the key's current one or, during a grace period, the one a reroll replaced. The
+/// current secret (nearly every lookup) is one probe of one index; the previous one is looked
+/// for only when no key has the secret as its current one. (One statement with `OR` costs
+/// more: SQLite runs it as two probes whose row ids it collects and reads back.)
+const FIND_BY_HASH: [&str; 2] = [FIND_BY_CURRENT_HASH, FIND_BY_PREVIOUS_HASH];
 const FIND_BY_CURRENT_HASH: &str = concat!("SELECT ", columns!(), " FROM tokengate_keys WHERE secret_hash = ?1");
 const FIND_BY_PREVIOUS_HASH: &str = concat!(
     "SELECT ",
@@ -623,7 +617,7 @@ impl KeyStore for SqliteKeyStore {
                 let raw = fast
                     .lookups
                     .read(move |c| {
-                        for query in [FIND_BY_CURRENT_HASH, FIND_BY_PREVIOUS_HASH] {
+                        for query in FIND_BY_HASH {
                             let mut find = c.prepare_cached(query).map_err(StoreError::sqlite)?;
                             let found = find
                                 .query_row([&hash.as_bytes()[..]], raw_record)
@@ -638,12 +632,17 @@ impl KeyStore for SqliteKeyStore {
                     .await?;
                 return raw.map(RawRecord::into_record).transpose();
             }
-            let row = sqlx::query(FIND_BY_HASH)
-                .bind(&hash.as_bytes()[..])
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_error)?;
-            row.as_ref().map(record_from_row).transpose()
+            for query in FIND_BY_HASH {
+                let row = sqlx::query(query)
+                    .bind(&hash.as_bytes()[..])
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db_error)?;
+                if let Some(row) = row {
+                    return record_from_row(&row).map(Some);
+                }
+            }
+            Ok(None)
         })
     }
 
