@@ -1053,3 +1053,20 @@ async fn a_remembered_key_that_expired_is_refused_from_memory_and_machines_are_r
     assert_eq!(store.finds.load(Ordering::SeqCst), finds, "refused from memory");
     keys.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_cached_key_is_one_shared_auth_not_a_copy_per_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&db_path(&dir)).await;
+    let verifier = KeyVerifier::builder(Arc::new(store)).build().unwrap();
+    let key = verifier.issue(KeySpec::api_key("user_1", "shared")).await.unwrap();
+    let first = verifier.verify_secret(key.secret.expose()).await.unwrap();
+    let second = verifier.verify_secret(key.secret.expose()).await.unwrap();
+    assert!(
+        Arc::ptr_eq(first.info(), second.info()),
+        "the second request got a copy"
+    );
+    // Two references from the requests, one from the cache (the `last_used_at` batch may hold
+    // another until it is written).
+    assert!(Arc::strong_count(first.info()) >= 3);
+}
