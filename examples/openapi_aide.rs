@@ -17,7 +17,7 @@ use tokengate::{Auth, TokenGate, accepts_token, public, require_scope};
 /// The verified caller's user.
 #[accepts_token(any)]
 pub(crate) async fn me(auth: Auth) -> String {
-    auth.user_id.clone().unwrap_or_default()
+    auth.user_id.as_deref().unwrap_or_default().to_owned()
 }
 
 /// A feed, personalised for signed-in callers.

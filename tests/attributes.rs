@@ -41,17 +41,17 @@ const OAUTH_READ: &str = "oat_read_0123456789";
 
 fn info(token_type: TokenType, subject: &str, scopes: &[&str]) -> AuthInfo {
     let mut info = AuthInfo::new(token_type);
-    info.subject = Some(subject.to_owned());
+    info.subject = Some(subject.into());
     info.scopes = scopes.iter().map(|s| s.to_string()).collect();
     info
 }
 
 fn session_info(name: &str, org: Option<(&str, &[&str])>) -> AuthInfo {
     let mut info = info(TokenType::SessionToken, &format!("user_{name}"), &[]);
-    info.session_id = Some(format!("sess_{name}"));
+    info.session_id = Some(tokengate::ArcStr::from(format!("sess_{name}")));
     if let Some((role, permissions)) = org {
         info.org_id = Some("org_1".into());
-        info.org_role = Some(role.to_owned());
+        info.org_role = Some(role.into());
         info.org_permissions = permissions.iter().map(|p| p.to_string()).collect();
     }
     info
@@ -219,13 +219,13 @@ async fn limited_to_machines(auth: Auth) -> String {
 #[require_scope("admin")]
 #[tokengate::accepts_token(m2m_token)]
 async fn order_reversed(auth: Auth) -> String {
-    auth.machine_id.clone().unwrap_or_default()
+    auth.machine_id.as_deref().unwrap_or_default().to_owned()
 }
 
 /// No `#[accepts_token]`: Clerk's default, session tokens only.
 #[require_role("org:admin")]
 async fn admins(auth: Auth) -> String {
-    auth.org_role.clone().unwrap_or_default()
+    auth.org_role.as_deref().unwrap_or_default().to_owned()
 }
 
 #[require_permission(any("org:invoices:create", "org:invoices:manage"))]

@@ -21,7 +21,7 @@ use tokengate::{
 
 #[require_feature("exports")]
 async fn exports(auth: Auth) -> String {
-    auth.user_id.clone().unwrap_or_default()
+    auth.user_id.as_deref().unwrap_or_default().to_owned()
 }
 
 #[require_plan("o:pro")]

@@ -31,7 +31,9 @@ async fn feed(caller: Option<Caller>) -> axum::Json<Value> {
 #[accepts_token(optional, api_key)]
 #[require_scope("feed:read")]
 async fn scoped(auth: Option<Auth>) -> String {
-    auth.map_or("anonymous".to_owned(), |a| a.subject.clone().unwrap_or_default())
+    auth.map_or("anonymous".to_owned(), |a| {
+        a.subject.as_deref().unwrap_or_default().to_owned()
+    })
 }
 
 #[accepts_token(any)]

@@ -21,7 +21,7 @@ use tokengate::{
 
 #[require_role("org:admin")]
 async fn admin_only(auth: Auth) -> String {
-    auth.org_role.clone().unwrap_or_default()
+    auth.org_role.as_deref().unwrap_or_default().to_owned()
 }
 
 #[require_role(any("org:admin", "org:billing"))]

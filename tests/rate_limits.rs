@@ -21,7 +21,7 @@ mod redis_support;
 #[accepts_token(api_key)]
 #[rate_limit("3/min")]
 async fn per_key(auth: Auth) -> String {
-    auth.id.clone().unwrap_or_default()
+    auth.id.as_deref().unwrap_or_default().to_owned()
 }
 
 #[accepts_token(api_key, m2m_token)]

@@ -17,6 +17,8 @@
 
 use std::sync::Arc;
 
+use arcstr::ArcStr;
+
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use http::request::Parts;
 
@@ -24,6 +26,13 @@ use crate::rejection::Rejection;
 use crate::token::TokenType;
 
 /// What a verifier learned about a token. Fields follow Clerk's auth objects.
+///
+/// The identifiers are [`ArcStr`]s (re-exported as `tokengate::ArcStr`): one pointer each,
+/// dereferencing to `&str`, shared rather than copied when cloned (a session's `user_id` is its
+/// `subject`). Read one with `auth.user_id.as_deref()`; set one with `Some("user_1".into())`
+/// (from a `&str` or a `String`); take a `String` with `.to_string()`. A cached API key is an
+/// `AuthInfo` held as long as it is cached, so its size is memory per key: 200 bytes, where
+/// eleven `Option<String>`s made it 376 (BENCHMARKS.md, section 8).
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
@@ -31,29 +40,29 @@ pub struct AuthInfo {
     /// The kind of token that was verified.
     pub token_type: TokenType,
     /// The token's own id (API key id, M2M token id, `jti`…), when it has one.
-    pub id: Option<String>,
+    pub id: Option<ArcStr>,
     /// The subject: a user, organization or machine id.
-    pub subject: Option<String>,
+    pub subject: Option<ArcStr>,
     /// The subject when it is a user (`user_…`), or a session's user.
-    pub user_id: Option<String>,
+    pub user_id: Option<ArcStr>,
     /// The active organization, or the subject when it is one (`org_…`).
-    pub org_id: Option<String>,
+    pub org_id: Option<ArcStr>,
     /// The session id of a session token (`sid`).
-    pub session_id: Option<String>,
+    pub session_id: Option<ArcStr>,
     /// A session's status (`sts`).
-    pub session_status: Option<String>,
+    pub session_status: Option<ArcStr>,
     /// The API key's name.
-    pub name: Option<String>,
+    pub name: Option<ArcStr>,
     /// The OAuth client that obtained the token.
-    pub client_id: Option<String>,
+    pub client_id: Option<ArcStr>,
     /// The machine behind an M2M token (`mch_…`).
-    pub machine_id: Option<String>,
+    pub machine_id: Option<ArcStr>,
     /// Scopes the token carries (machine tokens).
     pub scopes: Vec<String>,
     /// The role in the active organization (`org:admin`).
-    pub org_role: Option<String>,
+    pub org_role: Option<ArcStr>,
     /// The organization slug.
-    pub org_slug: Option<String>,
+    pub org_slug: Option<ArcStr>,
     /// Permissions in the active organization (`org:invoices:create`).
     pub org_permissions: Vec<String>,
     /// Expiration, in seconds since the Unix epoch.
@@ -209,6 +218,23 @@ mod tests {
         let mut m = AuthInfo::new(TokenType::M2mToken);
         m.subject = Some("mch_1".into());
         assert_eq!(m.with_derived_ids().machine_id.as_deref(), Some("mch_1"));
+    }
+
+    #[test]
+    fn an_auth_info_is_small_it_is_memory_per_cached_key() {
+        // Eleven `Option<String>`s made it 376 bytes; each `ArcStr` is one pointer.
+        assert!(std::mem::size_of::<AuthInfo>() <= 200, "{}", std::mem::size_of::<AuthInfo>());
+        assert_eq!(std::mem::size_of::<Option<ArcStr>>(), 8);
+    }
+
+    #[test]
+    fn a_derived_user_id_shares_the_subject() {
+        let mut a = AuthInfo::new(TokenType::ApiKey);
+        a.subject = Some("user_1".into());
+        let a = a.with_derived_ids();
+        let (subject, user) = (a.subject.as_deref().unwrap(), a.user_id.as_deref().unwrap());
+        assert_eq!(user, "user_1");
+        assert!(std::ptr::eq(subject, user), "with_derived_ids copied the subject");
     }
 
     #[test]

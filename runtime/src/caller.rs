@@ -53,6 +53,7 @@
 //! On an optional route (`#[accepts_token(optional, ...)]`) take `Option<SessionCaller>` or
 //! `Option<Caller>`: `None` for an anonymous caller.
 
+use arcstr::ArcStr;
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use http::request::Parts;
 
@@ -217,8 +218,16 @@ fn expect_type(auth: &Auth, token_type: TokenType) -> Result<(), ViewError> {
     }
 }
 
-fn required(value: &Option<String>, token_type: TokenType, field: &'static str) -> Result<String, ViewError> {
-    value.clone().ok_or(ViewError::MissingField { token_type, field })
+fn required(value: &Option<ArcStr>, token_type: TokenType, field: &'static str) -> Result<String, ViewError> {
+    value
+        .as_deref()
+        .map(str::to_owned)
+        .ok_or(ViewError::MissingField { token_type, field })
+}
+
+/// A view's own copy of an optional field.
+fn owned(value: &Option<ArcStr>) -> Option<String> {
+    value.as_deref().map(str::to_owned)
 }
 
 impl CallerView for SessionCaller {
@@ -228,15 +237,15 @@ impl CallerView for SessionCaller {
         const T: TokenType = TokenType::SessionToken;
         expect_type(auth, T)?;
         let org = auth.org_id.as_ref().map(|id| Org {
-            id: id.clone(),
-            slug: auth.org_slug.clone(),
-            role: auth.org_role.clone(),
+            id: id.to_string(),
+            slug: owned(&auth.org_slug),
+            role: owned(&auth.org_role),
             permissions: auth.org_permissions.clone(),
         });
         Ok(SessionCaller {
             user_id: required(&auth.user_id, T, "user_id")?,
-            session_id: auth.session_id.clone(),
-            session_status: auth.session_status.clone(),
+            session_id: owned(&auth.session_id),
+            session_status: owned(&auth.session_status),
             org,
             expiration: auth.expiration,
             claims: auth.claims.clone(),
@@ -252,9 +261,9 @@ impl CallerView for OAuthCaller {
         expect_type(auth, T)?;
         Ok(OAuthCaller {
             subject: required(&auth.subject, T, "subject")?,
-            user_id: auth.user_id.clone(),
-            client_id: auth.client_id.clone(),
-            id: auth.id.clone(),
+            user_id: owned(&auth.user_id),
+            client_id: owned(&auth.client_id),
+            id: owned(&auth.id),
             scopes: auth.scopes.clone(),
             expiration: auth.expiration,
             claims: auth.claims.clone(),
@@ -271,9 +280,9 @@ impl CallerView for ApiKeyCaller {
         Ok(ApiKeyCaller {
             id: required(&auth.id, T, "id")?,
             subject: required(&auth.subject, T, "subject")?,
-            user_id: auth.user_id.clone(),
-            org_id: auth.org_id.clone(),
-            name: auth.name.clone(),
+            user_id: owned(&auth.user_id),
+            org_id: owned(&auth.org_id),
+            name: owned(&auth.name),
             scopes: auth.scopes.clone(),
             expiration: auth.expiration,
             claims: auth.claims.clone(),
@@ -289,8 +298,8 @@ impl CallerView for M2mCaller {
         expect_type(auth, T)?;
         Ok(M2mCaller {
             subject: required(&auth.subject, T, "subject")?,
-            machine_id: auth.machine_id.clone(),
-            id: auth.id.clone(),
+            machine_id: owned(&auth.machine_id),
+            id: owned(&auth.id),
             scopes: auth.scopes.clone(),
             expiration: auth.expiration,
             claims: auth.claims.clone(),

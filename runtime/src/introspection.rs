@@ -469,9 +469,9 @@ impl IntrospectionVerifier {
             .map(|s| crate::jwt::claims::split_scopes(&s))
             .unwrap_or_default();
         let mut info = AuthInfo::new(TokenType::OAuthToken);
-        info.id = string("jti")?;
-        info.subject = string("sub")?;
-        info.client_id = string("client_id")?;
+        info.id = string("jti")?.map(Into::into);
+        info.subject = string("sub")?.map(Into::into);
+        info.client_id = string("client_id")?.map(Into::into);
         info.scopes = scopes;
         info.expiration = exp;
         Ok((info, exp))

@@ -51,6 +51,7 @@ pub mod testing;
 pub mod token;
 pub mod verifier;
 
+pub use arcstr::ArcStr;
 pub use auth::{Auth, AuthInfo};
 pub use caller::{ApiKeyCaller, Caller, M2mCaller, OAuthCaller, SessionCaller};
 pub use gate::{ConfigError, TokenGate, TokenGateBuilder};

@@ -15,7 +15,7 @@
 //! let t = TestGate::new()?;
 //! let policy = Policy::accepting(TokenTypes::from_slice(&[TokenType::SessionToken, TokenType::ApiKey]));
 //! let app: Router = Router::new()
-//!     .route("/me", get(|auth: tokengate_runtime::Auth| async move { auth.user_id.clone().unwrap_or_default() }))
+//!     .route("/me", get(|auth: tokengate_runtime::Auth| async move { auth.user_id.as_deref().unwrap_or_default().to_owned() }))
 //!     .layer(PolicyLayer::new(t.gate.clone(), policy));
 //!
 //! let session = t.issuer.session("user_1").org("org_1", "org:admin").sign()?;

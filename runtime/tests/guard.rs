@@ -135,11 +135,11 @@ fn app(gate: TokenGate) -> Router {
         .route("/oauth", get(|_g: Guard<OAuthOnly>| async { "oauth" }))
         .route(
             "/session",
-            get(|_g: Guard<Sessions>, auth: Auth| async move { auth.subject.clone().unwrap() }),
+            get(|_g: Guard<Sessions>, auth: Auth| async move { auth.subject.as_deref().unwrap().to_owned() }),
         )
         .route(
             "/no-policy",
-            get(|auth: Auth| async move { auth.subject.clone().unwrap() }),
+            get(|auth: Auth| async move { auth.subject.as_deref().unwrap().to_owned() }),
         )
         .with_state(gate)
 }

@@ -336,7 +336,7 @@ async fn a_bad_checksum_never_reaches_the_store() {
     // The synchronous path the gate asks first: the cached key answers at once; typos of it
     // fail their checksum there too, and are not remembered as refusals.
     let cached = |token: &str| verifier.verify_cached(&Credential::new_for_tests(token, TokenType::ApiKey));
-    assert_eq!(cached(secret).unwrap().unwrap().id, Some(key.record.id.clone()));
+    assert_eq!(cached(secret).unwrap().unwrap().id, Some(key.record.id.as_str().into()));
     let refusals = verifier.cached_rejections();
     for i in 3..secret.len() {
         let mut typo = secret.as_bytes().to_vec();

@@ -336,12 +336,15 @@ async fn soak_mixed_traffic_with_churn_and_rotation() {
         .verifier(TokenType::SessionToken, Arc::new(jwt.clone()))
         .build()
         .unwrap();
-    let app = Router::new()
-        .route(
-            "/whoami",
-            get(|_g: Guard<Accepting>, auth: Auth| async move { auth.subject.clone().unwrap_or_default() }),
-        )
-        .with_state(gate);
+    let app =
+        Router::new()
+            .route(
+                "/whoami",
+                get(|_g: Guard<Accepting>, auth: Auth| async move {
+                    auth.subject.as_deref().unwrap_or_default().to_owned()
+                }),
+            )
+            .with_state(gate);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/whoami", listener.local_addr().unwrap());
     let serving = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

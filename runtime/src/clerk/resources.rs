@@ -128,10 +128,10 @@ pub fn parse_verify_response(
         _ => return Err(unexpected(token_type, "`expiration` is neither a number nor null")),
     };
     let mut info = AuthInfo::new(token_type);
-    info.id = Some(resource.id);
-    info.subject = Some(resource.subject);
-    info.name = resource.name;
-    info.client_id = resource.client_id;
+    info.id = Some(resource.id.into());
+    info.subject = Some(resource.subject.into());
+    info.name = resource.name.map(Into::into);
+    info.client_id = resource.client_id.map(Into::into);
     info.scopes = resource.scopes.unwrap_or_default();
     info.expiration = expiration;
     info.claims = match resource.claims {

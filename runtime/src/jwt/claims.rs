@@ -241,11 +241,13 @@ pub(crate) fn session(claims: Map<String, Value>, rules: &ClaimRules, clock: Clo
         return Err(InvalidReason::Inactive);
     }
     let mut info = AuthInfo::new(TokenType::SessionToken);
-    info.subject = Some(sub.to_owned());
-    info.user_id = Some(sub.to_owned());
-    info.session_id = sid.map(str::to_owned);
-    info.session_status = status.map(str::to_owned);
-    info.id = optional_string(&claims, "jti")?.map(str::to_owned);
+    // One string for both: `ArcStr` clones share it.
+    let sub = arcstr::ArcStr::from(sub);
+    info.user_id = Some(sub.clone());
+    info.subject = Some(sub);
+    info.session_id = sid.map(Into::into);
+    info.session_status = status.map(Into::into);
+    info.id = optional_string(&claims, "jti")?.map(Into::into);
     info.expiration = Some(exp);
     organization(&claims, &mut info)?;
     info.claims = Value::Object(claims);
@@ -279,9 +281,9 @@ pub(crate) fn oauth(claims: Map<String, Value>, rules: &ClaimRules, clock: Clock
         return Err(InvalidReason::InvalidClaims);
     }
     let mut info = AuthInfo::new(TokenType::OAuthToken);
-    info.subject = Some(sub.to_owned());
-    info.client_id = Some(client_id.to_owned());
-    info.id = Some(jti.to_owned());
+    info.subject = Some(sub.into());
+    info.client_id = Some(client_id.into());
+    info.id = Some(jti.into());
     info.expiration = Some(exp);
     info.scopes = match (claims.get("scope"), claims.get("scp")) {
         (Some(Value::String(scope)), _) => split_scopes(scope),
@@ -301,8 +303,8 @@ pub(crate) fn m2m(claims: Map<String, Value>, rules: &ClaimRules, clock: Clock) 
         return Err(InvalidReason::WrongType);
     }
     let mut info = AuthInfo::new(TokenType::M2mToken);
-    info.subject = Some(sub.to_owned());
-    info.id = optional_string(&claims, "jti")?.map(str::to_owned);
+    info.subject = Some(sub.into());
+    info.id = optional_string(&claims, "jti")?.map(Into::into);
     info.expiration = Some(exp);
     // Clerk's `M2MToken.fromJwtPayload`: `scopes` split on spaces, else `aud` (the machines
     // the token may call; `check_common` has checked it is a string or strings).

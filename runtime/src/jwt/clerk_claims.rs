@@ -17,6 +17,8 @@
 use serde_json::{Map, Value};
 
 use super::claims::{optional_string, string_list};
+use arcstr::ArcStr;
+
 use crate::auth::AuthInfo;
 use crate::policy::billing::{js_trim, split_by_scope};
 use crate::rejection::InvalidReason;
@@ -26,9 +28,9 @@ pub(super) fn organization(claims: &Map<String, Value>, info: &mut AuthInfo) -> 
     if claims.get("v").and_then(Value::as_i64) == Some(2) {
         return organization_v2(claims, info);
     }
-    info.org_id = optional_string(claims, "org_id")?.map(str::to_owned);
-    info.org_slug = optional_string(claims, "org_slug")?.map(str::to_owned);
-    info.org_role = optional_string(claims, "org_role")?.map(str::to_owned);
+    info.org_id = optional_string(claims, "org_id")?.map(ArcStr::from);
+    info.org_slug = optional_string(claims, "org_slug")?.map(ArcStr::from);
+    info.org_role = optional_string(claims, "org_role")?.map(ArcStr::from);
     info.org_permissions = string_list(claims.get("org_permissions"))?;
     Ok(())
 }
@@ -46,11 +48,11 @@ fn organization_v2(claims: &Map<String, Value>, info: &mut AuthInfo) -> Result<(
     let Value::Object(org) = org else {
         return Ok(());
     };
-    info.org_id = optional_string(org, "id")?.map(str::to_owned);
-    info.org_slug = optional_string(org, "slg")?.map(str::to_owned);
+    info.org_id = optional_string(org, "id")?.map(ArcStr::from);
+    info.org_slug = optional_string(org, "slg")?.map(ArcStr::from);
     info.org_role = optional_string(org, "rol")?
         .filter(|r| !r.is_empty())
-        .map(|r| format!("org:{r}"));
+        .map(|r| arcstr::format!("org:{r}"));
     // `parsePermissions`: nothing unless both are truthy; then both are split.
     let (per, fpm) = (org.get("per"), org.get("fpm"));
     if per.is_some_and(truthy) && fpm.is_some_and(truthy) {

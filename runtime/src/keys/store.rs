@@ -199,9 +199,9 @@ impl KeyRecord {
         let mut info = AuthInfo::new(self.kind.token_type());
         // Checked when written; a value that does not parse counts as no limit of its own.
         info.rate_limit = self.rate_limit.as_deref().and_then(|r| r.parse().ok());
-        info.id = Some(self.id);
-        info.subject = Some(self.subject);
-        info.name = Some(self.name);
+        info.id = Some(self.id.into());
+        info.subject = Some(self.subject.into());
+        info.name = Some(self.name.into());
         info.scopes = self.scopes;
         info.scopes.shrink_to_fit();
         info.expiration = self.expires_at;

@@ -259,7 +259,7 @@ mod tests {
 
     fn key(n: usize) -> Auth {
         let mut info = AuthInfo::new(TokenType::ApiKey);
-        info.id = Some(format!("ak_{n:08}"));
+        info.id = Some(arcstr::format!("ak_{n:08}"));
         Auth::new(info)
     }
 

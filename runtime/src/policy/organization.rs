@@ -41,6 +41,7 @@ fn unprefixed(value: &str) -> &str {
 mod tests {
     use super::*;
     use crate::token::TokenType;
+    use arcstr::ArcStr;
 
     #[test]
     fn roles_compare_after_the_org_prefix() {
@@ -49,12 +50,12 @@ mod tests {
         assert!(has_role(&a, "org:admin"));
         a.org_role = Some("org:org:admin".into());
         assert!(has_role(&a, "org:admin"));
-        a.org_role = Some(String::new());
+        a.org_role = Some(ArcStr::new());
         assert!(!has_role(&a, "org:admin"));
         a.org_permissions = vec!["org:read".into()];
         assert!(has_permission(&a, "org:org:read"));
         assert!(!active(&a));
-        a.org_id = Some(String::new());
+        a.org_id = Some(ArcStr::new());
         assert!(!active(&a));
     }
 }
