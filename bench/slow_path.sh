@@ -5,12 +5,16 @@
 #              on an empty database and on one with KEYS keys under the demo user (development
 #              mode looks its demo keys up by name)
 #   memory     RSS after 100 000 distinct keys were each verified once (MEMORY_KEYS)
-#   throughput GET /api/example with one reused key against every request a different key
-#              (none cached yet), and POST /api/example (an indexed query of the users table)
-#              against GET, with the same cached key
+#   throughput ROUNDS rounds (default 3), each: GET /api/example with one reused key, POST
+#              /api/example (an indexed query of the users table) with the same key, then GET
+#              with every request a different key (none cached: the keys go round all KEYS, more
+#              than the cache holds). The median of each, and each round's ratios: the machine
+#              moves by a fifth between runs minutes apart, a round's rows are seconds apart.
+#              POST runs right after GET, before the new keys, whose last_used_at writes would
+#              still be running behind it.
 #
-#   bench/slow_path.sh                       # 300 000 keys, 10 s per measurement
-#   KEYS=100000 DURATION=5s bench/slow_path.sh
+#   bench/slow_path.sh                       # 300 000 keys, 3 rounds of 5 s per measurement
+#   KEYS=100000 DURATION=10s ROUNDS=5 bench/slow_path.sh
 #
 # The server runs on core 0 and wrk (one thread, CONNECTIONS connections, default 8) on core
 # 1, with taskset. wrk is one client: more than 8 connections would meet the key verifier's
@@ -20,13 +24,15 @@ set -euo pipefail
 
 KEYS="${KEYS:-300000}"
 MEMORY_KEYS="${MEMORY_KEYS:-100000}"
-DURATION="${DURATION:-10s}"
+DURATION="${DURATION:-5s}"
+ROUNDS="${ROUNDS:-3}"
 CONNECTIONS="${CONNECTIONS:-8}"
 STARTS="${STARTS:-5}"
 # shellcheck source=bench/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-require_whole KEYS MEMORY_KEYS CONNECTIONS STARTS
+require_whole KEYS MEMORY_KEYS CONNECTIONS STARTS ROUNDS
 [ "$STARTS" -ge 1 ] || { echo "STARTS must be at least 1" >&2; exit 2; }
+[ "$ROUNDS" -ge 1 ] || { echo "ROUNDS must be at least 1" >&2; exit 2; }
 require_seconds DURATION
 [ "$MEMORY_KEYS" -lt "$KEYS" ] || { echo "MEMORY_KEYS ($MEMORY_KEYS) must be less than KEYS ($KEYS)" >&2; exit 2; }
 
@@ -92,15 +98,32 @@ done = function() end
 LUA
 }
 
-# run label wrk-args...: wrk on core 1; prints "requests/s non-2xx"
+# run wrk-args...: wrk on core 1; prints "requests/s non-2xx requests"
 run() {
     local out="$WORK/wrk.txt"
     taskset -c 1 wrk -t1 -c"$CONNECTIONS" "$@" >"$out"
-    local rps non2xx
+    local rps non2xx total
     rps="$(awk '/^Requests\/sec:/ {print $2}' "$out")"
     non2xx="$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$out")"
-    echo "${rps%.*} ${non2xx:-0}"
+    total="$(awk '/ requests in / {print $1}' "$out")"
+    echo "${rps%.*} ${non2xx:-0} ${total:-0}"
 }
+
+# settle: waits (30 s at most) until the server has used under 2 % of its core for half a
+# second: the last_used_at writes a new-key run leaves behind run on the server's core and
+# would count against whatever is measured next.
+settle() {
+    local before after
+    for _ in $(seq 1 60); do
+        before="$(awk '{print $14 + $15}' "/proc/$SERVER_PID/stat")"
+        sleep 0.5
+        after="$(awk '{print $14 + $15}' "/proc/$SERVER_PID/stat")"
+        [ $((after - before)) -le 1 ] && return 0
+    done
+}
+
+# median numbers...
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n1); $(rustc --version)"
 echo "keys: $KEYS; wrk -t1 -c$CONNECTIONS, $DURATION per measurement; server on core 0, wrk on core 1"
@@ -133,20 +156,29 @@ echo "| $KEYS keys under the demo user | $large_s | $large_rss MB |"
 echo
 
 FIRST=1 COUNT="$MEMORY_KEYS" run -d120s -s "$WORK/keys.lua" "$BASE" >/dev/null
-sleep 1
+settle
 echo "RSS after $MEMORY_KEYS distinct keys verified once each: $(rss_mb) MB (at ready: $large_rss MB)"
 echo
 
 printf 'wrk.headers["Authorization"] = "Bearer %s"\n' "$KEY" >"$WORK/reused.lua"
 printf 'wrk.method = "POST"\nwrk.headers["Authorization"] = "Bearer %s"\n' "$KEY" >"$WORK/post.lua"
-read -r reused reused_bad <<<"$(run -d"$DURATION" -s "$WORK/reused.lua" "$BASE/api/example")"
-read -r distinct distinct_bad <<<"$(FIRST=$((MEMORY_KEYS + 1)) COUNT=0 run -d"$DURATION" -s "$WORK/keys.lua" "$BASE")"
-read -r post post_bad <<<"$(run -d"$DURATION" -s "$WORK/post.lua" "$BASE/api/example")"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
-echo "| route | requests/s | non-2xx | ratio |"
+reused=() post=() distinct=() bad=0 first=$((MEMORY_KEYS + 1)) rounds=""
+for round in $(seq 1 "$ROUNDS"); do
+    read -r r r_bad _ <<<"$(run -d"$DURATION" -s "$WORK/reused.lua" "$BASE/api/example")"
+    read -r p p_bad _ <<<"$(run -d"$DURATION" -s "$WORK/post.lua" "$BASE/api/example")"
+    read -r d d_bad d_total <<<"$(FIRST=$first COUNT=0 run -d"$DURATION" -s "$WORK/keys.lua" "$BASE")"
+    first=$(((first - 1 + d_total) % KEYS + 1))
+    settle
+    reused+=("$r") post+=("$p") distinct+=("$d") bad=$((bad + r_bad + p_bad + d_bad))
+    rounds+="| $round | $r | $p ($(ratio "$p" "$r")) | $d ($(ratio "$d" "$r")) |"$'\n'
+done
+reused_m="$(median "${reused[@]}")" post_m="$(median "${post[@]}")" distinct_m="$(median "${distinct[@]}")"
+echo "| round | GET, reused key (req/s) | POST, reused key (of GET) | GET, a new key each request (of reused) |"
 echo "|---|---|---|---|"
-echo "| GET /api/example, one reused key | $reused | $reused_bad | 1 |"
-echo "| GET /api/example, every request another key (none cached) | $distinct | $distinct_bad | $(ratio "$distinct" "$reused") of the reused key |"
-echo "| POST /api/example (a users query), the reused key | $post | $post_bad | $(ratio "$post" "$reused") of GET |"
+printf '%s' "$rounds"
+echo "| **median** | $reused_m | $post_m (**$(ratio "$post_m" "$reused_m")**) | $distinct_m (**$(ratio "$distinct_m" "$reused_m")**) |"
+echo
+echo "non-2xx answers in all rounds: $bad"
 echo
 echo "RSS at the end: $(rss_mb) MB"
