@@ -223,7 +223,11 @@ mod tests {
     #[test]
     fn an_auth_info_is_small_it_is_memory_per_cached_key() {
         // Eleven `Option<String>`s made it 376 bytes; each `ArcStr` is one pointer.
-        assert!(std::mem::size_of::<AuthInfo>() <= 200, "{}", std::mem::size_of::<AuthInfo>());
+        assert!(
+            std::mem::size_of::<AuthInfo>() <= 200,
+            "{}",
+            std::mem::size_of::<AuthInfo>()
+        );
         assert_eq!(std::mem::size_of::<Option<ArcStr>>(), 8);
     }
 
