@@ -151,7 +151,7 @@ impl KeyVerifierBuilder {
         self
     }
 
-    /// How many verified keys are cached (default 100 000). Each costs about 0.5 KB: its
+    /// How many verified keys are cached (default 100 000). Each costs about 0.55 KB: its
     /// `Auth` and the cache's entry (BENCHMARKS.md, section 8).
     pub fn cache_capacity(mut self, capacity: u64) -> Self {
         self.cache.verified_capacity = capacity;
