@@ -31,9 +31,8 @@ use crate::token::TokenType;
 /// dereferencing to `&str`, shared rather than copied when cloned (a session's `user_id` is its
 /// `subject`). Read one with `auth.user_id.as_deref()`; set one with `Some("user_1".into())`
 /// (from a `&str` or a `String`); own one with `auth.user_id.as_deref().map(str::to_owned)`.
-/// A cached API key is an
-/// `AuthInfo` held as long as it is cached, so its size is memory per key: 200 bytes, where
-/// eleven `Option<String>`s made it 376 (BENCHMARKS.md, section 8).
+/// A cached API key is an `AuthInfo` held as long as it is cached, so its size is memory per
+/// key: 200 bytes, where eleven `Option<String>`s made it 376 (BENCHMARKS.md, section 8).
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]

@@ -219,10 +219,7 @@ fn expect_type(auth: &Auth, token_type: TokenType) -> Result<(), ViewError> {
 }
 
 fn required(value: &Option<ArcStr>, token_type: TokenType, field: &'static str) -> Result<String, ViewError> {
-    value
-        .as_deref()
-        .map(str::to_owned)
-        .ok_or(ViewError::MissingField { token_type, field })
+    owned(value).ok_or(ViewError::MissingField { token_type, field })
 }
 
 /// A view's own copy of an optional field.

@@ -14,11 +14,10 @@
 //! assert_eq!(perms, ["org:invoices:read", "org:invoices:create", "org:reports:read"]);
 //! ```
 
+use arcstr::ArcStr;
 use serde_json::{Map, Value};
 
 use super::claims::{optional_string, string_list};
-use arcstr::ArcStr;
-
 use crate::auth::AuthInfo;
 use crate::policy::billing::{js_trim, split_by_scope};
 use crate::rejection::InvalidReason;
