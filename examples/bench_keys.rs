@@ -7,7 +7,9 @@
 //!
 //! The keys belong to the example server's demo user (`user_demo`), so its development mode
 //! starts on a database where that user has every one of them. The rows are written in one
-//! transaction (a few seconds for 300 000); the secrets are generated like any key's.
+//! transaction (a few seconds for 300 000); the secrets are generated like any key's, the ids
+//! are as unrelated to the order of creation as `issue`'s random ones. The secrets are printed
+//! in the order of creation: `bench/slow_path.sh` shuffles them (keys used in no particular order).
 
 use std::process::ExitCode;
 
@@ -46,14 +48,17 @@ async fn fill(path: &str, count: &str) -> Result<(), String> {
     {
         let mut insert = tx
             .prepare(
-                "INSERT INTO tokengate_keys (id, kind, secret_hash, name, subject, scopes, claims, created_at) \
-                 VALUES (?1, 'api_key', ?2, 'bench', 'user_demo', '[\"read:users\"]', '{}', ?3)",
+                "INSERT INTO tokengate_keys (id, kind, secret_hash, name, subject, scopes, claims, created_at, seq) \
+                 VALUES (?1, 'api_key', ?2, 'bench', 'user_demo', '[\"read:users\"]', '{}', ?3, 1)",
             )
             .map_err(|e| e.to_string())?;
         for i in 0..count {
             let secret = Secret::generate(KeyKind::ApiKey).map_err(|e| format!("no randomness: {e}"))?;
-            let id = format!("ak_{i:032x}");
             let hash = secret.hash();
+            // Unrelated to the order of creation, like the random ids `issue` gives.
+            let id: String = std::iter::once("ak_".to_owned())
+                .chain(hash.as_bytes()[16..].iter().map(|b| format!("{b:02x}")))
+                .collect();
             insert
                 .execute(rusqlite::params![id, &hash.as_bytes()[..], i as i64])
                 .map_err(|e| e.to_string())?;

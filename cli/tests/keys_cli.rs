@@ -291,9 +291,9 @@ fn list_pages_through_a_large_table() {
     connection
         .execute_batch(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1203) \
-             INSERT INTO tokengate_keys (id, kind, secret_hash, name, subject, scopes, claims, created_at) \
+             INSERT INTO tokengate_keys (id, kind, secret_hash, name, subject, scopes, claims, created_at, seq) \
              SELECT printf('ak_%032x', 5000 - i), 'api_key', randomblob(32), 'bulk', 'user_2', '[]', '{}', \
-             4000000000 + i / 100 FROM n",
+             4000000000 + i / 100, i FROM n",
         )
         .unwrap();
     drop(connection);

@@ -1,6 +1,6 @@
 //! Key verification cost: a cached key (target < 2 µs, mostly the SHA-256), an uncached key
 //! read from SQLite (a table of 1 000 keys, and one of 300 000 where each lookup is another
-//! key), and a key refused by its checksum before any lookup.
+//! key, in no particular order), and a key refused by its checksum before any lookup.
 //!
 //! Run: `cargo bench -p tokengate-runtime --bench keys -- --warm-up-time 1 --measurement-time 3`.
 //! The figures, the machine and what they mean: BENCHMARKS.md, section 2.
@@ -13,7 +13,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use tokengate_runtime::keys::{KeySpec, KeyVerifier, SqliteKeyStore};
+use tokengate_runtime::keys::{KeyKind, KeySpec, KeyVerifier, Secret, SqliteKeyStore};
 use tokengate_runtime::verifier::{Credential, Verifier};
 use tokengate_runtime::{TokenType, VerifyError};
 
@@ -88,35 +88,65 @@ fn keys(c: &mut Criterion) {
     group.finish();
 }
 
-/// A verifier with no cache over an SQLite file of 300 000 keys: 1 000 issued through the
-/// verifier (whose secrets it returns), the rest rows with random hashes, so the index has its
-/// real depth and each lookup reads other pages.
+/// A verifier with no cache over an SQLite file of 300 000 keys, each one used once (each has
+/// its `last_used_at` row), and their secrets in an order unrelated to their creation: each
+/// lookup reads pages no earlier lookup left in SQLite's cache, as a service's long tail of
+/// keys used now and then does.
 fn large_store(rt: &tokio::runtime::Runtime) -> (KeyVerifier, tempfile::TempDir, Vec<String>) {
+    const KEYS: usize = 300_000;
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(rt.block_on(SqliteKeyStore::open(dir.path().join("large.db"))).unwrap());
-    rt.block_on(
-        sqlx::query(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 299000) \
-             INSERT INTO tokengate_keys (id, kind, secret_hash, name, subject, scopes, claims, created_at) \
-             SELECT printf('ak_%032x', i), 'api_key', randomblob(32), 'bench', 'user_' || i, \
-             '[\"read\"]', '{}', i FROM n",
-        )
-        .execute(store.pool()),
-    )
-    .unwrap();
+    let path = dir.path().join("large.db");
+    rt.block_on(async { SqliteKeyStore::open(&path).await.unwrap().close().await });
+    let mut db = rusqlite::Connection::open(&path).unwrap();
+    let tx = db.transaction().unwrap();
+    let mut secrets = Vec::with_capacity(KEYS);
+    {
+        let mut key = tx
+            .prepare(
+                "INSERT INTO tokengate_keys (id, kind, secret_hash, name, subject, scopes, claims, created_at, seq) \
+                 VALUES (?1, 'api_key', ?2, 'bench', ?3, '[\"read\"]', '{}', ?4, 1)",
+            )
+            .unwrap();
+        let mut used = tx
+            .prepare("INSERT INTO tokengate_key_usage (id, last_used_at) VALUES (?1, ?2)")
+            .unwrap();
+        for i in 0..KEYS {
+            let secret = Secret::generate(KeyKind::ApiKey).unwrap();
+            let id = format!("ak_{:032x}", i * 7919 % KEYS);
+            let created = i64::try_from(i).unwrap();
+            key.execute(rusqlite::params![
+                id,
+                &secret.hash().as_bytes()[..],
+                format!("user_{i}"),
+                created
+            ])
+            .unwrap();
+            used.execute(rusqlite::params![id, created + 1]).unwrap();
+            secrets.push(secret.expose().to_owned());
+        }
+    }
+    tx.commit().unwrap();
+    shuffle(&mut secrets);
+    let store = Arc::new(rt.block_on(SqliteKeyStore::open(&path)).unwrap());
     let verifier = KeyVerifier::builder(store)
         .cache_ttl(Duration::ZERO)
         .negative_cache_ttl(Duration::ZERO)
         .flush_interval(Duration::from_secs(3600))
         .build()
         .unwrap();
-    let secrets = (0..1000)
-        .map(|i| {
-            let spec = KeySpec::api_key(format!("user_owner{i}"), "bench").scope("write:users");
-            rt.block_on(verifier.issue(spec)).unwrap().secret.expose().to_string()
-        })
-        .collect();
     (verifier, dir, secrets)
+}
+
+/// Fisher–Yates with a fixed-seed generator: the same order every run.
+fn shuffle(items: &mut [String]) {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    for i in (1..items.len()).rev() {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let j = usize::try_from(state >> 33).unwrap() % (i + 1);
+        items.swap(i, j);
+    }
 }
 
 criterion_group!(benches, keys);

@@ -162,6 +162,25 @@ async fn contract(store: Arc<dyn KeyStore>) {
         None,
         "{name}"
     );
+    // find_by_hash and list read it too; verification's lookup is the same key, its
+    // last_used_at left out or not.
+    let found = store.find_by_hash(&b.secret.hash()).await.unwrap().unwrap();
+    assert_eq!(found.last_used_at, Some(500), "{name}");
+    let listed = store.list(Some("mch_1")).await.unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|r| r.id == b.record.id && r.last_used_at == Some(500)),
+        "{name}"
+    );
+    let mut to_verify = store.find_to_verify(&b.secret.hash()).await.unwrap().unwrap();
+    assert!(matches!(to_verify.last_used_at, None | Some(500)), "{name}");
+    to_verify.last_used_at = found.last_used_at;
+    assert_eq!(to_verify, found, "{name}");
+    assert!(
+        store.find_to_verify(&stranger.hash()).await.unwrap().is_none(),
+        "{name}"
+    );
 }
 
 #[tokio::test]

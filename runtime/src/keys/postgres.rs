@@ -513,7 +513,7 @@ impl KeyStore for PostgresKeyStore {
                     Some(position.ok_or_else(|| query.unknown_after())?)
                 }
             };
-            let mut select = page_select::<sqlx::Postgres>(columns!(), "seq", query, after);
+            let mut select = page_select::<sqlx::Postgres>(columns!(), "tokengate_keys", "seq", query, after);
             let rows = select.build().fetch_all(&self.pool).await.map_err(db_error)?;
             rows.iter().map(record_from_row).collect()
         }))

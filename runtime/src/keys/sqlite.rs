@@ -2,6 +2,11 @@
 //! missing, migrations run on open (tracked in `_tokengate_migrations`, so the application
 //! can keep its own tables and migrations in the same database).
 //!
+//! Three tables: `tokengate_keys`, stored in the order of the secret's SHA-256, its primary
+//! key (an uncached key is one descent of one tree, a page read when keys are used in no
+//! particular order); `tokengate_key_usage`, each key's `last_used_at` (small rows, so a
+//! batch of them rewrites few pages); `tokengate_key_events`, the audit trail.
+//!
 //! ```
 //! use tokengate_runtime::keys::{KeySpec, KeyStore, SqliteKeyStore, issue};
 //!
@@ -34,8 +39,20 @@ use super::store::{
 /// only; [`SqliteKeyStore::lookups`]).
 pub const LOOKUP_CONNECTIONS: usize = 4;
 
-const RECORD_LAST_USED: &str =
-    "UPDATE tokengate_keys SET last_used_at = MAX(COALESCE(last_used_at, 0), ?1) WHERE id = ?2";
+/// A key's `last_used_at`, in a table of its own (migration 5): a batch of them rewrites pages
+/// of small rows, tens of keys to a page, instead of one page of the large key table per key
+/// when keys are used in no particular order (BENCHMARKS.md, "The slow path"). Only a key
+/// that exists gets a row; a time never moves backwards.
+const RECORD_LAST_USED: &str = "INSERT INTO tokengate_key_usage (id, last_used_at) \
+     SELECT id, ?1 FROM tokengate_keys WHERE id = ?2 \
+     ON CONFLICT (id) DO UPDATE SET last_used_at = MAX(last_used_at, excluded.last_used_at)";
+
+/// Where a key's record is read from: its row and its `last_used_at`.
+macro_rules! keys {
+    () => {
+        "tokengate_keys LEFT JOIN tokengate_key_usage USING (id)"
+    };
+}
 
 /// How long a statement waits for a lock held by another connection or process before the
 /// store reports itself unavailable (a `503`).
@@ -96,25 +113,99 @@ DROP INDEX IF EXISTS tokengate_keys_subject_name;
 CREATE INDEX IF NOT EXISTS tokengate_keys_subject_name_created ON tokengate_keys (subject, name, created_at);
 ";
 
+/// The table keyed by what a request looks a key up by: a lookup of an uncached key is one
+/// descent of one B-tree (the row is stored in the primary key's tree) instead of a probe of the
+/// `secret_hash` index and then of the table by row id, a page read fewer when keys are used in
+/// no particular order (BENCHMARKS.md, "The slow path"). `seq` orders the keys created in the
+/// same second (insertion order), in place of the row id the listing used, which a table
+/// without row ids has not; the row id of each existing key becomes its `seq`.
+const MIGRATION_5: &str = "\
+CREATE TABLE tokengate_keys_by_hash (
+    secret_hash BLOB PRIMARY KEY NOT NULL,
+    id TEXT NOT NULL UNIQUE,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('api_key', 'm2m_token')),
+    name TEXT NOT NULL,
+    description TEXT,
+    subject TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    claims TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER,
+    revoked_at INTEGER,
+    revocation_reason TEXT,
+    disabled_at INTEGER,
+    rate_limit TEXT,
+    previous_secret_hash BLOB,
+    grace_until INTEGER
+) WITHOUT ROWID;
+INSERT INTO tokengate_keys_by_hash (secret_hash, id, seq, kind, name, description, subject, scopes, claims,
+    created_at, expires_at, revoked_at, revocation_reason, disabled_at, rate_limit, previous_secret_hash,
+    grace_until)
+SELECT secret_hash, id, rowid, kind, name, description, subject, scopes, claims,
+    created_at, expires_at, revoked_at, revocation_reason, disabled_at, rate_limit, previous_secret_hash,
+    grace_until
+FROM tokengate_keys;
+CREATE TABLE tokengate_key_usage (
+    id TEXT PRIMARY KEY NOT NULL,
+    last_used_at INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO tokengate_key_usage (id, last_used_at)
+SELECT id, last_used_at FROM tokengate_keys WHERE last_used_at IS NOT NULL;
+DROP TABLE tokengate_keys;
+ALTER TABLE tokengate_keys_by_hash RENAME TO tokengate_keys;
+CREATE UNIQUE INDEX tokengate_keys_previous_secret_hash ON tokengate_keys (previous_secret_hash)
+    WHERE previous_secret_hash IS NOT NULL;
+CREATE UNIQUE INDEX tokengate_keys_created ON tokengate_keys (created_at, seq);
+CREATE INDEX tokengate_keys_subject ON tokengate_keys (subject, created_at, seq);
+CREATE INDEX tokengate_keys_subject_name_created ON tokengate_keys (subject, name, created_at, seq);
+";
+
+/// A record's columns, in the order `raw_record` reads them; `last_used_at` is read from
+/// `tokengate_key_usage` (`keys!()`), or given as `$last_used` where that table is not joined.
 macro_rules! columns {
     () => {
-        "id, kind, secret_hash, name, description, subject, scopes, claims, created_at, expires_at, \
-         revoked_at, revocation_reason, last_used_at, disabled_at, previous_secret_hash, \
-         grace_until, rate_limit"
+        columns!("last_used_at")
+    };
+    ($last_used:literal) => {
+        concat!(
+            "id, kind, secret_hash, name, description, subject, scopes, claims, created_at, expires_at, \
+             revoked_at, revocation_reason, ",
+            $last_used,
+            ", disabled_at, previous_secret_hash, grace_until, rate_limit"
+        )
     };
 }
 
 /// A secret is the key's current one or, during a grace period, the one a reroll replaced. The
-/// current secret (nearly every lookup) is one probe of one index; the previous one is looked
-/// for only when no key has the secret as its current one. (One statement with `OR` costs
-/// more: SQLite runs it as two probes whose row ids it collects and reads back.)
-const FIND_BY_HASH: [&str; 2] = [FIND_BY_CURRENT_HASH, FIND_BY_PREVIOUS_HASH];
-const FIND_BY_CURRENT_HASH: &str = concat!("SELECT ", columns!(), " FROM tokengate_keys WHERE secret_hash = ?1");
-const FIND_BY_PREVIOUS_HASH: &str = concat!(
-    "SELECT ",
-    columns!(),
-    " FROM tokengate_keys WHERE previous_secret_hash = ?1"
-);
+/// current secret (nearly every lookup) is one descent of the table's own tree; the previous
+/// one is looked for only when no key has the secret as its current one. (One statement with
+/// `OR` costs more: SQLite runs it as two probes whose keys it collects and reads back.)
+const FIND_BY_HASH: [&str; 2] = [
+    concat!("SELECT ", columns!(), " FROM ", keys!(), " WHERE secret_hash = ?1"),
+    concat!(
+        "SELECT ",
+        columns!(),
+        " FROM ",
+        keys!(),
+        " WHERE previous_secret_hash = ?1"
+    ),
+];
+
+/// The same without `last_used_at` (`KeyStore::find_to_verify`): a random key's usage row is
+/// one more page to read.
+const FIND_TO_VERIFY: [&str; 2] = [
+    concat!(
+        "SELECT ",
+        columns!("NULL AS last_used_at"),
+        " FROM tokengate_keys WHERE secret_hash = ?1"
+    ),
+    concat!(
+        "SELECT ",
+        columns!("NULL AS last_used_at"),
+        " FROM tokengate_keys WHERE previous_secret_hash = ?1"
+    ),
+];
 
 /// Writes back what a change made of a key.
 const SAVE: &str = "UPDATE tokengate_keys SET name = ?, description = ?, scopes = ?, claims = ?, expires_at = ?, \
@@ -245,6 +336,7 @@ impl SqliteKeyStore {
             ("tokengate key listing indexes", MIGRATION_2),
             ("tokengate key lifecycle and audit trail", MIGRATION_3),
             ("tokengate key listing by subject and name", MIGRATION_4),
+            ("tokengate keys keyed by secret hash", MIGRATION_5),
         ])
         .run(&self.pool)
         .await
@@ -449,6 +541,43 @@ async fn append_event(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, event: 
     Ok(())
 }
 
+impl SqliteKeyStore {
+    /// The key the first of `queries` (by the current secret, then the previous one) finds:
+    /// on a read-only connection in place when the database is a file.
+    async fn find(&self, hash: SecretHash, queries: [&'static str; 2]) -> Result<Option<KeyRecord>, StoreError> {
+        if let Some(fast) = self.fast() {
+            let raw = fast
+                .lookups
+                .read(move |c| {
+                    for query in queries {
+                        let mut find = c.prepare_cached(query).map_err(StoreError::sqlite)?;
+                        let found = find
+                            .query_row([&hash.as_bytes()[..]], raw_record)
+                            .optional()
+                            .map_err(StoreError::sqlite)?;
+                        if found.is_some() {
+                            return Ok(found);
+                        }
+                    }
+                    Ok(None)
+                })
+                .await?;
+            return raw.map(RawRecord::into_record).transpose();
+        }
+        for query in queries {
+            let row = sqlx::query(query)
+                .bind(&hash.as_bytes()[..])
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?;
+            if let Some(row) = row {
+                return record_from_row(&row).map(Some);
+            }
+        }
+        Ok(None)
+    }
+}
+
 impl KeyStore for SqliteKeyStore {
     fn create(&self, key: NewKey) -> StoreFuture<'_, KeyRecord> {
         Box::pin(async move {
@@ -457,7 +586,8 @@ impl KeyStore for SqliteKeyStore {
             let mut tx = self.pool.begin().await.map_err(db_error)?;
             sqlx::query(
                 "INSERT INTO tokengate_keys (id, kind, secret_hash, name, description, subject, scopes, claims, \
-                 created_at, expires_at, rate_limit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 created_at, expires_at, rate_limit, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
+                 (SELECT IFNULL(MAX(seq), 0) + 1 FROM tokengate_keys WHERE created_at = ?9))",
             )
             .bind(&key.id)
             .bind(key.kind.as_str())
@@ -483,7 +613,7 @@ impl KeyStore for SqliteKeyStore {
 
     fn get<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<KeyRecord>> {
         Box::pin(async move {
-            let row = sqlx::query(concat!("SELECT ", columns!(), " FROM tokengate_keys WHERE id = ?"))
+            let row = sqlx::query(concat!("SELECT ", columns!(), " FROM ", keys!(), " WHERE id = ?"))
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await
@@ -499,7 +629,9 @@ impl KeyStore for SqliteKeyStore {
                     sqlx::query(concat!(
                         "SELECT ",
                         columns!(),
-                        " FROM tokengate_keys WHERE subject = ? ORDER BY created_at, rowid"
+                        " FROM ",
+                        keys!(),
+                        " WHERE subject = ? ORDER BY created_at, seq"
                     ))
                     .bind(subject)
                     .fetch_all(&self.pool)
@@ -509,7 +641,9 @@ impl KeyStore for SqliteKeyStore {
                     sqlx::query(concat!(
                         "SELECT ",
                         columns!(),
-                        " FROM tokengate_keys ORDER BY created_at, rowid"
+                        " FROM ",
+                        keys!(),
+                        " ORDER BY created_at, seq"
                     ))
                     .fetch_all(&self.pool)
                     .await
@@ -526,7 +660,7 @@ impl KeyStore for SqliteKeyStore {
                 None => None,
                 Some(id) => {
                     let position: Option<(i64, i64)> =
-                        sqlx::query_as("SELECT created_at, rowid FROM tokengate_keys WHERE id = ?")
+                        sqlx::query_as("SELECT created_at, seq FROM tokengate_keys WHERE id = ?")
                             .bind(id)
                             .fetch_optional(&self.pool)
                             .await
@@ -534,7 +668,7 @@ impl KeyStore for SqliteKeyStore {
                     Some(position.ok_or_else(|| query.unknown_after())?)
                 }
             };
-            let mut select = page_select::<sqlx::Sqlite>(columns!(), "rowid", query, after);
+            let mut select = page_select::<sqlx::Sqlite>(columns!(), keys!(), "seq", query, after);
             let rows = select.build().fetch_all(&self.pool).await.map_err(db_error)?;
             rows.iter().map(record_from_row).collect()
         })
@@ -560,7 +694,7 @@ impl KeyStore for SqliteKeyStore {
         Box::pin(async move {
             // IMMEDIATE: the write lock from the read on, so two changes cannot interleave.
             let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)?;
-            let row = sqlx::query(concat!("SELECT ", columns!(), " FROM tokengate_keys WHERE id = ?"))
+            let row = sqlx::query(concat!("SELECT ", columns!(), " FROM ", keys!(), " WHERE id = ?"))
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await
@@ -574,11 +708,12 @@ impl KeyStore for SqliteKeyStore {
             match &applied.record {
                 Some(after) => save(&mut tx, after).await?,
                 None => {
-                    sqlx::query("DELETE FROM tokengate_keys WHERE id = ?")
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_error)?;
+                    for delete in [
+                        "DELETE FROM tokengate_keys WHERE id = ?",
+                        "DELETE FROM tokengate_key_usage WHERE id = ?",
+                    ] {
+                        sqlx::query(delete).bind(id).execute(&mut *tx).await.map_err(db_error)?;
+                    }
                 }
             }
             append_event(&mut tx, &applied.event).await?;
@@ -611,39 +746,11 @@ impl KeyStore for SqliteKeyStore {
     }
 
     fn find_by_hash<'a>(&'a self, hash: &'a SecretHash) -> StoreFuture<'a, Option<KeyRecord>> {
-        Box::pin(async move {
-            if let Some(fast) = self.fast() {
-                let hash = *hash;
-                let raw = fast
-                    .lookups
-                    .read(move |c| {
-                        for query in FIND_BY_HASH {
-                            let mut find = c.prepare_cached(query).map_err(StoreError::sqlite)?;
-                            let found = find
-                                .query_row([&hash.as_bytes()[..]], raw_record)
-                                .optional()
-                                .map_err(StoreError::sqlite)?;
-                            if found.is_some() {
-                                return Ok(found);
-                            }
-                        }
-                        Ok(None)
-                    })
-                    .await?;
-                return raw.map(RawRecord::into_record).transpose();
-            }
-            for query in FIND_BY_HASH {
-                let row = sqlx::query(query)
-                    .bind(&hash.as_bytes()[..])
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(db_error)?;
-                if let Some(row) = row {
-                    return record_from_row(&row).map(Some);
-                }
-            }
-            Ok(None)
-        })
+        Box::pin(self.find(*hash, FIND_BY_HASH))
+    }
+
+    fn find_to_verify<'a>(&'a self, hash: &'a SecretHash) -> StoreFuture<'a, Option<KeyRecord>> {
+        Box::pin(self.find(*hash, FIND_TO_VERIFY))
     }
 
     fn record_last_used<'a>(&'a self, uses: &'a [LastUsed]) -> StoreFuture<'a, ()> {
@@ -677,6 +784,106 @@ impl KeyStore for SqliteKeyStore {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::keys::store::issue;
+    use crate::keys::{KeySpec, Secret};
+
+    /// A database of the first four migrations, with keys used and not: migration 5 keeps
+    /// every key, its `last_used_at` and the listing's order, and what comes after it fits in.
+    #[tokio::test]
+    async fn migration_5_keeps_the_keys_their_last_use_and_their_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v4.db");
+        let options = SqliteConnectOptions::new().filename(&path).create_if_missing(true);
+        let pool = SqlitePool::connect_with(options).await.unwrap();
+        key_migrator(&[
+            ("tokengate keys", MIGRATION_1),
+            ("tokengate key listing indexes", MIGRATION_2),
+            ("tokengate key lifecycle and audit trail", MIGRATION_3),
+            ("tokengate key listing by subject and name", MIGRATION_4),
+        ])
+        .run(&pool)
+        .await
+        .unwrap();
+        // Three keys created in the same second, inserted in an order their ids do not follow.
+        let secrets: Vec<Secret> = (0..3).map(|_| Secret::generate(KeyKind::ApiKey).unwrap()).collect();
+        for (i, (id, last_used)) in [("ak_c", Some(700)), ("ak_a", None), ("ak_b", Some(900))]
+            .into_iter()
+            .enumerate()
+        {
+            sqlx::query(
+                "INSERT INTO tokengate_keys (id, kind, secret_hash, name, subject, scopes, claims, created_at, \
+                 last_used_at) VALUES (?, 'api_key', ?, 'old', 'user_1', '[\"read\"]', '{}', 100, ?)",
+            )
+            .bind(id)
+            .bind(&secrets[i].hash().as_bytes()[..])
+            .bind(last_used)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        pool.close().await;
+
+        let store = SqliteKeyStore::open(&path).await.unwrap();
+        let listed = store.list(Some("user_1")).await.unwrap();
+        let order: Vec<(&str, Option<i64>)> = listed.iter().map(|r| (r.id.as_str(), r.last_used_at)).collect();
+        assert_eq!(order, [("ak_c", Some(700)), ("ak_a", None), ("ak_b", Some(900))]);
+        for (secret, id) in secrets.iter().zip(["ak_c", "ak_a", "ak_b"]) {
+            let found = store.find_to_verify(&secret.hash()).await.unwrap().unwrap();
+            assert_eq!(
+                (found.id.as_str(), found.scopes.as_slice()),
+                (id, &["read".to_owned()][..])
+            );
+        }
+
+        // A key issued now lists after them; its uses are written and read back.
+        let new = issue(&store, KeySpec::api_key("user_1", "new")).await.unwrap();
+        store
+            .record_last_used(&[
+                LastUsed {
+                    id: new.record.id.clone(),
+                    at: 1_000,
+                },
+                LastUsed {
+                    id: "ak_c".into(),
+                    at: 650,
+                },
+            ])
+            .await
+            .unwrap();
+        let listed = store
+            .list_page(&KeyQuery::new().subject("user_1").after("ak_a"))
+            .await
+            .unwrap();
+        let order: Vec<(&str, Option<i64>)> = listed.iter().map(|r| (r.id.as_str(), r.last_used_at)).collect();
+        assert_eq!(order, [("ak_b", Some(900)), (new.record.id.as_str(), Some(1_000))]);
+        assert_eq!(
+            store.get("ak_c").await.unwrap().unwrap().last_used_at,
+            Some(700),
+            "never backwards"
+        );
+
+        // A deleted key leaves no usage row behind, and a late write for it adds none.
+        store
+            .change("ak_b", &KeyChange::Delete, "test", 2_000)
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .record_last_used(&[LastUsed {
+                id: "ak_b".into(),
+                at: 2_100,
+            }])
+            .await
+            .unwrap();
+        let usage: Vec<String> = sqlx::query_scalar("SELECT id FROM tokengate_key_usage ORDER BY id")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        let mut expected = ["ak_c".to_owned(), new.record.id.clone()];
+        expected.sort();
+        assert_eq!(usage, expected);
+        store.close().await;
+    }
 
     /// SQLite's plan for a listing of a subject's keys of one name (development mode's start):
     /// served in order by one index, never a walk of every key of the subject.
@@ -686,7 +893,7 @@ mod tests {
         let store = SqliteKeyStore::open(dir.path().join("plan.db")).await.unwrap();
         let query = KeyQuery::new().subject("user_demo").name("demo-write");
         for after in [None, Some((5, 7))] {
-            let select = page_select::<sqlx::Sqlite>(columns!(), "rowid", &query, after);
+            let select = page_select::<sqlx::Sqlite>(columns!(), keys!(), "seq", &query, after);
             let mut explain = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "EXPLAIN QUERY PLAN {}",
                 select.sql().as_str()
@@ -704,9 +911,15 @@ mod tests {
                 .iter()
                 .map(|row| row.get::<String, _>("detail"))
                 .collect();
-            assert_eq!(plan.len(), 1, "{plan:?}");
+            // The keys in order from one index, each key's `last_used_at` by its primary key:
+            // no sort, no scan.
+            assert_eq!(plan.len(), 2, "{plan:?}");
             assert!(
                 plan[0].contains("USING INDEX tokengate_keys_subject_name_created (subject=? AND name=?"),
+                "{plan:?}"
+            );
+            assert!(
+                plan[1].contains("tokengate_key_usage USING PRIMARY KEY (id=?)"),
                 "{plan:?}"
             );
         }

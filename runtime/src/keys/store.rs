@@ -419,8 +419,16 @@ pub trait KeyStore: Send + Sync + 'static {
     /// `None` when no key has that id.
     fn revoke<'a>(&'a self, id: &'a str, reason: Option<&'a str>, at: i64) -> StoreFuture<'a, Option<KeyRecord>>;
 
-    /// The key whose secret hashes to `hash` (what verification looks up).
+    /// The key whose secret hashes to `hash`.
     fn find_by_hash<'a>(&'a self, hash: &'a SecretHash) -> StoreFuture<'a, Option<KeyRecord>>;
+
+    /// What verification looks up: [`find_by_hash`](KeyStore::find_by_hash)'s key, whose
+    /// `last_used_at` may be left out (`None`): verification does not read it, and a store may
+    /// keep it apart (the SQLite store, where reading it costs an uncached key one more page).
+    /// The default is `find_by_hash`.
+    fn find_to_verify<'a>(&'a self, hash: &'a SecretHash) -> StoreFuture<'a, Option<KeyRecord>> {
+        self.find_by_hash(hash)
+    }
 
     /// Writes a batch of `last_used_at` times (never moving one backwards).
     fn record_last_used<'a>(&'a self, uses: &'a [LastUsed]) -> StoreFuture<'a, ()>;
@@ -492,6 +500,10 @@ impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
 
     fn find_by_hash<'a>(&'a self, hash: &'a SecretHash) -> StoreFuture<'a, Option<KeyRecord>> {
         (**self).find_by_hash(hash)
+    }
+
+    fn find_to_verify<'a>(&'a self, hash: &'a SecretHash) -> StoreFuture<'a, Option<KeyRecord>> {
+        (**self).find_to_verify(hash)
     }
 
     fn record_last_used<'a>(&'a self, uses: &'a [LastUsed]) -> StoreFuture<'a, ()> {
@@ -726,12 +738,14 @@ pub fn now_unix() -> i64 {
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) const MIGRATIONS_TABLE: &str = "_tokengate_migrations";
 
-/// The `SELECT` of one page of `query` from the key table: its filters, the rows after
+/// The `SELECT` of one page of `query` from `from` (the key table, or what a store reads a
+/// record from): its filters, the rows after
 /// `after` (the creation time and tie-breaker of the key to list after, which the store read),
 /// in the order `created_at, {tiebreak}`, at most its limit.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn page_select<DB>(
     columns: &str,
+    from: &str,
     tiebreak: &str,
     query: &KeyQuery,
     after: Option<(i64, i64)>,
@@ -741,7 +755,7 @@ where
     for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
     for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
 {
-    let mut sql = sqlx::QueryBuilder::new(format!("SELECT {columns} FROM tokengate_keys WHERE TRUE"));
+    let mut sql = sqlx::QueryBuilder::new(format!("SELECT {columns} FROM {from} WHERE TRUE"));
     if let Some(subject) = &query.subject {
         sql.push(" AND subject = ").push_bind(subject.clone());
     }

@@ -413,7 +413,7 @@ impl KeyVerifier {
         let evictions = self.inner.cache.evictions();
         let store = &self.inner.store;
         let span = telemetry::store_span(store.name());
-        let found = telemetry::backend_call(Backend::KeyStore, span, store.find_by_hash(&hash)).await;
+        let found = telemetry::backend_call(Backend::KeyStore, span, store.find_to_verify(&hash)).await;
         let record = found.map_err(|e| {
             tracing::warn!(target: "tokengate::keys", store = self.inner.store.name(), error = %e, "key store lookup failed");
             VerifyError::unavailable(e.to_string())
