@@ -55,10 +55,12 @@ async fn fill(path: &str, count: &str) -> Result<(), String> {
         for i in 0..count {
             let secret = Secret::generate(KeyKind::ApiKey).map_err(|e| format!("no randomness: {e}"))?;
             let hash = secret.hash();
-            // Unrelated to the order of creation, like the random ids `issue` gives.
-            let id: String = std::iter::once("ak_".to_owned())
-                .chain(hash.as_bytes()[16..].iter().map(|b| format!("{b:02x}")))
-                .collect();
+            // Unrelated to the order of creation, like the random ids `issue` gives: `i` times an
+            // odd constant, a different id for every `i`.
+            let id = format!(
+                "ak_{:032x}",
+                (i as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)
+            );
             insert
                 .execute(rusqlite::params![id, &hash.as_bytes()[..], i as i64])
                 .map_err(|e| e.to_string())?;

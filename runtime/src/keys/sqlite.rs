@@ -331,6 +331,7 @@ impl SqliteKeyStore {
     }
 
     async fn migrate(&self, what: &str) -> Result<(), StoreError> {
+        self.check_rebuild(what).await?;
         key_migrator(&[
             ("tokengate keys", MIGRATION_1),
             ("tokengate key listing indexes", MIGRATION_2),
@@ -345,6 +346,42 @@ impl SqliteKeyStore {
                 "cannot migrate the key tables in the SQLite database `{what}`: {e}"
             ))
         })
+    }
+
+    /// Refuses to run migration 5 (which rebuilds `tokengate_keys`) over what depends on the
+    /// table: dropping it would fire the foreign keys of the application's tables that
+    /// reference it (`ON DELETE CASCADE` would empty them) and lose its triggers, and a view of
+    /// it would make the rename fail. The database is left as it was, with a message that says
+    /// what to do.
+    async fn check_rebuild(&self, what: &str) -> Result<(), StoreError> {
+        let table: Option<String> =
+            sqlx::query_scalar("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'tokengate_keys'")
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?;
+        // Nothing to rebuild in a new database, or one migrated already.
+        if table.is_none_or(|sql| sql.contains("WITHOUT ROWID")) {
+            return Ok(());
+        }
+        let dependents: Vec<String> = sqlx::query_scalar(
+            "SELECT 'table ' || m.name FROM sqlite_schema m, pragma_foreign_key_list(m.name) f \
+             WHERE m.type = 'table' AND f.\"table\" = 'tokengate_keys' \
+             UNION SELECT type || ' ' || name FROM sqlite_schema \
+             WHERE type IN ('view', 'trigger') AND sql LIKE '%tokengate_keys%' ORDER BY 1",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        if dependents.is_empty() {
+            return Ok(());
+        }
+        Err(StoreError::Unavailable(format!(
+            "cannot migrate the key tables in the SQLite database `{what}`: this version rebuilds the table \
+             tokengate_keys (stored by secret hash), and {} depend on it (a foreign key would fire when the \
+             old table is dropped, a trigger or view would be lost); drop them, open the store once with this \
+             version, then create them again",
+            dependents.join(", ")
+        )))
     }
 
     /// The connection pool, to keep application tables in the same database.
@@ -882,6 +919,58 @@ mod tests {
         let mut expected = ["ak_c".to_owned(), new.record.id.clone()];
         expected.sort();
         assert_eq!(usage, expected);
+        store.close().await;
+    }
+
+    /// An application table that references the key table stops migration 5 before it drops
+    /// anything: a clear error, every row where it was.
+    #[tokio::test]
+    async fn migration_5_refuses_to_drop_a_table_others_reference() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v4.db");
+        let options = SqliteConnectOptions::new().filename(&path).create_if_missing(true);
+        let pool = SqlitePool::connect_with(options.clone()).await.unwrap();
+        key_migrator(&[
+            ("tokengate keys", MIGRATION_1),
+            ("tokengate key listing indexes", MIGRATION_2),
+            ("tokengate key lifecycle and audit trail", MIGRATION_3),
+            ("tokengate key listing by subject and name", MIGRATION_4),
+        ])
+        .run(&pool)
+        .await
+        .unwrap();
+        sqlx::raw_sql(
+            "INSERT INTO tokengate_keys (id, kind, secret_hash, name, subject, scopes, claims, created_at) \
+             VALUES ('ak_1', 'api_key', randomblob(32), 'k', 'user_1', '[]', '{}', 1); \
+             CREATE TABLE app_calls (key_id TEXT REFERENCES tokengate_keys (id) ON DELETE CASCADE); \
+             INSERT INTO app_calls VALUES ('ak_1'); \
+             CREATE VIEW app_keys AS SELECT id FROM tokengate_keys;",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+
+        let refused = SqliteKeyStore::open(&path).await.unwrap_err().to_string();
+        assert!(
+            refused.contains("table app_calls, view app_keys depend on it"),
+            "{refused}"
+        );
+        assert!(refused.contains("drop them, open the store once"), "{refused}");
+        let pool = SqlitePool::connect_with(options).await.unwrap();
+        let rows: (i64, i64) =
+            sqlx::query_as("SELECT (SELECT COUNT(*) FROM app_calls), (SELECT COUNT(*) FROM tokengate_keys)")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!(rows, (1, 1), "nothing dropped");
+        sqlx::raw_sql("DROP VIEW app_keys; DROP TABLE app_calls")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        let store = SqliteKeyStore::open(&path).await.unwrap();
+        assert_eq!(store.get("ak_1").await.unwrap().unwrap().name, "k");
         store.close().await;
     }
 
