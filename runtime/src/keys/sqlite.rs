@@ -163,6 +163,15 @@ CREATE INDEX tokengate_keys_subject_name_created ON tokengate_keys (subject, nam
 
 /// A record's columns, in the order `raw_record` reads them; `last_used_at` is read from
 /// `tokengate_key_usage` (`keys!()`), or given as `$last_used` where that table is not joined.
+/// The migrations in order: `(description, sql)`, version 1 first.
+const MIGRATIONS: [(&str, &str); 5] = [
+    ("tokengate keys", MIGRATION_1),
+    ("tokengate key listing indexes", MIGRATION_2),
+    ("tokengate key lifecycle and audit trail", MIGRATION_3),
+    ("tokengate key listing by subject and name", MIGRATION_4),
+    ("tokengate keys keyed by secret hash", MIGRATION_5),
+];
+
 macro_rules! columns {
     () => {
         columns!("last_used_at")
@@ -332,16 +341,7 @@ impl SqliteKeyStore {
 
     async fn migrate(&self, what: &str) -> Result<(), StoreError> {
         self.check_rebuild(what).await?;
-        key_migrator(&[
-            ("tokengate keys", MIGRATION_1),
-            ("tokengate key listing indexes", MIGRATION_2),
-            ("tokengate key lifecycle and audit trail", MIGRATION_3),
-            ("tokengate key listing by subject and name", MIGRATION_4),
-            ("tokengate keys keyed by secret hash", MIGRATION_5),
-        ])
-        .run(&self.pool)
-        .await
-        .map_err(|e| {
+        key_migrator(&MIGRATIONS).run(&self.pool).await.map_err(|e| {
             StoreError::Unavailable(format!(
                 "cannot migrate the key tables in the SQLite database `{what}`: {e}"
             ))
@@ -824,23 +824,21 @@ mod tests {
     use crate::keys::store::issue;
     use crate::keys::{KeySpec, Secret};
 
+    /// A database file at `path` with the first four migrations, as an earlier version left it.
+    async fn before_migration_5(path: &Path) -> SqlitePool {
+        let options = SqliteConnectOptions::new().filename(path).create_if_missing(true);
+        let pool = SqlitePool::connect_with(options).await.unwrap();
+        key_migrator(&MIGRATIONS[..4]).run(&pool).await.unwrap();
+        pool
+    }
+
     /// A database of the first four migrations, with keys used and not: migration 5 keeps
     /// every key, its `last_used_at` and the listing's order, and what comes after it fits in.
     #[tokio::test]
     async fn migration_5_keeps_the_keys_their_last_use_and_their_order() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v4.db");
-        let options = SqliteConnectOptions::new().filename(&path).create_if_missing(true);
-        let pool = SqlitePool::connect_with(options).await.unwrap();
-        key_migrator(&[
-            ("tokengate keys", MIGRATION_1),
-            ("tokengate key listing indexes", MIGRATION_2),
-            ("tokengate key lifecycle and audit trail", MIGRATION_3),
-            ("tokengate key listing by subject and name", MIGRATION_4),
-        ])
-        .run(&pool)
-        .await
-        .unwrap();
+        let pool = before_migration_5(&path).await;
         // Three keys created in the same second, inserted in an order their ids do not follow.
         let secrets: Vec<Secret> = (0..3).map(|_| Secret::generate(KeyKind::ApiKey).unwrap()).collect();
         for (i, (id, last_used)) in [("ak_c", Some(700)), ("ak_a", None), ("ak_b", Some(900))]
@@ -928,17 +926,7 @@ mod tests {
     async fn migration_5_refuses_to_drop_a_table_others_reference() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v4.db");
-        let options = SqliteConnectOptions::new().filename(&path).create_if_missing(true);
-        let pool = SqlitePool::connect_with(options.clone()).await.unwrap();
-        key_migrator(&[
-            ("tokengate keys", MIGRATION_1),
-            ("tokengate key listing indexes", MIGRATION_2),
-            ("tokengate key lifecycle and audit trail", MIGRATION_3),
-            ("tokengate key listing by subject and name", MIGRATION_4),
-        ])
-        .run(&pool)
-        .await
-        .unwrap();
+        let pool = before_migration_5(&path).await;
         sqlx::raw_sql(
             "INSERT INTO tokengate_keys (id, kind, secret_hash, name, subject, scopes, claims, created_at) \
              VALUES ('ak_1', 'api_key', randomblob(32), 'k', 'user_1', '[]', '{}', 1); \
@@ -957,7 +945,9 @@ mod tests {
             "{refused}"
         );
         assert!(refused.contains("drop them, open the store once"), "{refused}");
-        let pool = SqlitePool::connect_with(options).await.unwrap();
+        let pool = SqlitePool::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
         let rows: (i64, i64) =
             sqlx::query_as("SELECT (SELECT COUNT(*) FROM app_calls), (SELECT COUNT(*) FROM tokengate_keys)")
                 .fetch_one(&pool)
