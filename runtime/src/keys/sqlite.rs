@@ -161,8 +161,6 @@ CREATE INDEX tokengate_keys_subject ON tokengate_keys (subject, created_at, seq)
 CREATE INDEX tokengate_keys_subject_name_created ON tokengate_keys (subject, name, created_at, seq);
 ";
 
-/// A record's columns, in the order `raw_record` reads them; `last_used_at` is read from
-/// `tokengate_key_usage` (`keys!()`), or given as `$last_used` where that table is not joined.
 /// The migrations in order: `(description, sql)`, version 1 first.
 const MIGRATIONS: [(&str, &str); 5] = [
     ("tokengate keys", MIGRATION_1),
@@ -172,6 +170,8 @@ const MIGRATIONS: [(&str, &str); 5] = [
     ("tokengate keys keyed by secret hash", MIGRATION_5),
 ];
 
+/// A record's columns, in the order `raw_record` reads them; `last_used_at` is read from
+/// `tokengate_key_usage` (`keys!()`), or given as `$last_used` where that table is not joined.
 macro_rules! columns {
     () => {
         columns!("last_used_at")
