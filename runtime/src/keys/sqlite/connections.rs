@@ -42,8 +42,20 @@ use rusqlite::Connection;
 use super::BUSY_TIMEOUT;
 use crate::keys::store::StoreError;
 
-/// The page cache of each read-only connection, in KiB.
-pub const READ_CACHE_KIB: u32 = 1024;
+/// The page cache of each read-only connection, in KiB: room for the interior pages of a key
+/// table of about 300 000 keys (the store's table is keyed by the secret's hash without a row
+/// id, so its interior pages hold whole rows: about 390 pages, 1.6 MB, at 300 000 keys) and
+/// for what recent lookups read. A lookup then reads one leaf page from the operating system,
+/// not two (BENCHMARKS.md, "The slow path"). Pages are cached as they are read: a small
+/// database costs what it holds.
+pub const READ_CACHE_KIB: u32 = 2048;
+
+/// The page cache of each read-write connection, in KiB. The store's writer writes
+/// `last_used_at` in chunks sorted by key id, which visit each page once: pages it is done
+/// with need not stay, and a transaction larger than the cache moves its pages to the WAL
+/// before it commits instead of at the commit, which writes nothing more. SQLite's default
+/// (2 MiB) would hold 2 MiB of pages no one reads again.
+pub const WRITE_CACHE_KIB: u32 = 512;
 
 /// Whether connections may write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,7 +64,7 @@ pub enum Access {
     ReadOnly,
     /// Reads and writes, with `PRAGMA synchronous = NORMAL` (in WAL mode: a commit is durable
     /// once the next checkpoint syncs; a power loss may undo the last commits, never corrupt
-    /// the file).
+    /// the file) and a page cache of [`WRITE_CACHE_KIB`].
     ReadWrite,
 }
 
@@ -183,7 +195,7 @@ fn open_connection(path: &Path, access: Access) -> Result<Connection, StoreError
     connection.busy_timeout(BUSY_TIMEOUT).map_err(StoreError::sqlite)?;
     match access {
         // Point lookups in a large table find their leaf pages in the cache by chance only;
-        // the interior pages that do get reused fit in far less than SQLite's default 2 MiB.
+        // the interior pages, read by every lookup, stay (READ_CACHE_KIB).
         Access::ReadOnly => connection
             .execute_batch(&format!("PRAGMA query_only = 1; PRAGMA cache_size = -{READ_CACHE_KIB}"))
             .map_err(StoreError::sqlite)?,
@@ -191,7 +203,9 @@ fn open_connection(path: &Path, access: Access) -> Result<Connection, StoreError
         // loss may forget the last commits, never corrupts the file. What this connection
         // writes (`last_used_at`) is worth no disk flush per batch.
         Access::ReadWrite => connection
-            .pragma_update(None, "synchronous", "NORMAL")
+            .execute_batch(&format!(
+                "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -{WRITE_CACHE_KIB}"
+            ))
             .map_err(StoreError::sqlite)?,
     }
     Ok(connection)
