@@ -1,6 +1,8 @@
 //! Key verification cost: a cached key (target < 2 µs, mostly the SHA-256), an uncached key
 //! read from SQLite (a table of 1 000 keys, and one of 300 000 where each lookup is another
-//! key, in no particular order), and a key refused by its checksum before any lookup.
+//! key, in no particular order), and a key refused by its checksum before any lookup; and
+//! the `last_used_at` write behind every newly seen key (`key_usage_write`: a sorted chunk of
+//! 16 384 or of 4 096 of those 300 000 keys per transaction, reported per key).
 //!
 //! Run: `cargo bench -p tokengate-runtime --bench keys -- --warm-up-time 1 --measurement-time 3`.
 //! The figures, the machine and what they mean: BENCHMARKS.md, section 2.
@@ -12,8 +14,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
-use tokengate_runtime::keys::{KeyKind, KeySpec, KeyVerifier, Secret, SqliteKeyStore};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use tokengate_runtime::keys::{KeyKind, KeySpec, KeyStore, KeyVerifier, LastUsed, Secret, SqliteKeyStore};
 use tokengate_runtime::verifier::{Credential, Verifier};
 use tokengate_runtime::{TokenType, VerifyError};
 
@@ -76,30 +78,70 @@ fn keys(c: &mut Criterion) {
             assert!(matches!(result, Err(VerifyError::Invalid(_))));
         });
     });
-    let (large, _large_dir, large_secrets) = large_store(&rt);
+    let large = large_store(&rt);
     group.bench_function("uncached_sqlite_300k", |b| {
         let mut next = 0;
         b.iter(|| {
-            next = (next + 1) % large_secrets.len();
-            let credential = Credential::new_for_tests(black_box(&large_secrets[next]), TokenType::ApiKey);
-            black_box(rt.block_on(large.verify(credential)).unwrap())
+            next = (next + 1) % large.secrets.len();
+            let credential = Credential::new_for_tests(black_box(&large.secrets[next]), TokenType::ApiKey);
+            black_box(rt.block_on(large.verifier.verify(credential)).unwrap())
         });
     });
     group.finish();
+    usage_writes(c, &rt, &large);
 }
 
-/// A verifier with no cache over an SQLite file of 300 000 keys, each one used once (each has
-/// its `last_used_at` row), and their secrets in an order unrelated to their creation: each
-/// lookup reads pages no earlier lookup left in SQLite's cache, as a service's long tail of
-/// keys used now and then does.
-fn large_store(rt: &tokio::runtime::Runtime) -> (KeyVerifier, tempfile::TempDir, Vec<String>) {
+/// One `record_last_used` call as the usage recorder makes it: a chunk of keys, sorted by id,
+/// each a key not written for a while, taken at random from the 300 000.
+fn usage_writes(c: &mut Criterion, rt: &tokio::runtime::Runtime, large: &LargeStore) {
+    let mut group = c.benchmark_group("key_usage_write");
+    group.sample_size(10);
+    let mut ids = large.ids.clone();
+    shuffle(&mut ids);
+    for chunk in [16_384, 4_096] {
+        group.throughput(Throughput::Elements(u64::try_from(chunk).unwrap()));
+        group.bench_function(format!("sqlite_300k_chunk_{chunk}"), |b| {
+            let (mut next, mut at) = (0, 1_000_000_000);
+            b.iter(|| {
+                at += 1;
+                if next + chunk > ids.len() {
+                    next = 0;
+                }
+                let mut uses: Vec<LastUsed> = ids[next..next + chunk]
+                    .iter()
+                    .map(|id| LastUsed { id: id.clone(), at })
+                    .collect();
+                uses.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+                next += chunk;
+                rt.block_on(large.store.record_last_used(&uses)).unwrap();
+            });
+        });
+    }
+    group.finish();
+}
+
+/// An SQLite store of 300 000 keys, a verifier over it with no cache, the keys' secrets in
+/// an order unrelated to their creation, and their ids.
+struct LargeStore {
+    store: Arc<SqliteKeyStore>,
+    verifier: KeyVerifier,
+    secrets: Vec<String>,
+    ids: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+/// An SQLite file of 300 000 keys, each one used once (each has its `last_used_at` row), a
+/// verifier with no cache over it, and the keys' secrets in an order unrelated to their
+/// creation: each lookup reads pages no earlier lookup left in SQLite's cache, as a service's
+/// long tail of keys used now and then does.
+fn large_store(rt: &tokio::runtime::Runtime) -> LargeStore {
     const KEYS: usize = 300_000;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("large.db");
     rt.block_on(async { SqliteKeyStore::open(&path).await.unwrap().close().await });
     let mut db = rusqlite::Connection::open(&path).unwrap();
     let tx = db.transaction().unwrap();
-    let mut secrets = Vec::with_capacity(KEYS);
+    let (mut secrets, mut ids) = (Vec::with_capacity(KEYS), Vec::with_capacity(KEYS));
     {
         let mut key = tx
             .prepare(
@@ -123,22 +165,29 @@ fn large_store(rt: &tokio::runtime::Runtime) -> (KeyVerifier, tempfile::TempDir,
             .unwrap();
             used.execute(rusqlite::params![id, created + 1]).unwrap();
             secrets.push(secret.expose().to_owned());
+            ids.push(id);
         }
     }
     tx.commit().unwrap();
     shuffle(&mut secrets);
     let store = Arc::new(rt.block_on(SqliteKeyStore::open(&path)).unwrap());
-    let verifier = KeyVerifier::builder(store)
+    let verifier = KeyVerifier::builder(store.clone())
         .cache_ttl(Duration::ZERO)
         .negative_cache_ttl(Duration::ZERO)
         .flush_interval(Duration::from_secs(3600))
         .build()
         .unwrap();
-    (verifier, dir, secrets)
+    LargeStore {
+        store,
+        verifier,
+        secrets,
+        ids,
+        _dir: dir,
+    }
 }
 
 /// Fisher–Yates with a fixed-seed generator: the same order every run.
-fn shuffle(items: &mut [String]) {
+fn shuffle<T>(items: &mut [T]) {
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
     for i in (1..items.len()).rev() {
         state = state
