@@ -3,8 +3,9 @@
 #
 #   start-up   time to the listening line (database open and migrated) and to the demo keys
 #              (development mode finds the previous ones by name, revokes them and issues new
-#              ones: six committed writes), the medians of STARTS start-ups (default 9), and
-#              RSS, on an empty database and on one with KEYS keys under the demo user
+#              ones: six committed writes), the medians of STARTS start-ups (default 9) of
+#              each, alternating, and RSS, on an empty database and on one with KEYS keys
+#              under the demo user
 #   memory     RSS after 100 000 distinct keys were each verified once (MEMORY_KEYS)
 #   throughput ROUNDS rounds (default 3), each: GET /api/example with one reused key, POST
 #              /api/example (an indexed query of the users table) with the same key, then GET
@@ -13,7 +14,8 @@
 #              as a service's long tail of keys is used). The medians of the requests/s and of the rounds' ratios: the machine
 #              moves by a fifth between runs minutes apart, a round's rows are seconds apart.
 #              POST runs right after GET, before the new keys, whose last_used_at writes would
-#              still be running behind it.
+#              still be running behind it. Also the server's CPU per request, split between
+#              its busiest thread (the request path) and the others (the last_used_at writer).
 #
 #   bench/slow_path.sh                       # 300 000 keys, 3 rounds of 5 s per measurement
 #   KEYS=200000 MEMORY_KEYS=50000 DURATION=10s ROUNDS=5 bench/slow_path.sh
@@ -147,38 +149,63 @@ settle() {
     echo "the server was still busy after 30 s; measuring anyway" >&2
 }
 
+# thread_ticks: "tid ticks" for each of the server's threads (user + system, in clock ticks).
+thread_ticks() {
+    local task
+    for task in /proc/"$SERVER_PID"/task/*; do
+        printf '%s %s\n' "${task##*/}" "$(awk '{print $14 + $15}' "$task/stat" 2>/dev/null || echo 0)"
+    done | sort
+}
+
+# cpu_per_request before after requests: the server's CPU per request in µs, "total busiest
+# others": the busiest thread is the runtime's one worker (the server has one core), the others
+# are blocking threads, where the last_used_at writes run. A thread born between the two
+# snapshots counts from zero.
+cpu_per_request() {
+    join -a 2 -e 0 -o 0,1.2,2.2 <(printf '%s\n' "$1") <(printf '%s\n' "$2") |
+        awk -v n="$3" -v hz="$(getconf CLK_TCK)" '
+            { d = $3 - $2; total += d; if (d > top) top = d }
+            END { f = 1e6 / hz / n; printf "%.1f %.1f %.1f", total * f, top * f, (total - top) * f }'
+}
 
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n1); $(rustc --version)"
 echo "keys: $KEYS, used in random order; wrk -t1 -c$CONNECTIONS, $DURATION per measurement; server on core 0, wrk on core 1"
 echo
 
-# startup name database: STARTS start-ups (the first creates an empty database's file, so
-# it is not counted); the medians and the last RSS in STARTUP; the server left running.
-startup() {
-    local name="$1" database="$2" to_listening=() to_ready=() i
+# startups: STARTS start-ups of each database, alternating (the machine drifts by a fifth
+# within minutes: alternating gives both the same drift), after one uncounted start-up of each
+# (the first creates the empty database's file and both warm the operating system's caches);
+# sets EMPTY and LARGE ("median-ms-to-listening median-ms-to-ready last-RSS-in-MB") and leaves
+# the server running on the large database.
+startups() {
+    local empty_l=() empty_r=() large_l=() large_r=() i l r
     for i in $(seq 0 "$STARTS"); do
-        [ "$i" -eq 0 ] || stop_server
-        start "$name" "$database"
-        [ "$i" -eq 0 ] && continue
-        read -r l r _ <<<"$STARTUP"
-        to_listening+=("$l") to_ready+=("$r")
+        start empty "$WORK/empty.db"
+        read -r l r EMPTY_RSS <<<"$STARTUP"
+        [ "$i" -eq 0 ] || empty_l+=("$l") empty_r+=("$r")
+        stop_server
+        start large "$WORK/large.db"
+        read -r l r LARGE_RSS <<<"$STARTUP"
+        [ "$i" -eq 0 ] || large_l+=("$l") large_r+=("$r")
+        [ "$i" -eq "$STARTS" ] || stop_server
     done
-    STARTUP="$(median "${to_listening[@]}") $(median "${to_ready[@]}") ${STARTUP##* }"
+    EMPTY="$(median "${empty_l[@]}") $(median "${empty_r[@]}") $EMPTY_RSS"
+    LARGE="$(median "${large_l[@]}") $(median "${large_r[@]}") $LARGE_RSS"
 }
 
-startup empty "$WORK/empty.db"
-read -r empty_l empty_r empty_rss <<<"$STARTUP"
-stop_server
 "$FILL" "$WORK/large.db" "$KEYS" >"$WORK/secrets.txt"
 shuf --random-source=<(yes tokengate) -o "$WORK/secrets.txt" "$WORK/secrets.txt"
-startup large "$WORK/large.db"
-read -r large_l large_r large_rss <<<"$STARTUP"
+startups
+read -r empty_l empty_r empty_rss <<<"$EMPTY"
+read -r large_l large_r large_rss <<<"$LARGE"
 write_keys_script
 
 echo "| start-up (median of $STARTS) | ms to listening | ms to ready (demo keys issued) | RSS at ready |"
 echo "|---|---|---|---|"
 echo "| empty database | $empty_l | $empty_r | $empty_rss MB |"
 echo "| $KEYS keys under the demo user | $large_l | $large_r | $large_rss MB |"
+times() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f×", a / b}'; }
+echo "| large / empty | $(times "$large_l" "$empty_l") | $(times "$large_r" "$empty_r") | |"
 echo
 
 FIRST=1 COUNT="$MEMORY_KEYS" run -d120s -s "$WORK/keys.lua" "$BASE" >/dev/null
@@ -189,17 +216,22 @@ echo
 printf 'wrk.headers["Authorization"] = "Bearer %s"\n' "$KEY" >"$WORK/reused.lua"
 printf 'wrk.method = "POST"\nwrk.headers["Authorization"] = "Bearer %s"\n' "$KEY" >"$WORK/post.lua"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
-reused=() post=() distinct=() post_ratios=() distinct_ratios=() bad=0 first=$((MEMORY_KEYS + 1)) rounds=""
+reused=() post=() distinct=() post_ratios=() distinct_ratios=() reused_cpu=() distinct_cpu=() bad=0 first=$((MEMORY_KEYS + 1)) rounds=""
 for round in $(seq 1 "$ROUNDS"); do
     # One assignment a line: a failed measurement ends the script (set -e).
+    ticks="$(thread_ticks)"
     measured="$(run -d"$DURATION" -s "$WORK/reused.lua" "$BASE/api/example")"
-    read -r r r_bad _ <<<"$measured"
+    read -r r r_bad r_total <<<"$measured"
+    reused_cpu+=("$(cpu_per_request "$ticks" "$(thread_ticks)" "$r_total")")
     measured="$(run -d"$DURATION" -s "$WORK/post.lua" "$BASE/api/example")"
     read -r p p_bad _ <<<"$measured"
+    ticks="$(thread_ticks)"
     measured="$(FIRST=$first COUNT=0 run -d"$DURATION" -s "$WORK/keys.lua" "$BASE")"
     read -r d d_bad d_total <<<"$measured"
     first=$(((first - 1 + d_total) % KEYS + 1))
     settle
+    # Counted to the end of the settling: the writes behind this round's keys included.
+    distinct_cpu+=("$(cpu_per_request "$ticks" "$(thread_ticks)" "$d_total")")
     reused+=("$r") post+=("$p") distinct+=("$d") bad=$((bad + r_bad + p_bad + d_bad))
     post_ratios+=("$(ratio "$p" "$r")") distinct_ratios+=("$(ratio "$d" "$r")")
     rounds+="| $round | $r | $p ($(ratio "$p" "$r")) | $d ($(ratio "$d" "$r")) |"$'\n'
@@ -209,6 +241,14 @@ echo "| round | GET, reused key (req/s) | POST, reused key (of GET) | GET, a new
 echo "|---|---|---|---|"
 printf '%s' "$rounds"
 echo "| **median** (of the requests/s; of each round's ratios) | $reused_m | $post_m (**$(median "${post_ratios[@]}")**) | $distinct_m (**$(median "${distinct_ratios[@]}")**) |"
+echo
+# column k of the rounds' "total busiest others" triples, median
+cpu_median() { local k="$1"; shift; median $(printf '%s\n' "$@" | awk -v k="$k" '{print $k}'); }
+echo "server CPU per request, medians of the rounds (µs; the busiest thread is the request path, the others write last_used_at):"
+echo "| request | total | busiest thread | other threads |"
+echo "|---|---|---|---|"
+echo "| GET, reused key | $(cpu_median 1 "${reused_cpu[@]}") | $(cpu_median 2 "${reused_cpu[@]}") | $(cpu_median 3 "${reused_cpu[@]}") |"
+echo "| GET, a new key each request (to the end of the writes behind it) | $(cpu_median 1 "${distinct_cpu[@]}") | $(cpu_median 2 "${distinct_cpu[@]}") | $(cpu_median 3 "${distinct_cpu[@]}") |"
 echo
 echo "non-2xx answers in all rounds: $bad"
 echo
