@@ -204,8 +204,8 @@ echo "| start-up (median of $STARTS) | ms to listening | ms to ready (demo keys 
 echo "|---|---|---|---|"
 echo "| empty database | $empty_l | $empty_r | $empty_rss MB |"
 echo "| $KEYS keys under the demo user | $large_l | $large_r | $large_rss MB |"
-times() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f×", a / b}'; }
-echo "| large / empty | $(times "$large_l" "$empty_l") | $(times "$large_r" "$empty_r") | |"
+times_of() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f×", a / b}'; }
+echo "| large / empty | $(times_of "$large_l" "$empty_l") | $(times_of "$large_r" "$empty_r") | |"
 echo
 
 FIRST=1 COUNT="$MEMORY_KEYS" run -d120s -s "$WORK/keys.lua" "$BASE" >/dev/null
@@ -242,8 +242,13 @@ echo "|---|---|---|---|"
 printf '%s' "$rounds"
 echo "| **median** (of the requests/s; of each round's ratios) | $reused_m | $post_m (**$(median "${post_ratios[@]}")**) | $distinct_m (**$(median "${distinct_ratios[@]}")**) |"
 echo
-# column k of the rounds' "total busiest others" triples, median
-cpu_median() { local k="$1"; shift; median $(printf '%s\n' "$@" | awk -v k="$k" '{print $k}'); }
+# cpu_median k triples...: the median of column k of the rounds' "total busiest others"
+cpu_median() {
+    local k="$1" column
+    shift
+    mapfile -t column < <(printf '%s\n' "$@" | awk -v k="$k" '{print $k}')
+    median "${column[@]}"
+}
 echo "server CPU per request, medians of the rounds (µs; the busiest thread is the request path, the others write last_used_at):"
 echo "| request | total | busiest thread | other threads |"
 echo "|---|---|---|---|"
