@@ -62,6 +62,9 @@ trap 'exit 130' INT TERM
 # median numbers...
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 
+# ratio a b: a / b, two decimals.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+
 rss_mb() { awk '/^VmRSS:/ {printf "%.1f", $2 / 1024}' "/proc/$SERVER_PID/status"; }
 
 # start name database: the server in development mode on core 0, ready when it has printed
@@ -204,8 +207,7 @@ echo "| start-up (median of $STARTS) | ms to listening | ms to ready (demo keys 
 echo "|---|---|---|---|"
 echo "| empty database | $empty_l | $empty_r | $empty_rss MB |"
 echo "| $KEYS keys under the demo user | $large_l | $large_r | $large_rss MB |"
-times_of() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f×", a / b}'; }
-echo "| large / empty | $(times_of "$large_l" "$empty_l") | $(times_of "$large_r" "$empty_r") | |"
+echo "| large / empty | $(ratio "$large_l" "$empty_l")× | $(ratio "$large_r" "$empty_r")× | |"
 echo
 
 FIRST=1 COUNT="$MEMORY_KEYS" run -d120s -s "$WORK/keys.lua" "$BASE" >/dev/null
@@ -215,7 +217,6 @@ echo
 
 printf 'wrk.headers["Authorization"] = "Bearer %s"\n' "$KEY" >"$WORK/reused.lua"
 printf 'wrk.method = "POST"\nwrk.headers["Authorization"] = "Bearer %s"\n' "$KEY" >"$WORK/post.lua"
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 reused=() post=() distinct=() post_ratios=() distinct_ratios=() reused_cpu=() distinct_cpu=() bad=0 first=$((MEMORY_KEYS + 1)) rounds=""
 for round in $(seq 1 "$ROUNDS"); do
     # One assignment a line: a failed measurement ends the script (set -e).

@@ -7,7 +7,7 @@
 //! evicted meanwhile stays alive until its write (at most [`MAX_PENDING`] of them, about 0.6 KB
 //! each, should the store be down during a flood of distinct keys). A write sorts the batch by key id and hands it to
 //! the store in chunks of [`CHUNK`]: in id order a store's index on the id is walked once, not
-//! probed at random (on SQLite, half the cost per key; about 2.5 µs a key on 300 000 keys,
+//! probed at random (on SQLite, half the cost per key; about 2–3 µs a key on 300 000 keys,
 //! criterion `key_usage_write`), and the ids copied for the store are one chunk's at a time,
 //! whatever the batch's size.
 //!
