@@ -1,12 +1,15 @@
 //! The PostgreSQL store with several verifiers on one database, as several server instances
 //! would run: revocations reach every instance through `LISTEN/NOTIFY` well within the cache
 //! TTL, a dropped notification connection comes back, and a stopped database is a `503` for
-//! uncached keys while cached keys keep working, with recovery without a restart.
+//! uncached keys while cached keys keep working, with recovery without a restart. Through a
+//! counting proxy: an uncached key is one round-trip (no connection check before a busy
+//! connection's query).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokengate_runtime::keys::postgres::CHECK_CONNECTIONS_IDLE_FOR;
 use tokengate_runtime::keys::{KeySpec, KeyStore, KeyVerifier, PostgresKeyStore, PostgresOptions, now_unix};
 use tokengate_runtime::rejection::InvalidReason;
 use tokengate_runtime::verifier::VerifyError;
@@ -321,4 +324,156 @@ async fn a_database_that_hangs_is_a_503_after_the_query_timeout() {
     // Released: the same verifier answers again.
     v.verify_secret(key.secret.expose()).await.unwrap();
     v.shutdown().await.unwrap();
+}
+
+/// What a client sent on one connection through [`counting_proxy`]: its turns, each the bytes
+/// it sent before the server next answered.
+#[derive(Default)]
+struct Exchanges {
+    turns: Vec<Vec<u8>>,
+    client_spoke_last: bool,
+}
+
+/// A TCP proxy on loopback in front of `upstream`, recording each connection's turns: how many
+/// round-trips a client makes, and what it sends in each.
+async fn counting_proxy(upstream: std::net::SocketAddr) -> (u16, Arc<std::sync::Mutex<Vec<Exchanges>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(std::sync::Mutex::new(Vec::<Exchanges>::new()));
+    let all = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let server = tokio::net::TcpStream::connect(upstream).await.unwrap();
+            let index = {
+                let mut all = all.lock().unwrap();
+                all.push(Exchanges::default());
+                all.len() - 1
+            };
+            let ((mut client_in, mut client_out), (mut server_in, mut server_out)) =
+                (client.into_split(), server.into_split());
+            let to_server = all.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0; 64 * 1024];
+                while let Ok(n @ 1..) = client_in.read(&mut buf).await {
+                    {
+                        let mut all = to_server.lock().unwrap();
+                        let exchanges = &mut all[index];
+                        if !exchanges.client_spoke_last {
+                            exchanges.turns.push(Vec::new());
+                            exchanges.client_spoke_last = true;
+                        }
+                        exchanges.turns.last_mut().unwrap().extend_from_slice(&buf[..n]);
+                    }
+                    if server_out.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            let to_client = all.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0; 64 * 1024];
+                while let Ok(n @ 1..) = server_in.read(&mut buf).await {
+                    to_client.lock().unwrap()[index].client_spoke_last = false;
+                    if client_out.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, connections)
+}
+
+/// A PostgreSQL message whose type byte is `kind`, at the start of `bytes`.
+fn starts_with_message(bytes: &[u8], kind: u8) -> bool {
+    bytes.first() == Some(&kind)
+}
+
+/// Each connection's number of turns so far.
+fn turn_counts(connections: &std::sync::Mutex<Vec<Exchanges>>) -> Vec<usize> {
+    connections.lock().unwrap().iter().map(|c| c.turns.len()).collect()
+}
+
+/// The turns of each connection that had any since `before` ([`turn_counts`]).
+fn turns_since(connections: &std::sync::Mutex<Vec<Exchanges>>, before: &[usize]) -> Vec<Vec<Vec<u8>>> {
+    connections
+        .lock()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, c)| c.turns[before.get(i).copied().unwrap_or(0)..].to_vec())
+        .filter(|turns| !turns.is_empty())
+        .collect()
+}
+
+/// PostgreSQL's `Sync` message, alone: how sqlx checks a connection.
+const SYNC: &[u8] = b"S\0\0\0\x04";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uncached_key_is_one_round_trip_to_postgres() {
+    use tokengate_runtime::keys::{KeyKind, NewKey, Secret};
+    let Some(cluster) = pg_support::Cluster::start() else {
+        return;
+    };
+    let direct = pg_support::create_database(&cluster.url()).await;
+    let (address, database) = direct
+        .strip_prefix("postgres://postgres@")
+        .unwrap()
+        .split_once('/')
+        .unwrap();
+    let (port, connections) = counting_proxy(address.parse().unwrap()).await;
+    let url = format!("postgres://postgres@127.0.0.1:{port}/{database}");
+    let store = PostgresKeyStore::connect_with(&url, PostgresOptions::new())
+        .await
+        .unwrap();
+    let hash = Secret::generate(KeyKind::ApiKey).unwrap().hash();
+    let key = NewKey::new(
+        "ak_1".into(),
+        KeyKind::ApiKey,
+        hash,
+        "k".into(),
+        "user_1".into(),
+        vec![],
+        now_unix(),
+        None,
+    );
+    store.create(key).await.unwrap();
+    // Each pooled connection prepares the lookup the first time it runs it (one more exchange).
+    for _ in 0..4 {
+        assert!(store.find_to_verify(&hash).await.unwrap().is_some());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let before = turn_counts(&connections);
+    assert!(store.find_to_verify(&hash).await.unwrap().is_some());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let used = turns_since(&connections, &before);
+    assert_eq!(used.len(), 1, "one connection answered the lookup");
+    // The query itself (Bind, Execute, Sync in one write), then sqlx's check as the connection
+    // goes back to the pool, after the answer: no check before it.
+    let turns = &used[0];
+    assert_eq!(
+        turns.len(),
+        2,
+        "the lookup and the check on release, nothing more: {turns:?}"
+    );
+    assert!(
+        starts_with_message(&turns[0], b'B'),
+        "the lookup starts with its Bind: {:?}",
+        turns[0]
+    );
+    assert_eq!(turns[1], SYNC, "then only a Sync");
+
+    // A connection idle for a while is checked before the lookup uses it.
+    tokio::time::sleep(CHECK_CONNECTIONS_IDLE_FOR + Duration::from_millis(200)).await;
+    let before = turn_counts(&connections);
+    assert!(store.find_to_verify(&hash).await.unwrap().is_some());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let used = turns_since(&connections, &before);
+    let turns = used.concat();
+    assert_eq!(turns.len(), 3, "check, lookup, check on release: {turns:?}");
+    assert_eq!(turns[0], SYNC);
+    assert!(starts_with_message(&turns[1], b'B'));
+    store.close().await;
 }

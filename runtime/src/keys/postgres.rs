@@ -33,9 +33,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
+use sqlx::{Connection, Row};
 use tokio::sync::broadcast;
 
 use self::notices::Notices;
@@ -57,6 +57,12 @@ pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// before it is abandoned as unavailable: a database that hangs, or a network that drops
 /// packets without an error, is a `503`, not a request stuck for minutes.
 pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// A pooled connection idle at least this long is checked (one `Sync`, one round-trip) before
+/// a query uses it; one in use more recently is not, so that a busy store's lookup is one
+/// round-trip, its query. sqlx's default checks every connection on every acquire: a second
+/// round-trip before each query. A connection that broke less than this ago fails its query
+/// (a `503` for that request) and is closed as it goes back to the pool.
+pub const CHECK_CONNECTIONS_IDLE_FOR: Duration = Duration::from_secs(1);
 
 const MIGRATION_1: &str = "\
 CREATE TABLE IF NOT EXISTS tokengate_keys (
@@ -265,6 +271,15 @@ impl PostgresKeyStore {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
+            .test_before_acquire(false)
+            .before_acquire(|connection, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= CHECK_CONNECTIONS_IDLE_FOR {
+                        connection.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(connect)
             .await
             .map_err(|e| {
