@@ -13,6 +13,8 @@
 //!   recovery it is logged again and caches are cleared, since notices may have been missed.
 //! - A database that cannot be reached is [`StoreError::Unavailable`] (a `503`) once the pool's
 //!   acquire timeout ([`PostgresOptions::acquire_timeout`]) has passed.
+//! - A lookup is one round-trip: a pooled connection is checked before a query only when it
+//!   has been idle for [`CHECK_CONNECTIONS_IDLE_FOR`] (sqlx would check it every time).
 //!
 //! ```no_run
 //! use std::time::Duration;
