@@ -212,6 +212,64 @@ fn print_dpop_route(base: &str, dev: &DevKey, t: &DemoTokens, nonces: bool) {
     );
 }
 
+/// The demo keys' secrets, as printed.
+struct DemoKeys<'a> {
+    writer: &'a str,
+    reader: &'a str,
+    machine: &'a str,
+}
+
+/// The development-mode banner and every demo credential, one a line.
+fn print_credentials(demo: &DemoKeys<'_>, tokens: &DemoTokens) {
+    let DemoKeys {
+        writer,
+        reader,
+        machine,
+    } = demo;
+    let session = &tokens.session;
+    let oauth = &tokens.oauth;
+    println!();
+    println!("!! DEVELOPMENT MODE — a generated key signs the tokens below. NOT FOR PRODUCTION. !!");
+    println!("   Pass --session-public-key / --session-jwks-url (and OAuth options) in production.");
+    println!();
+    println!("demo API key (write:users):   {writer}");
+    println!("demo API key (no scopes):     {reader}");
+    println!("demo M2M token (write:users): {machine}");
+    println!("dev session token (1 hour):   {session}");
+    println!(
+        "   (org:admin of org_demo with org:invoices:read, feature o:exports, plan o:pro, both factors just verified)"
+    );
+    println!("dev session token (plain):    {}", tokens.plain_session);
+    println!("   (no organization, feature or plan; first factor verified 2 hours ago, no second factor)");
+    println!("dev OAuth token (write:users): {oauth}");
+    println!("   (acr mfa, authenticated at start-up: passes max_age=600 for 10 minutes)");
+    println!("dev OAuth token (password):   {}", tokens.password_oauth);
+}
+
+/// `curl` lines for the API routes, each with a credential that passes (or the refusal it meets).
+fn print_api_routes(base: &str, demo: &DemoKeys<'_>, tokens: &DemoTokens) {
+    let DemoKeys {
+        writer,
+        reader,
+        machine,
+    } = demo;
+    let session = &tokens.session;
+    let oauth = &tokens.oauth;
+    println!();
+    println!("try:");
+    println!("  curl {base}/health");
+    println!("  curl -H 'Authorization: Bearer {writer}' {base}/api/me   # the verified caller");
+    println!("  curl -H 'Authorization: Bearer {session}' {base}/api/me");
+    println!("  curl {base}/api/feed   # anonymous: {{\"personalized\":false}}");
+    println!("  curl -H 'Authorization: Bearer {session}' {base}/api/feed   # personalized");
+    println!("  curl -H 'Authorization: Bearer {writer}' {base}/api/example");
+    println!("  curl -X POST -H 'Authorization: Bearer {writer}' {base}/api/example");
+    println!("  curl -X POST -H 'Authorization: Bearer {reader}' {base}/api/example   # 403: no write:users");
+    println!("  curl -X POST -H 'Authorization: Bearer {session}' {base}/api/example");
+    println!("  curl -X POST -H 'Authorization: Bearer {oauth}' {base}/api/example");
+    println!("  curl -X DELETE -H 'Authorization: Bearer {machine}' {base}/api/users/user_nobody   # 404");
+}
+
 pub(crate) async fn print_demo_credentials(
     base: &str,
     dev: &DevKey,
@@ -227,52 +285,13 @@ pub(crate) async fn print_demo_credentials(
         .issue(KeySpec::m2m_token("mch_demo", "demo-m2m").scope("write:users"))
         .await?;
     let tokens = DemoTokens::sign(dev, args)?;
-    let session = &tokens.session;
-    let oauth = &tokens.oauth;
-    println!();
-    println!("!! DEVELOPMENT MODE — a generated key signs the tokens below. NOT FOR PRODUCTION. !!");
-    println!("   Pass --session-public-key / --session-jwks-url (and OAuth options) in production.");
-    println!();
-    println!("demo API key (write:users):   {}", writer.secret.expose());
-    println!("demo API key (no scopes):     {}", reader.secret.expose());
-    println!("demo M2M token (write:users): {}", machine.secret.expose());
-    println!("dev session token (1 hour):   {session}");
-    println!(
-        "   (org:admin of org_demo with org:invoices:read, feature o:exports, plan o:pro, both factors just verified)"
-    );
-    println!("dev session token (plain):    {}", tokens.plain_session);
-    println!("   (no organization, feature or plan; first factor verified 2 hours ago, no second factor)");
-    println!("dev OAuth token (write:users): {oauth}");
-    println!("   (acr mfa, authenticated at start-up: passes max_age=600 for 10 minutes)");
-    println!("dev OAuth token (password):   {}", tokens.password_oauth);
-    println!();
-    println!("try:");
-    println!("  curl {base}/health");
-    println!(
-        "  curl -H 'Authorization: Bearer {}' {base}/api/me   # the verified caller",
-        writer.secret.expose()
-    );
-    println!("  curl -H 'Authorization: Bearer {session}' {base}/api/me");
-    println!("  curl {base}/api/feed   # anonymous: {{\"personalized\":false}}");
-    println!("  curl -H 'Authorization: Bearer {session}' {base}/api/feed   # personalized");
-    println!(
-        "  curl -H 'Authorization: Bearer {}' {base}/api/example",
-        writer.secret.expose()
-    );
-    println!(
-        "  curl -X POST -H 'Authorization: Bearer {}' {base}/api/example",
-        writer.secret.expose()
-    );
-    println!(
-        "  curl -X POST -H 'Authorization: Bearer {}' {base}/api/example   # 403: no write:users",
-        reader.secret.expose()
-    );
-    println!("  curl -X POST -H 'Authorization: Bearer {session}' {base}/api/example");
-    println!("  curl -X POST -H 'Authorization: Bearer {oauth}' {base}/api/example");
-    println!(
-        "  curl -X DELETE -H 'Authorization: Bearer {}' {base}/api/users/user_nobody   # 404",
-        machine.secret.expose()
-    );
+    let demo = DemoKeys {
+        writer: writer.secret.expose(),
+        reader: reader.secret.expose(),
+        machine: machine.secret.expose(),
+    };
+    print_credentials(&demo, &tokens);
+    print_api_routes(base, &demo, &tokens);
     print_session_routes(base, &tokens);
     print_dpop_route(base, dev, &tokens, args.dpop_nonce);
     println!();

@@ -10,7 +10,7 @@ use tokengate::keys::{KeyVerifier, open_store, redact_url};
 use tokengate::metadata::ProtectedResource;
 use tokengate::rate_limit::{OnRedisError, RateLimits};
 use tokengate::verifier::{ByFormat, ByIssuer};
-use tokengate::{TokenGate, TokenType, Verifier};
+use tokengate::{TokenGate, TokenGateBuilder, TokenType, Verifier};
 
 use crate::args::Args;
 use crate::binding::{self, Listening};
@@ -38,13 +38,10 @@ pub(crate) async fn run(args: Args) -> Result<(), Fatal> {
             .cache_ttl(Duration::from_secs(args.key_cache_ttl))
             .build()?,
     );
-
-    let dev_mode =
-        args.session_public_key.is_none() && args.session_jwks_url.is_none() && args.clerk_secret_key.is_none();
     if let Some(secret_key) = &args.clerk_secret_key {
         return run_clerk(args.clone(), listening, secret_key, rules, db, keys).await;
     }
-    let dev_key = if dev_mode {
+    let dev_key = if dev_mode(&args) {
         Some(DevKey::load_or_create(&dev_key_path(db_path.as_deref()))?)
     } else {
         None
@@ -52,32 +49,7 @@ pub(crate) async fn run(args: Args) -> Result<(), Fatal> {
 
     let resource_url = resource_url(&args, &listening.public_url);
     let audience = args.oauth_audience.clone().unwrap_or_else(|| resource_url.clone());
-
-    // Session tokens.
-    let session: Arc<dyn Verifier> = match (&args.session_public_key, &args.session_jwks_url, &dev_key) {
-        (Some(path), _, _) => {
-            let keys = KeySet::from_file(path)
-                .map_err(|e| fail(format!("cannot read --session-public-key {}: {e}", path.display())))?;
-            Arc::new(JwtVerifier::builder().keys(keys).session(rules).build()?)
-        }
-        (None, Some(url), _) => {
-            let jwks =
-                tokengate::jwt::JwksCache::new(url).map_err(|e| fail(format!("--session-jwks-url {url}: {e}")))?;
-            Arc::new(JwtVerifier::builder().jwks(jwks).session(rules).build()?)
-        }
-        (None, None, Some(dev)) => Arc::new(
-            JwtVerifier::builder()
-                .keys(dev.key_set()?)
-                .session(rules)
-                // The printed tokens' audience, and the resource's (--oauth-audience, else
-                // the resource URL): development tokens minted for this resource pass too.
-                .oauth(OAuthRules::new(DEV_ISSUER, [DEV_AUDIENCE, &audience]))
-                .m2m(M2mRules::new().issuer(DEV_ISSUER))
-                .build()?,
-        ),
-        (None, None, None) => return Err(fail("no session-token key configured")),
-    };
-
+    let session = session_verifier(&args, rules, dev_key.as_ref(), &audience)?;
     // OAuth access tokens for this resource: JWTs from the configured issuers (or the
     // development key), opaque tokens by introspection.
     let (oauth_jwt, issuers) = match &dev_key {
@@ -86,38 +58,14 @@ pub(crate) async fn run(args: Args) -> Result<(), Fatal> {
         }
         _ => oauth_issuers(&args, &audience).await?,
     };
-    let introspection: Option<Arc<dyn Verifier>> = match &args.oauth_introspection_url {
-        Some(url) => {
-            let mut config = IntrospectionConfig::new(
-                url.clone(),
-                args.oauth_client_id.clone().unwrap_or_default(),
-                args.oauth_client_secret.clone().unwrap_or_default(),
-            );
-            config = config.audience(audience.clone());
-            Some(Arc::new(IntrospectionVerifier::new(config)?))
-        }
-        None => None,
-    };
+    let introspection = introspection_verifier(&args, &audience)?;
 
-    let mut gate = TokenGate::builder()
+    let gate = TokenGate::builder()
         .verifier(TokenType::SessionToken, Arc::clone(&session))
         .verifier(TokenType::ApiKey, keys.clone());
-    let mut m2m = ByFormat::new().opaque(keys.clone());
-    if dev_mode {
-        m2m = m2m.jwt(Arc::clone(&session));
-    }
-    gate = gate.verifier(TokenType::M2mToken, Arc::new(m2m));
-    if oauth_jwt.is_some() || introspection.is_some() {
-        let mut oauth = ByFormat::new();
-        if let Some(v) = oauth_jwt {
-            oauth = oauth.jwt(v);
-        }
-        if let Some(v) = introspection {
-            oauth = oauth.opaque(v);
-            gate = gate.opaque_oauth_tokens(true);
-        }
-        gate = gate.verifier(TokenType::OAuthToken, Arc::new(oauth));
-    }
+    // Development M2M tokens are JWTs the development key signs; others are opaque keys.
+    let dev_m2m = dev_key.as_ref().map(|_| Arc::clone(&session));
+    let gate = machine_verifiers(gate, &keys, dev_m2m, oauth_jwt, introspection);
     let resource = protected_resource(&args, &resource_url, &issuers)?;
     let gate = gate
         .dpop(binding::dpop(&args, &listening.public_url)?)
@@ -127,6 +75,86 @@ pub(crate) async fn run(args: Args) -> Result<(), Fatal> {
         .build()?;
 
     serve(listening, &args, &resource, gate, db, keys, dev_key).await
+}
+
+/// M2M tokens (opaque keys from the key store, and JWTs when `m2m_jwt` is given) and OAuth
+/// access tokens (JWTs, opaque tokens by introspection), when any OAuth verifier is configured.
+fn machine_verifiers(
+    mut gate: TokenGateBuilder,
+    keys: &Arc<KeyVerifier>,
+    m2m_jwt: Option<Arc<dyn Verifier>>,
+    oauth_jwt: Option<Arc<dyn Verifier>>,
+    introspection: Option<Arc<dyn Verifier>>,
+) -> TokenGateBuilder {
+    let mut m2m = ByFormat::new().opaque(keys.clone());
+    if let Some(v) = m2m_jwt {
+        m2m = m2m.jwt(v);
+    }
+    gate = gate.verifier(TokenType::M2mToken, Arc::new(m2m));
+    if oauth_jwt.is_none() && introspection.is_none() {
+        return gate;
+    }
+    let mut oauth = ByFormat::new();
+    if let Some(v) = oauth_jwt {
+        oauth = oauth.jwt(v);
+    }
+    if let Some(v) = introspection {
+        oauth = oauth.opaque(v);
+        gate = gate.opaque_oauth_tokens(true);
+    }
+    gate.verifier(TokenType::OAuthToken, Arc::new(oauth))
+}
+
+/// Development mode: no session-token key and no Clerk secret key configured, so the server
+/// signs its own tokens with the development key.
+fn dev_mode(args: &Args) -> bool {
+    args.session_public_key.is_none() && args.session_jwks_url.is_none() && args.clerk_secret_key.is_none()
+}
+
+/// Session tokens: verified with --session-public-key, --session-jwks-url, else the
+/// development key (which also signs the development OAuth and M2M tokens).
+fn session_verifier(
+    args: &Args,
+    rules: SessionRules,
+    dev_key: Option<&DevKey>,
+    audience: &str,
+) -> Result<Arc<dyn Verifier>, Fatal> {
+    let verifier = match (&args.session_public_key, &args.session_jwks_url, dev_key) {
+        (Some(path), _, _) => {
+            let keys = KeySet::from_file(path)
+                .map_err(|e| fail(format!("cannot read --session-public-key {}: {e}", path.display())))?;
+            JwtVerifier::builder().keys(keys).session(rules).build()?
+        }
+        (None, Some(url), _) => {
+            let jwks =
+                tokengate::jwt::JwksCache::new(url).map_err(|e| fail(format!("--session-jwks-url {url}: {e}")))?;
+            JwtVerifier::builder().jwks(jwks).session(rules).build()?
+        }
+        (None, None, Some(dev)) => JwtVerifier::builder()
+            .keys(dev.key_set()?)
+            .session(rules)
+            // The printed tokens' audience, and the resource's (--oauth-audience, else
+            // the resource URL): development tokens minted for this resource pass too.
+            .oauth(OAuthRules::new(DEV_ISSUER, [DEV_AUDIENCE, audience]))
+            .m2m(M2mRules::new().issuer(DEV_ISSUER))
+            .build()?,
+        (None, None, None) => return Err(fail("no session-token key configured")),
+    };
+    Ok(Arc::new(verifier))
+}
+
+/// Opaque OAuth tokens, by introspection at --oauth-introspection-url when it is given.
+fn introspection_verifier(args: &Args, audience: &str) -> Result<Option<Arc<dyn Verifier>>, Fatal> {
+    let Some(url) = &args.oauth_introspection_url else {
+        return Ok(None);
+    };
+    let config = IntrospectionConfig::new(
+        url.clone(),
+        args.oauth_client_id.clone().unwrap_or_default(),
+        args.oauth_client_secret.clone().unwrap_or_default(),
+    )
+    .audience(audience.to_owned());
+    Ok(Some(Arc::new(IntrospectionVerifier::new(config)?)))
 }
 
 /// The resource identifier: --resource-url, or the URL clients call (--public-url, else the

@@ -89,31 +89,10 @@ pub(crate) async fn serve(
         Some(addr) => Some(metrics_endpoint(addr).await?),
         None => None,
     };
-    let Listening {
-        listener,
-        addr,
-        public_url,
-        tls,
-    } = listening;
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    println!("tokengate example server listening on {scheme}://{addr}");
-    println!(
-        "resource: {} (metadata: {})",
-        resource.resource(),
-        resource.metadata_url()
-    );
-    if let Some(metrics) = metrics {
-        println!("metrics: http://{metrics}/metrics");
-    }
-    print_binding(args, &gate, &public_url, tls.as_ref());
-    println!(
-        "database: {} (TTL of the key cache, i.e. the revocation delay: {}s)",
-        redact_url(&args.database),
-        keys.cache_ttl().as_secs()
-    );
+    print_listening(&listening, args, resource, &gate, metrics, &keys);
     if let Some(dev) = &dev_key {
         db.seed_demo_user().await?;
-        print_demo_credentials(&public_url, dev, &keys, args).await?;
+        print_demo_credentials(&listening.public_url, dev, &keys, args).await?;
     }
     println!("ready");
 
@@ -132,23 +111,57 @@ pub(crate) async fn serve(
         use std::io::Write as _;
         let _ = std::io::stdout().flush();
     }
-    // With the peer's address in each request, the bounds on backend calls give every
-    // client its own share (tokengate's `ClientKey::from_peer`); the client-certificate
-    // header is read only from trusted proxies' addresses.
-    match tls {
-        Some(tls) => tokengate::binding::tls::serve(listener, app, tls, shutdown_signal())
-            .await
-            .map_err(|e| fail(format!("server error: {e}")))?,
-        None => axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .map_err(|e| fail(format!("server error: {e}")))?,
-    }
+    serve_until_shutdown(listening, app).await?;
     if let Err(e) = keys.shutdown().await {
         tracing::warn!(error = %e, "could not flush last-used times on shutdown");
     }
     db.close().await;
     Ok(())
+}
+
+/// The start-up lines before the demo credentials: where the server listens, the resource and
+/// its metadata, the metrics endpoint, token binding, the database.
+fn print_listening(
+    listening: &Listening,
+    args: &Args,
+    resource: &ProtectedResource,
+    gate: &TokenGate,
+    metrics: Option<SocketAddr>,
+    keys: &KeyVerifier,
+) {
+    let scheme = if listening.tls.is_some() { "https" } else { "http" };
+    println!("tokengate example server listening on {scheme}://{}", listening.addr);
+    println!(
+        "resource: {} (metadata: {})",
+        resource.resource(),
+        resource.metadata_url()
+    );
+    if let Some(metrics) = metrics {
+        println!("metrics: http://{metrics}/metrics");
+    }
+    print_binding(args, gate, &listening.public_url, listening.tls.as_ref());
+    println!(
+        "database: {} (TTL of the key cache, i.e. the revocation delay: {}s)",
+        redact_url(&args.database),
+        keys.cache_ttl().as_secs()
+    );
+}
+
+/// Serves `app` until Ctrl-C or SIGTERM, over TLS when it is configured.
+async fn serve_until_shutdown(listening: Listening, app: axum::Router) -> Result<(), Fatal> {
+    let Listening { listener, tls, .. } = listening;
+    // With the peer's address in each request, the bounds on backend calls give every
+    // client its own share (tokengate's `ClientKey::from_peer`); the client-certificate
+    // header is read only from trusted proxies' addresses.
+    match tls {
+        Some(tls) => tokengate::binding::tls::serve(listener, app, tls, shutdown_signal()).await,
+        None => {
+            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+    }
+    .map_err(|e| fail(format!("server error: {e}")))
 }
 
 /// The secret-scanning endpoint the flags describe.
