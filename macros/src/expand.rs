@@ -11,7 +11,7 @@ use syn::{Attribute, ItemFn, parse_quote};
 use tokengate_core::grammar::ValueKind;
 use tokengate_core::{TokenType, TokenTypes};
 
-use crate::validate::{Accepts, Condition, ReqKind, Spec};
+use crate::validate::{Accepts, Condition, Req, ReqKind, Spec};
 
 /// The statics a policy refers to, and the `const` expression that builds it.
 struct PolicyStatics {
@@ -52,27 +52,7 @@ fn policy_statics(spec: &Spec) -> PolicyStatics {
         items.extend(quote! {
             static #values_ident: [#p::Cow<'static, str>; #n] = [#(#p::Cow::Borrowed(#values)),*];
         });
-        let kind = match req.kind {
-            ReqKind::Value(ValueKind::Scope) => quote!(Scope),
-            ReqKind::Value(ValueKind::Role) => quote!(Role),
-            ReqKind::Value(ValueKind::Permission) => quote!(Permission),
-            ReqKind::Value(ValueKind::Feature) => quote!(Feature),
-            ReqKind::Value(ValueKind::Plan) => quote!(Plan),
-            ReqKind::Value(ValueKind::Acr) => quote!(Acr),
-            ReqKind::Reverification => quote!(Reverification),
-            ReqKind::MaxAge => quote!(MaxAge),
-            ReqKind::RateLimit => quote!(RateLimit),
-        };
-        let matching = if req.any { quote!(Any) } else { quote!(All) };
-        let applies_to = token_types(req.applies_to);
-        requirements.push(quote! {
-            #p::Requirement::from_parts(
-                #p::RequirementKind::#kind,
-                #p::Match::#matching,
-                &#values_ident,
-                #applies_to,
-            )
-        });
+        requirements.push(requirement(req, &values_ident));
     }
     // Conditions are recorded for the report (the guard evaluates them); one requirement each.
     for (i, condition) in spec.conditions.iter().enumerate() {
@@ -104,6 +84,32 @@ fn policy_statics(spec: &Spec) -> PolicyStatics {
         }
     };
     PolicyStatics { items, construct }
+}
+
+/// One checked requirement as a `Requirement::from_parts` call over its values' static.
+fn requirement(req: &Req, values_ident: &Ident) -> TokenStream {
+    let p = quote!(::tokengate::__private);
+    let kind = match req.kind {
+        ReqKind::Value(ValueKind::Scope) => quote!(Scope),
+        ReqKind::Value(ValueKind::Role) => quote!(Role),
+        ReqKind::Value(ValueKind::Permission) => quote!(Permission),
+        ReqKind::Value(ValueKind::Feature) => quote!(Feature),
+        ReqKind::Value(ValueKind::Plan) => quote!(Plan),
+        ReqKind::Value(ValueKind::Acr) => quote!(Acr),
+        ReqKind::Reverification => quote!(Reverification),
+        ReqKind::MaxAge => quote!(MaxAge),
+        ReqKind::RateLimit => quote!(RateLimit),
+    };
+    let matching = if req.any { quote!(Any) } else { quote!(All) };
+    let applies_to = token_types(req.applies_to);
+    quote! {
+        #p::Requirement::from_parts(
+            #p::RequirementKind::#kind,
+            #p::Match::#matching,
+            &#values_ident,
+            #applies_to,
+        )
+    }
 }
 
 /// The `policy!` expression: a `Policy` value (usable in a `static` too).

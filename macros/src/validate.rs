@@ -103,72 +103,12 @@ pub(crate) fn validate(decls: &[Declared], context: Context, errors: &mut Errors
         mtls: false,
     };
     check_counts(decls, context, errors);
-    let mut seen_accepts = false;
-    // Whether the accepted types are known; if not, checks against them would only repeat
-    // an error already reported.
-    let mut accepts_known = true;
+    let accepts_known = read_accepts(decls, &mut spec, errors);
+    // When the accepted types are not known, checks against them would only repeat an error
+    // already reported.
+    let accepts = accepts_known.then_some(spec.accepts);
     for d in decls {
-        match &d.args {
-            Args::Accepts(types) if !seen_accepts => {
-                seen_accepts = true;
-                let before = errors.count();
-                (spec.accepts, spec.optional) = accepts(d, types, errors);
-                accepts_known = !d.malformed && errors.count() == before;
-            }
-            Args::Public => spec.public = true,
-            _ => {}
-        }
-    }
-    for d in decls {
-        match &d.args {
-            Args::Require(args) => {
-                let accepts = accepts_known.then_some(spec.accepts);
-                spec.requirements.push(requirement(d, args, accepts, context, errors));
-            }
-            Args::Conditions(paths) => conditions(d, paths, context, &mut spec.conditions, errors),
-            Args::Reverification(args) => {
-                let accepts = accepts_known.then_some(spec.accepts);
-                let checked = check_reverification(args, d.span, errors);
-                if let Some(accepts) = accepts {
-                    serves_sessions(d, accepts, context, errors);
-                }
-                spec.requirements.extend(checked.map(|r| Req {
-                    kind: ReqKind::Reverification,
-                    any: false,
-                    values: vec![r.to_string()],
-                    applies_to: TokenTypes::DEFAULT,
-                }));
-            }
-            Args::RateLimit(args, per) => {
-                let accepts = accepts_known.then_some(spec.accepts);
-                let route = if context == Context::Layer { "policy" } else { "route" };
-                spec.requirements
-                    .extend(crate::rate_limit::check(d, args, per.as_ref(), accepts, route, errors));
-            }
-            Args::Binding => {
-                let accepts = accepts_known.then_some(spec.accepts);
-                match d.kind {
-                    AttrKind::RequireDpop => spec.dpop = true,
-                    _ => spec.mtls = true,
-                }
-                if let Some(accepts) = accepts {
-                    bindable(d, accepts, context, errors);
-                }
-            }
-            Args::Acr(args, max_age) => {
-                let accepts = accepts_known.then_some(spec.accepts);
-                acr(
-                    d,
-                    args,
-                    max_age.as_ref(),
-                    accepts,
-                    context,
-                    &mut spec.requirements,
-                    errors,
-                );
-            }
-            _ => {}
-        }
+        check_requirement(d, accepts, context, &mut spec, errors);
     }
     if let Some(optional) = spec.optional
         && let Some(first) = spec.conditions.first()
@@ -182,6 +122,71 @@ pub(crate) fn validate(decls: &[Declared], context: Context, errors: &mut Errors
         ));
     }
     spec
+}
+
+/// The first `accepts_token` (later ones are `check_counts`'s errors) and `#[public]` into
+/// `spec`; whether the accepted types are known (the declaration parsed and checked cleanly).
+fn read_accepts(decls: &[Declared], spec: &mut Spec, errors: &mut Errors) -> bool {
+    let mut seen_accepts = false;
+    let mut accepts_known = true;
+    for d in decls {
+        match &d.args {
+            Args::Accepts(types) if !seen_accepts => {
+                seen_accepts = true;
+                let before = errors.count();
+                (spec.accepts, spec.optional) = accepts(d, types, errors);
+                accepts_known = !d.malformed && errors.count() == before;
+            }
+            Args::Public => spec.public = true,
+            _ => {}
+        }
+    }
+    accepts_known
+}
+
+/// One requirement declaration checked (against the accepted types when they are known) and
+/// added to `spec`; other declarations are left alone.
+fn check_requirement(d: &Declared, accepts: Option<Accepts>, context: Context, spec: &mut Spec, errors: &mut Errors) {
+    match &d.args {
+        Args::Require(args) => spec.requirements.push(requirement(d, args, accepts, context, errors)),
+        Args::Conditions(paths) => conditions(d, paths, context, &mut spec.conditions, errors),
+        Args::Reverification(args) => {
+            let checked = check_reverification(args, d.span, errors);
+            if let Some(accepts) = accepts {
+                serves_sessions(d, accepts, context, errors);
+            }
+            spec.requirements.extend(checked.map(|r| Req {
+                kind: ReqKind::Reverification,
+                any: false,
+                values: vec![r.to_string()],
+                applies_to: TokenTypes::DEFAULT,
+            }));
+        }
+        Args::RateLimit(args, per) => {
+            let route = if context == Context::Layer { "policy" } else { "route" };
+            spec.requirements
+                .extend(crate::rate_limit::check(d, args, per.as_ref(), accepts, route, errors));
+        }
+        Args::Binding => {
+            match d.kind {
+                AttrKind::RequireDpop => spec.dpop = true,
+                _ => spec.mtls = true,
+            }
+            if let Some(accepts) = accepts {
+                bindable(d, accepts, context, errors);
+            }
+        }
+        Args::Acr(args, max_age) => acr(
+            d,
+            args,
+            max_age.as_ref(),
+            accepts,
+            context,
+            &mut spec.requirements,
+            errors,
+        ),
+        _ => {}
+    }
 }
 
 /// `require_acr(...)`: the `acr` values (one, or any of several) and the maximum age, on a
