@@ -190,70 +190,9 @@ impl FromStr for Format {
 
 impl PolicyReport {
     pub(crate) fn from_routes(routes: &[RecordedRoute]) -> PolicyReport {
-        let routes = routes
-            .iter()
-            .map(|route| {
-                let record = route.handler.record;
-                let handler_policy = route.handler_policy();
-                let public = record.is_some_and(|r| matches!(r.status, HandlerStatus::Public));
-                let layers: Vec<PolicyView> = route.layers.iter().map(|p| PolicyView::of(p)).collect();
-                let status = match (handler_policy.is_some() || !layers.is_empty(), public) {
-                    (true, _) => RouteStatus::Guarded,
-                    (false, true) => RouteStatus::Public,
-                    (false, false) => RouteStatus::Unguarded,
-                };
-                let accepts = handler_policy
-                    .into_iter()
-                    .chain(route.layers.iter().map(|p| &**p))
-                    .map(Policy::accepts)
-                    .reduce(TokenTypes::intersection)
-                    .unwrap_or(TokenTypes::EMPTY);
-                let optional = status == RouteStatus::Guarded
-                    && handler_policy
-                        .into_iter()
-                        .chain(route.layers.iter().map(|p| &**p))
-                        .all(Policy::is_optional);
-                let sender_constraints = handler_policy
-                    .into_iter()
-                    .chain(route.layers.iter().map(|p| &**p))
-                    .fold(Binding::NONE, |b, p| b.with(p.binding()));
-                let sender_constrained_types = match sender_constraints.is_none() {
-                    true => TokenTypes::EMPTY,
-                    false => accepts.intersection(BINDABLE),
-                };
-                let handler_view = handler_policy.map(PolicyView::of);
-                let requirements = handler_view
-                    .iter()
-                    .chain(layers.iter())
-                    .flat_map(|v| v.requirements.iter().cloned())
-                    .collect();
-                RouteReport {
-                    method: route.handler.method.to_owned(),
-                    path: route.path.clone(),
-                    handler: match (&route.operation, record) {
-                        (Some((operation, _)), _) => operation.clone(),
-                        (None, Some(r)) => r.path(),
-                        (None, None) => route.handler.type_name.to_owned(),
-                    },
-                    operation: route.operation.as_ref().map(|(operation, _)| operation.clone()),
-                    source: record.map(|r| SourceLocation {
-                        file: r.file.to_owned(),
-                        line: r.line,
-                    }),
-                    status,
-                    accepts,
-                    requirements,
-                    optional,
-                    sender_constraints,
-                    sender_constrained_types,
-                    handler_policy: handler_view,
-                    layers,
-                }
-            })
-            .collect();
         PolicyReport {
             schema_version: SCHEMA_VERSION,
-            routes,
+            routes: routes.iter().map(RouteReport::of).collect(),
         }
     }
 
@@ -344,46 +283,7 @@ impl PolicyReport {
         let mut paths = serde_json::Map::new();
         // An operation inside a route is not an HTTP operation; its route is listed.
         for r in self.routes.iter().filter(|r| r.operation.is_none()) {
-            let mut op = serde_json::Map::new();
-            match r.status {
-                RouteStatus::Public => {
-                    op.insert("security".into(), json!([{}]));
-                }
-                RouteStatus::Unguarded => {
-                    op.insert("security".into(), json!([{}]));
-                    op.insert("x-tokengate-unguarded".into(), json!(true));
-                }
-                RouteStatus::Guarded => {
-                    let mut alternatives = security_alternatives(r.accepts, &r.requirements);
-                    stamp_mutual_tls(r, &mut alternatives);
-                    if r.optional {
-                        alternatives.push(json!({}));
-                    }
-                    op.insert("security".into(), Value::Array(alternatives));
-                }
-            }
-            let description = operation_description(r);
-            if !description.is_empty() {
-                op.insert("description".into(), Value::String(description));
-            }
-            if !r.sender_constraints.is_none() {
-                op.insert(
-                    "x-tokengate-sender-constraints".into(),
-                    json!({"require": r.sender_constraints, "applies_to": r.sender_constrained_types}),
-                );
-            }
-            op.insert(
-                "x-tokengate-status".into(),
-                serde_json::to_value(r.status).unwrap_or(Value::Null),
-            );
-            let limits = rate_limits(r);
-            if !limits.is_empty() {
-                op.insert("x-tokengate-rate-limits".into(), Value::Array(limits));
-                op.insert(
-                    "responses".into(),
-                    json!({"429": {"description": "Over the rate limit: retry after `Retry-After` seconds (`RateLimit-Policy` and `RateLimit` headers on every answer)."}}),
-                );
-            }
+            let op = openapi_operation(r);
             let methods: Vec<String> = if r.method == "ANY" {
                 ["get", "put", "post", "delete", "options", "head", "patch"]
                     .map(String::from)
@@ -400,7 +300,17 @@ impl PolicyReport {
                 }
             }
         }
-        let schemes: serde_json::Map<String, Value> = TokenType::ALL
+        json!({
+            "openapi": "3.1.0",
+            "components": {"securitySchemes": self.security_schemes()},
+            "paths": paths,
+        })
+    }
+
+    /// One bearer scheme a token type, and the client-certificate scheme when a route binds
+    /// tokens to one.
+    fn security_schemes(&self) -> serde_json::Map<String, Value> {
+        let mut schemes: serde_json::Map<String, Value> = TokenType::ALL
             .into_iter()
             .map(|t| {
                 let (format, description) = security_scheme(t);
@@ -410,19 +320,119 @@ impl PolicyReport {
                 )
             })
             .collect();
-        let mut schemes = schemes;
         if self.routes.iter().any(|r| r.sender_constraints.requires_mtls()) {
             schemes.insert(
                 MUTUAL_TLS_SCHEME.to_owned(),
                 json!({"type": "mutualTLS", "description": "A client certificate (RFC 8705): the access token must be bound to it (`cnf.x5t#S256`)."}),
             );
         }
-        json!({
-            "openapi": "3.1.0",
-            "components": {"securitySchemes": schemes},
-            "paths": paths,
-        })
+        schemes
     }
+}
+
+impl RouteReport {
+    /// What one recorded route's handler and layers require, together.
+    fn of(route: &RecordedRoute) -> RouteReport {
+        let record = route.handler.record;
+        let handler_policy = route.handler_policy();
+        let public = record.is_some_and(|r| matches!(r.status, HandlerStatus::Public));
+        let layers: Vec<PolicyView> = route.layers.iter().map(|p| PolicyView::of(p)).collect();
+        let status = match (handler_policy.is_some() || !layers.is_empty(), public) {
+            (true, _) => RouteStatus::Guarded,
+            (false, true) => RouteStatus::Public,
+            (false, false) => RouteStatus::Unguarded,
+        };
+        // Every policy the route's requests pass: the handler's and its layers'.
+        let policies: Vec<&Policy> = handler_policy
+            .into_iter()
+            .chain(route.layers.iter().map(|p| &**p))
+            .collect();
+        let accepts = policies
+            .iter()
+            .map(|p| p.accepts())
+            .reduce(TokenTypes::intersection)
+            .unwrap_or(TokenTypes::EMPTY);
+        let optional = status == RouteStatus::Guarded && policies.iter().all(|p| p.is_optional());
+        let sender_constraints = policies.iter().fold(Binding::NONE, |b, p| b.with(p.binding()));
+        let sender_constrained_types = match sender_constraints.is_none() {
+            true => TokenTypes::EMPTY,
+            false => accepts.intersection(BINDABLE),
+        };
+        let handler_view = handler_policy.map(PolicyView::of);
+        let requirements = handler_view
+            .iter()
+            .chain(layers.iter())
+            .flat_map(|v| v.requirements.iter().cloned())
+            .collect();
+        RouteReport {
+            method: route.handler.method.to_owned(),
+            path: route.path.clone(),
+            handler: match (&route.operation, record) {
+                (Some((operation, _)), _) => operation.clone(),
+                (None, Some(r)) => r.path(),
+                (None, None) => route.handler.type_name.to_owned(),
+            },
+            operation: route.operation.as_ref().map(|(operation, _)| operation.clone()),
+            source: record.map(|r| SourceLocation {
+                file: r.file.to_owned(),
+                line: r.line,
+            }),
+            status,
+            accepts,
+            requirements,
+            optional,
+            sender_constraints,
+            sender_constrained_types,
+            handler_policy: handler_view,
+            layers,
+        }
+    }
+}
+
+/// One route's OpenAPI operation: its security alternatives, a description of what it
+/// requires, and tokengate's own members (status, sender constraints, rate limits).
+fn openapi_operation(r: &RouteReport) -> serde_json::Map<String, Value> {
+    let mut op = serde_json::Map::new();
+    match r.status {
+        RouteStatus::Public => {
+            op.insert("security".into(), json!([{}]));
+        }
+        RouteStatus::Unguarded => {
+            op.insert("security".into(), json!([{}]));
+            op.insert("x-tokengate-unguarded".into(), json!(true));
+        }
+        RouteStatus::Guarded => {
+            let mut alternatives = security_alternatives(r.accepts, &r.requirements);
+            stamp_mutual_tls(r, &mut alternatives);
+            if r.optional {
+                alternatives.push(json!({}));
+            }
+            op.insert("security".into(), Value::Array(alternatives));
+        }
+    }
+    let description = operation_description(r);
+    if !description.is_empty() {
+        op.insert("description".into(), Value::String(description));
+    }
+    if !r.sender_constraints.is_none() {
+        op.insert(
+            "x-tokengate-sender-constraints".into(),
+            json!({"require": r.sender_constraints, "applies_to": r.sender_constrained_types}),
+        );
+    }
+    op.insert(
+        "x-tokengate-status".into(),
+        serde_json::to_value(r.status).unwrap_or(Value::Null),
+    );
+    let limits = rate_limits(r);
+    if !limits.is_empty() {
+        op.insert("x-tokengate-rate-limits".into(), Value::Array(limits));
+        op.insert(
+            "responses".into(),
+            json!({"429": {"description": "Over the rate limit: retry after `Retry-After` seconds (`RateLimit-Policy` and `RateLimit` headers on every answer)."}}),
+        );
+    }
+    op
 }
 
 /// The OpenAPI security scheme of client certificates, added to the alternatives of the types
