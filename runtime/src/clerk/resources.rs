@@ -86,6 +86,34 @@ pub fn parse_verify_response(
     }
     let resource: Resource = serde_json::from_value(value)
         .map_err(|e| unexpected(token_type, format!("does not match the schema ({})", e.classify_name())))?;
+    check_shape(token_type, &resource)?;
+    if resource.revoked {
+        return Ok(Err(InvalidReason::Revoked));
+    }
+    if resource.expired {
+        return Ok(Err(InvalidReason::Expired));
+    }
+    let expiration = match expiration_seconds(token_type, &resource.expiration, now_ms)? {
+        Ok(expiration) => expiration,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    let mut info = AuthInfo::new(token_type);
+    info.id = Some(resource.id.into());
+    info.subject = Some(resource.subject.into());
+    info.name = resource.name.map(Into::into);
+    info.client_id = resource.client_id.map(Into::into);
+    info.scopes = resource.scopes.unwrap_or_default();
+    info.expiration = expiration;
+    info.claims = match resource.claims {
+        None | Some(serde_json::Value::Null) => serde_json::Value::Object(serde_json::Map::new()),
+        Some(claims) => claims,
+    };
+    Ok(Ok(info.with_derived_ids()))
+}
+
+/// What the specification promises of `token_type`'s resource beyond its schema: its
+/// `object`, its id's prefix, a subject, and the members that type must carry.
+fn check_shape(token_type: TokenType, resource: &Resource) -> Result<(), UnexpectedResponse> {
     let (object, prefix) = match token_type {
         TokenType::ApiKey => ("api_key", "ak_"),
         TokenType::M2mToken => ("machine_to_machine_token", "mt_"),
@@ -110,35 +138,27 @@ pub fn parse_verify_response(
     if token_type == TokenType::ApiKey && resource.name.is_none() {
         return Err(unexpected(token_type, "missing `name`"));
     }
-    if resource.revoked {
-        return Ok(Err(InvalidReason::Revoked));
-    }
-    if resource.expired {
-        return Ok(Err(InvalidReason::Expired));
-    }
-    let expiration = match resource.expiration.as_f64() {
-        None if resource.expiration.is_null() => None,
+    Ok(())
+}
+
+/// The resource's `expiration` (milliseconds, or `null` for never) in whole seconds, or
+/// `Expired` when it is not after `now_ms`.
+fn expiration_seconds(
+    token_type: TokenType,
+    expiration: &serde_json::Value,
+    now_ms: i64,
+) -> Result<Result<Option<i64>, InvalidReason>, UnexpectedResponse> {
+    match expiration.as_f64() {
+        None if expiration.is_null() => Ok(Ok(None)),
         Some(ms) if ms.is_finite() => {
             if ms <= now_ms as f64 {
                 return Ok(Err(InvalidReason::Expired));
             }
             // Seconds, rounded down: the token is never held valid past its own expiration.
-            Some((ms / 1000.0).floor() as i64)
+            Ok(Ok(Some((ms / 1000.0).floor() as i64)))
         }
-        _ => return Err(unexpected(token_type, "`expiration` is neither a number nor null")),
-    };
-    let mut info = AuthInfo::new(token_type);
-    info.id = Some(resource.id.into());
-    info.subject = Some(resource.subject.into());
-    info.name = resource.name.map(Into::into);
-    info.client_id = resource.client_id.map(Into::into);
-    info.scopes = resource.scopes.unwrap_or_default();
-    info.expiration = expiration;
-    info.claims = match resource.claims {
-        None | Some(serde_json::Value::Null) => serde_json::Value::Object(serde_json::Map::new()),
-        Some(claims) => claims,
-    };
-    Ok(Ok(info.with_derived_ids()))
+        _ => Err(unexpected(token_type, "`expiration` is neither a number nor null")),
+    }
 }
 
 /// A `serde_json` error category, without the input (which may hold the token).

@@ -119,6 +119,23 @@ struct KindRules {
     claims: ClaimRules,
 }
 
+impl KindRules {
+    /// One kind's rules, once its builder's own check has passed.
+    fn checked(
+        check: Result<(), JwtConfigError>,
+        claims: ClaimRules,
+        check_category: bool,
+        algorithms: AlgorithmSet,
+    ) -> Result<KindRules, JwtConfigError> {
+        check?;
+        Ok(KindRules {
+            algorithms,
+            check_category,
+            claims,
+        })
+    }
+}
+
 /// Verifies JWTs (session, OAuth access, M2M) with one key source. Cheap to clone.
 #[derive(Clone)]
 pub struct JwtVerifier {
@@ -225,40 +242,19 @@ impl JwtVerifierBuilder {
         if self.session.is_none() && self.oauth.is_none() && self.m2m.is_none() {
             return Err(JwtConfigError::NoTokenKind);
         }
-        let session = match self.session {
-            Some(r) => {
-                r.check()?;
-                Some(KindRules {
-                    algorithms: r.algorithms,
-                    check_category: r.check_category,
-                    claims: r.claim_rules(),
-                })
-            }
-            None => None,
-        };
-        let oauth = match self.oauth {
-            Some(r) => {
-                r.check()?;
-                Some(KindRules {
-                    algorithms: r.algorithms,
-                    // Clerk's OAuth JWT verification does not read `cat` (jwt/category.rs).
-                    check_category: false,
-                    claims: r.claim_rules(),
-                })
-            }
-            None => None,
-        };
-        let m2m = match self.m2m {
-            Some(r) => {
-                r.check()?;
-                Some(KindRules {
-                    algorithms: r.algorithms,
-                    check_category: r.check_category,
-                    claims: r.claim_rules(),
-                })
-            }
-            None => None,
-        };
+        let session = self
+            .session
+            .map(|r| KindRules::checked(r.check(), r.claim_rules(), r.check_category, r.algorithms))
+            .transpose()?;
+        // Clerk's OAuth JWT verification does not read `cat` (jwt/category.rs).
+        let oauth = self
+            .oauth
+            .map(|r| KindRules::checked(r.check(), r.claim_rules(), false, r.algorithms))
+            .transpose()?;
+        let m2m = self
+            .m2m
+            .map(|r| KindRules::checked(r.check(), r.claim_rules(), r.check_category, r.algorithms))
+            .transpose()?;
         let leeway = self.leeway.unwrap_or(DEFAULT_LEEWAY).as_secs();
         if leeway > 300 {
             return Err(JwtConfigError::LeewayTooLarge(leeway));
