@@ -270,6 +270,13 @@ fn an_unreachable_postgres_database_is_a_failure_that_hides_the_password() {
     );
     assert!(stderr(&out).contains("app:***@127.0.0.1"), "{}", stderr(&out));
     assert!(!stderr(&out).contains("hunter2"), "{}", stderr(&out));
+
+    // libpq's other place for a password: the query string.
+    let url = format!("postgres://app@127.0.0.1:{port}/app?sslmode=disable&password=hunter2");
+    let out = tokengate(dir.path(), &["keys", "list", "--database", &url], None);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("password=***"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("hunter2"), "{}", stderr(&out));
 }
 
 /// `keys list` streams a table of any size a page at a time, in creation order, and pages with

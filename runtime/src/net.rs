@@ -1,6 +1,7 @@
 //! Network addresses: which client a request comes from ([`ClientKey`], for the per-client
 //! shares of the backend-call bounds in [`budget`](crate::budget)), and which hosts are
-//! loopback (the only ones a secret may be sent to over plain `http`).
+//! loopback (the only ones a secret may be sent to over plain `http`), and a database or Redis
+//! URL as a message may show it ([`redact_url`]).
 //!
 //! ```
 //! use std::net::{IpAddr, SocketAddr};
@@ -102,6 +103,64 @@ pub(crate) fn is_loopback_host(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Query parameters whose values are hidden by [`redact_url`]: a name holding one of these
+/// (`password`, `sslpassword`, `auth_token`, `client_secret`, `pwd`, ...), in any case.
+const SECRET_PARAMETERS: [&str; 4] = ["pass", "secret", "token", "pwd"];
+
+/// `url` as a message or a log line may show it: the password of its user information and the
+/// value of any query parameter that may be one ([`SECRET_PARAMETERS`]) replaced by `***`.
+/// What is not a URL is returned as it is.
+///
+/// ```
+/// use tokengate_runtime::net::redact_url;
+///
+/// assert_eq!(redact_url("postgres://app:s3cret@db/keys"), "postgres://app:***@db/keys");
+/// assert_eq!(redact_url("postgres://db/keys?password=s3cret&sslmode=require"), "postgres://db/keys?password=***&sslmode=require");
+/// assert_eq!(redact_url("redis://:s3cret@cache:6379/0"), "redis://***@cache:6379/0");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    let url = url.trim();
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some(("", _)) => format!("***@{host}"),
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => authority.to_owned(),
+        },
+        None => authority.to_owned(),
+    };
+    format!("{scheme}://{authority}{}", redact_query(tail))
+}
+
+/// The path, query and fragment with the values of secret-looking query parameters hidden.
+fn redact_query(tail: &str) -> String {
+    let Some((path, query)) = tail.split_once('?') else {
+        return tail.to_owned();
+    };
+    let (query, fragment) = match query.split_once('#') {
+        Some((query, fragment)) => (query, Some(fragment)),
+        None => (query, None),
+    };
+    let parameters: Vec<String> = query
+        .split('&')
+        .map(|parameter| match parameter.split_once('=') {
+            Some((name, _)) if is_secret_parameter(name) => format!("{name}=***"),
+            _ => parameter.to_owned(),
+        })
+        .collect();
+    let fragment = fragment.map(|f| format!("#{f}")).unwrap_or_default();
+    format!("{path}?{}{fragment}", parameters.join("&"))
+}
+
+fn is_secret_parameter(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    SECRET_PARAMETERS.iter().any(|secret| name.contains(secret))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +203,40 @@ mod tests {
             "",
         ] {
             assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn passwords_in_urls_are_redacted() {
+        for (url, shown) in [
+            (
+                "postgres://app:s3cret@db:5432/keys?sslmode=require",
+                "postgres://app:***@db:5432/keys?sslmode=require",
+            ),
+            ("postgres://app@db/keys", "postgres://app@db/keys"),
+            ("postgresql://db/keys", "postgresql://db/keys"),
+            ("sqlite://keys.db", "sqlite://keys.db"),
+            ("keys.db", "keys.db"),
+            (
+                "postgres://db/keys?user=app&password=s3cret",
+                "postgres://db/keys?user=app&password=***",
+            ),
+            (
+                "postgres://db/keys?SSLPassword=s3cret&sslmode=verify-full#x",
+                "postgres://db/keys?SSLPassword=***&sslmode=verify-full#x",
+            ),
+            ("postgres://db?auth_token=s3cret", "postgres://db?auth_token=***"),
+            (
+                "postgres://u:p%40ss@db/k?password=s3cret",
+                "postgres://u:***@db/k?password=***",
+            ),
+            ("redis://:s3cret@h:6379/0", "redis://***@h:6379/0"),
+            ("redis://u:s3cret@h", "redis://u:***@h"),
+            ("redis://h:6379", "redis://h:6379"),
+            ("  postgres://a:s3cret@db  ", "postgres://a:***@db"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+            assert!(!redact_url(url).contains("s3cret"), "{url}");
         }
     }
 }

@@ -42,10 +42,12 @@ pub mod verifier;
 
 use std::sync::Arc;
 
+/// A database URL as a message may show it (also [`crate::net::redact_url`]).
+pub use crate::net::redact_url;
 pub use change::{Changed, DEFAULT_ACTOR, KeyAction, KeyChange, KeyEvent, KeyUpdate};
 pub use memory::MemoryKeyStore;
 #[cfg(feature = "postgres")]
-pub use postgres::{PostgresKeyStore, PostgresOptions, redact_url};
+pub use postgres::{PostgresKeyStore, PostgresOptions};
 pub use secret::{KeyKind, Secret, SecretHash, check_secret};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{Access, SqliteConnections, SqliteKeyStore};

@@ -49,6 +49,7 @@ use super::store::{
     KeyQuery, KeyRecord, KeyStore, LastUsed, NewKey, RevocationNotice, StoreError, StoreFuture, key_migrator,
     page_select,
 };
+use crate::net::redact_url;
 
 /// The channel the revocation trigger notifies, with the secret's SHA-256 in hex as payload.
 pub const REVOCATION_CHANNEL: &str = "tokengate_key_revoked";
@@ -245,23 +246,6 @@ impl PostgresKeyStore {
                 self.query_timeout
             ))),
         }
-    }
-}
-
-/// `url` with its password replaced by `***`, for messages and logs.
-pub fn redact_url(url: &str) -> String {
-    let url = url.trim();
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
     }
 }
 
@@ -563,17 +547,6 @@ impl KeyStore for PostgresKeyStore {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            redact_url("postgres://app:s3cret@db:5432/keys?sslmode=require"),
-            "postgres://app:***@db:5432/keys?sslmode=require"
-        );
-        assert_eq!(redact_url("postgres://app@db/keys"), "postgres://app@db/keys");
-        assert_eq!(redact_url("postgresql://db/keys"), "postgresql://db/keys");
-        assert_eq!(redact_url("sqlite://keys.db"), "sqlite://keys.db");
-    }
 
     #[test]
     fn pool_settings_are_checked() {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::{OnRedisError, Rate, RateStatus};
+use crate::net::redact_url;
 use crate::rejection::Rejection;
 
 /// The key prefix of tokengate's counters.
@@ -46,7 +47,7 @@ impl RedisLimits {
         let client = redis::Client::open(url).map_err(|e| {
             format!(
                 "`{}` is not a Redis URL ({e}); write redis://HOST:PORT/DB or rediss://… for TLS",
-                redact(url)
+                redact_url(url)
             )
         })?;
         let config = ConnectionManagerConfig::new()
@@ -55,7 +56,7 @@ impl RedisLimits {
             .set_number_of_retries(1);
         let connection = ConnectionManager::new_with_config(client, config)
             .await
-            .map_err(|e| format!("cannot reach Redis at {}: {e}", redact(url)))?;
+            .map_err(|e| format!("cannot reach Redis at {}: {e}", redact_url(url)))?;
         Ok(RedisLimits {
             connection,
             script: redis::Script::new(GCRA),
@@ -104,37 +105,5 @@ impl RedisLimits {
                 })
             }
         }
-    }
-}
-
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").map_or(("", url), |(s, r)| (s, r));
-    let prefix = if scheme.is_empty() {
-        String::new()
-    } else {
-        format!("{scheme}://")
-    };
-    match rest.rsplit_once('@') {
-        Some((credentials, host)) => {
-            let user = credentials.split_once(':').map_or(credentials, |(user, _)| user);
-            let hidden = if user.is_empty() {
-                "***".to_owned()
-            } else {
-                format!("{user}:***")
-            };
-            format!("{prefix}{hidden}@{host}")
-        }
-        None => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(super::redact("redis://:secret@h:6379/0"), "redis://***@h:6379/0");
-        assert_eq!(super::redact("redis://u:secret@h"), "redis://u:***@h");
-        assert_eq!(super::redact("redis://h:6379"), "redis://h:6379");
     }
 }
