@@ -36,7 +36,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokengate_runtime::VerifyError;
 use tokengate_runtime::keys::{
     DEFAULT_DATABASE_URL, KeyChange, KeyKind, KeyQuery, KeySpec, KeyStore, KeyVerifier, StoreError, change, issue,
-    now_unix, open_store, redact_url,
+    looks_like_secret, now_unix, open_store, quote_id, redact_url,
 };
 
 use crate::lifecycle::{RerollArgs, Target, UpdateArgs};
@@ -233,6 +233,20 @@ impl From<StoreError> for Failure {
     }
 }
 
+/// Refuses a key's secret given where an id belongs (`what`: the argument), without repeating
+/// it: pasted in the wrong place, it should not also land in a terminal's or a CI log's history.
+pub(crate) fn check_id(what: &str, id: &str) -> Result<(), Failure> {
+    if !looks_like_secret(id) {
+        return Ok(());
+    }
+    Err(Failure::usage(format!(
+        "{what} has the shape of a key's secret, not of its id (ids are `ak_` or `mt_` and 32 hex digits, \
+         as `tokengate keys list` shows them); it is not repeated here. To find the key's id, pipe the secret \
+         to `tokengate keys verify`; if it was shown where others can read it, reroll the key: \
+         `tokengate keys reroll ID`"
+    )))
+}
+
 pub(crate) async fn open(db: &Database) -> Result<Arc<dyn KeyStore>, Failure> {
     open_store(&db.database).await.map_err(Failure::from)
 }
@@ -288,6 +302,9 @@ async fn create(args: CreateArgs) -> Result<(), Failure> {
 const LIST_PAGE: usize = 500;
 
 async fn list(args: ListArgs) -> Result<(), Failure> {
+    if let Some(after) = &args.after {
+        check_id("--after", after)?;
+    }
     let store = open(&args.db).await?;
     let mut remaining = args
         .limit
@@ -317,12 +334,13 @@ async fn list(args: ListArgs) -> Result<(), Failure> {
 }
 
 async fn revoke(args: RevokeArgs) -> Result<(), Failure> {
+    check_id("the ID", &args.id)?;
     let store = open(&args.db).await?;
     let before = store.get(&args.id).await?;
     let Some(before) = before else {
         return Err(Failure::new(format!(
-            "no key with id `{}` in {}; `tokengate keys list` shows the ids",
-            args.id.escape_debug(),
+            "no key with id {} in {}; `tokengate keys list` shows the ids",
+            quote_id(&args.id),
             redact_url(&args.db.database)
         )));
     };

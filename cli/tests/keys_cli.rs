@@ -279,6 +279,61 @@ fn an_unreachable_postgres_database_is_a_failure_that_hides_the_password() {
     assert!(!stderr(&out).contains("hunter2"), "{}", stderr(&out));
 }
 
+/// A key's secret pasted where its id belongs is refused with exit code 2 and never repeated,
+/// whichever command took it; the key stays as it was.
+#[test]
+fn a_secret_given_as_an_id_is_refused_and_not_repeated() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("keys.db").display());
+    let created = json(&tokengate(
+        dir.path(),
+        &[
+            "keys",
+            "create",
+            "--database",
+            &url,
+            "--subject",
+            "user_1",
+            "--name",
+            "ci",
+            "--format",
+            "json",
+        ],
+        None,
+    ));
+    let secret = created["secret"].as_str().unwrap();
+    // A mistyped or truncated secret is still not repeated.
+    let truncated = &secret[..secret.len() - 4];
+    for value in [secret, truncated] {
+        for args in [
+            &["keys", "revoke", value][..],
+            &["keys", "disable", value],
+            &["keys", "update", value, "--name", "x"],
+            &["keys", "reroll", value, "--grace", "1h"],
+            &["keys", "delete", value],
+            &["keys", "history", value],
+            &["keys", "list", "--after", value],
+        ] {
+            let out = tokengate(dir.path(), &[args, &["--database", &url]].concat(), None);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+            assert!(
+                stderr(&out).contains("has the shape of a key's secret, not of its id"),
+                "{args:?}: {}",
+                stderr(&out)
+            );
+            assert!(!stderr(&out).contains(truncated), "{args:?}: {}", stderr(&out));
+            assert!(!stdout(&out).contains(truncated), "{args:?}: {}", stdout(&out));
+        }
+    }
+    let verified = tokengate(dir.path(), &["keys", "verify", "--database", &url], Some(secret));
+    assert!(verified.status.success(), "{}", stderr(&verified));
+    assert!(
+        stdout(&verified).contains(created["id"].as_str().unwrap()),
+        "{}",
+        stdout(&verified)
+    );
+}
+
 /// `keys list` streams a table of any size a page at a time, in creation order, and pages with
 /// `--limit` and `--after`.
 #[test]

@@ -275,6 +275,40 @@ pub fn generate_id(kind: KeyKind) -> Result<String, getrandom::Error> {
     Ok(id)
 }
 
+/// Whether `value`, given where a key's id belongs, has the shape of a secret (or of most of
+/// one) rather than of an id: a message then does not repeat it, since it was probably pasted
+/// in the wrong place and belongs to nobody's logs.
+///
+/// ```
+/// use tokengate_runtime::keys::{KeyKind, Secret, looks_like_secret, quote_id};
+///
+/// let secret = Secret::generate(KeyKind::ApiKey).unwrap();
+/// assert!(looks_like_secret(secret.expose()));
+/// assert!(!looks_like_secret("ak_3beecc9c60adb5f9b850e91a8ee1e992"));
+/// assert_eq!(quote_id("ak_3beecc9c60adb5f9b850e91a8ee1e992"), "`ak_3beecc9c60adb5f9b850e91a8ee1e992`");
+/// assert!(!quote_id(secret.expose()).contains(secret.expose()));
+/// ```
+pub fn looks_like_secret(value: &str) -> bool {
+    let Some(body) = [KeyKind::ApiKey, KeyKind::M2mToken]
+        .iter()
+        .find_map(|kind| value.strip_prefix(kind.prefix()))
+    else {
+        return false;
+    };
+    let is_id = body.len() == 32 && body.bytes().all(|b| b.is_ascii_hexdigit());
+    !is_id && body.len() >= RANDOM_LEN / 2 && body.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// An id as a message quotes it, in backticks; a value shaped like a secret
+/// ([`looks_like_secret`]) is described, not quoted.
+pub fn quote_id(id: &str) -> String {
+    if looks_like_secret(id) {
+        "(not shown: it has the shape of a key's secret, not of an id)".to_owned()
+    } else {
+        format!("`{}`", id.escape_debug())
+    }
+}
+
 /// Appends `n` uniformly distributed base62 characters (rejection sampling: bytes ≥ 248 are
 /// dropped so that `byte % 62` is unbiased).
 fn push_random_base62(out: &mut String, n: usize) -> Result<(), getrandom::Error> {

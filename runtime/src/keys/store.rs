@@ -376,8 +376,8 @@ impl KeyQuery {
     /// The error for an `after` key that does not exist.
     pub(crate) fn unknown_after(&self) -> StoreError {
         StoreError::Invalid(format!(
-            "there is no key `{}` to list after; give the id of a key the previous page showed",
-            self.after.as_deref().unwrap_or_default()
+            "there is no key {} to list after; give the id of a key the previous page showed",
+            super::secret::quote_id(self.after.as_deref().unwrap_or_default())
         ))
     }
 }
