@@ -799,6 +799,38 @@ fn mistakes_in_flags_fail_at_start_up_with_one_line_and_exit_2() {
         let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
         assert_eq!(lines.len(), 1, "{args:?} printed more than one line:\n{err}");
         assert!(lines[0].contains(expected), "{args:?}: {err}");
+        assert!(!lines[0].contains("For more information"), "{args:?}: {err}");
+    }
+}
+
+/// `--clerk-jwt-key` takes the PEM text or a file's path; a value it cannot use is refused in
+/// one line that does not repeat it (it may be a private key pasted by mistake).
+#[test]
+fn a_clerk_jwt_key_it_cannot_use_is_not_repeated() {
+    let body = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7";
+    let pem = format!("-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n");
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("notes.txt");
+    std::fs::write(&not_pem, body).unwrap();
+    let not_pem = not_pem.to_str().unwrap();
+    for (value, expected) in [
+        (pem.as_str(), "--clerk-jwt-key"),
+        (body, "neither PEM text"),
+        (not_pem, "holds no PEM block"),
+    ] {
+        let (code, _, err) = run_example(&[
+            "--clerk-secret-key",
+            "sk_test_exampleSecretKey0123456789",
+            "--clerk-jwt-key",
+            value,
+            "--addr",
+            "127.0.0.1:0",
+        ]);
+        assert_eq!(code, 2, "{err}");
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{err}");
+        assert!(lines[0].contains(expected), "{err}");
+        assert!(!err.contains(body), "{err}");
     }
 }
 

@@ -110,6 +110,7 @@ pub(crate) struct Args {
         long,
         env = "TOKENGATE_OAUTH_CLIENT_SECRET",
         hide_env_values = true,
+        allow_hyphen_values = true,
         requires = "oauth_introspection_url"
     )]
     pub(crate) oauth_client_secret: Option<String>,
@@ -122,8 +123,15 @@ pub(crate) struct Args {
     #[arg(long, env = "CLERK_API_URL", requires = "clerk_secret_key")]
     pub(crate) clerk_api_url: Option<String>,
 
-    /// Clerk instance PEM public key, for networkless session verification.
-    #[arg(long, env = "CLERK_JWT_KEY", requires = "clerk_secret_key")]
+    /// Clerk instance PEM public key, for networkless session verification: the PEM text (as
+    /// Clerk's `CLERK_JWT_KEY`) or the path of a file holding it.
+    #[arg(
+        long,
+        env = "CLERK_JWT_KEY",
+        value_name = "PEM|PATH",
+        requires = "clerk_secret_key",
+        allow_hyphen_values = true
+    )]
     pub(crate) clerk_jwt_key: Option<String>,
 
     /// How long a verified API key is cached, in seconds: on SQLite, the longest a revocation
@@ -153,7 +161,13 @@ pub(crate) struct Args {
     pub(crate) github_meta_url: String,
 
     /// A GitHub token for that fetch (no scope needed), to stay clear of anonymous rate limits.
-    #[arg(long, env = "TOKENGATE_GITHUB_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "TOKENGATE_GITHUB_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     pub(crate) github_token: Option<String>,
 
     /// Redis holding the rate-limit counts, shared by every instance (`redis://HOST:6379/0`);

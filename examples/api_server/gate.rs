@@ -217,8 +217,8 @@ async fn run_clerk(
     if let Some(url) = &args.clerk_api_url {
         config = config.with_api_url(url.clone())?;
     }
-    if let Some(pem) = &args.clerk_jwt_key {
-        config = config.with_jwt_key(pem.clone());
+    if let Some(key) = &args.clerk_jwt_key {
+        config = config.with_jwt_key(clerk_jwt_key(key)?);
     }
     let key_source = match config.session_keys()? {
         SessionKeys::Pem(pem) => {
@@ -252,6 +252,27 @@ async fn run_clerk(
         .build()?;
     println!("Clerk-hosted mode: tokens are verified with Clerk's keys and Backend API");
     serve(listening, &args, &resource, gate, db, keys, None).await
+}
+
+/// `--clerk-jwt-key`: the PEM text itself, or the path of a file holding it. Neither is
+/// repeated in a message: a private key given by mistake would be.
+fn clerk_jwt_key(value: &str) -> Result<String, Fatal> {
+    if value.contains("-----BEGIN") {
+        return Ok(value.to_owned());
+    }
+    let path = std::path::Path::new(value.trim());
+    match std::fs::read_to_string(path) {
+        Ok(pem) if pem.contains("-----BEGIN") => Ok(pem),
+        Ok(_) => Err(fail(format!(
+            "--clerk-jwt-key: {} holds no PEM block; give the instance's PEM public key (Clerk dashboard, API keys, \
+             \"JWKS Public Key\") as text or as a file",
+            path.display()
+        ))),
+        Err(e) => Err(fail(format!(
+            "--clerk-jwt-key: neither PEM text (it has no `-----BEGIN` line) nor a readable file ({e}); give the \
+             instance's PEM public key, e.g. CLERK_JWT_KEY=\"$(cat clerk.pem)\", or --clerk-jwt-key clerk.pem"
+        ))),
+    }
 }
 
 /// Where the rate-limit counts live: Redis with `--redis-url` (shared by every instance), else

@@ -20,7 +20,8 @@ pub(crate) fn parse_args<A: Parser>() -> Result<A, ExitCode> {
                 .lines()
                 .take_while(|l| !l.starts_with("Usage:"))
                 .map(str::trim)
-                .filter(|l| !l.is_empty())
+                // clap's own pointer to --help: the line ends with one already.
+                .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
                 .collect();
             eprintln!("{} (see --help)", message.join(" "));
             Err(ExitCode::from(2))
