@@ -324,3 +324,69 @@ fn flag_mistakes_are_one_clear_line() {
         assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
     }
 }
+
+/// `tokengate dpop`: a proof's `htu` leaves out the URL's query and fragment (RFC 9449 §4.2),
+/// and each mistake in its flags is one line that says what to do instead.
+#[test]
+fn dpop_cli_proofs_and_their_mistakes() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("dpop.pem");
+    let key = key.to_str().unwrap();
+    let (code, _, err) = cli(&["dpop", "key", "--out", key], None);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = cli(&["dpop", "key", "--out", key], None);
+    assert_ne!(code, 0);
+    assert!(err.contains("exists already") && err.contains("--out"), "{err}");
+
+    let url = "https://api.example.com/api/transfers?page=2#top";
+    let (code, out, err) = cli(&["dpop", "proof", "--key", key, "--url", url, "--token", "t"], None);
+    assert_eq!(code, 0, "{err}");
+    let payload = out.trim().split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["htu"], "https://api.example.com/api/transfers");
+
+    let url = "https://api.example.com/api/transfers";
+    for (args, expected) in [
+        (&["--method", "GE T"][..], "not an HTTP method"),
+        (&["--method", ""], "not an HTTP method"),
+        (&["--token", ""], "--token is empty"),
+        (&["--nonce", " "], "--nonce is empty"),
+    ] {
+        let (code, _, err) = cli(
+            &[&["dpop", "proof", "--key", key, "--url", url][..], args].concat(),
+            None,
+        );
+        assert_ne!(code, 0, "{args:?}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    }
+    let missing = dir.path().join("missing.pem");
+    let (code, _, err) = cli(
+        &["dpop", "proof", "--key", missing.to_str().unwrap(), "--url", url],
+        None,
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("tokengate dpop key --out dpop.pem"), "{err}");
+}
+
+/// `tokengate mtls thumbprint` on a DER file or a key says which file it wants and how to get it.
+#[test]
+fn mtls_cli_mistakes_say_what_to_give() {
+    let dir = tempfile::tempdir().unwrap();
+    let der = dir.path().join("client.der");
+    std::fs::write(&der, [0x30, 0x82, 0x01, 0xff, 0xa0, 0x03, 0x02, 0x01, 0x02, 0xc3, 0x28]).unwrap();
+    let (code, _, err) = cli(&["mtls", "thumbprint", "--cert", der.to_str().unwrap()], None);
+    assert_ne!(code, 0);
+    assert!(err.contains("openssl x509 -inform DER"), "{err}");
+    let key = dir.path().join("client-key.pem");
+    std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").unwrap();
+    let (code, _, err) = cli(&["mtls", "thumbprint", "--cert", key.to_str().unwrap()], None);
+    assert_ne!(code, 0);
+    assert!(err.contains("not its key"), "{err}");
+}

@@ -40,8 +40,8 @@ pub(crate) struct ProofArgs {
     /// The request's method (`htm`).
     #[arg(long, default_value = "POST")]
     method: String,
-    /// The request's URL as the server's public URL names it (`htu`; query and fragment are
-    /// ignored by the server).
+    /// The request's URL as the server's public URL names it (`htu`; a query and a fragment
+    /// are left out of the proof, as RFC 9449 says).
     #[arg(long, value_name = "URL")]
     url: String,
     /// The access token the request presents (the proof carries its hash, `ath`).
@@ -77,32 +77,58 @@ fn read(path: &PathBuf, what: &str) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
 }
 
+/// The hint for a key that cannot be used: where a new one comes from, and how to convert a
+/// P-256 key that is only in the wrong PEM form.
+const MAKE_A_KEY: &str = "make a new one with `tokengate dpop key --out dpop.pem` (a path that does not exist yet), or \
+     convert an EC P-256 key in SEC1 form (`BEGIN EC PRIVATE KEY`) with \
+     `openssl pkcs8 -topk8 -nocrypt -in key.pem -out dpop.pem`";
+
 fn load_key(path: &PathBuf) -> Result<DpopKey, String> {
-    DpopKey::from_pkcs8_pem(&read(path, "DPoP key")?).map_err(|e| {
-        format!(
-            "{}: {e}; make one with `tokengate dpop key --out {}`",
-            path.display(),
-            path.display()
-        )
-    })
+    let pem = read(path, "DPoP key").map_err(|e| format!("{e}; {MAKE_A_KEY}"))?;
+    DpopKey::from_pkcs8_pem(&pem).map_err(|e| format!("{}: {e}; {MAKE_A_KEY}", path.display()))
+}
+
+/// `dpop proof`'s flags checked: a method that is an HTTP token, an absolute `http(s)` URL, and
+/// a token or nonce that is not empty when given.
+fn check_proof_args(args: &ProofArgs) -> Result<(), String> {
+    let is_token_char = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if args.method.is_empty() || !args.method.chars().all(is_token_char) {
+        return Err(format!(
+            "--method {:?} is not an HTTP method; give the request's, e.g. GET, POST or DELETE",
+            args.method
+        ));
+    }
+    if !args.url.starts_with("https://") && !args.url.starts_with("http://") {
+        return Err(format!(
+            "--url {:?} must be the absolute URL of the request, e.g. https://api.example.com/api/transfers",
+            args.url
+        ));
+    }
+    if args.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+        return Err("--token is empty; give the access token the request presents (its hash goes into the proof's `ath`), or leave --token out".into());
+    }
+    if args.nonce.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        return Err("--nonce is empty; give the server's last `DPoP-Nonce` header, or leave --nonce out".into());
+    }
+    Ok(())
 }
 
 pub(crate) fn dpop(command: DpopCommand) -> Result<(), String> {
     match command {
         DpopCommand::Key(args) => {
             let key = DpopKey::generate().map_err(|e| e.to_string())?;
-            write_private(&args.out, &key.to_pkcs8_pem())
-                .map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;
+            write_private(&args.out, &key.to_pkcs8_pem()).map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => format!(
+                    "{} exists already; a private key is never written over another file: choose another --out",
+                    args.out.display()
+                ),
+                _ => format!("cannot write {}: {e}", args.out.display()),
+            })?;
             println!("{}", key.thumbprint());
         }
         DpopCommand::Proof(args) => {
+            check_proof_args(&args)?;
             let method = args.method.to_ascii_uppercase();
-            if !args.url.starts_with("https://") && !args.url.starts_with("http://") {
-                return Err(format!(
-                    "--url {:?} must be the absolute URL of the request, e.g. https://api.example.com/api/transfers",
-                    args.url
-                ));
-            }
             let key = load_key(&args.key)?;
             let proof = key
                 .proof(&method, &args.url, args.token.as_deref(), args.nonce.as_deref())
@@ -117,8 +143,23 @@ pub(crate) fn dpop(command: DpopCommand) -> Result<(), String> {
 pub(crate) fn mtls(command: MtlsCommand) -> Result<(), String> {
     match command {
         MtlsCommand::Thumbprint(args) => {
-            let certificate = ClientCertificate::from_pem(&read(&args.cert, "certificate")?)
-                .ok_or_else(|| format!("{} holds no PEM `CERTIFICATE` block", args.cert.display()))?;
+            let bytes = std::fs::read(&args.cert)
+                .map_err(|e| format!("cannot read the certificate {}: {e}", args.cert.display()))?;
+            let Ok(text) = String::from_utf8(bytes) else {
+                return Err(format!(
+                    "{} is not PEM text (a DER certificate?); convert it with \
+                     `openssl x509 -inform DER -in {} -out client.pem` and give client.pem",
+                    args.cert.display(),
+                    args.cert.display()
+                ));
+            };
+            let certificate = ClientCertificate::from_pem(&text).ok_or_else(|| {
+                format!(
+                    "{} holds no PEM `CERTIFICATE` block (`-----BEGIN CERTIFICATE-----`); give the client's certificate, \
+                     not its key",
+                    args.cert.display()
+                )
+            })?;
             println!("{}", certificate.thumbprint());
         }
     }

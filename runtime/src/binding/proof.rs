@@ -93,7 +93,7 @@ impl DpopKey {
         thumbprint(&self.jwk).unwrap_or_default()
     }
 
-    /// A proof for `method` and `url` (without query and fragment), now, with a random
+    /// A proof for `method` and `url` (its query and fragment left out, RFC 9449 §4.2), now, with a random
     /// `jti`; with `ath` for `access_token` and the server's `nonce` when given.
     pub fn proof(
         &self,
@@ -107,7 +107,8 @@ impl DpopKey {
         let mut claims = json!({
             "jti": B64.encode(jti),
             "htm": method,
-            "htu": url,
+            // RFC 9449 §4.2: the target URI without query and fragment.
+            "htu": url.split(['?', '#']).next().unwrap_or_default(),
             "iat": now_secs(),
         });
         if let Some(token) = access_token {
