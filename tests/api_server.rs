@@ -749,6 +749,16 @@ fn mistakes_in_flags_fail_at_start_up_with_one_line_and_exit_2() {
             "--oauth-client-id",
         ),
         (&["--addr", "not-an-address"], "not-an-address"),
+        // Clerk-hosted mode verifies session tokens with Clerk's keys: a local key would be ignored.
+        (
+            &[
+                "--clerk-secret-key",
+                "sk_test_exampleSecretKey0123456789",
+                "--session-public-key",
+                "a.pem",
+            ],
+            "cannot be used with",
+        ),
         (&["--format", "json"], "--policy-report"),
         (&["--policy-report", "--format", "yaml"], "markdown, json or openapi"),
         (

@@ -307,6 +307,10 @@ fn flag_mistakes_are_one_clear_line() {
         (&["--trusted-proxy", "127.0.0.1"][..], "--client-cert-header"),
         (&["--client-cert-header", "x-cert"], "--trusted-proxy"),
         (
+            &["--client-cert-header", "bad header", "--trusted-proxy", "127.0.0.1"],
+            "is not a header name",
+        ),
+        (
             &["--client-cert-header", "x-cert", "--trusted-proxy", "proxy.local"],
             "proxy.local",
         ),

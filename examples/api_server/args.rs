@@ -116,7 +116,12 @@ pub(crate) struct Args {
     pub(crate) oauth_client_secret: Option<String>,
 
     /// Clerk secret key: verify every token type with Clerk (Clerk-hosted mode).
-    #[arg(long, env = "CLERK_SECRET_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CLERK_SECRET_KEY",
+        hide_env_values = true,
+        conflicts_with_all = ["session_public_key", "session_jwks_url"]
+    )]
     pub(crate) clerk_secret_key: Option<String>,
 
     /// Clerk Backend API URL.

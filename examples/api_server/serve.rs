@@ -80,11 +80,14 @@ pub(crate) async fn serve(
     let routes = app_routes(resource);
     routes.check_verifiers(&gate).map_err(|e| {
         fail(format!(
-            "{e} (configure OAuth with --oauth-issuer, --oauth-jwks-url or --oauth-introspection-url)"
+            "{e}. For this server: outside development mode OAuth tokens are verified only as configured; pass \
+             --oauth-issuer URL, --oauth-jwks-url URL with --oauth-issuer-name, or --oauth-introspection-url URL"
         ))
     })?;
 
     let leaks = secret_scanning(args, Arc::clone(&keys))?;
+    // Checked before the first line is printed: a mistake is the only line.
+    let cert_layer = cert_header(args)?;
     let metrics = match args.metrics_addr {
         Some(addr) => Some(metrics_endpoint(addr).await?),
         None => None,
@@ -103,7 +106,7 @@ pub(crate) async fn serve(
             leaks,
         })
         .into_axum();
-    if let Some(layer) = cert_header(args)? {
+    if let Some(layer) = cert_layer {
         app = app.layer(layer);
     }
     #[allow(clippy::print_stdout)]

@@ -32,6 +32,7 @@ use crate::metadata::{ProtectedResource, ResourceMetadata, WELL_KNOWN_PATH};
 use crate::policy::Policy;
 use crate::registry::{self, HandlerRecord, HandlerStatus};
 use crate::report::PolicyReport;
+use crate::token::TokenType;
 
 /// One handler as recorded: what the registry knows about it, or just its type name.
 #[derive(Clone, Debug)]
@@ -383,32 +384,47 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
         })
     }
 
-    /// Checks, at start-up, that every token type a route accepts has a verifier in `gate`.
+    /// Checks, at start-up, that every token type a route accepts has a verifier in `gate`; the
+    /// error names each type without one and the routes that accept it.
     pub fn check_verifiers(&self, gate: &TokenGate) -> Result<(), ConfigError> {
-        let mut problems = Vec::new();
+        // Each token type without a verifier, and the routes accepting it, in the routes' order.
+        let mut missing: Vec<(TokenType, Vec<String>)> = Vec::new();
         for route in &self.routes {
-            for policy in route
+            let policies = route
                 .handler_policy()
                 .into_iter()
-                .chain(route.layers.iter().map(|p| &**p))
-            {
-                if let Err(missing) = gate.check_policy(policy) {
-                    problems.push(format!(
-                        "{} {} accepts {missing} but the TokenGate has no verifier for it",
-                        route.handler.method, route.path
-                    ));
+                .chain(route.layers.iter().map(|p| &**p));
+            for types in policies.filter_map(|policy| gate.check_policy(policy).err()) {
+                let name = format!("{} {}", route.handler.method, route.path);
+                for token_type in types.iter() {
+                    match missing.iter_mut().find(|(t, _)| *t == token_type) {
+                        Some((_, routes)) if routes.contains(&name) => {}
+                        Some((_, routes)) => routes.push(name.clone()),
+                        None => missing.push((token_type, vec![name.clone()])),
+                    }
                 }
             }
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            problems.dedup();
-            Err(ConfigError::MissingVerifiers(format!(
-                "{}; configure the verifiers with TokenGateBuilder::verifier or stop accepting those types",
-                problems.join("; ")
-            )))
+        if missing.is_empty() {
+            return Ok(());
         }
+        let problems: Vec<String> = missing
+            .iter()
+            .map(|(token_type, routes)| match routes.as_slice() {
+                [one] => format!("no verifier for {token_type}, which {one} accepts"),
+                many => format!(
+                    "no verifier for {token_type}, which {} routes accept: {}",
+                    many.len(),
+                    many.join(", ")
+                ),
+            })
+            .collect();
+        Err(ConfigError::MissingVerifiers(format!(
+            "{}; give the TokenGate a verifier for each with TokenGateBuilder::verifier (e.g. \
+             .verifier(TokenType::{:?}, …)), or stop accepting the type on those routes",
+            problems.join("; "),
+            missing[0].0
+        )))
     }
 
     /// The axum router, ready to serve (with its metadata documents written).
