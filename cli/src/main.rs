@@ -35,13 +35,14 @@ mod binding;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokengate_runtime::VerifyError;
 use tokengate_runtime::keys::{
-    DEFAULT_DATABASE_URL, KeyChange, KeyKind, KeyQuery, KeySpec, KeyStore, KeyVerifier, StoreError, change, issue,
-    looks_like_secret, now_unix, open_store, quote_id, redact_url,
+    DEFAULT_DATABASE_URL, KeyChange, KeyKind, KeyQuery, KeySpec, KeyStore, KeyVerifier, MemoryKeyStore, StoreError,
+    change, issue, looks_like_secret, now_unix, open_store, quote_id, redact_url, sqlite_file,
 };
+use tokengate_runtime::rejection::InvalidReason;
 
 use crate::lifecycle::{RerollArgs, Target, UpdateArgs};
 use crate::output::{Listing, format_time, print_auth, print_json, record_json};
-use crate::parse::{parse_claims, parse_duration, parse_rate};
+use crate::parse::{parse_claims, parse_duration, parse_limit, parse_rate};
 use tokengate_runtime::rate_limit::Rate;
 
 #[derive(Parser)]
@@ -161,7 +162,7 @@ struct ListArgs {
     #[arg(long)]
     subject: Option<String>,
     /// At most this many keys (default: all, read a page at a time).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = parse_limit, allow_negative_numbers = true)]
     limit: Option<u64>,
     /// Only the keys after this one (an id the previous listing showed last), oldest first.
     #[arg(long, value_name = "ID")]
@@ -247,12 +248,34 @@ pub(crate) fn check_id(what: &str, id: &str) -> Result<(), Failure> {
     )))
 }
 
+/// The store of a command that reads or changes existing keys. A missing SQLite file is not
+/// created (a mistyped path would leave an empty database behind): the command reads an empty
+/// store, answers as it would on an empty database, and a note on standard error names the path.
 pub(crate) async fn open(db: &Database) -> Result<Arc<dyn KeyStore>, Failure> {
-    open_store(&db.database).await.map_err(Failure::from)
+    if let Some(file) = sqlite_file(&db.database)
+        && !file.exists()
+    {
+        eprintln!(
+            "note: no key database at {} (nothing there to read or change): check --database or DATABASE_URL; \
+             `tokengate keys create` makes one",
+            file.display()
+        );
+        return Ok(Arc::new(MemoryKeyStore::new()));
+    }
+    open_creating(db).await
+}
+
+/// The store, created when it is a new SQLite file (`keys create`).
+async fn open_creating(db: &Database) -> Result<Arc<dyn KeyStore>, Failure> {
+    let database = db.database.trim();
+    if database == "memory:" || database == "memory://" || database.contains(":memory:") {
+        eprintln!("note: an in-memory database keeps nothing once this command ends");
+    }
+    open_store(database).await.map_err(Failure::from)
 }
 
 async fn create(args: CreateArgs) -> Result<(), Failure> {
-    let store = open(&args.db).await?;
+    let store = open_creating(&args.db).await?;
     let kind = match args.kind {
         Kind::ApiKey => KeyKind::ApiKey,
         Kind::M2m => KeyKind::M2mToken,
@@ -399,9 +422,35 @@ async fn verify(args: VerifyArgs) -> Result<(), Failure> {
             if let Format::Json = args.format {
                 print_json(&serde_json::json!({"valid": false, "reason": reason.as_str()}));
             }
-            Err(Failure::new(format!("invalid: {reason}")))
+            Err(Failure::new(format!(
+                "invalid: {reason} ({}){}",
+                reason.message(),
+                verify_hint(secret, reason)
+            )))
         }
         Err(e) => Err(Failure::new(e.to_string())),
+    }
+}
+
+/// What to do about a secret `keys verify` refused, from its shape (never repeating it).
+fn verify_hint(input: &str, reason: InvalidReason) -> &'static str {
+    let is_id = |s: &str| {
+        s.len() == 35 && (s.starts_with("ak_") || s.starts_with("mt_")) && s[3..].bytes().all(|b| b.is_ascii_hexdigit())
+    };
+    if input.len() > 7 && input[..7].eq_ignore_ascii_case("bearer ") {
+        "; give the secret alone, without `Bearer `"
+    } else if is_id(input) {
+        "; that is a key's id: `keys verify` reads the key's secret (`ak_…` or `mt_…`, 42 characters)"
+    } else if input.starts_with("eyJ") {
+        "; `keys verify` checks API keys and M2M tokens (`ak_…`, `mt_…`), not JWTs"
+    } else {
+        match reason {
+            InvalidReason::BadChecksum => "; the secret was mistyped or cut: copy it again",
+            InvalidReason::UnknownToken => {
+                "; no key in this database has this secret: it was deleted, or issued with another --database"
+            }
+            _ => "",
+        }
     }
 }
 

@@ -48,6 +48,18 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
+/// `--limit`: a whole number of keys, at least 1.
+pub(crate) fn parse_limit(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(0) => Err("at least 1; leave --limit out to list every key".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!(
+            "a whole number of keys from 1 to {} (e.g. --limit 50); leave --limit out to list every key",
+            u64::MAX
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,5 +89,17 @@ mod tests {
         assert!(parse_claims(r#"{"a":1}"#).is_ok());
         assert!(parse_claims("[1]").unwrap_err().contains("JSON object"));
         assert!(parse_claims("{").unwrap_err().contains("not valid JSON"));
+    }
+
+    #[test]
+    fn limits() {
+        assert_eq!(parse_limit("50"), Ok(50));
+        assert!(parse_limit("0").unwrap_err().contains("at least 1"));
+        assert!(parse_limit("-1").unwrap_err().contains("whole number"));
+        assert!(
+            parse_limit("99999999999999999999999")
+                .unwrap_err()
+                .contains("whole number")
+        );
     }
 }

@@ -196,6 +196,47 @@ fn the_default_database_and_the_environment() {
         .output()
         .unwrap();
     assert_eq!(json(&out), serde_json::json!([]));
+    // A database that does not exist is read as an empty one and not created: a mistyped path
+    // leaves no empty database behind, and standard error names it.
+    assert!(!other.exists());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("no key database at {}", other.display())),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = tokengate(
+        dir.path(),
+        &[
+            "keys",
+            "revoke",
+            "ak_0123456789abcdef0123456789abcdef",
+            "--database",
+            other.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no key with id `ak_0123456789abcdef0123456789abcdef`"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!other.exists());
+    // `keys create` makes it.
+    json(&tokengate(
+        dir.path(),
+        &[
+            "keys",
+            "create",
+            "--subject",
+            "user_1",
+            "--database",
+            other.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        None,
+    ));
     assert!(other.exists());
 }
 
@@ -332,6 +373,56 @@ fn a_secret_given_as_an_id_is_refused_and_not_repeated() {
         "{}",
         stdout(&verified)
     );
+}
+
+/// `keys verify` says what a refusal means and, from the input's shape, what to do about it,
+/// without repeating the input.
+#[test]
+fn verify_explains_a_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("keys.db").display());
+    let created = json(&tokengate(
+        dir.path(),
+        &[
+            "keys",
+            "create",
+            "--database",
+            &url,
+            "--subject",
+            "user_1",
+            "--format",
+            "json",
+        ],
+        None,
+    ));
+    let secret = created["secret"].as_str().unwrap();
+    let id = created["id"].as_str().unwrap();
+    let typo = format!(
+        "{}{}",
+        &secret[..secret.len() - 1],
+        if secret.ends_with('a') { "b" } else { "a" }
+    );
+    for (input, expected) in [
+        (
+            format!("Bearer {secret}"),
+            "malformed-token (the token is not well formed); give the secret alone",
+        ),
+        (id.to_owned(), "that is a key's id"),
+        (
+            typo.clone(),
+            "bad-checksum (the token checksum is invalid); the secret was mistyped",
+        ),
+        ("eyJhbGciOiJSUzI1NiJ9.e30.c2ln".to_owned(), "not JWTs"),
+    ] {
+        let out = tokengate(dir.path(), &["keys", "verify", "--database", &url], Some(&input));
+        assert_eq!(out.status.code(), Some(1), "{input}: {}", stderr(&out));
+        assert!(stderr(&out).contains(expected), "{input}: {}", stderr(&out));
+        assert!(
+            !stderr(&out).contains(&typo[3..]) && !stderr(&out).contains(&secret[3..]),
+            "{}",
+            stderr(&out)
+        );
+    }
 }
 
 /// `keys list` streams a table of any size a page at a time, in creation order, and pages with

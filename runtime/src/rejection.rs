@@ -191,7 +191,8 @@ impl InvalidReason {
         }
     }
 
-    const fn message(self) -> &'static str {
+    /// What the reason means, in words (the `message` of a refusal's body).
+    pub const fn message(self) -> &'static str {
         match self {
             InvalidReason::Malformed => "the token is not well formed",
             InvalidReason::Expired => "the token has expired",

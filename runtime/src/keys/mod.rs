@@ -125,6 +125,36 @@ pub fn is_postgres_url(database: &str) -> bool {
     database.starts_with("postgres://") || database.starts_with("postgresql://")
 }
 
+/// The file an SQLite database URL or path names (`sqlite://PATH`, `sqlite:PATH`, a plain
+/// path), as [`open_store`] reads it; `None` for PostgreSQL, `memory:`, an in-memory SQLite
+/// database and any other scheme.
+///
+/// ```
+/// use std::path::Path;
+/// use tokengate_runtime::keys::sqlite_file;
+///
+/// assert_eq!(sqlite_file("sqlite://tokengate.db").as_deref(), Some(Path::new("tokengate.db")));
+/// assert_eq!(sqlite_file("sqlite:///var/lib/app/keys.db?mode=rwc").as_deref(), Some(Path::new("/var/lib/app/keys.db")));
+/// assert_eq!(sqlite_file("keys.db").as_deref(), Some(Path::new("keys.db")));
+/// assert_eq!(sqlite_file("sqlite::memory:"), None);
+/// assert_eq!(sqlite_file("postgres://db/keys"), None);
+/// ```
+pub fn sqlite_file(database: &str) -> Option<std::path::PathBuf> {
+    let database = database.trim();
+    if is_postgres_url(database) || database == "memory:" || database == "memory://" {
+        return None;
+    }
+    let path = database
+        .strip_prefix("sqlite://")
+        .or_else(|| database.strip_prefix("sqlite:"))
+        .unwrap_or(database);
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() || path.contains(":memory:") || path.contains("://") {
+        return None;
+    }
+    Some(std::path::PathBuf::from(path))
+}
+
 #[cfg(feature = "sqlite")]
 /// Opens an SQLite database from the same forms as [`open_store`] (`sqlite://PATH`,
 /// `sqlite:PATH`, `sqlite::memory:` or a plain path), for an application that keeps its own

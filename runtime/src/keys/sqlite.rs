@@ -193,11 +193,7 @@ impl SqliteKeyStore {
             .acquire_timeout(BUSY_TIMEOUT)
             .connect_with(options)
             .await
-            .map_err(|e| {
-                StoreError::Unavailable(format!(
-                    "cannot open the SQLite database `{what}`: {e}; check that its directory exists and is writable"
-                ))
-            })?;
+            .map_err(|e| open_error(what, &e))?;
         SqliteKeyStore::from_pool_named(pool, what).await
     }
 
@@ -303,6 +299,18 @@ impl SqliteKeyStore {
         }
         self.pool.close().await;
     }
+}
+
+/// Why a database file could not be opened, and what to check: a file that is not an SQLite
+/// database (`SQLITE_NOTADB`), else the path and its directory.
+fn open_error(what: &str, e: &sqlx::Error) -> StoreError {
+    let not_a_database = e.as_database_error().and_then(|d| d.code()).as_deref() == Some("26");
+    let hint = if not_a_database {
+        "the file is not an SQLite database; give the path of the key database, or of a new file to create"
+    } else {
+        "check that the path names a file (not a directory) and that its directory exists and is writable"
+    };
+    StoreError::Unavailable(format!("cannot open the SQLite database `{what}`: {e}; {hint}"))
 }
 
 fn db_error(e: sqlx::Error) -> StoreError {

@@ -41,7 +41,7 @@ pub enum StoreError {
     #[error("the key store is unavailable: {0}")]
     Unavailable(String),
     /// The request is invalid (an empty name, claims that are not a JSON object…).
-    #[error("invalid key: {0}")]
+    #[error("{0}")]
     Invalid(String),
     /// A key with the same id or secret hash exists.
     #[error("a key with the same id or secret already exists")]
