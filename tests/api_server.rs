@@ -749,6 +749,16 @@ fn mistakes_in_flags_fail_at_start_up_with_one_line_and_exit_2() {
             "--oauth-client-id",
         ),
         (&["--addr", "not-an-address"], "not-an-address"),
+        (
+            &[
+                "--authorized-party",
+                "https://app.example.com/",
+                "--addr",
+                "127.0.0.1:0",
+            ],
+            "give an origin",
+        ),
+        (&["--key-cache-ttl", "86401", "--addr", "127.0.0.1:0"], "one day"),
         // Clerk-hosted mode verifies session tokens with Clerk's keys: a local key would be ignored.
         (
             &[

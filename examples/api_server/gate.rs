@@ -36,7 +36,8 @@ pub(crate) async fn run(args: Args) -> Result<(), Fatal> {
     let keys = Arc::new(
         KeyVerifier::builder(Arc::clone(&store))
             .cache_ttl(Duration::from_secs(args.key_cache_ttl))
-            .build()?,
+            .build()
+            .map_err(|e| fail(format!("--key-cache-ttl {}: {e}", args.key_cache_ttl)))?,
     );
     if let Some(secret_key) = &args.clerk_secret_key {
         return run_clerk(args.clone(), listening, secret_key, rules, db, keys).await;
@@ -293,6 +294,9 @@ async fn rate_limits(args: &Args) -> Result<RateLimits, Fatal> {
 /// The session rules the flags ask for: authorized parties and issuers.
 fn session_rules(args: &Args) -> Result<SessionRules, Fatal> {
     let mut rules = SessionRules::new();
+    for party in &args.authorized_parties {
+        check_origin(party)?;
+    }
     if !args.authorized_parties.is_empty() {
         rules = rules.authorized_parties(args.authorized_parties.clone());
     }
@@ -305,4 +309,19 @@ fn session_rules(args: &Args) -> Result<SessionRules, Fatal> {
         rules = rules.issuer(issuer.clone());
     }
     Ok(rules)
+}
+
+/// `--authorized-party`: an origin, as a session token's `azp` names it and as it is compared,
+/// exactly: `scheme://host[:port]`, without a path, a query or a trailing slash.
+fn check_origin(party: &str) -> Result<(), Fatal> {
+    let rest = party.strip_prefix("https://").or_else(|| party.strip_prefix("http://"));
+    let is_origin =
+        rest.is_some_and(|host| !host.is_empty() && !host.contains(['/', '?', '#', '@', ' ']) && !host.ends_with(':'));
+    if is_origin {
+        return Ok(());
+    }
+    Err(fail(format!(
+        "--authorized-party {party:?}: give an origin, `scheme://host[:port]` without a path or a trailing slash \
+         (e.g. https://app.example.com or http://localhost:3000): a session token's `azp` is compared with it exactly"
+    )))
 }

@@ -414,6 +414,39 @@ async fn many_tasks_verify_many_keys_concurrently() {
     );
 }
 
+/// Neither cache keeps a key longer than a day: past it, a revocation made elsewhere could go
+/// unseen as long, so the builder refuses and says why.
+#[tokio::test]
+async fn cache_ttls_over_a_day_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn KeyStore> = open(&db_path(&dir)).await;
+    let day = tokengate_runtime::keys::MAX_CACHE_TTL;
+    assert_eq!(day, Duration::from_secs(86_400));
+    let built = KeyVerifier::builder(Arc::clone(&store))
+        .cache_ttl(day)
+        .negative_cache_ttl(day)
+        .build();
+    assert_eq!(built.unwrap().cache_ttl(), day);
+    let over = day + Duration::from_secs(1);
+    for (builder, what) in [
+        (
+            KeyVerifier::builder(Arc::clone(&store)).cache_ttl(over),
+            "cache_ttl of 86401 s",
+        ),
+        (
+            KeyVerifier::builder(Arc::clone(&store)).cache_ttl(Duration::MAX),
+            "cache_ttl of",
+        ),
+        (
+            KeyVerifier::builder(Arc::clone(&store)).negative_cache_ttl(over),
+            "negative_cache_ttl of 86401 s",
+        ),
+    ] {
+        let err = builder.build().unwrap_err().to_string();
+        assert!(err.contains(what) && err.contains("one day"), "{err}");
+    }
+}
+
 #[tokio::test]
 async fn a_revocation_from_another_process_is_seen_within_the_cache_ttl() {
     let dir = tempfile::tempdir().unwrap();

@@ -57,7 +57,7 @@ pub use store::{
 };
 pub use verifier::{
     DEFAULT_CACHE_TTL, DEFAULT_FLUSH_INTERVAL, DEFAULT_NEGATIVE_CACHE_CAPACITY, DEFAULT_NEGATIVE_CACHE_TTL,
-    KeyVerifier, KeyVerifierBuilder,
+    KeyVerifier, KeyVerifierBuilder, MAX_CACHE_TTL,
 };
 
 /// The database file the CLI and the example server use when none is given, in the working

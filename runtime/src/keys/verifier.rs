@@ -74,6 +74,10 @@ use super::usage::UsageRecorder;
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(30);
 /// How long an unknown, revoked or expired secret is remembered.
 pub const DEFAULT_NEGATIVE_CACHE_TTL: Duration = Duration::from_secs(5);
+/// The longest either cache may keep a key ([`KeyVerifierBuilder::cache_ttl`],
+/// [`KeyVerifierBuilder::negative_cache_ttl`]): one day. A revocation made in another process
+/// can go unseen that long (on SQLite; on PostgreSQL while its notices are down).
+pub const MAX_CACHE_TTL: Duration = Duration::from_secs(86_400);
 /// How often `last_used_at` times are written.
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(5);
 /// How many verified keys the cache holds.
@@ -187,8 +191,29 @@ impl KeyVerifierBuilder {
         self
     }
 
-    /// Builds the verifier. Fails on a zero flush interval or lookup bound.
+    /// Builds the verifier. Fails on a zero flush interval or lookup bound, or a cache TTL over
+    /// [`MAX_CACHE_TTL`].
     pub fn build(self) -> Result<KeyVerifier, StoreError> {
+        for (ttl, what) in [
+            (self.cache.verified_ttl, "cache_ttl"),
+            (self.cache.refused_ttl, "negative_cache_ttl"),
+        ] {
+            if ttl > MAX_CACHE_TTL {
+                return Err(StoreError::InvalidConfig(format!(
+                    "the key verifier's {what} of {} s is over the limit of {} s (one day): a key cached that long \
+                     would not be read again, so a revocation made elsewhere could go unseen as long; the default is \
+                     {} s",
+                    ttl.as_secs(),
+                    MAX_CACHE_TTL.as_secs(),
+                    if what == "cache_ttl" {
+                        DEFAULT_CACHE_TTL
+                    } else {
+                        DEFAULT_NEGATIVE_CACHE_TTL
+                    }
+                    .as_secs()
+                )));
+            }
+        }
         if self.flush_interval.is_zero() {
             return Err(StoreError::InvalidConfig(
                 "the key verifier's flush interval must be more than zero (e.g. 5 s)".into(),
