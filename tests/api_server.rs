@@ -1128,3 +1128,17 @@ async fn metrics_addr_serves_prometheus_text() {
     let plain = Server::start(other.path(), &[]);
     assert!(!plain.lines.iter().any(|l| l.starts_with("metrics:")), "off by default");
 }
+
+/// A port another process holds: one line that says so and what to do.
+#[test]
+fn a_port_in_use_is_one_line_with_what_to_do() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (code, _, err) = run_example(&["--addr", &addr]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("another process listens there: choose another --addr"),
+        "{err}"
+    );
+}

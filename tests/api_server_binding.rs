@@ -394,3 +394,35 @@ fn mtls_cli_mistakes_say_what_to_give() {
     assert_ne!(code, 0);
     assert!(err.contains("not its key"), "{err}");
 }
+
+/// `--tls-key` that is not the certificate's key, and the two files swapped, each get a line
+/// that says so.
+#[test]
+fn tls_key_mistakes_say_which_file_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let cert = write("server.pem", &pki.server_pem);
+    let key = write("server-key.pem", &pki.server_key_pem);
+    let other_key = write("client-key.pem", &pki.clients[0].1);
+    for (cert, key, expected) in [
+        (&cert, &other_key, "not the key of the certificate"),
+        (&key, &cert, "are the certificate and key swapped?"),
+    ] {
+        let out = std::process::Command::new(process::example_bin())
+            .args(["--addr", "127.0.0.1:0", "--database"])
+            .arg(format!("sqlite://{}", dir.path().join("tls.db").display()))
+            .args(["--tls-cert", cert, "--tls-key", key])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    }
+}

@@ -38,9 +38,18 @@ pub(crate) async fn listen(args: &Args) -> Result<Listening, Fatal> {
         ),
         _ => None,
     };
-    let listener = tokio::net::TcpListener::bind(args.addr)
-        .await
-        .map_err(|e| fail(format!("cannot listen on {}: {e}", args.addr)))?;
+    let listener = tokio::net::TcpListener::bind(args.addr).await.map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                "; another process listens there: choose another --addr, or port 0 for a free one"
+            }
+            std::io::ErrorKind::AddrNotAvailable => {
+                "; this machine has no such address: use one of its own, e.g. 127.0.0.1 or 0.0.0.0"
+            }
+            _ => "",
+        };
+        fail(format!("cannot listen on {}: {e}{hint}", args.addr))
+    })?;
     let addr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let public_url = match &args.public_url {

@@ -99,7 +99,16 @@ impl TlsConfig {
             path: path.display().to_string(),
             reason,
         };
-        let chain = certificates(cert.0).map_err(|r| pem_error("certificate", cert.1, r))?;
+        let chain = certificates(cert.0).map_err(|r| {
+            // A key given for the certificate, most likely with the certificate given for the key.
+            let swapped = PrivateKeyDer::from_pem_slice(cert.0).is_ok();
+            let hint = if swapped {
+                "; it holds a private key: are the certificate and key swapped?"
+            } else {
+                ""
+            };
+            pem_error("certificate", cert.1, format!("{r}{hint}"))
+        })?;
         let private_key = PrivateKeyDer::from_pem_slice(key.0)
             .map_err(|e| pem_error("private key", key.1, format!("no PEM private key ({e})")))?;
         let builder =
@@ -120,9 +129,18 @@ impl TlsConfig {
             }
             None => builder.with_no_client_auth(),
         };
-        let mut server = builder
-            .with_single_cert(chain, private_key)
-            .map_err(|e| TlsError::Rustls(e.to_string()))?;
+        let mut server = builder.with_single_cert(chain, private_key).map_err(|e| match e {
+            rustls::Error::InconsistentKeys(_) => pem_error(
+                "private key",
+                key.1,
+                format!(
+                    "not the key of the certificate {} (the first of its chain); give the private key that \
+                     certificate was issued for",
+                    cert.1.display()
+                ),
+            ),
+            e => TlsError::Rustls(e.to_string()),
+        })?;
         server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(TlsConfig {
             server: Arc::new(server),
