@@ -202,10 +202,18 @@ async fn no_credentials_is_401_without_error_code() {
     assert_eq!(r.challenge.as_deref(), Some("Bearer realm=\"test\""));
     assert_eq!(r.json()["error"], "Unauthorized");
     assert_eq!(r.json()["reason"], "missing-credentials");
-    // Another scheme carries no bearer credentials either.
-    let r = call(&app(gate(&v)), get_with("/key", Some(b"Basic dXNlcjpwdw=="))).await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(r.json()["reason"], "missing-credentials");
+    assert!(r.json()["message"].as_str().unwrap().contains("Bearer <token>"), "{}", r.json());
+    // Another scheme, or a token without one, carries no bearer credentials either: the same
+    // answer, with a message that says to use the Bearer scheme (and never repeats the value).
+    for value in [&b"Basic dXNlcjpwdw=="[..], b"ak_nope", b"Token abc"] {
+        let r = call(&app(gate(&v)), get_with("/key", Some(value))).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(r.challenge.as_deref(), Some("Bearer realm=\"test\""));
+        assert_eq!(r.json()["reason"], "missing-credentials");
+        let message = r.json()["message"].as_str().unwrap().to_owned();
+        assert!(message.contains("does not use the Bearer scheme"), "{message}");
+        assert!(!message.contains("dXNlcjpwdw") && !message.contains("nope") && !message.contains("abc"));
+    }
 }
 
 #[tokio::test]
