@@ -437,7 +437,10 @@ fn verify_hint(input: &str, reason: InvalidReason) -> &'static str {
     let is_id = |s: &str| {
         s.len() == 35 && (s.starts_with("ak_") || s.starts_with("mt_")) && s[3..].bytes().all(|b| b.is_ascii_hexdigit())
     };
-    if input.len() > 7 && input[..7].eq_ignore_ascii_case("bearer ") {
+    if input
+        .get(..7)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("bearer "))
+    {
         "; give the secret alone, without `Bearer `"
     } else if is_id(input) {
         "; that is a key's id: `keys verify` reads the key's secret (`ak_…` or `mt_…`, 42 characters)"

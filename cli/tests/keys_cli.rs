@@ -413,6 +413,8 @@ fn verify_explains_a_refusal() {
             "bad-checksum (the token checksum is invalid); the secret was mistyped",
         ),
         ("eyJhbGciOiJSUzI1NiJ9.e30.c2ln".to_owned(), "not JWTs"),
+        // Not ASCII: no byte index may split a character.
+        ("ééééé ak_x".to_owned(), "malformed-token"),
     ] {
         let out = tokengate(dir.path(), &["keys", "verify", "--database", &url], Some(&input));
         assert_eq!(out.status.code(), Some(1), "{input}: {}", stderr(&out));

@@ -202,7 +202,11 @@ async fn no_credentials_is_401_without_error_code() {
     assert_eq!(r.challenge.as_deref(), Some("Bearer realm=\"test\""));
     assert_eq!(r.json()["error"], "Unauthorized");
     assert_eq!(r.json()["reason"], "missing-credentials");
-    assert!(r.json()["message"].as_str().unwrap().contains("Bearer <token>"), "{}", r.json());
+    assert!(
+        r.json()["message"].as_str().unwrap().contains("Bearer <token>"),
+        "{}",
+        r.json()
+    );
     // Another scheme, or a token without one, carries no bearer credentials either: the same
     // answer, with a message that says to use the Bearer scheme (and never repeats the value).
     for value in [&b"Basic dXNlcjpwdw=="[..], b"ak_nope", b"Token abc"] {
