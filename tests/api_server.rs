@@ -820,6 +820,10 @@ fn mistakes_in_flags_fail_at_start_up_with_one_line_and_exit_2() {
         assert_eq!(lines.len(), 1, "{args:?} printed more than one line:\n{err}");
         assert!(lines[0].contains(expected), "{args:?}: {err}");
         assert!(!lines[0].contains("For more information"), "{args:?}: {err}");
+        assert!(
+            !err.contains("exampleSecretKey"),
+            "{args:?} repeated a secret key: {err}"
+        );
     }
 }
 

@@ -1,17 +1,14 @@
 //! `keys update`, `reroll`, `disable`, `enable`, `delete` and `history`: a key's life after it
 //! was issued, each change recorded in the audit trail with its actor.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use tokengate_runtime::keys::{
-    Changed, KeyChange, KeyEvent, KeyStore, KeyUpdate, change, now_unix, quote_id, redact_url,
-};
+use tokengate_runtime::keys::{Changed, KeyChange, KeyEvent, KeyUpdate, change, now_unix};
 
 use crate::output::{format_time, print_json, record_json};
 use crate::parse::{parse_claims, parse_duration, parse_grace, parse_rate};
-use crate::{Database, Failure, Format, check_id, open};
+use crate::{Database, Failure, Format, open, unknown_id};
 use tokengate_runtime::rate_limit::Rate;
 
 /// Flags every command that changes a key takes.
@@ -125,24 +122,12 @@ pub(crate) fn actor(given: Option<&str>) -> String {
 }
 
 fn unknown(target: &Target) -> Failure {
-    Failure::usage(format!(
-        "no key with id {} in {}; `tokengate keys list` shows the ids",
-        quote_id(&target.id),
-        redact_url(&target.db.database)
-    ))
-}
-
-impl Target {
-    /// The store, once the id is known not to be a secret pasted in its place.
-    async fn open(&self) -> Result<Arc<dyn KeyStore>, Failure> {
-        check_id("the ID", &self.id)?;
-        open(&self.db).await
-    }
+    Failure::usage(unknown_id(&target.id, &target.db))
 }
 
 /// Applies a change and prints what it did.
 pub(crate) async fn apply(target: Target, change: KeyChange) -> Result<(), Failure> {
-    let store = target.open().await?;
+    let store = open(&target.db).await?;
     let actor = actor(target.actor.as_deref());
     let changed = change::apply(&*store, &target.id, &change, &actor)
         .await?
@@ -158,7 +143,7 @@ pub(crate) async fn update(args: UpdateArgs) -> Result<(), Failure> {
 
 pub(crate) async fn reroll(args: RerollArgs) -> Result<(), Failure> {
     let target = args.target;
-    let store = target.open().await?;
+    let store = open(&target.db).await?;
     let actor = actor(target.actor.as_deref());
     let (record, secret) = change::reroll(&*store, &target.id, args.grace, &actor)
         .await?
@@ -185,7 +170,7 @@ pub(crate) async fn reroll(args: RerollArgs) -> Result<(), Failure> {
 }
 
 pub(crate) async fn history(target: Target) -> Result<(), Failure> {
-    let store = target.open().await?;
+    let store = open(&target.db).await?;
     let events = store.history(&target.id).await?;
     if events.is_empty() && store.get(&target.id).await?.is_none() {
         return Err(unknown(&target));

@@ -234,31 +234,37 @@ impl From<StoreError> for Failure {
     }
 }
 
-/// Refuses a key's secret given where an id belongs (`what`: the argument), without repeating
-/// it: pasted in the wrong place, it should not also land in a terminal's or a CI log's history.
-pub(crate) fn check_id(what: &str, id: &str) -> Result<(), Failure> {
-    if !looks_like_secret(id) {
-        return Ok(());
+/// The message for an id no key has. A value shaped like a key's secret is not repeated: the
+/// message says how to find the key's id instead, and to reroll a secret that was shown.
+pub(crate) fn unknown_id(id: &str, db: &Database) -> String {
+    let mut message = format!(
+        "no key with id {} in {}; `tokengate keys list` shows the ids",
+        quote_id(id),
+        redact_url(&db.database)
+    );
+    if looks_like_secret(id) {
+        message.push_str(
+            ". Ids are `ak_` or `mt_` and 32 hex digits: to find the id of the key whose secret this is, pipe \
+             the secret to `tokengate keys verify`; if it was shown where others can read it, reroll the key \
+             (`tokengate keys reroll ID`)",
+        );
     }
-    Err(Failure::usage(format!(
-        "{what} has the shape of a key's secret, not of its id (ids are `ak_` or `mt_` and 32 hex digits, \
-         as `tokengate keys list` shows them); it is not repeated here. To find the key's id, pipe the secret \
-         to `tokengate keys verify`; if it was shown where others can read it, reroll the key: \
-         `tokengate keys reroll ID`"
-    )))
+    message
 }
 
 /// The store of a command that reads or changes existing keys. A missing SQLite file is not
 /// created (a mistyped path would leave an empty database behind): the command reads an empty
 /// store, answers as it would on an empty database, and a note on standard error names the path.
 pub(crate) async fn open(db: &Database) -> Result<Arc<dyn KeyStore>, Failure> {
+    // Only a file known not to exist: one that cannot be checked (no permission) is opened,
+    // and its error reported.
     if let Some(file) = sqlite_file(&db.database)
-        && !file.exists()
+        && file.try_exists().is_ok_and(|exists| !exists)
     {
         eprintln!(
             "note: no key database at {} (nothing there to read or change): check --database or DATABASE_URL; \
              `tokengate keys create` makes one",
-            file.display()
+            redact_url(&file.display().to_string())
         );
         return Ok(Arc::new(MemoryKeyStore::new()));
     }
@@ -325,9 +331,6 @@ async fn create(args: CreateArgs) -> Result<(), Failure> {
 const LIST_PAGE: usize = 500;
 
 async fn list(args: ListArgs) -> Result<(), Failure> {
-    if let Some(after) = &args.after {
-        check_id("--after", after)?;
-    }
     let store = open(&args.db).await?;
     let mut remaining = args
         .limit
@@ -357,15 +360,10 @@ async fn list(args: ListArgs) -> Result<(), Failure> {
 }
 
 async fn revoke(args: RevokeArgs) -> Result<(), Failure> {
-    check_id("the ID", &args.id)?;
     let store = open(&args.db).await?;
     let before = store.get(&args.id).await?;
     let Some(before) = before else {
-        return Err(Failure::new(format!(
-            "no key with id {} in {}; `tokengate keys list` shows the ids",
-            quote_id(&args.id),
-            redact_url(&args.db.database)
-        )));
+        return Err(Failure::new(unknown_id(&args.id, &args.db)));
     };
     if let Some(at) = before.revoked_at {
         match args.format {

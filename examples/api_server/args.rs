@@ -110,7 +110,6 @@ pub(crate) struct Args {
         long,
         env = "TOKENGATE_OAUTH_CLIENT_SECRET",
         hide_env_values = true,
-        allow_hyphen_values = true,
         requires = "oauth_introspection_url"
     )]
     pub(crate) oauth_client_secret: Option<String>,
@@ -166,13 +165,7 @@ pub(crate) struct Args {
     pub(crate) github_meta_url: String,
 
     /// A GitHub token for that fetch (no scope needed), to stay clear of anonymous rate limits.
-    #[arg(
-        long,
-        env = "TOKENGATE_GITHUB_TOKEN",
-        value_name = "TOKEN",
-        hide_env_values = true,
-        allow_hyphen_values = true
-    )]
+    #[arg(long, env = "TOKENGATE_GITHUB_TOKEN", value_name = "TOKEN", hide_env_values = true)]
     pub(crate) github_token: Option<String>,
 
     /// Redis holding the rate-limit counts, shared by every instance (`redis://HOST:6379/0`);

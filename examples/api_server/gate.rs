@@ -312,11 +312,14 @@ fn session_rules(args: &Args) -> Result<SessionRules, Fatal> {
 }
 
 /// `--authorized-party`: an origin, as a session token's `azp` names it and as it is compared,
-/// exactly: `scheme://host[:port]`, without a path, a query or a trailing slash.
+/// exactly: `scheme://host[:port]` (`https://app.example.com`, `chrome-extension://ID`),
+/// without a path, a query or a trailing slash.
 fn check_origin(party: &str) -> Result<(), Fatal> {
-    let rest = party.strip_prefix("https://").or_else(|| party.strip_prefix("http://"));
-    let is_origin =
-        rest.is_some_and(|host| !host.is_empty() && !host.contains(['/', '?', '#', '@', ' ']) && !host.ends_with(':'));
+    let is_origin = party.split_once("://").is_some_and(|(scheme, host)| {
+        let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c));
+        scheme_ok && !host.is_empty() && !host.contains(['/', '?', '#', '@', ' ']) && !host.ends_with(':')
+    });
     if is_origin {
         return Ok(());
     }

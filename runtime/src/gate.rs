@@ -283,9 +283,6 @@ impl TokenGate {
         let accepts = policy.accepts();
         let presented = match extract(head.headers, accepts.contains(TokenType::SessionToken)) {
             Ok(Some(presented)) => presented,
-            Ok(None) if head.headers.contains_key(http::header::AUTHORIZATION) => {
-                return Step::Done(Verdict::untyped(Rejection::OtherScheme));
-            }
             Ok(None) => return Step::Done(Verdict::untyped(Rejection::MissingCredentials)),
             Err(rejection) => return Step::Done(Verdict::untyped(rejection)),
         };

@@ -109,7 +109,9 @@ const SECRET_PARAMETERS: [&str; 4] = ["pass", "secret", "token", "pwd"];
 
 /// `url` as a message or a log line may show it: the password of its user information and the
 /// value of any query parameter that may be one ([`SECRET_PARAMETERS`]) replaced by `***`.
-/// What is not a URL is returned as it is.
+/// It errs on the side of hiding: the user information ends at the last `@` (a password may
+/// hold `/`, `?` or `#`), a query parameter's value runs to the next `&`, `?` or `;`, parameter
+/// names are compared percent-decoded, and a string without `://` is read the same way.
 ///
 /// ```
 /// use tokengate_runtime::net::redact_url;
@@ -120,44 +122,50 @@ const SECRET_PARAMETERS: [&str; 4] = ["pass", "secret", "token", "pwd"];
 /// ```
 pub fn redact_url(url: &str) -> String {
     let url = url.trim();
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+    let (scheme, rest) = match url.find("://") {
+        Some(i) => url.split_at(i + 3),
+        None => ("", url),
     };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some(("", _)) => format!("***@{host}"),
-            Some((user, _)) => format!("{user}:***@{host}"),
-            None => authority.to_owned(),
-        },
-        None => authority.to_owned(),
+    let (credentials, rest) = match rest.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            // A Redis URL's lone user information is usually a password written without `:`.
+            let lone_password = !userinfo.contains(':') && scheme.to_ascii_lowercase().starts_with("redis");
+            let shown = match (userinfo.contains(':'), user.is_empty() || lone_password) {
+                (true, false) => format!("{user}:***@"),
+                (false, false) => format!("{user}@"),
+                (_, true) => "***@".to_owned(),
+            };
+            (shown, host)
+        }
+        None => (String::new(), rest),
     };
-    format!("{scheme}://{authority}{}", redact_query(tail))
+    format!("{scheme}{credentials}{}", redact_query(rest))
 }
 
-/// The path, query and fragment with the values of secret-looking query parameters hidden.
-fn redact_query(tail: &str) -> String {
-    let Some((path, query)) = tail.split_once('?') else {
-        return tail.to_owned();
+/// The host, path and query with the values of secret-looking query parameters hidden.
+fn redact_query(rest: &str) -> String {
+    let Some((before, query)) = rest.split_once('?') else {
+        return rest.to_owned();
     };
-    let (query, fragment) = match query.split_once('#') {
-        Some((query, fragment)) => (query, Some(fragment)),
-        None => (query, None),
-    };
-    let parameters: Vec<String> = query
-        .split('&')
-        .map(|parameter| match parameter.split_once('=') {
-            Some((name, _)) if is_secret_parameter(name) => format!("{name}=***"),
-            _ => parameter.to_owned(),
-        })
-        .collect();
-    let fragment = fragment.map(|f| format!("#{f}")).unwrap_or_default();
-    format!("{path}?{}{fragment}", parameters.join("&"))
+    let mut out = format!("{before}?");
+    for piece in query.split_inclusive(['&', '?', ';']) {
+        let (body, separator) = match piece.char_indices().last() {
+            Some((i, '&' | '?' | ';')) => piece.split_at(i),
+            _ => (piece, ""),
+        };
+        match body.split_once('=') {
+            Some((name, _)) if is_secret_parameter(name) => out.push_str(&format!("{name}=***{separator}")),
+            _ => out.push_str(piece),
+        }
+    }
+    out
 }
 
 fn is_secret_parameter(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
+    let name = percent_encoding::percent_decode_str(name)
+        .decode_utf8_lossy()
+        .to_ascii_lowercase();
     SECRET_PARAMETERS.iter().any(|secret| name.contains(secret))
 }
 
@@ -234,6 +242,30 @@ mod tests {
             ("redis://u:s3cret@h", "redis://u:***@h"),
             ("redis://h:6379", "redis://h:6379"),
             ("  postgres://a:s3cret@db  ", "postgres://a:***@db"),
+            // No `://`, as a mistyped URL or a Redis address may be written.
+            ("u:s3cret@h:6379", "u:***@h:6379"),
+            ("postgres//app:s3cret@db/k", "postgres//app:***@db/k"),
+            // `#`, `/` or `?` in a password: the user information ends at the last `@`.
+            ("postgres://u:pa#s3cret@db/k", "postgres://u:***@db/k"),
+            ("postgres://u:s3/cr?et@db/k", "postgres://u:***@db/k"),
+            // A parameter name percent-encoded, a second `?`, `;`, a `#` inside a value.
+            ("postgres://db/k?p%61ssword=s3cret", "postgres://db/k?p%61ssword=***"),
+            (
+                "postgres://db/k?sslmode=require?password=s3cret",
+                "postgres://db/k?sslmode=require?password=***",
+            ),
+            (
+                "postgres://db/k?a=1;password=s3cret;b=2",
+                "postgres://db/k?a=1;password=***;b=2",
+            ),
+            ("postgres://db/k?password=ab#s3cret", "postgres://db/k?password=***"),
+            // A Redis password written as the user.
+            ("redis://s3cret@h:6379", "redis://***@h:6379"),
+            ("postgres://app@db/k", "postgres://app@db/k"),
+            (
+                "postgres://[::1]:5432/k?password=s3cret",
+                "postgres://[::1]:5432/k?password=***",
+            ),
         ] {
             assert_eq!(redact_url(url), shown, "{url}");
             assert!(!redact_url(url).contains("s3cret"), "{url}");

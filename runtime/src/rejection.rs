@@ -357,12 +357,6 @@ pub enum Rejection {
     /// No bearer token at all.
     #[error("no credentials")]
     MissingCredentials,
-    /// An `Authorization` header of another scheme (`Basic …`, a token without `Bearer `): no
-    /// bearer credentials either, so on the wire it is [`Rejection::MissingCredentials`]
-    /// (`missing-credentials`, a `401` without an error code), with a message that says which
-    /// scheme to use.
-    #[error("no bearer credentials (another Authorization scheme)")]
-    OtherScheme,
     /// The request is malformed.
     #[error("invalid request: {}", .0.as_str())]
     InvalidRequest(InvalidRequest),
@@ -427,9 +421,7 @@ impl Rejection {
     /// The one table of what each rejection is on the wire.
     fn wire(&self) -> Wire {
         let (status, error_code, reason) = match self {
-            Rejection::MissingCredentials | Rejection::OtherScheme => {
-                (StatusCode::UNAUTHORIZED, None, "missing-credentials")
-            }
+            Rejection::MissingCredentials => (StatusCode::UNAUTHORIZED, None, "missing-credentials"),
             Rejection::InvalidRequest(r) => (StatusCode::BAD_REQUEST, Some("invalid_request"), r.as_str()),
             Rejection::InvalidToken(r) => (StatusCode::UNAUTHORIZED, Some("invalid_token"), r.as_str()),
             Rejection::TokenTypeNotAccepted { .. } => {
@@ -472,9 +464,9 @@ impl Rejection {
 
     fn message(&self) -> Cow<'static, str> {
         match self {
-            Rejection::MissingCredentials => "send a token in the Authorization header: `Bearer <token>`".into(),
-            Rejection::OtherScheme => {
-                "the Authorization header does not use the Bearer scheme: send the token as `Authorization: Bearer <token>`"
+            Rejection::MissingCredentials => {
+                "no bearer token: send it as `Authorization: Bearer <token>` (another scheme, or a token \
+                 without one, is not read)"
                     .into()
             }
             Rejection::InvalidRequest(r) => r.message().into(),

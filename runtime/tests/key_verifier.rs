@@ -431,7 +431,7 @@ async fn cache_ttls_over_a_day_are_refused() {
     for (builder, what) in [
         (
             KeyVerifier::builder(Arc::clone(&store)).cache_ttl(over),
-            "cache_ttl of 86401 s",
+            "cache_ttl of 86401s",
         ),
         (
             KeyVerifier::builder(Arc::clone(&store)).cache_ttl(Duration::MAX),
@@ -439,7 +439,7 @@ async fn cache_ttls_over_a_day_are_refused() {
         ),
         (
             KeyVerifier::builder(Arc::clone(&store)).negative_cache_ttl(over),
-            "negative_cache_ttl of 86401 s",
+            "negative_cache_ttl of 86401s",
         ),
     ] {
         let err = builder.build().unwrap_err().to_string();

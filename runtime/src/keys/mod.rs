@@ -136,6 +136,8 @@ pub fn is_postgres_url(database: &str) -> bool {
 /// assert_eq!(sqlite_file("sqlite://tokengate.db").as_deref(), Some(Path::new("tokengate.db")));
 /// assert_eq!(sqlite_file("sqlite:///var/lib/app/keys.db?mode=rwc").as_deref(), Some(Path::new("/var/lib/app/keys.db")));
 /// assert_eq!(sqlite_file("keys.db").as_deref(), Some(Path::new("keys.db")));
+/// assert_eq!(sqlite_file("sqlite://my%20keys.db").as_deref(), Some(Path::new("my keys.db")));
+/// assert_eq!(sqlite_file("keys?.db").as_deref(), Some(Path::new("keys?.db")));
 /// assert_eq!(sqlite_file("sqlite::memory:"), None);
 /// assert_eq!(sqlite_file("postgres://db/keys"), None);
 /// ```
@@ -144,11 +146,19 @@ pub fn sqlite_file(database: &str) -> Option<std::path::PathBuf> {
     if is_postgres_url(database) || database == "memory:" || database == "memory://" {
         return None;
     }
-    let path = database
+    let path = match database
         .strip_prefix("sqlite://")
         .or_else(|| database.strip_prefix("sqlite:"))
-        .unwrap_or(database);
-    let path = path.split('?').next().unwrap_or(path);
+    {
+        // A URL's path ends at its query and is percent-decoded, as sqlx reads it.
+        Some(url_path) => {
+            let url_path = url_path.split('?').next().unwrap_or(url_path);
+            percent_encoding::percent_decode_str(url_path)
+                .decode_utf8_lossy()
+                .into_owned()
+        }
+        None => database.to_owned(),
+    };
     if path.is_empty() || path.contains(":memory:") || path.contains("://") {
         return None;
     }

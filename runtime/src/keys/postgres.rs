@@ -49,7 +49,8 @@ use super::store::{
     KeyQuery, KeyRecord, KeyStore, LastUsed, NewKey, RevocationNotice, StoreError, StoreFuture, key_migrator,
     page_select,
 };
-use crate::net::redact_url;
+/// A database URL as a message may show it (kept here, where it was first; [`crate::net::redact_url`]).
+pub use crate::net::redact_url;
 
 /// The channel the revocation trigger notifies, with the secret's SHA-256 in hex as payload.
 pub const REVOCATION_CHANNEL: &str = "tokengate_key_revoked";

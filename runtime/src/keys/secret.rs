@@ -287,16 +287,21 @@ pub fn generate_id(kind: KeyKind) -> Result<String, getrandom::Error> {
 /// assert!(!looks_like_secret("ak_3beecc9c60adb5f9b850e91a8ee1e992"));
 /// assert_eq!(quote_id("ak_3beecc9c60adb5f9b850e91a8ee1e992"), "`ak_3beecc9c60adb5f9b850e91a8ee1e992`");
 /// assert!(!quote_id(secret.expose()).contains(secret.expose()));
+/// assert!(looks_like_secret(&format!("Bearer {}", secret.expose())));
+/// assert!(looks_like_secret(&format!(" \"{}\"\n", secret.expose())));
 /// ```
 pub fn looks_like_secret(value: &str) -> bool {
-    let Some(body) = [KeyKind::ApiKey, KeyKind::M2mToken]
-        .iter()
-        .find_map(|kind| value.strip_prefix(kind.prefix()))
-    else {
-        return false;
-    };
-    let is_id = body.len() == 32 && body.bytes().all(|b| b.is_ascii_hexdigit());
-    !is_id && body.len() >= RANDOM_LEN / 2 && body.bytes().all(|b| b.is_ascii_alphanumeric())
+    let is_id = value.len() == 35
+        && (value.starts_with("ak_") || value.starts_with("mt_"))
+        && value.bytes().skip(3).all(|b| b.is_ascii_hexdigit());
+    // Anywhere in the value: pasted with `Bearer `, quotes or spaces around it, it is still one.
+    !is_id
+        && ["ak_", "mt_"].iter().any(|prefix| {
+            value.match_indices(prefix).any(|(at, _)| {
+                let body = value[at + prefix.len()..].bytes().take_while(u8::is_ascii_alphanumeric);
+                body.count() >= RANDOM_LEN / 2
+            })
+        })
 }
 
 /// An id as a message quotes it, in backticks; a value shaped like a secret

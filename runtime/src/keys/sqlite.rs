@@ -446,7 +446,8 @@ fn record_from_row(row: &SqliteRow) -> Result<KeyRecord, StoreError> {
 
 /// Writes back what a change made of a key, in the change's transaction.
 async fn save(tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>, record: &KeyRecord) -> Result<(), StoreError> {
-    let scopes = serde_json::to_string(&record.scopes).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let scopes = serde_json::to_string(&record.scopes)
+        .map_err(|e| StoreError::Invalid(format!("cannot store the scopes: {e}")))?;
     sqlx::query(SAVE)
         .bind(&record.name)
         .bind(&record.description)
@@ -521,8 +522,10 @@ impl SqliteKeyStore {
 impl KeyStore for SqliteKeyStore {
     fn create(&self, key: NewKey) -> StoreFuture<'_, KeyRecord> {
         Box::pin(async move {
-            let scopes = serde_json::to_string(&key.scopes).map_err(|e| StoreError::Invalid(e.to_string()))?;
-            let claims = serde_json::to_string(&key.claims).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            let scopes = serde_json::to_string(&key.scopes)
+                .map_err(|e| StoreError::Invalid(format!("cannot store the scopes: {e}")))?;
+            let claims = serde_json::to_string(&key.claims)
+                .map_err(|e| StoreError::Invalid(format!("cannot store the claims: {e}")))?;
             let mut tx = self.pool.begin().await.map_err(db_error)?;
             sqlx::query(
                 "INSERT INTO tokengate_keys (id, kind, secret_hash, name, description, subject, scopes, claims, \

@@ -141,15 +141,18 @@ impl fmt::Debug for KeyVerifierBuilder {
 }
 
 impl KeyVerifierBuilder {
-    /// How long a verified key is cached (default 30 s). Bounds how long a revocation made in
-    /// another process takes to be seen. Zero disables the cache.
+    /// How long a verified key is cached (default 30 s, at most [`MAX_CACHE_TTL`]: [`build`]
+    /// refuses more). Bounds how long a revocation made in another process takes to be seen. Zero
+    /// disables the cache.
+    ///
+    /// [`build`]: KeyVerifierBuilder::build
     pub fn cache_ttl(mut self, ttl: Duration) -> Self {
         self.cache.verified_ttl = ttl;
         self
     }
 
-    /// How long an unknown, revoked or expired secret is remembered (default 5 s). Zero
-    /// disables it.
+    /// How long an unknown, revoked or expired secret is remembered (default 5 s, at most
+    /// [`MAX_CACHE_TTL`]). Zero disables it.
     pub fn negative_cache_ttl(mut self, ttl: Duration) -> Self {
         self.cache.refused_ttl = ttl;
         self
@@ -194,23 +197,15 @@ impl KeyVerifierBuilder {
     /// Builds the verifier. Fails on a zero flush interval or lookup bound, or a cache TTL over
     /// [`MAX_CACHE_TTL`].
     pub fn build(self) -> Result<KeyVerifier, StoreError> {
-        for (ttl, what) in [
-            (self.cache.verified_ttl, "cache_ttl"),
-            (self.cache.refused_ttl, "negative_cache_ttl"),
+        for (ttl, what, default) in [
+            (self.cache.verified_ttl, "cache_ttl", DEFAULT_CACHE_TTL),
+            (self.cache.refused_ttl, "negative_cache_ttl", DEFAULT_NEGATIVE_CACHE_TTL),
         ] {
             if ttl > MAX_CACHE_TTL {
                 return Err(StoreError::InvalidConfig(format!(
-                    "the key verifier's {what} of {} s is over the limit of {} s (one day): a key cached that long \
-                     would not be read again, so a revocation made elsewhere could go unseen as long; the default is \
-                     {} s",
-                    ttl.as_secs(),
-                    MAX_CACHE_TTL.as_secs(),
-                    if what == "cache_ttl" {
-                        DEFAULT_CACHE_TTL
-                    } else {
-                        DEFAULT_NEGATIVE_CACHE_TTL
-                    }
-                    .as_secs()
+                    "the key verifier's {what} of {ttl:?} is over the limit of {MAX_CACHE_TTL:?} (one day): a key \
+                     cached that long would not be read again, so a revocation made elsewhere could go unseen as \
+                     long; the default is {default:?}"
                 )));
             }
         }
