@@ -222,15 +222,18 @@ fn tls_client(pki: &Pki, identity: Option<usize>) -> reqwest::Client {
     builder.build().unwrap()
 }
 
+/// Writes `text` to `dir/name`; the path as text.
+fn write_file(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn settlements_over_the_servers_tls_with_client_certificates() {
     let dir = tempfile::tempdir().unwrap();
     let pki = pki();
-    let write = |name: &str, text: &str| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path.display().to_string()
-    };
+    let write = |name: &str, text: &str| write_file(dir.path(), name, text);
     let (cert, key, ca) = (
         write("server.pem", &pki.server_pem),
         write("server-key.pem", &pki.server_key_pem),
@@ -401,11 +404,7 @@ fn mtls_cli_mistakes_say_what_to_give() {
 fn tls_key_mistakes_say_which_file_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
     let pki = pki();
-    let write = |name: &str, text: &str| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path.display().to_string()
-    };
+    let write = |name: &str, text: &str| write_file(dir.path(), name, text);
     let cert = write("server.pem", &pki.server_pem);
     let key = write("server-key.pem", &pki.server_key_pem);
     let other_key = write("client-key.pem", &pki.clients[0].1);

@@ -320,28 +320,30 @@ fn an_unreachable_postgres_database_is_a_failure_that_hides_the_password() {
     assert!(!stderr(&out).contains("hunter2"), "{}", stderr(&out));
 }
 
+/// A database in `dir` with one API key of `user_1`: its URL, and the key as `keys create
+/// --format json` printed it (with its secret).
+fn one_key(dir: &Path) -> (String, serde_json::Value) {
+    let url = format!("sqlite://{}", dir.join("keys.db").display());
+    let args = [
+        "keys",
+        "create",
+        "--database",
+        &url,
+        "--subject",
+        "user_1",
+        "--format",
+        "json",
+    ];
+    let created = json(&tokengate(dir, &args, None));
+    (url, created)
+}
+
 /// A key's secret pasted where its id belongs finds no key, and the message does not repeat
 /// it (however it was pasted) but says how to find the id; the key stays as it was.
 #[test]
 fn a_secret_given_as_an_id_is_not_repeated() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("keys.db").display());
-    let created = json(&tokengate(
-        dir.path(),
-        &[
-            "keys",
-            "create",
-            "--database",
-            &url,
-            "--subject",
-            "user_1",
-            "--name",
-            "ci",
-            "--format",
-            "json",
-        ],
-        None,
-    ));
+    let (url, created) = one_key(dir.path());
     let secret = created["secret"].as_str().unwrap();
     // Mistyped or cut short, with `Bearer `, in quotes or spaces: still not repeated.
     let truncated = &secret[..secret.len() - 4];
@@ -389,21 +391,7 @@ fn a_secret_given_as_an_id_is_not_repeated() {
 #[test]
 fn verify_explains_a_refusal() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("keys.db").display());
-    let created = json(&tokengate(
-        dir.path(),
-        &[
-            "keys",
-            "create",
-            "--database",
-            &url,
-            "--subject",
-            "user_1",
-            "--format",
-            "json",
-        ],
-        None,
-    ));
+    let (url, created) = one_key(dir.path());
     let secret = created["secret"].as_str().unwrap();
     let id = created["id"].as_str().unwrap();
     let typo = format!(
