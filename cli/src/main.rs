@@ -36,7 +36,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokengate_runtime::VerifyError;
 use tokengate_runtime::keys::{
     DEFAULT_DATABASE_URL, KeyChange, KeyKind, KeyQuery, KeySpec, KeyStore, KeyVerifier, MemoryKeyStore, StoreError,
-    change, issue, looks_like_secret, now_unix, open_store, quote_id, redact_url, sqlite_file,
+    change, is_key_id, issue, looks_like_secret, now_unix, open_store, quote_id, redact_url, sqlite_file,
 };
 use tokengate_runtime::rejection::InvalidReason;
 
@@ -432,15 +432,12 @@ async fn verify(args: VerifyArgs) -> Result<(), Failure> {
 
 /// What to do about a secret `keys verify` refused, from its shape (never repeating it).
 fn verify_hint(input: &str, reason: InvalidReason) -> &'static str {
-    let is_id = |s: &str| {
-        s.len() == 35 && (s.starts_with("ak_") || s.starts_with("mt_")) && s[3..].bytes().all(|b| b.is_ascii_hexdigit())
-    };
     if input
         .get(..7)
         .is_some_and(|scheme| scheme.eq_ignore_ascii_case("bearer "))
     {
         "; give the secret alone, without `Bearer `"
-    } else if is_id(input) {
+    } else if is_key_id(input) {
         "; that is a key's id: `keys verify` reads the key's secret (`ak_…` or `mt_…`, 42 characters)"
     } else if input.starts_with("eyJ") {
         "; `keys verify` checks API keys and M2M tokens (`ak_…`, `mt_…`), not JWTs"

@@ -22,13 +22,14 @@ use crate::{DEV_AUDIENCE, DEV_ISSUER, Fatal, fail};
 pub(crate) async fn run(args: Args) -> Result<(), Fatal> {
     let rules = session_rules(&args)?;
     let listening = binding::listen(&args).await?;
-    let db_path = sqlite_path(&args.database)?;
+    // The key store first: it names an unsupported URL scheme and what it takes.
     let store = open_store(&args.database).await.map_err(|e| {
         fail(format!(
             "cannot open the key store at {}: {e}",
             redact_url(&args.database)
         ))
     })?;
+    let db_path = sqlite_path(&args.database)?;
     let db = match &db_path {
         Some(path) => open_users_db(path).await?,
         None => UsersDb::Postgres(open_users_pg(&args.database).await?),

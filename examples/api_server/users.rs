@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
-use tokengate::keys::{Access, DEFAULT_DATABASE_URL, SqliteConnections, StoreError, is_postgres_url, redact_url};
+use tokengate::keys::{
+    Access, DEFAULT_DATABASE_URL, SqliteConnections, StoreError, is_postgres_url, redact_url, sqlite_file,
+};
 
 use crate::{DEMO_USER, Fatal, fail};
 
@@ -94,23 +96,18 @@ impl UsersDb {
     }
 }
 
-/// The SQLite file a database URL names; `None` for a PostgreSQL URL.
+/// The SQLite file a database URL names (as the key store reads it); `None` for a PostgreSQL
+/// URL.
 pub(crate) fn sqlite_path(database: &str) -> Result<Option<PathBuf>, Fatal> {
-    let database = database.trim();
     if is_postgres_url(database) {
         return Ok(None);
     }
-    let path = database
-        .strip_prefix("sqlite://")
-        .or_else(|| database.strip_prefix("sqlite:"))
-        .unwrap_or(database);
-    let path = path.split('?').next().unwrap_or(path);
-    if path.is_empty() || path.contains(":memory:") || path == "memory:" {
-        return Err(fail(format!(
-            "--database {database}: the example server needs a database file (e.g. {DEFAULT_DATABASE_URL})"
-        )));
-    }
-    Ok(Some(PathBuf::from(path)))
+    sqlite_file(database).map(Some).ok_or_else(|| {
+        fail(format!(
+            "--database {}: the example server needs a database file (e.g. {DEFAULT_DATABASE_URL})",
+            redact_url(database.trim())
+        ))
+    })
 }
 
 pub(crate) async fn open_users_db(path: &Path) -> Result<UsersDb, Fatal> {

@@ -465,7 +465,7 @@ impl Rejection {
     fn message(&self) -> Cow<'static, str> {
         match self {
             Rejection::MissingCredentials => {
-                "no bearer token: send it as `Authorization: Bearer <token>` (another scheme, or a token \
+                "send a token in the Authorization header: `Bearer <token>` (another scheme, or a token \
                  without one, is not read)"
                     .into()
             }

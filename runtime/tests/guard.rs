@@ -215,7 +215,7 @@ async fn no_credentials_is_401_without_error_code() {
         assert_eq!(r.challenge.as_deref(), Some("Bearer realm=\"test\""));
         assert_eq!(r.json()["reason"], "missing-credentials");
         let message = r.json()["message"].as_str().unwrap().to_owned();
-        assert!(message.contains("Authorization: Bearer <token>"), "{message}");
+        assert!(message.contains("`Bearer <token>` (another scheme"), "{message}");
         assert!(!message.contains("dXNlcjpwdw") && !message.contains("nope") && !message.contains("abc"));
     }
 }

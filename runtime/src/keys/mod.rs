@@ -48,7 +48,7 @@ pub use change::{Changed, DEFAULT_ACTOR, KeyAction, KeyChange, KeyEvent, KeyUpda
 pub use memory::MemoryKeyStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresKeyStore, PostgresOptions};
-pub use secret::{KeyKind, Secret, SecretHash, check_secret, looks_like_secret, quote_id};
+pub use secret::{KeyKind, Secret, SecretHash, check_secret, is_key_id, looks_like_secret, quote_id};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{Access, SqliteConnections, SqliteKeyStore};
 pub use store::{

@@ -275,6 +275,24 @@ pub fn generate_id(kind: KeyKind) -> Result<String, getrandom::Error> {
     Ok(id)
 }
 
+/// Whether `value` has the shape of the ids [`generate_id`] makes: `ak_` or `mt_` and 32 hex
+/// digits.
+///
+/// ```
+/// use tokengate_runtime::keys::is_key_id;
+///
+/// assert!(is_key_id("ak_3beecc9c60adb5f9b850e91a8ee1e992"));
+/// assert!(is_key_id("mt_3beecc9c60adb5f9b850e91a8ee1e992"));
+/// assert!(!is_key_id("ak_3beecc9c60adb5f9b850e91a8ee1e99"));
+/// assert!(!is_key_id("xx_3beecc9c60adb5f9b850e91a8ee1e992"));
+/// assert!(!is_key_id("ak_3beecc9c60adb5f9b850e91a8ee1e99é"));
+/// ```
+pub fn is_key_id(value: &str) -> bool {
+    value.len() == 35
+        && (value.starts_with("ak_") || value.starts_with("mt_"))
+        && value.bytes().skip(3).all(|b| b.is_ascii_hexdigit())
+}
+
 /// Whether `value`, given where a key's id belongs, has the shape of a secret (or of most of
 /// one) rather than of an id: a message then does not repeat it, since it was probably pasted
 /// in the wrong place and belongs to nobody's logs.
@@ -291,11 +309,8 @@ pub fn generate_id(kind: KeyKind) -> Result<String, getrandom::Error> {
 /// assert!(looks_like_secret(&format!(" \"{}\"\n", secret.expose())));
 /// ```
 pub fn looks_like_secret(value: &str) -> bool {
-    let is_id = value.len() == 35
-        && (value.starts_with("ak_") || value.starts_with("mt_"))
-        && value.bytes().skip(3).all(|b| b.is_ascii_hexdigit());
     // Anywhere in the value: pasted with `Bearer `, quotes or spaces around it, it is still one.
-    !is_id
+    !is_key_id(value)
         && ["ak_", "mt_"].iter().any(|prefix| {
             value.match_indices(prefix).any(|(at, _)| {
                 let body = value[at + prefix.len()..].bytes().take_while(u8::is_ascii_alphanumeric);
