@@ -108,7 +108,8 @@ pub(crate) fn is_loopback_host(host: &str) -> bool {
 const SECRET_PARAMETERS: [&str; 4] = ["pass", "secret", "token", "pwd"];
 
 /// `url` as a message or a log line may show it: the password of its user information and the
-/// value of any query parameter that may be one (a name holding `pass`, `secret`, `token` or `pwd`, in any case) replaced by `***`.
+/// value of any query parameter that may be one (a name holding `pass`, `secret`, `token` or
+/// `pwd`, in any case) replaced by `***`.
 /// It errs on the side of hiding: the user information ends at the last `@` (a password may
 /// hold `/`, `?` or `#`), a query parameter's value runs to the next `&`, `?` or `;`, parameter
 /// names are compared percent-decoded, and a string without `://` is read the same way.
